@@ -1,0 +1,1 @@
+"""Checks prove what the lab's networks really do. Each yields `CheckResult`s."""

@@ -1,0 +1,61 @@
+"""The check registry and what every check receives."""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from overlaylab.checks.probes import Probe, exec_in
+from overlaylab.checks.result import CheckResult
+from overlaylab.context import LabContext
+
+
+@dataclass
+class VerifyContext:
+    lab: LabContext
+    probes: list[Probe]
+    timeout: float = 10.0  # per probe action, retries included
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=16))
+
+    def probes_on(self, network: str) -> list[Probe]:
+        return [p for p in self.probes if p.network == network]
+
+    def exec(
+        self,
+        probe_or_node: Probe | str,
+        container: str | None,
+        argv: list[str],
+        timeout: float | None = None,
+    ) -> tuple[int, str, str]:
+        """Run argv in a container: (exit code, output, the command as a user would type it)."""
+        node = probe_or_node.node if isinstance(probe_or_node, Probe) else probe_or_node
+        name = container or (probe_or_node.name if isinstance(probe_or_node, Probe) else "")
+        code, out = exec_in(self.lab, node, name, argv, timeout or self.timeout)
+        env = self.lab.provider.engine_env(node)
+        prefix = " ".join(f"{k}={v}" for k, v in env.items() if k != "DOCKER_MACHINE_NAME")
+        return code, out, f"{prefix} docker exec {name} {shlex.join(argv)}"
+
+    def map(self, fn: Callable[[Any], list[CheckResult]], items: list[Any]) -> list[CheckResult]:
+        results: list[CheckResult] = []
+        for chunk in self.pool.map(fn, items):
+            results.extend(chunk)
+        return results
+
+
+@dataclass(frozen=True)
+class Check:
+    id: str
+    group: str
+    description: str
+    run: Callable[[VerifyContext], list[CheckResult]]
+
+
+def timed(fn: Callable[[], CheckResult]) -> CheckResult:
+    started = time.monotonic()
+    result = fn()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result

@@ -1,0 +1,66 @@
+"""Run the checks against a lab and collect every result."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from overlaylab.checks import connectivity
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.probes import ensure_probes
+from overlaylab.checks.result import CheckResult
+from overlaylab.context import LabContext
+
+ALL_CHECKS: list[Check] = [*connectivity.CHECKS]
+
+
+@dataclass
+class VerifyReport:
+    cluster: str
+    results: list[CheckResult] = field(default_factory=list)
+    seconds: float = 0.0
+    checks_run: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[CheckResult]:
+        return [r for r in self.results if r.failed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and bool(self.results)
+
+
+def select_checks(only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Check]:
+    """--only/--skip take check ids, groups or globs (`connectivity.*`)."""
+
+    def hit(check: Check, patterns: Sequence[str]) -> bool:
+        return any(fnmatch.fnmatch(check.id, p) or check.group == p for p in patterns)
+
+    chosen = [c for c in ALL_CHECKS if (not only or hit(c, only)) and not hit(c, skip)]
+    return chosen
+
+
+def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:
+    started = time.monotonic()
+    report = VerifyReport(cluster=ctx.spec.name, checks_run=[c.id for c in checks])
+    vctx = VerifyContext(lab=ctx, probes=ensure_probes(ctx), timeout=timeout)
+    try:
+        for check in checks:
+            try:
+                report.results.extend(check.run(vctx))
+            except Exception as exc:  # a crashing check is reported, not fatal to the rest
+                report.results.append(
+                    CheckResult(
+                        check=check.id,
+                        subject=check.description,
+                        status="error",
+                        message=f"{type(exc).__name__}: {exc}",
+                        hint="the check itself could not run; see the message",
+                    )
+                )
+    finally:
+        vctx.pool.shutdown(wait=True)
+    report.seconds = time.monotonic() - started
+    return report

@@ -1,0 +1,105 @@
+"""The library behind the tasks: open a lab from its spec, bring it up, take it down."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError, PreflightError, StepError
+from overlaylab.layout import LabLayout
+from overlaylab.progress import Progress
+from overlaylab.providers import get_provider
+from overlaylab.spec.loader import load_spec, spec_root
+from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+from overlaylab.steps.engines import ensure_engines, ensure_tls
+from overlaylab.steps.images import ensure_images
+from overlaylab.steps.kv import ensure_kv
+from overlaylab.steps.networks import ensure_networks
+from overlaylab.steps.preflight import local_preflight
+from overlaylab.steps.stacks import ensure_stacks
+
+DEFAULT_SPEC = Path("inventory/lab.yml")
+
+
+def open_lab(spec_path: str | Path = DEFAULT_SPEC, progress: Progress | None = None) -> LabContext:
+    path = Path(spec_path)
+    spec = load_spec(path)
+    state_dir = spec.provider.state_dir if isinstance(spec.provider, LocalProviderSpec) else None
+    layout = LabLayout.for_cluster(spec.name, state_dir)
+    return LabContext(
+        spec=spec,
+        spec_path=path,
+        root=spec_root(path),
+        layout=layout,
+        provider=get_provider(spec, layout),
+        progress=progress or Progress(),
+    )
+
+
+def _ensure_nodes(ctx: LabContext) -> bool:
+    existed = ctx.provider.exists()
+    ctx.provider.provision(on_item=None if existed else ctx.progress.item)
+    return not existed
+
+
+# `up` as data: (step name, function). Each function is idempotent.
+UP_SEQUENCE: list[tuple[str, Callable[[LabContext], bool]]] = [
+    ("nodes", _ensure_nodes),
+    ("tls", ensure_tls),
+    ("kv", ensure_kv),
+    ("engines", ensure_engines),
+    ("images", ensure_images),
+    ("networks", ensure_networks),
+    ("stacks", ensure_stacks),
+]
+
+
+@dataclass
+class UpReport:
+    changed: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def preflight(ctx: LabContext) -> None:
+    gaps = local_preflight(ctx.spec, ctx.provider.host_address)
+    if gaps:
+        raise PreflightError(gaps)
+
+
+def up(ctx: LabContext, retain: bool = False) -> UpReport:
+    """Converge the machine to the spec. A fresh lab that fails is removed unless `retain`."""
+    started = time.monotonic()
+    report = UpReport()
+    with ctx.progress.step("preflight"):
+        preflight(ctx)
+    fresh = not ctx.provider.exists()
+    for name, ensure in UP_SEQUENCE:
+        try:
+            with ctx.progress.step(name):
+                if ensure(ctx):
+                    report.changed.append(name)
+        except (OverlaylabError, OSError) as exc:
+            error = StepError(name, None, exc)
+            if fresh and not retain:
+                ctx.progress.say("[yellow]removing the half-made lab (keep it with --retain)[/]")
+                ctx.provider.destroy()
+            raise error from exc
+        except BaseException:
+            # Ctrl-C: leave what exists; the next `up` converges, `down` removes it.
+            ctx.progress.say("[yellow]interrupted: run `invoke up` to finish or `invoke down`[/]")
+            raise
+        ctx.state.set("last_step", name)
+    report.timings = dict(ctx.progress.timings)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def down(cluster: str, state_dir: str | Path | None = None) -> list[str]:
+    """Remove every trace of the lab named `cluster` (needs no state file, no spec)."""
+    from overlaylab.providers.teardown import destroy_local_lab
+
+    return destroy_local_lab(LabLayout.for_cluster(cluster, state_dir))

@@ -1,0 +1,285 @@
+"""The embedded default provider: every node is a network + UTS namespace on this box.
+
+Shape of a local lab (cluster `lab`):
+
+    host ── ol-lab (veth, 192.168.99.1) ──┐
+                                          │  netns ol-lab.switch: bridge br0
+    netns ol-lab-kv    eth1 192.168.99.10 ┤  (the lab switch lives in its own
+    netns ol-lab-node1 eth1 192.168.99.11 ┤   namespace, so no dockerd's iptables
+    netns ol-lab-node2 eth1 192.168.99.12 ┘   policy can ever block it)
+
+Nodes get no default route: lab traffic cannot leave the lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import docker
+from docker.tls import TLSConfig
+
+from overlaylab.errors import CommandError, OverlaylabError
+from overlaylab.layout import LabLayout
+from overlaylab.providers import teardown
+from overlaylab.runners import HostRunner, NamespaceRunner
+from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+
+# Sets the node's hostname inside its fresh UTS namespace, then becomes the service.
+# Spec values travel as arguments ("$1", "$@"), never inside the script text.
+_HOSTNAME_THEN_EXEC = 'hostname "$1" && shift && exec "$@"'
+
+
+class LocalProvider:
+    name = "local"
+
+    def __init__(self, spec: ClusterSpec, layout: LabLayout) -> None:
+        self.spec = spec
+        self.layout = layout
+        options = spec.provider
+        assert isinstance(options, LocalProviderSpec)
+        self.options = options
+        self.host = HostRunner()
+
+    # --- node plumbing -------------------------------------------------------------
+    def runner(self, node: str) -> NamespaceRunner:
+        return NamespaceRunner(self.layout.node_ns(node), label=node)
+
+    def netns(self, node: str) -> str:
+        return self.layout.node_ns(node)
+
+    @property
+    def host_address(self) -> ipaddress.IPv4Address | None:
+        if not self.options.host_link:
+            return None
+        return self.options.host_address or next(self.spec.lab.subnet.hosts())
+
+    def _existing_netns(self) -> set[str]:
+        out = self.host.run(["ip", "netns", "list"]).stdout
+        return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+    def _ip(self, netns: str | None, *args: str, check: bool = True) -> bool:
+        argv = ["ip", *(["-n", netns] if netns else []), *args]
+        return self.host.run(argv, check=check).ok
+
+    def _link_exists(self, netns: str | None, name: str) -> bool:
+        return self._ip(netns, "link", "show", "dev", name, check=False)
+
+    def provision(self, on_item: callable | None = None) -> None:  # type: ignore[valid-type]
+        """Create (or complete, after an interruption) the switch, nodes and links."""
+        say = on_item or (lambda where, msg: None)
+        teardown.record_host_footprint(self.layout)
+        layout, mtu = self.layout, str(self.spec.lab.mtu)
+        existing = self._existing_netns()
+        sw = layout.switch_ns
+        if sw not in existing:
+            self._ip(None, "netns", "add", sw)
+        if not self._link_exists(sw, layout.SWITCH_BRIDGE):
+            self._ip(sw, "link", "add", layout.SWITCH_BRIDGE, "type", "bridge")
+        self._ip(sw, "link", "set", layout.SWITCH_BRIDGE, "mtu", mtu, "up")
+        self._ip(sw, "link", "set", "lo", "up")
+        say("switch", f"netns {sw}, bridge {layout.SWITCH_BRIDGE}")
+
+        prefix = self.spec.lab.subnet.prefixlen
+        for node in self.spec.nodes:
+            ns = layout.node_ns(node.name)
+            port = layout.switch_port(node.name)
+            if ns not in existing:
+                self._ip(None, "netns", "add", ns)
+            if not self._link_exists(ns, layout.NODE_IFACE):
+                # Half-made pair from an interrupted run: remove the switch end first.
+                if self._link_exists(sw, port):
+                    self._ip(sw, "link", "del", port)
+                self._ip(
+                    sw,
+                    "link",
+                    "add",
+                    port,
+                    "mtu",
+                    mtu,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    layout.NODE_IFACE,
+                    "netns",
+                    ns,
+                )
+            self._ip(sw, "link", "set", port, "master", layout.SWITCH_BRIDGE, "up")
+            self._ip(ns, "link", "set", "lo", "up")
+            self._ip(ns, "addr", "replace", f"{node.address}/{prefix}", "dev", layout.NODE_IFACE)
+            self._ip(ns, "link", "set", layout.NODE_IFACE, "mtu", mtu, "up")
+            say(node.name, f"netns {ns}, {layout.NODE_IFACE} {node.address}/{prefix}")
+
+        if self.host_address is not None:
+            link = layout.host_link
+            if not self._link_exists(None, link):
+                if self._link_exists(sw, layout.SWITCH_HOST_PORT):
+                    self._ip(sw, "link", "del", layout.SWITCH_HOST_PORT)
+                self._ip(
+                    None,
+                    "link",
+                    "add",
+                    link,
+                    "mtu",
+                    mtu,
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    layout.SWITCH_HOST_PORT,
+                    "netns",
+                    sw,
+                )
+            self._ip(
+                sw, "link", "set", layout.SWITCH_HOST_PORT, "master", layout.SWITCH_BRIDGE, "up"
+            )
+            self._ip(None, "addr", "replace", f"{self.host_address}/{prefix}", "dev", link)
+            self._ip(None, "link", "set", link, "up")
+            say("host", f"{link} {self.host_address}/{prefix}")
+
+    # --- services (dockerd, etcd, ...) inside a node --------------------------------
+    def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:
+        """Start a long-running service inside the node's namespaces, detached.
+
+        nsenter and unshare exec in place, so the pid we get is the service's own.
+        """
+        node_dir = self.layout.node_dir(node)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        log = self.layout.log_file(node, service).open("ab")
+        cmd = [
+            "nsenter",
+            f"--net=/run/netns/{self.layout.node_ns(node)}",
+            "unshare",
+            "--uts",
+            "--",
+            "sh",
+            "-c",
+            _HOSTNAME_THEN_EXEC,
+            "sh",
+            node,
+            *argv,
+        ]
+        with log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        self.layout.pid_file(node, service).write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
+        """The service's pid if it is alive (and really is `binary`), else None."""
+        try:
+            pid = int(self.layout.pid_file(node, service).read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # A zombie left by our own Popen is dead for our purposes.
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+        if binary and comm != binary[:15]:
+            return None
+        return pid
+
+    def stop_service(self, node: str, service: str, binary: str, timeout: float = 10) -> None:
+        pid = self.service_pid(node, service, binary)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.service_pid(node, service, binary):
+            time.sleep(0.05)
+        if self.service_pid(node, service, binary):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
+        try:
+            text = self.layout.log_file(node, service).read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    # --- engine endpoints --------------------------------------------------------------
+    def engine_client(self, node: str, timeout: int = 30) -> docker.DockerClient:
+        """A client on the node's unix socket (reachable whatever the host link)."""
+        return docker.DockerClient(
+            base_url=f"unix://{self.layout.docker_socket(node)}", timeout=timeout, version="auto"
+        )
+
+    @contextlib.contextmanager
+    def engine(self, node: str, timeout: int = 30) -> Iterator[docker.DockerClient]:
+        client = self.engine_client(node, timeout)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def engine_env(self, node: str) -> dict[str, str]:
+        """DOCKER_* variables that point the docker CLI at this node's engine."""
+        spec = self.spec
+        if spec.engine.tls and self.host_address is not None:
+            return {
+                "DOCKER_HOST": f"tcp://{spec.address_of(node)}:{spec.engine.api_port}",
+                "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(self.layout.client_cert_dir),
+                "DOCKER_MACHINE_NAME": node,
+            }
+        return {"DOCKER_HOST": f"unix://{self.layout.docker_socket(node)}"}
+
+    def engine_tls_client(self, node: str, timeout: int = 30) -> docker.DockerClient:
+        certs = self.layout.client_cert_dir
+        tls = TLSConfig(
+            client_cert=(str(certs / "cert.pem"), str(certs / "key.pem")),
+            ca_cert=str(certs / "ca.pem"),
+            verify=True,
+        )
+        url = f"https://{self.spec.address_of(node)}:{self.spec.engine.api_port}"
+        client = docker.DockerClient(base_url=url, tls=tls, timeout=timeout, version="auto")
+        # The API client is a requests.Session: without this, REQUESTS_CA_BUNDLE in the
+        # environment would replace the lab CA and every verification would fail.
+        client.api.trust_env = False
+        return client
+
+    # --- teardown ------------------------------------------------------------------------
+    def destroy(self) -> list[str]:
+        """Remove everything the lab made; works from names, whatever state it is in."""
+        return teardown.destroy_local_lab(self.layout)
+
+    def exists(self) -> bool:
+        return bool({n for n in self._existing_netns() if self.layout.owns_ns(n)}) or (
+            self.layout.state_dir.exists()
+        )
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise OverlaylabError(
+            "the local provider needs root (it creates network namespaces and runs dockerd); "
+            "run the task with sudo, or as root"
+        )
+
+
+def which(binary: str) -> str | None:
+    return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+__all__ = ["CommandError", "LocalProvider", "require_root", "which"]

@@ -1,0 +1,233 @@
+"""Take a local lab away completely, from names alone.
+
+Order matters: kill every process first (engines, their containerd and shims, the
+containers themselves, the KV store), then detach mounts, then remove links,
+namespaces, cgroups and files. Processes are found three ways so that a lab
+interrupted at any point (kill -9 mid-`up`, a lost state file) is still found:
+by network namespace (`ip netns pids`), by cgroup parent (containers live in
+their own namespaces) and by command line mentioning the state folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from overlaylab.layout import LabLayout
+
+MNT_DETACH = 2
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+# dockerd hard-codes its plugin socket folder; the lab records whether it made it.
+DOCKER_PLUGIN_DIR = Path("/run/docker/plugins")
+FOOTPRINT_FILE = "host-footprint.json"
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=False)
+
+
+def lab_namespaces(layout: LabLayout) -> list[str]:
+    out = _run("ip", "netns", "list").stdout
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [n for n in names if layout.owns_ns(n)]
+
+
+def lab_cgroups(layout: LabLayout) -> list[Path]:
+    found: list[Path] = []
+    if not CGROUP_ROOT.is_dir():
+        return found
+    hierarchies = [p for p in CGROUP_ROOT.iterdir() if p.is_dir()]
+    for top in [CGROUP_ROOT, *hierarchies]:
+        with contextlib.suppress(OSError):
+            found += [
+                c for c in top.iterdir() if c.is_dir() and c.name.startswith(layout.cgroup_prefix)
+            ]
+    return found
+
+
+def _cgroup_pids(group: Path) -> set[int]:
+    pids: set[int] = set()
+    for procs in group.rglob("cgroup.procs"):
+        with contextlib.suppress(OSError, ValueError):
+            pids |= {int(p) for p in procs.read_text().split()}
+    return pids
+
+
+def lab_pids(layout: LabLayout) -> set[int]:
+    pids: set[int] = set()
+    for ns in lab_namespaces(layout):
+        pids |= {int(p) for p in _run("ip", "netns", "pids", ns).stdout.split() if p.isdigit()}
+    for group in lab_cgroups(layout):
+        pids |= _cgroup_pids(group)
+    marker = str(layout.state_dir).encode()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if marker in (entry / "cmdline").read_bytes():
+                    pids.add(int(entry.name))
+    pids.discard(os.getpid())
+    return pids
+
+
+def kill_processes(layout: LabLayout, timeout: float = 10.0) -> int:
+    killed: set[int] = set()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = {p for p in lab_pids(layout) if not _is_zombie(p)}
+        if not pids:
+            break
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed |= pids
+        time.sleep(0.05)
+    _reap_children()
+    return len(killed)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _reap_children() -> None:
+    # Services spawned by this very process (an `up` then `down` in one run) would
+    # otherwise linger as zombies until it exits.
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0] != 0:
+            pass
+
+
+def lab_mounts(layout: LabLayout) -> list[str]:
+    root = str(layout.state_dir)
+    points: list[str] = []
+    with open("/proc/self/mountinfo") as handle:
+        for line in handle:
+            point = line.split()[4].replace("\\040", " ")
+            if point == root or point.startswith(root + "/"):
+                points.append(point)
+    return points
+
+
+def unmount_all(layout: LabLayout) -> int:
+    count = 0
+    for _ in range(10):  # nested and stacked mounts come off in rounds
+        points = lab_mounts(layout)
+        if not points:
+            break
+        for point in sorted(set(points), key=len, reverse=True):
+            if _libc.umount2(point.encode(), MNT_DETACH) == 0:
+                count += 1
+    return count
+
+
+def remove_cgroups(layout: LabLayout) -> int:
+    count = 0
+    for group in lab_cgroups(layout):
+        for sub in sorted(
+            (p for p in group.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+        ):
+            with contextlib.suppress(OSError):
+                sub.rmdir()
+        with contextlib.suppress(OSError):
+            group.rmdir()
+            count += 1
+    return count
+
+
+NETNS_DIR = Path("/run/netns")
+
+
+def _is_mount_point(path: Path) -> bool:
+    with open("/proc/self/mountinfo") as handle:
+        return any(line.split()[4] == str(path) for line in handle)
+
+
+def record_host_footprint(layout: LabLayout) -> None:
+    """Before the lab's first namespace, note which shared host paths already existed.
+
+    `ip netns add` bind-mounts /run/netns onto itself and dockerd makes
+    /run/docker/plugins; `down` removes them only if the lab made them.
+    """
+    path = layout.state_dir / FOOTPRINT_FILE
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    existed = {str(p): p.exists() for p in (DOCKER_PLUGIN_DIR, DOCKER_PLUGIN_DIR.parent, NETNS_DIR)}
+    existed["netns-mount"] = _is_mount_point(NETNS_DIR)
+    path.write_text(json.dumps(existed))
+
+
+def restore_host_footprint(layout: LabLayout) -> None:
+    try:
+        existed = json.loads((layout.state_dir / FOOTPRINT_FILE).read_text())
+    except (OSError, ValueError):
+        # No record: take away only what is empty and unused by anyone else.
+        other = _other_dockerd_running()
+        existed = {
+            str(DOCKER_PLUGIN_DIR): other,
+            str(DOCKER_PLUGIN_DIR.parent): other,
+            str(NETNS_DIR): True,
+            "netns-mount": True,
+        }
+    for p in (DOCKER_PLUGIN_DIR, DOCKER_PLUGIN_DIR.parent):  # deepest first
+        if not existed.get(str(p), True):
+            with contextlib.suppress(OSError):
+                p.rmdir()  # only if empty: never take what someone else put there
+    no_namespaces_left = NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir())
+    if no_namespaces_left and not existed.get("netns-mount", True) and _is_mount_point(NETNS_DIR):
+        _libc.umount2(str(NETNS_DIR).encode(), MNT_DETACH)
+    if no_namespaces_left and not existed.get(str(NETNS_DIR), True):
+        with contextlib.suppress(OSError):
+            NETNS_DIR.rmdir()
+
+
+def _other_dockerd_running() -> bool:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "dockerd":
+                    return True
+    return False
+
+
+def destroy_local_lab(layout: LabLayout) -> list[str]:
+    done: list[str] = []
+    killed = kill_processes(layout)
+    if killed:
+        done.append(f"killed {killed} processes")
+    unmounted = unmount_all(layout)
+    if unmounted:
+        done.append(f"unmounted {unmounted} mounts")
+    if _run("ip", "link", "show", "dev", layout.host_link).returncode == 0:
+        # Deleted by hand: namespace teardown is asynchronous in the kernel.
+        _run("ip", "link", "del", layout.host_link)
+        done.append(f"deleted host link {layout.host_link}")
+    namespaces = lab_namespaces(layout)
+    for ns in namespaces:
+        _run("ip", "netns", "del", ns)
+    if namespaces:
+        done.append(f"deleted {len(namespaces)} namespaces")
+    cgroups = remove_cgroups(layout)
+    if cgroups:
+        done.append(f"removed {cgroups} cgroups")
+    restore_host_footprint(layout)
+    if layout.state_dir.exists():
+        shutil.rmtree(layout.state_dir, ignore_errors=True)
+        done.append(f"removed {layout.state_dir}")
+    parent = layout.state_dir.parent
+    if parent.name == "overlaylab":
+        with contextlib.suppress(OSError):
+            parent.rmdir()  # the shared root, once its last lab is gone
+    return done

@@ -1,0 +1,1 @@
+"""Renderings of a verify report: terminal table, JSON, JUnit XML."""

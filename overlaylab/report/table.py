@@ -1,0 +1,60 @@
+"""The terminal report: one line per check, grouped, failures spelled out below."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich.console import Console
+from rich.table import Table
+
+from overlaylab.checks.result import CheckResult
+from overlaylab.checks.verify import VerifyReport
+
+STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta"}
+
+
+def _summary(results: list[CheckResult]) -> tuple[str, str]:
+    counts: dict[str, int] = defaultdict(int)
+    for r in results:
+        counts[r.status] += 1
+    worst = next((s for s in ("error", "fail", "skip") if counts[s]), "pass")
+    text = ", ".join(f"{counts[s]} {s}" for s in ("pass", "fail", "error", "skip") if counts[s])
+    return worst, text
+
+
+def print_report(report: VerifyReport, console: Console) -> None:
+    by_check: dict[str, list[CheckResult]] = defaultdict(list)
+    for result in report.results:
+        by_check[result.check].append(result)
+    table = Table(title=f"overlaylab verify: {report.cluster}", show_lines=False)
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("summary")
+    for check_id, results in by_check.items():
+        worst, counts = _summary(results)
+        failing = [r.subject for r in results if r.failed]
+        summary = (
+            counts
+            if not failing
+            else f"{counts}: "
+            + "; ".join(failing[:4])
+            + (f" (+{len(failing) - 4} more)" if len(failing) > 4 else "")
+        )
+        table.add_row(check_id, f"[{STYLE[worst]}]{worst.upper()}[/]", summary)
+    console.print(table)
+    for result in report.failed:
+        console.print(
+            f"[{STYLE[result.status]}]✗ {result.check}[/] {result.subject}: {result.message}"
+        )
+        if result.hint:
+            console.print(f"    hint: {result.hint}")
+        if result.command:
+            console.print(f"    [dim]$ {result.command}[/]")
+        if result.output:
+            tail = result.output.strip().splitlines()[-5:]
+            console.print("\n".join(f"    [dim]| {line}[/]" for line in tail))
+    total, failed = len(report.results), len(report.failed)
+    colour = "red" if failed else "green"
+    console.print(
+        f"[bold {colour}]{failed}/{total} checks failed[/] [dim]({report.seconds:.1f}s)[/]"
+    )

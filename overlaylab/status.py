@@ -1,0 +1,128 @@
+"""`invoke status`: what is running, read from the machine (not from the state file)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker.errors
+from rich.console import Console
+from rich.table import Table
+
+from overlaylab.context import LabContext
+from overlaylab.providers.teardown import lab_namespaces
+from overlaylab.steps.engines import engine_ping
+from overlaylab.steps.kv import kv_command, kv_ready
+
+
+def _engine(ctx: LabContext, node: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"node": node, "address": str(ctx.spec.address_of(node))}
+    if not engine_ping(ctx, node):
+        return {**info, "engine": "down"}
+    try:
+        with ctx.provider.engine(node, timeout=5) as client:
+            facts = client.info()
+            containers = client.containers.list(all=True)
+            info.update(
+                engine="up",
+                version=facts.get("ServerVersion"),
+                cluster_store=facts.get("ClusterStore") or None,
+                cluster_advertise=facts.get("ClusterAdvertise") or None,
+                containers=[
+                    {
+                        "name": c.name,
+                        "status": c.status,
+                        "networks": {
+                            k: v.get("IPAddress")
+                            for k, v in c.attrs["NetworkSettings"]["Networks"].items()
+                        },
+                    }
+                    for c in containers
+                ],
+                networks=sorted(
+                    n.name for n in client.networks.list() if n.attrs["Driver"] == "overlay"
+                ),
+            )
+    except docker.errors.DockerException as exc:
+        info.update(engine="error", error=str(exc))
+    return info
+
+
+def collect(ctx: LabContext) -> dict[str, Any]:
+    spec = ctx.spec
+    namespaces = set(lab_namespaces(ctx.layout))
+    nodes = [
+        {
+            "name": n.name,
+            "address": str(n.address),
+            "roles": list(n.roles),
+            "namespace": ctx.layout.node_ns(n.name) in namespaces,
+        }
+        for n in spec.nodes
+    ]
+    kv: dict[str, Any] | None = None
+    if spec.kv is not None:
+        binary, _ = kv_command(ctx) if ctx.layout.node_dir(spec.kv.node).exists() else ("", [])
+        alive = ctx.provider.service_pid(spec.kv.node, spec.kv.backend, binary or None) is not None
+        ready, why = kv_ready(ctx) if alive else (False, "not running")
+        kv = {
+            "backend": spec.kv.backend,
+            "node": spec.kv.node,
+            "running": alive,
+            "ready": ready,
+            "detail": "" if ready else why,
+            "url": spec.cluster_store_url(),
+        }
+    engines = [_engine(ctx, n.name) for n in spec.engine_nodes] if namespaces else []
+    return {
+        "cluster": spec.name,
+        "state_dir": str(ctx.layout.state_dir),
+        "up": bool(namespaces),
+        "nodes": nodes,
+        "kv": kv,
+        "engines": engines,
+    }
+
+
+def print_status(snapshot: dict[str, Any], console: Console) -> None:
+    if not snapshot["up"]:
+        console.print(f"lab '{snapshot['cluster']}' is not up (`invoke up` brings it up)")
+        return
+    table = Table(title=f"lab {snapshot['cluster']}")
+    for column in (
+        "node",
+        "address",
+        "roles",
+        "engine",
+        "cluster-advertise",
+        "overlays",
+        "containers",
+    ):
+        table.add_column(column)
+    engines = {e["node"]: e for e in snapshot["engines"]}
+    for node in snapshot["nodes"]:
+        engine = engines.get(node["name"], {})
+        state = engine.get("engine", "-")
+        colour = {"up": "green", "down": "red", "error": "red"}.get(state, "dim")
+        running = [c for c in engine.get("containers", []) if c["status"] == "running"]
+        table.add_row(
+            node["name"],
+            node["address"],
+            ",".join(node["roles"]),
+            f"[{colour}]{state}[/] {engine.get('version') or ''}".strip(),
+            engine.get("cluster_advertise") or "-",
+            ",".join(engine.get("networks", [])) or "-",
+            str(len(running)) if engine else "-",
+        )
+    console.print(table)
+    kv = snapshot["kv"]
+    if kv:
+        health = "[green]ready[/]" if kv["ready"] else f"[red]not ready[/] ({kv['detail']})"
+        console.print(f"KV store: {kv['backend']} on {kv['node']} at {kv['url']}: {health}")
+    containers = Table(title="containers")
+    for column in ("node", "name", "status", "addresses"):
+        containers.add_column(column)
+    for engine in snapshot["engines"]:
+        for c in engine.get("containers", []):
+            addresses = ", ".join(f"{net}={ip}" for net, ip in c["networks"].items())
+            containers.add_row(engine["node"], c["name"], c["status"], addresses)
+    console.print(containers)

@@ -1,0 +1,121 @@
+"""One dockerd per engine node, configured from the spec through daemon.json."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
+from overlaylab.render import render
+from overlaylab.spec.models import Node
+from overlaylab.steps.tls import LabCA
+
+READY_TIMEOUT = 30.0
+SERVICE = "dockerd"
+
+
+def daemon_config(ctx: LabContext, node: Node) -> dict[str, Any]:
+    """The node's daemon.json as a dict (rendered from templates/daemon.json.j2)."""
+    spec, layout = ctx.spec, ctx.layout
+    hosts = [f"unix://{layout.docker_socket(node.name)}"]
+    if spec.engine.tls:
+        hosts.append(f"tcp://{node.address}:{spec.engine.api_port}")
+    text = render(
+        "daemon.json.j2",
+        node_dir=str(layout.node_dir(node.name)),
+        hosts=hosts,
+        tls=spec.engine.tls,
+        tls_dir=str(layout.node_dir(node.name) / "tls"),
+        cluster_store=spec.cluster_store_url(),
+        cluster_advertise=spec.engine.cluster_advertise,
+        cluster_store_opts=spec.engine.cluster_store_opts,
+        labels=[f"{k}={v}" for k, v in sorted(node.labels.items())],
+        extra=spec.engine.daemon,
+        cgroup_parent=layout.cgroup_parent(node.name),
+        mtu=spec.lab.mtu,
+    )
+    return json.loads(text)
+
+
+def ensure_tls(ctx: LabContext) -> bool:
+    if not ctx.spec.engine.tls:
+        return False
+    layout = ctx.layout
+    fresh = not layout.client_cert_dir.exists()
+    ca = LabCA(layout.tls_dir, ctx.spec.name)
+    ca.ensure()
+    for node in ctx.spec.engine_nodes:
+        assert node.address is not None
+        ca.issue(
+            layout.node_dir(node.name) / "tls",
+            node.name,
+            server=True,
+            ips=[node.address],
+            dns_names=[node.name, "localhost"],
+        )
+    ca.issue(layout.client_cert_dir, "overlaylab-client", server=False)
+    if fresh:
+        ctx.progress.item("tls", f"CA and certificates in {layout.tls_dir}")
+    return fresh
+
+
+def engine_ping(ctx: LabContext, node: str, timeout: float = 1.0) -> bool:
+    """GET /_ping on the node's unix socket: cheap readiness without a client library."""
+    path = str(ctx.layout.docker_socket(node))
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(path)
+            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.0 200") or False
+    except OSError:
+        return False
+
+
+def _ensure_engine(ctx: LabContext, node: Node) -> str:
+    layout, provider = ctx.layout, ctx.provider
+    config = daemon_config(ctx, node)
+    config_path = layout.daemon_config(node.name)
+    wanted = json.dumps(config, indent=2, sort_keys=True) + "\n"
+    current = config_path.read_text() if config_path.exists() else None
+    alive = provider.service_pid(node.name, SERVICE, SERVICE) is not None
+    if alive and current == wanted and engine_ping(ctx, node.name):
+        return "already running"
+    verb = "started"
+    if alive:
+        provider.stop_service(node.name, SERVICE, SERVICE)
+        verb = "restarted (daemon.json changed)" if current != wanted else "restarted"
+    layout.node_dir(node.name).mkdir(parents=True, exist_ok=True)
+    config_path.write_text(wanted)
+    provider.spawn(node.name, SERVICE, ["dockerd", "--config-file", str(config_path)])
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if engine_ping(ctx, node.name):
+            return verb
+        if provider.service_pid(node.name, SERVICE) is None:  # died (not just mid-exec)
+            break
+        time.sleep(0.05)
+    raise OverlaylabError(
+        f"dockerd on {node.name} did not answer on {layout.docker_socket(node.name)}.\n"
+        f"  log {layout.log_file(node.name, SERVICE)}:\n"
+        + "\n".join(f"  | {line}" for line in provider.log_tail(node.name, SERVICE).splitlines())
+    )
+
+
+def ensure_engines(ctx: LabContext) -> bool:
+    nodes = ctx.spec.engine_nodes
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        outcomes = dict(
+            zip(
+                [n.name for n in nodes],
+                pool.map(lambda n: _ensure_engine(ctx, n), nodes),
+                strict=True,
+            )
+        )
+    for name, outcome in outcomes.items():
+        ctx.progress.item(name, f"dockerd {outcome}")
+    return any(o != "already running" for o in outcomes.values())

@@ -1,0 +1,129 @@
+"""Images, without a registry: the probe image is built here from Debian's static
+busybox; every other image is side-loaded from a tarball or the host's own engine."""
+
+from __future__ import annotations
+
+import functools
+import io
+import subprocess
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
+from overlaylab.spec.models import PROBE_IMAGE
+
+BUSYBOX = Path("/bin/busybox")
+PROBE_PAGE = b"overlaylab probe\n"
+
+
+def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode = len(data), mode
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _add_dir(tar: tarfile.TarFile, name: str) -> None:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode = tarfile.DIRTYPE, 0o755
+    tar.addfile(info)
+
+
+def build_probe_rootfs(busybox: Path = BUSYBOX) -> bytes:
+    """A rootfs tarball: static busybox, one symlink per applet, a page for httpd.
+
+    Deterministic (no timestamps), so the same busybox always gives the same image.
+    """
+    applets = subprocess.run(
+        [str(busybox), "--list"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for folder in ("bin", "etc", "tmp", "www", "proc", "sys", "dev"):
+            _add_dir(tar, folder)
+        _add_file(tar, "bin/busybox", busybox.read_bytes(), 0o755)
+        for applet in sorted(set(applets) - {"busybox"}):
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        _add_file(tar, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
+        _add_file(tar, "etc/group", b"root:x:0:\n")
+        _add_file(tar, "www/index.html", PROBE_PAGE)
+    return buffer.getvalue()
+
+
+@functools.cache
+def _probe_rootfs() -> bytes:
+    return build_probe_rootfs()
+
+
+def _has_image(client: docker.DockerClient, name: str) -> bool:
+    try:
+        client.images.get(name)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
+    """`docker save` bytes for a spec image, from its tarball or the host's engine."""
+    if tarball:
+        path = ctx.root / tarball
+        try:
+            return path.read_bytes()
+        except OSError as exc:
+            raise OverlaylabError(f"image {name}: cannot read tarball {path}: {exc}") from exc
+    cache = ctx.layout.images_dir / (name.replace("/", "_").replace(":", "_") + ".tar")
+    if cache.exists():
+        return cache.read_bytes()
+    try:
+        host = docker.from_env()
+        data = b"".join(host.images.get(name).save(named=True))
+    except docker.errors.DockerException as exc:
+        raise OverlaylabError(
+            f"image {name}: no tarball given and the host's engine cannot provide it ({exc}). "
+            f"Nothing is pulled in a lab: `docker save -o FILE {name}` somewhere it exists "
+            "and set images[].tarball to that file."
+        ) from exc
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_bytes(data)
+    return data
+
+
+def ensure_images(ctx: LabContext) -> bool:
+    spec, provider = ctx.spec, ctx.provider
+    engine_nodes = [n.name for n in spec.engine_nodes]
+    wanted: list[tuple[str, str, str | None]] = [(n, PROBE_IMAGE, None) for n in engine_nodes]
+    for image in spec.images:
+        for node in image.nodes or engine_nodes:
+            wanted.append((node, image.name, image.tarball))
+
+    def load(item: tuple[str, str, str | None]) -> bool:
+        node, name, tarball = item
+        with provider.engine(node) as client:
+            if _has_image(client, name):
+                return False
+            if name == PROBE_IMAGE:
+                repo, tag = name.rsplit(":", 1)
+                client.api.import_image_from_data(
+                    _probe_rootfs(),
+                    repository=repo,
+                    tag=tag,
+                    changes=["ENV PATH=/bin", 'CMD ["sh"]', "LABEL overlaylab.role=probe"],
+                )
+            else:
+                client.images.load(_image_tarball(ctx, name, tarball))
+            if not _has_image(client, name):
+                raise OverlaylabError(f"image {name} did not appear on {node} after loading it")
+        ctx.progress.item(node, f"loaded {name}")
+        return True
+
+    with ThreadPoolExecutor(max_workers=max(1, len(engine_nodes))) as pool:
+        changed = list(pool.map(load, wanted))
+    if not any(changed):
+        ctx.progress.item("images", f"{len(wanted)} present already")
+    return any(changed)

@@ -1,0 +1,117 @@
+"""The KV store node: etcd (v2 API), zookeeper, or consul when its binary exists."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
+from overlaylab.netns import http_get, tcp_connect_ok
+
+ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
+READY_TIMEOUT = 30.0
+
+
+def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
+    """(binary name as seen in /proc/PID/comm, argv) for the spec's KV backend."""
+    spec, layout = ctx.spec, ctx.layout
+    assert spec.kv is not None
+    node = spec.kv.node
+    ip, port = str(spec.address_of(node)), spec.kv.client_port
+    data = layout.node_dir(node) / spec.kv.backend
+    if spec.kv.backend == "etcd":
+        # Docker's libkv speaks only etcd's v2 API, which etcd 3.4 serves on request.
+        url = f"http://{ip}:{port}"
+        peer = "http://127.0.0.1:2380"  # single member: peers never leave the node
+        return "etcd", [
+            "etcd",
+            "--name",
+            node,
+            "--data-dir",
+            str(data),
+            "--enable-v2=true",
+            "--listen-client-urls",
+            url,
+            "--advertise-client-urls",
+            url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"{node}={peer}",
+            "--logger=zap",
+            "--log-outputs=stderr",
+        ]
+    if spec.kv.backend == "zookeeper":
+        data.mkdir(parents=True, exist_ok=True)
+        config = layout.node_dir(node) / "zoo.cfg"
+        config.write_text(
+            f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress={ip}\n"
+            "admin.enableServer=false\n4lw.commands.whitelist=ruok\n"
+        )
+        return "java", [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
+    return "consul", [
+        "consul",
+        "agent",
+        "-server",
+        "-bootstrap",
+        "-data-dir",
+        str(data),
+        "-bind",
+        ip,
+        "-client",
+        ip,
+        "-http-port",
+        str(port),
+        "-node",
+        node,
+    ]
+
+
+def kv_ready(ctx: LabContext) -> tuple[bool, str]:
+    spec = ctx.spec
+    assert spec.kv is not None
+    ns = ctx.layout.node_ns(spec.kv.node)
+    ip, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
+    if spec.kv.backend == "etcd":
+        try:
+            status, body = http_get(ns, ip, port, "/v2/keys/", timeout=1.0)
+        except OSError as exc:
+            return False, str(exc)
+        if status == 404:
+            return False, "etcd answers but does not serve the v2 API (needs --enable-v2=true)"
+        return status == 200, f"HTTP {status}: {body[:200]}"
+    return tcp_connect_ok(ns, ip, port, timeout=1.0)
+
+
+def ensure_kv(ctx: LabContext) -> bool:
+    spec = ctx.spec
+    if spec.kv is None:
+        return False
+    node, service = spec.kv.node, spec.kv.backend
+    binary, argv = kv_command(ctx)
+    if ctx.provider.service_pid(node, service, binary) and kv_ready(ctx)[0]:
+        ctx.progress.item(
+            node, f"{service} already serving on {spec.address_of(node)}:{spec.kv.client_port}"
+        )
+        return False
+    ctx.provider.spawn(node, service, argv)
+    deadline = time.monotonic() + READY_TIMEOUT
+    why = ""
+    while time.monotonic() < deadline:
+        ready, why = kv_ready(ctx)
+        if ready:
+            ctx.progress.item(
+                node, f"{service} serving on {spec.address_of(node)}:{spec.kv.client_port}"
+            )
+            return True
+        if not ctx.provider.service_pid(node, service):  # died (not just mid-exec)
+            break
+        time.sleep(0.1)
+    raise OverlaylabError(
+        f"{service} on {node} did not become ready ({why}).\n"
+        f"  log {ctx.layout.log_file(node, service)}:\n"
+        + "\n".join(f"  | {line}" for line in ctx.provider.log_tail(node, service).splitlines())
+    )

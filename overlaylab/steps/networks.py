@@ -1,0 +1,107 @@
+"""Overlay networks: created once, then seen (same id) on every engine node."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
+from overlaylab.layout import LABEL_CLUSTER
+from overlaylab.spec.models import OverlayNetwork
+
+CREATE_TIMEOUT = 30.0  # the engine's KV session may still be forming right after start
+PROPAGATION_TIMEOUT = 30.0
+
+
+def _find(client: docker.DockerClient, name: str) -> dict | None:
+    for net in client.api.networks(names=[name]):
+        if net["Name"] == name:
+            return client.api.inspect_network(net["Id"])
+    return None
+
+
+def _subnet_of(info: dict) -> str | None:
+    configs = (info.get("IPAM") or {}).get("Config") or []
+    return configs[0].get("Subnet") if configs else None
+
+
+def _mismatch(net: OverlayNetwork, info: dict) -> str | None:
+    if info.get("Driver") != net.driver:
+        return f"driver is {info.get('Driver')}, the spec says {net.driver}"
+    if net.subnet is not None and _subnet_of(info) != str(net.subnet):
+        return f"subnet is {_subnet_of(info)}, the spec says {net.subnet}"
+    return None
+
+
+def _create(ctx: LabContext, client: docker.DockerClient, net: OverlayNetwork) -> dict:
+    ipam = None
+    if net.subnet is not None:
+        pool = IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway) if net.gateway else None)
+        ipam = IPAMConfig(pool_configs=[pool])
+    deadline = time.monotonic() + CREATE_TIMEOUT
+    while True:
+        try:
+            created = client.api.create_network(
+                net.name,
+                driver=net.driver,
+                options=net.options or None,
+                ipam=ipam,
+                internal=net.internal,
+                labels={LABEL_CLUSTER: ctx.spec.name, **net.labels},
+                attachable=net.attachable if ctx.spec.orchestration.mode == "swarm-mode" else None,
+                check_duplicate=True,
+            )
+            return client.api.inspect_network(created["Id"])
+        except docker.errors.APIError as exc:
+            if time.monotonic() > deadline:
+                raise OverlaylabError(
+                    f"network {net.name}: the engine refused to create it: {exc.explanation}"
+                ) from exc
+            time.sleep(0.25)
+
+
+def ensure_networks(ctx: LabContext) -> bool:
+    spec, provider = ctx.spec, ctx.provider
+    nodes = [n.name for n in spec.engine_nodes]
+    changed = False
+    for net in spec.networks:
+        with provider.engine(nodes[0]) as first:
+            info = _find(first, net.name)
+            if info is None:
+                info = _create(ctx, first, net)
+                changed = True
+                ctx.progress.item(
+                    nodes[0], f"created {net.driver} network {net.name} ({_subnet_of(info)})"
+                )
+        problem = _mismatch(net, info)
+        if problem:
+            raise OverlaylabError(
+                f"network {net.name} already exists but {problem}. Remove it "
+                f"(`invoke down` then `invoke up`) or make the spec match."
+            )
+        _wait_everywhere(ctx, net, info["Id"], nodes)
+    return changed
+
+
+def _wait_everywhere(ctx: LabContext, net: OverlayNetwork, net_id: str, nodes: list[str]) -> None:
+    missing = list(nodes)
+    deadline = time.monotonic() + PROPAGATION_TIMEOUT
+    while missing and time.monotonic() < deadline:
+        for node in list(missing):
+            with ctx.provider.engine(node) as client:
+                info = _find(client, net.name)
+            if info is not None and info["Id"] == net_id:
+                missing.remove(node)
+        if missing:
+            time.sleep(0.1)
+    if missing:
+        raise OverlaylabError(
+            f"network {net.name} ({net_id[:12]}) did not appear on {', '.join(missing)} within "
+            f"{PROPAGATION_TIMEOUT:.0f}s: those engines do not share the KV store. Check "
+            "their cluster-store/cluster-advertise (`invoke status`) and dockerd logs."
+        )
+    ctx.progress.item(net.name, f"present on {len(nodes)} engines ({net_id[:12]})")

@@ -1,0 +1,144 @@
+"""Everything the local provider needs, checked before anything is created.
+
+All gaps are reported at once, each with the command that fixes it, so a user on a
+fresh machine fixes everything in one go instead of one error per attempt.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from overlaylab.spec.models import ClusterSpec
+from overlaylab.steps.images import BUSYBOX
+from overlaylab.steps.kv import ZOOKEEPER_SERVER
+
+APT = "apt-get install -y"
+SYSTEM_CONTAINERD_SOCKET = Path("/run/containerd/containerd.sock")
+# (binary, Debian package) the local provider always needs.
+BASE_TOOLS = [
+    ("ip", "iproute2"),
+    ("nsenter", "util-linux"),
+    ("unshare", "util-linux"),
+    ("dockerd", "docker.io"),
+    ("containerd", "containerd"),
+    ("runc", "runc"),
+    ("iptables", "iptables"),
+]
+
+
+def _which(binary: str) -> str | None:
+    return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+def dockerd_version() -> tuple[int, int] | None:
+    binary = _which("dockerd")
+    if not binary:
+        return None
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
+    match = re.search(r"version (\d+)\.(\d+)", out)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def _kernel_feature(module: str) -> bool:
+    if Path(f"/sys/module/{module}").exists():
+        return True
+    return (
+        subprocess.run(["modprobe", "-q", module], capture_output=True, check=False).returncode == 0
+    )
+
+
+def local_preflight(
+    spec: ClusterSpec, host_address: ipaddress.IPv4Address | None
+) -> list[tuple[str, str]]:
+    gaps: list[tuple[str, str]] = []
+    if os.geteuid() != 0:
+        gaps.append(
+            (
+                "not running as root (namespaces and dockerd need it)",
+                "run as root, e.g. `sudo -E invoke up`",
+            )
+        )
+    for binary, package in BASE_TOOLS:
+        if not _which(binary):
+            gaps.append((f"`{binary}` is not installed", f"{APT} {package}"))
+    if not BUSYBOX.exists():
+        gaps.append(
+            (
+                f"{BUSYBOX} (static busybox for the offline probe image) is missing",
+                f"{APT} busybox-static",
+            )
+        )
+    if spec.stacks and not _which("docker-compose"):
+        gaps.append(
+            ("`docker-compose` is not installed (the spec deploys stacks)", f"{APT} docker-compose")
+        )
+    if spec.kv is not None:
+        backend = spec.kv.backend
+        if backend == "etcd" and not _which("etcd"):
+            gaps.append(("`etcd` is not installed (kv.backend: etcd)", f"{APT} etcd-server"))
+        if backend == "zookeeper" and not ZOOKEEPER_SERVER.exists():
+            gaps.append(
+                (f"{ZOOKEEPER_SERVER} is missing (kv.backend: zookeeper)", f"{APT} zookeeper")
+            )
+        if backend == "consul" and not _which("consul"):
+            gaps.append(
+                (
+                    "`consul` is not on PATH (kv.backend: consul); Debian 12 does not package it",
+                    "put a consul binary on PATH, or set kv.backend: etcd (same legacy overlay, "
+                    "Debian's etcd-server)",
+                )
+            )
+    version = dockerd_version()
+    if version and spec.engine.uses_cluster_store and version >= (23, 0):
+        gaps.append(
+            (
+                f"dockerd {version[0]}.{version[1]} refuses cluster-store (removed in 23.0)",
+                f"{APT} docker.io=20.10.* (Debian 12 ships 20.10), "
+                "or use swarm mode with cluster-store: null",
+            )
+        )
+    if SYSTEM_CONTAINERD_SOCKET.exists():
+        gaps.append(
+            (
+                f"a system containerd listens on {SYSTEM_CONTAINERD_SOCKET}; "
+                "every lab engine would share it and containers would escape "
+                "their node's namespace",
+                "stop it for the lab's lifetime: `systemctl stop containerd` (or kill it)",
+            )
+        )
+    for module in ("vxlan", "bridge", "veth", "overlay"):
+        if module != "veth" and not _kernel_feature(module):
+            gaps.append((f"kernel feature `{module}` is not available", f"modprobe {module}"))
+    if host_address is not None:
+        gaps += _route_clashes(spec)
+    return gaps
+
+
+def _route_clashes(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """The host link would shadow a real network that overlaps the lab subnet."""
+    out = subprocess.run(
+        ["ip", "-4", "route", "show"], capture_output=True, text=True, check=False
+    ).stdout
+    gaps = []
+    link = f"ol-{spec.name}"
+    for line in out.splitlines():
+        parts = line.split()
+        if not parts or parts[0] == "default" or f"dev {link}" in line:
+            continue
+        try:
+            net = ipaddress.IPv4Network(parts[0], strict=False)
+        except ValueError:
+            continue
+        if net.overlaps(spec.lab.subnet):
+            gaps.append(
+                (
+                    f"lab subnet {spec.lab.subnet} overlaps the host's route {line.strip()!r}",
+                    "choose another lab.subnet in the spec (and node addresses inside it)",
+                )
+            )
+    return gaps

@@ -1,0 +1,121 @@
+"""A private CA for the lab, a server certificate per engine, one client certificate.
+
+The engines' TCP API only ever speaks mutual TLS: an unauthenticated 2375 on a lab
+network is exactly the habit the 2015 guides taught and nobody should copy.
+File names follow docker's conventions (ca.pem, cert.pem, key.pem) so that
+DOCKER_CERT_PATH can point straight at the client folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+VALIDITY = dt.timedelta(days=30)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    path.chmod(0o600)
+
+
+def _write_cert(path: Path, cert: x509.Certificate) -> None:
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def _builder(
+    subject: str, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + VALIDITY)
+    )
+
+
+class LabCA:
+    def __init__(self, tls_dir: Path, cluster: str) -> None:
+        self.dir = tls_dir
+        self.cluster = cluster
+        self.cert_path = tls_dir / "ca.pem"
+        self.key_path = tls_dir / "ca-key.pem"
+
+    def ensure(self) -> None:
+        if self.cert_path.exists() and self.key_path.exists():
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = f"overlaylab {self.cluster} CA"
+        issuer = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        cert = (
+            _builder(name, issuer, key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(key, hashes.SHA256())
+        )
+        _write_key(self.key_path, key)
+        _write_cert(self.cert_path, cert)
+
+    def _load(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        key = serialization.load_pem_private_key(self.key_path.read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return cert, key
+
+    def issue(
+        self,
+        out_dir: Path,
+        common_name: str,
+        *,
+        server: bool,
+        ips: list[ipaddress.IPv4Address] | None = None,
+        dns_names: list[str] | None = None,
+    ) -> None:
+        """Write ca.pem, cert.pem and key.pem into out_dir (skips when already there)."""
+        if (out_dir / "cert.pem").exists() and (out_dir / "key.pem").exists():
+            return
+        ca_cert, ca_key = self._load()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        key = ec.generate_private_key(ec.SECP256R1())
+        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = _builder(common_name, ca_cert.subject, key.public_key()).add_extension(
+            x509.ExtendedKeyUsage([usage]), critical=False
+        )
+        if server:
+            names: list[x509.GeneralName] = [x509.DNSName(n) for n in (dns_names or [])]
+            names += [x509.IPAddress(ip) for ip in (ips or [])]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        cert = builder.sign(ca_key, hashes.SHA256())
+        _write_key(out_dir / "key.pem", key)
+        _write_cert(out_dir / "cert.pem", cert)
+        (out_dir / "ca.pem").write_bytes(self.cert_path.read_bytes())

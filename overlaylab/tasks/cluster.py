@@ -1,0 +1,113 @@
+"""Lab lifecycle tasks: up, down, status, env."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import yaml
+from invoke import task
+
+from overlaylab import lab
+from overlaylab import status as lab_status
+from overlaylab.errors import OverlaylabError, SpecError
+from overlaylab.progress import Progress
+from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
+
+__all__ = ["down", "env", "status", "up"]
+
+
+@task(
+    help={
+        "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
+        "retain": "keep a half-made lab when a fresh `up` fails (for debugging)",
+        "quiet": "no progress lines",
+    }
+)
+@friendly_errors
+def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: ignore[no-untyped-def]
+    """Bring the lab up (or finish it, or confirm it is up to date)."""
+    ctx = lab.open_lab(inventory, Progress(quiet=quiet))
+    report = lab.up(ctx, retain=retain)
+    if report.changed:
+        err.print(
+            f"[bold green]lab '{ctx.spec.name}' is up[/] in {report.seconds:.1f}s "
+            f"(changed: {', '.join(report.changed)})"
+        )
+    else:
+        err.print(
+            f"[bold green]lab '{ctx.spec.name}' is up to date[/]: nothing changed "
+            f"({report.seconds:.1f}s)"
+        )
+
+
+def _cluster_identity(inventory: str, name: str | None) -> tuple[str, str | None]:
+    """(cluster name, state dir) for down: from the spec, or a readable part of it."""
+    if name:
+        return name, None
+    try:
+        ctx = lab.open_lab(inventory, Progress(quiet=True))
+        return ctx.spec.name, str(ctx.layout.state_dir)
+    except SpecError:
+        # A spec that no longer validates must not strand a running lab.
+        try:
+            data = yaml.safe_load(Path(inventory).read_text())
+            return str(data["name"]), None
+        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+            raise OverlaylabError(
+                f"{inventory}: cannot tell which lab to take down ({exc}); pass --name NAME"
+            ) from exc
+
+
+@task(
+    help={
+        "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
+        "name": "cluster name, when the spec is gone or broken",
+    }
+)
+@friendly_errors
+def down(c, inventory=DEFAULT_INVENTORY, name=None):  # type: ignore[no-untyped-def]
+    """Remove every trace of the lab: processes, namespaces, links, mounts, files."""
+    cluster, state_dir = _cluster_identity(inventory, name)
+    done = lab.down(cluster, state_dir)
+    for line in done:
+        err.print(f"  · {line}")
+    err.print(f"[bold]lab '{cluster}' is down[/]" + ("" if done else " (nothing was running)"))
+
+
+@task(
+    help={
+        "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
+        "format": "table (default) or json",
+    }
+)
+@friendly_errors
+def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-untyped-def]
+    """Nodes, engines, KV store, networks and containers at a glance."""
+    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    snapshot = lab_status.collect(ctx)
+    if format == "json":
+        out.print_json(json.dumps(snapshot))
+    else:
+        lab_status.print_status(snapshot, out)
+
+
+@task(
+    help={
+        "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
+        "node": "engine node to point the docker CLI at",
+    }
+)
+@friendly_errors
+def env(c, node, inventory=DEFAULT_INVENTORY):  # type: ignore[no-untyped-def]
+    """Print `export DOCKER_*` lines for NODE, as `docker-machine env` does."""
+    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    names = [n.name for n in ctx.spec.engine_nodes]
+    if node not in names:
+        raise OverlaylabError(
+            f"no engine node '{node}' in {inventory}; engine nodes: {', '.join(names)}"
+        )
+    for key, value in ctx.provider.engine_env(node).items():
+        print(f"export {key}={shlex.quote(value)}")
+    print(f'# Run this command to configure your shell:\n# eval "$(invoke env {node})"')

@@ -1,0 +1,34 @@
+"""What every task shares: turning library errors into clean exits, the console."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from invoke.exceptions import Exit
+from rich.console import Console
+
+from overlaylab.errors import OverlaylabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+DEFAULT_INVENTORY = "inventory/lab.yml"
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def friendly_errors(task_fn: F) -> F:
+    """Library code raises typed errors; only here do they become an exit with a message."""
+
+    @functools.wraps(task_fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task_fn(*args, **kwargs)
+        except OverlaylabError as exc:
+            raise Exit(f"error: {exc}", code=2) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", code=130) from None
+
+    return wrapper  # type: ignore[return-value]

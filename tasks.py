@@ -1,0 +1,3 @@
+"""Entry point for `invoke`: the task collection lives in the package."""
+
+from overlaylab.tasks import ns  # noqa: F401
