@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import json
 import os
 import shutil
@@ -26,6 +27,10 @@ MNT_DETACH = 2
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 # dockerd hard-codes its plugin socket folder; the lab records whether it made it.
 DOCKER_PLUGIN_DIR = Path("/run/docker/plugins")
+# containerd 1.6 puts each shim's socket at /run/containerd/s/sha256(<containerd
+# address>/<namespace>/<container id>), whatever its root; a killed shim leaves it.
+SHIM_SOCKET_DIR = Path("/run/containerd/s")
+CONTAINERD_NAMESPACE = "moby"
 FOOTPRINT_FILE = "host-footprint.json"
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -164,7 +169,14 @@ def record_host_footprint(layout: LabLayout) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    existed = {str(p): p.exists() for p in (DOCKER_PLUGIN_DIR, DOCKER_PLUGIN_DIR.parent, NETNS_DIR)}
+    shared = (
+        DOCKER_PLUGIN_DIR,
+        DOCKER_PLUGIN_DIR.parent,
+        SHIM_SOCKET_DIR,
+        SHIM_SOCKET_DIR.parent,
+        NETNS_DIR,
+    )
+    existed = {str(p): p.exists() for p in shared}
     existed["netns-mount"] = _is_mount_point(NETNS_DIR)
     path.write_text(json.dumps(existed))
 
@@ -173,15 +185,18 @@ def restore_host_footprint(layout: LabLayout) -> None:
     try:
         existed = json.loads((layout.state_dir / FOOTPRINT_FILE).read_text())
     except (OSError, ValueError):
-        # No record: take away only what is empty and unused by anyone else.
+        # No record: these are runtime folders that `ip netns` and dockerd recreate on
+        # demand, so take them away when empty and unused by anyone else.
         other = _other_dockerd_running()
         existed = {
             str(DOCKER_PLUGIN_DIR): other,
             str(DOCKER_PLUGIN_DIR.parent): other,
-            str(NETNS_DIR): True,
-            "netns-mount": True,
+            str(NETNS_DIR): False,
+            "netns-mount": False,
         }
-    for p in (DOCKER_PLUGIN_DIR, DOCKER_PLUGIN_DIR.parent):  # deepest first
+    for p in (SHIM_SOCKET_DIR, SHIM_SOCKET_DIR.parent):
+        existed.setdefault(str(p), _other_dockerd_running())
+    for p in (DOCKER_PLUGIN_DIR, DOCKER_PLUGIN_DIR.parent, SHIM_SOCKET_DIR, SHIM_SOCKET_DIR.parent):
         if not existed.get(str(p), True):
             with contextlib.suppress(OSError):
                 p.rmdir()  # only if empty: never take what someone else put there
@@ -197,9 +212,27 @@ def _other_dockerd_running() -> bool:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == "dockerd":
+                if (entry / "comm").read_text().strip() == "dockerd" and not _is_zombie(
+                    int(entry.name)
+                ):
                     return True
     return False
+
+
+def remove_shim_sockets(layout: LabLayout) -> int:
+    """Remove the shim sockets of every container the lab's engines ever ran."""
+    removed = 0
+    nodes = layout.state_dir / "nodes"
+    for containers in nodes.glob("*/data/containers"):
+        node_dir = containers.parent.parent
+        address = node_dir / "exec" / "containerd" / "containerd.sock"
+        for container in containers.iterdir():
+            key = os.path.join(address, CONTAINERD_NAMESPACE, container.name)
+            socket_path = SHIM_SOCKET_DIR / hashlib.sha256(key.encode()).hexdigest()
+            with contextlib.suppress(FileNotFoundError):
+                socket_path.unlink()
+                removed += 1
+    return removed
 
 
 def destroy_local_lab(layout: LabLayout) -> list[str]:
@@ -222,6 +255,9 @@ def destroy_local_lab(layout: LabLayout) -> list[str]:
     cgroups = remove_cgroups(layout)
     if cgroups:
         done.append(f"removed {cgroups} cgroups")
+    sockets = remove_shim_sockets(layout)
+    if sockets:
+        done.append(f"removed {sockets} stale shim sockets")
     restore_host_footprint(layout)
     if layout.state_dir.exists():
         shutil.rmtree(layout.state_dir, ignore_errors=True)

@@ -1,0 +1,60 @@
+"""Integration tests run real engines: root and the lab's Debian packages are needed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    missing = [b for b in ("dockerd", "etcd", "docker-compose") if not shutil.which(b)]
+    reason = None
+    if os.geteuid() != 0:
+        reason = "integration tests need root (namespaces, dockerd)"
+    elif missing:
+        reason = f"integration tests need {', '.join(missing)} (./lab installs them)"
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def invoke(
+    *args: str, check: bool = True, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI, as a user would, from the project root."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "invoke", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"invoke {' '.join(args)} exited {proc.returncode}\n"
+            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_foreign_lab() -> None:
+    """Refuse to run over a lab someone brought up by hand: the tests take labs down."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    if os.geteuid() == 0 and any(line.startswith("ol-") for line in out.splitlines()):
+        pytest.exit(
+            "a lab is running on this machine (ip netns list shows ol-*); "
+            "take it down with `./lab down` before running the tests",
+            returncode=3,
+        )

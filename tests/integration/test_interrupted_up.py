@@ -1,0 +1,57 @@
+"""`up` killed with SIGKILL mid-way, then `up` again: the lab converges and works."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from conftest import ROOT, invoke
+from hostsnap import HostSnapshot, wait_until_clean
+
+from overlaylab.layout import LabLayout
+
+LAYOUT = LabLayout.for_cluster("lab")
+
+
+def test_up_killed_during_engines_then_up_converges() -> None:
+    before = HostSnapshot.take()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "invoke", "up"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        marker = LAYOUT.log_file("node1", "dockerd")  # the engines step has begun
+        deadline = time.monotonic() + 60
+        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert proc.poll() is None, "up finished before it could be interrupted"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert (
+            not (LAYOUT.state_dir / "state.json").exists()
+            or "stacks" not in (LAYOUT.state_dir / "state.json").read_text()
+        )
+
+        again = invoke("up")
+        assert "lab 'lab' is up" in again.stderr
+        assert "already" in again.stderr  # it finished the lab rather than rebuilding it
+        verify = invoke("verify", "--only", "connectivity")
+        assert "0/18 checks failed" in verify.stdout
+    finally:
+        invoke("down", check=False)
+    assert wait_until_clean(before) == []
+
+
+def test_down_works_without_the_state_file() -> None:
+    before = HostSnapshot.take()
+    try:
+        invoke("up")
+        (LAYOUT.state_dir / "state.json").unlink()
+        (LAYOUT.state_dir / "host-footprint.json").unlink()
+    finally:
+        invoke("down", "--name", "lab")
+    assert wait_until_clean(before) == []
