@@ -18,11 +18,18 @@ from overlaylab.context import LabContext
 class VerifyContext:
     lab: LabContext
     probes: list[Probe]
+    probe_problems: dict[str, str] = field(default_factory=dict)  # node -> why no probes
     timeout: float = 10.0  # per probe action, retries included
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=16))
 
-    def probes_on(self, network: str) -> list[Probe]:
-        return [p for p in self.probes if p.network == network]
+    def probes_on(self, network: str, slot: str | None = "a") -> list[Probe]:
+        return [p for p in self.probes if p.network == network and (slot is None or p.slot == slot)]
+
+    def probe(self, network: str, node: str, slot: str = "a") -> Probe | None:
+        for p in self.probes:
+            if (p.network, p.node, p.slot) == (network, node, slot):
+                return p
+        return None
 
     def exec(
         self,

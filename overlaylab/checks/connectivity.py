@@ -1,37 +1,55 @@
-"""Connectivity matrix: from each node's probe to every other node's, over each overlay."""
+"""Connectivity matrix: every ordered pair of probes on each overlay, cross-host and
+same-host, by ICMP, DNS, TCP, UDP and full-size don't-fragment packets."""
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
-from overlaylab.checks.probes import PROBE_PORT, Probe
+from overlaylab.checks.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, SOCAT, Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.steps.images import PROBE_PAGE
 
 HINT_DATAPLANE = (
-    "overlay data travels as VXLAN on udp/4789 between the nodes' lab addresses: check "
-    "firewalls on both nodes, that both engines advertise a lab address "
-    "(cluster-advertise), and `invoke status`"
+    "overlay traffic between hosts is VXLAN on udp/4789 between the nodes' advertised "
+    "addresses: check that port on both nodes (firewall), that both engines advertise a "
+    "lab address (engines.advertise) and that the nodes reach each other (underlay.*)"
+)
+HINT_SAME_HOST = (
+    "two containers on one host do not need VXLAN: a same-host failure points at the node "
+    "itself (its overlay sandbox, bridge or iptables), not at the network between hosts"
 )
 HINT_DNS = (
-    "names on an overlay are answered by each engine's embedded DNS (127.0.0.11), which "
-    "learns remote containers through the KV store and gossip (tcp+udp/7946): check that "
-    "port between the nodes and the KV store's health"
+    "overlay names are answered by the engine's embedded DNS (127.0.0.11), which learns "
+    "remote containers through the KV store: check kv.* and the engine on both nodes"
+)
+HINT_MTU = (
+    "the overlay's MTU leaves 50 bytes for VXLAN headers; when the lab links carry less "
+    "than overlay MTU + 50, full-size packets with don't-fragment are dropped (TCP stalls "
+    "on large transfers): raise the lab MTU or lower the overlay's "
+    "(-o com.docker.network.driver.mtu=N)"
 )
 
+Attempt = Callable[[], tuple[bool, int, str, str]]
 
-def _pairs(vctx: VerifyContext) -> list[tuple[Probe, Probe]]:
-    pairs: list[tuple[Probe, Probe]] = []
+
+def pairs(vctx: VerifyContext) -> list[tuple[Probe, Probe]]:
+    """Cross-host pairs between first probes, plus first -> second on each node."""
+    found: list[tuple[Probe, Probe]] = []
     for net in vctx.lab.spec.networks:
-        pairs += [(a, b) for a, b in permutations(vctx.probes_on(net.name), 2)]
-    return pairs
+        found += list(permutations(vctx.probes_on(net.name), 2))
+        for first in vctx.probes_on(net.name):
+            second = vctx.probe(net.name, first.node, "b")
+            if second is not None:
+                found.append((first, second))
+    return found
 
 
-def _until(vctx: VerifyContext, attempt):  # type: ignore[no-untyped-def]
-    """Retry `attempt() -> (ok, code, out, cmd)` until ok or the verify timeout passes."""
+def until(vctx: VerifyContext, attempt: Attempt) -> tuple[bool, int, str, str, int]:
+    """Retry until it succeeds or the verify timeout passes (the overlay may converge)."""
     deadline = time.monotonic() + vctx.timeout
     tries = 0
     while True:
@@ -42,108 +60,237 @@ def _until(vctx: VerifyContext, attempt):  # type: ignore[no-untyped-def]
         time.sleep(0.3)
 
 
-def _subject(a: Probe, b: Probe) -> str:
-    return f"{a.node} -> {b.node} over {a.network}"
+def path_of(a: Probe, b: Probe) -> str:
+    return "same-host" if a.node == b.node else "cross-host"
+
+
+def subject(a: Probe, b: Probe) -> str:
+    target = b.node if b.slot == "a" else f"{b.node} (2nd probe)"
+    return f"{a.node} -> {target} over {a.network}"
+
+
+def _result(
+    check: str,
+    a: Probe,
+    b: Probe,
+    ok: bool,
+    message: str,
+    hint: str,
+    cmd: str,
+    out: str,
+    started: float,
+    **details: object,
+) -> CheckResult:
+    if not ok and path_of(a, b) == "same-host" and hint != HINT_DNS:
+        hint = HINT_SAME_HOST
+    return CheckResult(
+        check=check,
+        subject=subject(a, b),
+        status="pass" if ok else "fail",
+        message=message,
+        hint="" if ok else hint,
+        nodes=sorted({a.node, b.node}),
+        command=cmd,
+        output=out.strip()[-800:],
+        details={
+            "from": a.name,
+            "to": b.name,
+            "to_address": b.address,
+            "path": path_of(a, b),
+            **details,
+        },
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 def icmp_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
     started = time.monotonic()
 
-    def attempt():  # type: ignore[no-untyped-def]
+    def attempt() -> tuple[bool, int, str, str]:
         code, out, cmd = vctx.exec(a, None, ["ping", "-c", "1", "-W", "1", b.address], timeout=3)
         return code == 0, code, out, cmd
 
-    ok, code, out, cmd, tries = _until(vctx, attempt)
+    ok, code, out, cmd, tries = until(vctx, attempt)
     match = re.search(r"time=([\d.]+) ms", out)
+    message = f"ping {b.address}" + (
+        f" in {match[1]} ms" if ok and match else f" failed (exit {code})"
+    )
     return [
-        CheckResult(
-            check="connectivity.icmp",
-            subject=_subject(a, b),
-            status="pass" if ok else "fail",
-            message=f"ping {b.address} ({b.name})" + ("" if ok else f" failed (exit {code})"),
-            hint="" if ok else HINT_DATAPLANE,
-            nodes=[a.node, b.node],
-            command=cmd,
-            output=out.strip(),
-            details={
-                "from": a.address,
-                "to": b.address,
-                "tries": tries,
-                "latency_ms": float(match[1]) if match else None,
-                "path": "same-host" if a.node == b.node else "cross-host",
-            },
-            seconds=round(time.monotonic() - started, 3),
-        )
-    ]
-
-
-def dns_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
-    started = time.monotonic()
-
-    def attempt():  # type: ignore[no-untyped-def]
-        code, out, cmd = vctx.exec(a, None, ["nslookup", b.name], timeout=3)
-        return b.address in resolved(out), code, out, cmd
-
-    ok, _code, out, cmd, tries = _until(vctx, attempt)
-    got = resolved(out)
-    message = f"{b.name} -> {', '.join(got) or 'nothing'}"
-    if not ok and got:
-        message += f" (expected {b.address}: stale record)"
-    return [
-        CheckResult(
-            check="connectivity.dns",
-            subject=_subject(a, b),
-            status="pass" if ok else "fail",
-            message=message,
-            hint="" if ok else HINT_DNS,
-            nodes=[a.node, b.node],
-            command=cmd,
-            output=out.strip(),
-            details={"name": b.name, "expected": b.address, "resolved": got, "tries": tries},
-            seconds=round(time.monotonic() - started, 3),
+        _result(
+            "connectivity.icmp",
+            a,
+            b,
+            ok,
+            message,
+            HINT_DATAPLANE,
+            cmd,
+            out,
+            started,
+            tries=tries,
+            latency_ms=float(match[1]) if match else None,
         )
     ]
 
 
 def resolved(nslookup_output: str) -> list[str]:
-    """Addresses in busybox nslookup's answer section (after the 'Name:' line)."""
+    """Addresses in busybox nslookup's answer (after the 'Name:' line)."""
     _, _, answer = nslookup_output.partition("Name:")
     return re.findall(r"Address(?: \d+)?:\s*([0-9.]+)", answer)
+
+
+def dns_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
+    started = time.monotonic()
+
+    def attempt() -> tuple[bool, int, str, str]:
+        code, out, cmd = vctx.exec(a, None, ["nslookup", b.name], timeout=3)
+        return b.address in resolved(out), code, out, cmd
+
+    ok, _code, out, cmd, tries = until(vctx, attempt)
+    got = resolved(out)
+    message = f"{b.name} -> {', '.join(got) or 'nothing'}"
+    if not ok and got:
+        message += f" (its address is {b.address}: a stale record)"
+    return [
+        _result(
+            "connectivity.dns",
+            a,
+            b,
+            ok,
+            message,
+            HINT_DNS,
+            cmd,
+            out,
+            started,
+            tries=tries,
+            name=b.name,
+            resolved=got,
+        )
+    ]
 
 
 def tcp_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
     started = time.monotonic()
     script = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 "$1" "$2"'
 
-    def attempt():  # type: ignore[no-untyped-def]
+    def attempt() -> tuple[bool, int, str, str]:
         code, out, cmd = vctx.exec(
             a, None, ["sh", "-c", script, "tcp", b.name, str(PROBE_PORT)], timeout=4
         )
         return PROBE_PAGE.decode().strip() in out, code, out, cmd
 
-    ok, code, out, cmd, tries = _until(vctx, attempt)
+    ok, code, out, cmd, tries = until(vctx, attempt)
+    message = f"tcp {b.name}:{PROBE_PORT} " + (
+        "answered" if ok else f"did not answer (exit {code})"
+    )
     return [
-        CheckResult(
-            check="connectivity.tcp",
-            subject=_subject(a, b),
-            status="pass" if ok else "fail",
-            message=f"tcp {b.name}:{PROBE_PORT}"
-            + (" answered" if ok else f" did not answer (exit {code})"),
-            hint="" if ok else HINT_DATAPLANE,
-            nodes=[a.node, b.node],
-            command=cmd,
-            output=out.strip()[-500:],
-            details={"to": b.address, "port": PROBE_PORT, "tries": tries},
-            seconds=round(time.monotonic() - started, 3),
+        _result(
+            "connectivity.tcp",
+            a,
+            b,
+            ok,
+            message,
+            HINT_DATAPLANE,
+            cmd,
+            out,
+            started,
+            tries=tries,
+            port=PROBE_PORT,
         )
     ]
 
 
-def _matrix(fn):  # type: ignore[no-untyped-def]
+def udp_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
+    started = time.monotonic()
+    token = f"overlaylab-udp-{a.name}"
+    script = f'echo {token} | {SOCAT} -T 2 - "UDP:$1:$2"'
+
+    def attempt() -> tuple[bool, int, str, str]:
+        code, out, cmd = vctx.exec(
+            a, None, ["sh", "-c", script, "udp", b.address, str(PROBE_UDP_PORT)], timeout=4
+        )
+        return token in out, code, out, cmd
+
+    ok, code, out, cmd, tries = until(vctx, attempt)
+    message = f"udp {b.address}:{PROBE_UDP_PORT} " + ("echoed" if ok else f"no echo (exit {code})")
+    return [
+        _result(
+            "connectivity.udp",
+            a,
+            b,
+            ok,
+            message,
+            HINT_DATAPLANE,
+            cmd,
+            out,
+            started,
+            tries=tries,
+            port=PROBE_UDP_PORT,
+        )
+    ]
+
+
+def overlay_mtu(vctx: VerifyContext, probe: Probe) -> int:
+    code, out, _ = vctx.exec(probe, None, ["cat", "/sys/class/net/eth0/mtu"], timeout=3)
+    return int(out.strip()) if code == 0 and out.strip().isdigit() else 1450
+
+
+def mtu_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
+    started = time.monotonic()
+    mtu = overlay_mtu(vctx, a)
+    payload = mtu - 28  # IPv4 (20) + ICMP (8) headers
+
+    def attempt() -> tuple[bool, int, str, str]:
+        argv = [IPUTILS_PING, "-M", "do", "-s", str(payload), "-c", "1", "-W", "1", b.address]
+        code, out, cmd = vctx.exec(a, None, argv, timeout=3)
+        return code == 0, code, out, cmd
+
+    ok, code, out, cmd, tries = until(vctx, attempt)
+    message = f"{mtu}-byte packet with don't-fragment to {b.address} " + (
+        "crossed" if ok else f"was lost (exit {code})"
+    )
+    lab_mtu = vctx.lab.spec.lab.mtu
+    return [
+        _result(
+            "mtu.df",
+            a,
+            b,
+            ok,
+            message,
+            HINT_MTU,
+            cmd,
+            out,
+            started,
+            tries=tries,
+            overlay_mtu=mtu,
+            lab_mtu=lab_mtu,
+        )
+    ]
+
+
+def matrix(
+    fn: Callable[[VerifyContext, Probe, Probe], list[CheckResult]], check_id: str
+) -> Callable[[VerifyContext], list[CheckResult]]:
     def run(vctx: VerifyContext) -> list[CheckResult]:
-        return vctx.map(lambda pair: fn(vctx, *pair), _pairs(vctx))
+        results = vctx.map(lambda pair: fn(vctx, *pair), pairs(vctx))
+        results += skipped_pairs(vctx, check_id)
+        return results
 
     return run
+
+
+def skipped_pairs(vctx: VerifyContext, check_id: str) -> list[CheckResult]:
+    """Pairs that could not be tested because a node has no probes (say so, once per node)."""
+    return [
+        CheckResult(
+            check=check_id,
+            subject=f"paths from/to {node}",
+            status="skip",
+            message=f"no probe runs on {node}: {why}",
+            nodes=[node],
+            hint="see engines.api for why the node's engine cannot start containers",
+        )
+        for node, why in sorted(vctx.probe_problems.items())
+    ]
 
 
 CHECKS = [
@@ -151,18 +298,30 @@ CHECKS = [
         "connectivity.icmp",
         "connectivity",
         "ICMP by address between probes on each overlay",
-        _matrix(icmp_pair),
+        matrix(icmp_pair, "connectivity.icmp"),
     ),
     Check(
         "connectivity.dns",
         "connectivity",
-        "probe names resolve across hosts to the right address",
-        _matrix(dns_pair),
+        "probe names resolve, across hosts, to the right address",
+        matrix(dns_pair, "connectivity.dns"),
     ),
     Check(
         "connectivity.tcp",
         "connectivity",
-        "TCP by name to a listening probe on every other node",
-        _matrix(tcp_pair),
+        "TCP by name to a listening probe",
+        matrix(tcp_pair, "connectivity.tcp"),
+    ),
+    Check(
+        "connectivity.udp",
+        "connectivity",
+        "UDP datagrams echoed by the other probe",
+        matrix(udp_pair, "connectivity.udp"),
+    ),
+    Check(
+        "mtu.df",
+        "mtu",
+        "a full-size don't-fragment packet crosses the overlay",
+        matrix(mtu_pair, "mtu.df"),
     ),
 ]

@@ -16,7 +16,19 @@ from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE
 from overlaylab.spec.models import PROBE_IMAGE
 
-PROBE_PORT = 7070
+PROBE_PORT = 7070  # TCP: busybox httpd serving PROBE_PAGE
+PROBE_UDP_PORT = 7071  # UDP: socat echoing every datagram back
+SOCAT = "/opt/host/bin/socat"
+IPUTILS_PING = "/opt/host/bin/ping"
+# httpd daemonizes itself; socat then becomes the container's main process.
+PROBE_COMMAND = [
+    "sh",
+    "-c",
+    f"httpd -p {PROBE_PORT} -h /www "
+    f"&& exec {SOCAT} UDP-RECVFROM:{PROBE_UDP_PORT},fork EXEC:/bin/cat",
+]
+# Two probes per node and network: the second one makes same-host paths testable.
+SLOTS = ("a", "b")
 
 
 @dataclass(frozen=True)
@@ -25,24 +37,25 @@ class Probe:
     network: str
     name: str
     address: str  # its address on `network`
+    slot: str = "a"
 
 
-def probe_name(network: str, node: str) -> str:
-    return f"probe-{network}-{node}"
+def probe_name(network: str, node: str, slot: str = "a") -> str:
+    return f"probe-{network}-{node}" + ("" if slot == "a" else f"-{slot}")
 
 
-def _ensure_probe(ctx: LabContext, node: str, network: str) -> Probe:
-    name = probe_name(network, node)
+def _ensure_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
+    name = probe_name(network, node, slot)
     with ctx.provider.engine(node) as client:
         try:
             container = client.containers.get(name)
-            if container.status != "running":
+            if container.status != "running" or container.attrs["Config"]["Cmd"] != PROBE_COMMAND:
                 container.remove(force=True)
                 raise docker.errors.NotFound(name)
         except docker.errors.NotFound:
             container = client.containers.run(
                 PROBE_IMAGE,
-                ["httpd", "-f", "-p", str(PROBE_PORT), "-h", "/www"],
+                PROBE_COMMAND,
                 name=name,
                 hostname=name,
                 detach=True,
@@ -51,13 +64,31 @@ def _ensure_probe(ctx: LabContext, node: str, network: str) -> Probe:
             )
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
-    return Probe(node, network, name, address)
+    return Probe(node, network, name, address, slot)
 
 
-def ensure_probes(ctx: LabContext) -> list[Probe]:
-    pairs = [(n.name, net.name) for net in ctx.spec.networks for n in ctx.spec.engine_nodes]
-    with ThreadPoolExecutor(max_workers=max(1, len(pairs))) as pool:
-        return list(pool.map(lambda p: _ensure_probe(ctx, *p), pairs))
+def ensure_probes(
+    ctx: LabContext, nodes: list[str] | None = None
+) -> tuple[list[Probe], dict[str, str]]:
+    """Start (or find) the probes on `nodes` (default: every engine node).
+
+    Returns the probes that run and, per node, why its probes could not be had: a
+    dead engine must become a finding in the report, not a crash of verify.
+    """
+    names = nodes if nodes is not None else [n.name for n in ctx.spec.engine_nodes]
+    wanted = [(n, net.name, s) for net in ctx.spec.networks for n in names for s in SLOTS]
+    problems: dict[str, str] = {}
+
+    def attempt(item: tuple[str, str, str]) -> Probe | None:
+        try:
+            return _ensure_probe(ctx, *item)
+        except Exception as exc:  # docker, requests and OS errors alike
+            problems.setdefault(item[0], f"{type(exc).__name__}: {exc}"[:300])
+            return None
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(wanted)))) as pool:
+        probes = [p for p in pool.map(attempt, wanted) if p is not None]
+    return probes, problems
 
 
 def exec_in(

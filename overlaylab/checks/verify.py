@@ -7,13 +7,35 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from overlaylab.checks import connectivity
+from overlaylab.checks import (
+    advertise,
+    connectivity,
+    engines,
+    isolation,
+    kv,
+    names,
+    networks,
+    ports,
+    underlay,
+)
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.probes import ensure_probes
 from overlaylab.checks.result import CheckResult
 from overlaylab.context import LabContext
 
-ALL_CHECKS: list[Check] = [*connectivity.CHECKS]
+# Report order: from the bottom of the stack (engines, store, lab network) upwards,
+# so the first failure in the table is usually the cause of the ones below it.
+ALL_CHECKS: list[Check] = [
+    *engines.CHECKS,
+    *kv.CHECKS,
+    *underlay.CHECKS,
+    *networks.CHECKS,
+    *connectivity.CHECKS,
+    *names.CHECKS,
+    *advertise.CHECKS,
+    *ports.CHECKS,
+    *isolation.CHECKS,
+]
 
 
 @dataclass
@@ -45,7 +67,8 @@ def select_checks(only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Ch
 def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:
     started = time.monotonic()
     report = VerifyReport(cluster=ctx.spec.name, checks_run=[c.id for c in checks])
-    vctx = VerifyContext(lab=ctx, probes=ensure_probes(ctx), timeout=timeout)
+    probes, problems = ensure_probes(ctx)
+    vctx = VerifyContext(lab=ctx, probes=probes, probe_problems=problems, timeout=timeout)
     try:
         for check in checks:
             try:

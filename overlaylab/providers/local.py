@@ -117,6 +117,8 @@ class LocalProvider:
             self._ip(ns, "link", "set", "lo", "up")
             self._ip(ns, "addr", "replace", f"{node.address}/{prefix}", "dev", layout.NODE_IFACE)
             self._ip(ns, "link", "set", layout.NODE_IFACE, "mtu", mtu, "up")
+            if self.options.nat:
+                self._ensure_nat_interface(ns)
             say(node.name, f"netns {ns}, {layout.NODE_IFACE} {node.address}/{prefix}")
 
         if self.host_address is not None:
@@ -145,6 +147,18 @@ class LocalProvider:
             self._ip(None, "addr", "replace", f"{self.host_address}/{prefix}", "dev", link)
             self._ip(None, "link", "set", link, "up")
             say("host", f"{link} {self.host_address}/{prefix}")
+
+    NAT_IFACE = "eth0"
+    NAT_ADDRESS = "10.0.2.15/24"  # VirtualBox's NAT address: identical on every VM
+
+    def _ensure_nat_interface(self, ns: str) -> None:
+        # A dead-end pair inside the node: an address no other node can reach, which
+        # is exactly what a VirtualBox NAT adapter is from the other VMs' view.
+        if not self._link_exists(ns, self.NAT_IFACE):
+            self._ip(ns, "link", "add", self.NAT_IFACE, "type", "veth", "peer", "name", "nat0")
+        self._ip(ns, "addr", "replace", self.NAT_ADDRESS, "dev", self.NAT_IFACE)
+        self._ip(ns, "link", "set", "nat0", "up")
+        self._ip(ns, "link", "set", self.NAT_IFACE, "up")
 
     # --- services (dockerd, etcd, ...) inside a node --------------------------------
     def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:

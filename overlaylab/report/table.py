@@ -11,6 +11,21 @@ from overlaylab.checks.result import CheckResult
 from overlaylab.checks.verify import VerifyReport
 
 STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta"}
+# Off a terminal (CI logs, pipes) rich assumes 80 columns and wraps every subject and
+# command into an unreadable column; logs have no width limit, so use a wide one.
+MIN_LOG_WIDTH = 120
+
+
+def report_console(base: Console) -> Console:
+    """`base` on a terminal; off one, a console writing to the same file, at least 120 wide."""
+    if base.is_terminal:
+        return base
+    return Console(
+        file=base.file,
+        width=max(MIN_LOG_WIDTH, base.width),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _summary(results: list[CheckResult]) -> tuple[str, str]:

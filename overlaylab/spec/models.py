@@ -56,6 +56,11 @@ class LocalProvider(StrictModel):
     host_address: ipaddress.IPv4Address | None = Field(
         default=None, description="Host address on the lab switch; default: first of the subnet."
     )
+    nat: bool = Field(
+        default=False,
+        description="Also give every node an `eth0` with 10.0.2.15/24, like VirtualBox's NAT "
+        "adapter: the same address on every node, reachable from none of the others.",
+    )
     state_dir: str | None = Field(
         default=None,
         description="Where node data lives; default /var/lib/overlaylab/<cluster name>.",
@@ -222,10 +227,26 @@ class OverlayNetwork(StrictModel):
     labels: dict[str, str] = Field(default_factory=dict)
 
 
+# How an app picks "its" address, the root of the docker_gwbridge misery:
+# - first-interface: the first up, non-loopback IPv4 interface by index (what most
+#   libraries and spring-cloud-commons' InetUtils do today);
+# - java-enumeration: the first in Java's NetworkInterface enumeration, which lists
+#   the newest interface first on Linux: Spring Cloud before InetUtils
+#   (spring-cloud-consul#115, the article's case) picked docker_gwbridge's eth1;
+# - hostname: the address the container's hostname resolves to (`hostname -i`,
+#   InetAddress.getLocalHost()).
+AdvertiseRule = Literal["first-interface", "java-enumeration", "hostname"]
+
+
 class Stack(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Compose project name.")
     file: str = Field(description="Compose file, relative to the spec's folder's parent.")
     services: dict[str, Name] = Field(min_length=1, description="Service name -> node it runs on.")
+    advertise: dict[str, AdvertiseRule] = Field(
+        default_factory=dict,
+        description="Service name -> how its app picks the address it advertises to peers "
+        "(default first-interface). `verify` checks that address is one peers can reach.",
+    )
 
 
 PROBE_IMAGE = "overlaylab/probe:1"

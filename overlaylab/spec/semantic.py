@@ -24,6 +24,7 @@ from overlaylab.spec.models import (
     PROBE_IMAGE,
     PROVIDER_INTERFACES,
     ClusterSpec,
+    LocalProvider,
     Node,
     SSHProvider,
     Stack,
@@ -381,6 +382,8 @@ def check_cluster_advertise(spec: ClusterSpec, root: Path, report: Report) -> No
 def _provider_interfaces(spec: ClusterSpec) -> tuple[str, ...]:
     if isinstance(spec.provider, SSHProvider):
         return tuple(spec.provider.interfaces)
+    if isinstance(spec.provider, LocalProvider) and spec.provider.nat:
+        return ("eth0", "eth1")
     return PROVIDER_INTERFACES[spec.provider.type]
 
 

@@ -19,6 +19,23 @@ from overlaylab.spec.models import PROBE_IMAGE
 
 BUSYBOX = Path("/bin/busybox")
 PROBE_PAGE = b"overlaylab probe\n"
+# Host tools busybox lacks, copied in with their shared libraries: iputils ping can
+# set don't-fragment (MTU probes), socat speaks UDP. Called by absolute path.
+HOST_TOOLS_DIR = "opt/host/bin"
+HOST_TOOLS = {"ping": Path("/usr/bin/ping"), "socat": Path("/usr/bin/socat")}
+HOST_TOOL_PACKAGES = {"ping": "iputils-ping", "socat": "socat"}
+
+
+def shared_libraries(binary: Path) -> list[str]:
+    """Absolute paths of the libraries (and loader) `binary` needs, as ldd names them."""
+    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
+    paths = []
+    for line in out.splitlines():
+        words = line.split()
+        candidates = [w for w in words if w.startswith("/")]
+        if candidates:
+            paths.append(candidates[0])
+    return paths
 
 
 def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -53,7 +70,30 @@ def build_probe_rootfs(busybox: Path = BUSYBOX) -> bytes:
         _add_file(tar, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
         _add_file(tar, "etc/group", b"root:x:0:\n")
         _add_file(tar, "www/index.html", PROBE_PAGE)
+        _add_host_tools(tar)
     return buffer.getvalue()
+
+
+def _add_host_tools(tar: tarfile.TarFile) -> None:
+    added: set[str] = set()
+
+    def add_path(name: str, source: Path, mode: int) -> None:
+        parts = name.strip("/").split("/")
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder not in added:
+                _add_dir(tar, folder)
+                added.add(folder)
+        if name.strip("/") not in added:
+            _add_file(tar, name.strip("/"), source.resolve().read_bytes(), mode)
+            added.add(name.strip("/"))
+
+    for folder in ("bin", "etc", "tmp", "www", "proc", "sys", "dev"):
+        added.add(folder)
+    for tool, binary in HOST_TOOLS.items():
+        add_path(f"{HOST_TOOLS_DIR}/{tool}", binary, 0o755)
+        for library in shared_libraries(binary):
+            add_path(library, Path(library), 0o755)
 
 
 @functools.cache

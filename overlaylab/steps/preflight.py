@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from overlaylab.spec.models import ClusterSpec
-from overlaylab.steps.images import BUSYBOX
+from overlaylab.steps.images import BUSYBOX, HOST_TOOL_PACKAGES, HOST_TOOLS
 from overlaylab.steps.kv import ZOOKEEPER_SERVER
 
 APT = "apt-get install -y"
@@ -73,6 +73,14 @@ def local_preflight(
                 f"{APT} busybox-static",
             )
         )
+    for tool, path in HOST_TOOLS.items():
+        if not path.exists():
+            gaps.append(
+                (
+                    f"{path} (for the probe image's {tool}) is missing",
+                    f"{APT} {HOST_TOOL_PACKAGES[tool]}",
+                )
+            )
     if spec.stacks and not _which("docker-compose"):
         gaps.append(
             ("`docker-compose` is not installed (the spec deploys stacks)", f"{APT} docker-compose")

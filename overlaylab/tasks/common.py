@@ -7,6 +7,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import docker.errors
+import requests
 from invoke.exceptions import Exit
 from rich.console import Console
 
@@ -28,6 +30,13 @@ def friendly_errors(task_fn: F) -> F:
             return task_fn(*args, **kwargs)
         except OverlaylabError as exc:
             raise Exit(f"error: {exc}", code=2) from None
+        except (docker.errors.DockerException, requests.RequestException) as exc:
+            # An engine that vanished mid-task: say which call failed, not a traceback.
+            raise Exit(
+                f"error: an engine stopped answering ({type(exc).__name__}: {exc}); "
+                "`invoke status` shows which, `invoke up` restarts it",
+                code=2,
+            ) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", code=130) from None
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
 from invoke import task
 from invoke.exceptions import Exit
 
 from overlaylab import lab
-from overlaylab.checks.verify import run_verify, select_checks
+from overlaylab.checks.verify import VerifyReport, run_verify, select_checks
 from overlaylab.errors import OverlaylabError
 from overlaylab.progress import Progress
-from overlaylab.report.table import print_report
-from overlaylab.tasks.common import DEFAULT_INVENTORY, friendly_errors, out
+from overlaylab.report.json_report import write_json
+from overlaylab.report.junit import write_junit
+from overlaylab.report.table import print_report, report_console
+from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
 
 __all__ = ["verify"]
+
+FORMATS = ("table", "json")
 
 
 @task(
@@ -22,16 +30,79 @@ __all__ = ["verify"]
         "only": "run only these check ids or groups (repeatable; globs allowed)",
         "skip": "skip these check ids or groups (repeatable)",
         "timeout": "seconds each probe may retry for while the network converges",
+        "format": "table (default) or json: json prints only the report document, for jq",
+        "junit": "also write a JUnit XML report to FILE (written even if verify cannot run)",
     },
 )
 @friendly_errors
-def verify(c, inventory=DEFAULT_INVENTORY, only=None, skip=None, timeout=10.0):  # type: ignore[no-untyped-def]
+def verify(  # type: ignore[no-untyped-def]
+    c,
+    inventory=DEFAULT_INVENTORY,
+    only=None,
+    skip=None,
+    timeout=10.0,
+    format="table",
+    junit=None,
+):
     """Prove what the lab's networks really do; exit non-zero on any failure."""
-    ctx = lab.open_lab(inventory, Progress(quiet=True))
-    checks = select_checks(only or (), skip or ())
-    if not checks:
-        raise OverlaylabError("--only/--skip left no checks to run")
-    report = run_verify(ctx, checks, timeout=float(timeout))
-    print_report(report, out)
+    selected: list[str] = []
+    try:
+        if format not in FORMATS:
+            raise OverlaylabError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
+        started_at = datetime.now(UTC)
+        report = _run(inventory, only or (), skip or (), float(timeout), selected)
+    except BaseException as exc:
+        # CI reads the JUnit file to decide what happened: it must exist even when the
+        # lab is down or the spec is invalid. The original error still propagates.
+        if junit:
+            _write_early_junit(junit, exc, selected)
+        raise
+    if junit:
+        _write_junit(junit, report)
+    if format == "json":
+        write_json(report, sys.stdout, spec_path=str(inventory), started_at=started_at)
+    else:
+        print_report(report, report_console(out))
     if not report.ok:
         raise Exit(code=1)
+
+
+def _run(
+    inventory: str,
+    only: Sequence[str],
+    skip: Sequence[str],
+    timeout: float,
+    selected: list[str],
+) -> VerifyReport:
+    # Checks are chosen before the lab is opened so an early failure can still say,
+    # in the JUnit file, which checks it kept from running. `selected` is filled in
+    # place for the same reason: the caller sees it even if opening the lab raises.
+    checks = select_checks(only, skip)
+    if not checks:
+        raise OverlaylabError("--only/--skip left no checks to run")
+    selected.extend(c.id for c in checks)
+    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    return run_verify(ctx, checks, timeout=timeout)
+
+
+def _write_junit(path: str, report: VerifyReport) -> None:
+    try:
+        write_junit(report, path)
+    except OSError as exc:
+        raise OverlaylabError(f"cannot write the JUnit report {path}: {exc}") from exc
+
+
+def _write_early_junit(path: str, exc: BaseException, selected: list[str]) -> None:
+    message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+    try:
+        write_junit(None, path, error=message, checks_run=selected)
+    except OSError as write_exc:
+        # Never let a report problem hide the error that stopped verify.
+        err.print(f"[yellow]warning:[/] cannot write the JUnit report {path}: {write_exc}")
+
+
+def _describe(exc: BaseException) -> str:
+    # Our own errors are written for users; anything else is a bug, so name its type.
+    if isinstance(exc, OverlaylabError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,154 @@
+"""Engines answer, and advertise what the spec says on an address peers can reach."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.result import CheckResult
+from overlaylab.steps.engines import engine_ping
+
+PANIC = re.compile(r"^panic: .*$", re.M)
+
+
+def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
+    return vctx.lab.provider.log_tail(node, "dockerd", lines)
+
+
+def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
+    """(message, hint) for an engine that does not answer, read from its own log."""
+    log_path = vctx.lab.layout.log_file(node, "dockerd")
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        text = ""
+    panic = PANIC.search(text)
+    alive = vctx.lab.provider.service_pid(node, "dockerd", "dockerd") is not None
+    if panic:
+        frames = re.findall(r"^(github\.com/docker/\S+)\(", text[panic.end() :], re.M)[:3]
+        where = f" in {frames[0]}" if frames else ""
+        return (
+            f"dockerd on {node} crashed: {panic.group(0)}{where}",
+            f"the engine itself failed (see {log_path}); this is a bug in the engine, "
+            "triggered by what the lab did last: note the backend and version, restart it "
+            "with `invoke up`",
+        )
+    if not alive:
+        return (
+            f"dockerd on {node} is not running",
+            f"it exited or was killed; `invoke up` restarts it (log: {log_path})",
+        )
+    return (
+        f"dockerd on {node} runs but does not answer on its socket",
+        f"it may be stuck starting: see {log_path}",
+    )
+
+
+def api(vctx: VerifyContext) -> list[CheckResult]:
+    results = []
+    for node in vctx.lab.spec.engine_nodes:
+        started = time.monotonic()
+        if engine_ping(vctx.lab, node.name, timeout=2):
+            with vctx.lab.provider.engine(node.name, timeout=10) as client:
+                version = client.version().get("Version", "?")
+            results.append(
+                CheckResult(
+                    check="engines.api",
+                    subject=node.name,
+                    status="pass",
+                    message=f"engine {version} answers",
+                    nodes=[node.name],
+                    details={"version": version},
+                    seconds=round(time.monotonic() - started, 3),
+                )
+            )
+            continue
+        message, hint = _death_reason(vctx, node.name)
+        results.append(
+            CheckResult(
+                check="engines.api",
+                subject=node.name,
+                status="fail",
+                message=message,
+                hint=hint,
+                nodes=[node.name],
+                output=_log_tail(vctx, node.name),
+                command=f"tail {vctx.lab.layout.log_file(node.name, 'dockerd')}",
+                seconds=round(time.monotonic() - started, 3),
+            )
+        )
+    return results
+
+
+def _info(vctx: VerifyContext, node: str) -> dict | None:
+    if not engine_ping(vctx.lab, node, timeout=2):
+        return None
+    with vctx.lab.provider.engine(node, timeout=10) as client:
+        return client.info()
+
+
+def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
+    """cluster-store and cluster-advertise as the engine reports them, against the spec."""
+    spec = vctx.lab.spec
+    wanted_store = spec.cluster_store_url()
+    results = []
+    for node in spec.engine_nodes:
+        info = _info(vctx, node.name)
+        if info is None:
+            results.append(
+                CheckResult(
+                    check="engines.advertise",
+                    subject=node.name,
+                    status="skip",
+                    message="engine does not answer",
+                    nodes=[node.name],
+                )
+            )
+            continue
+        store = info.get("ClusterStore") or None
+        advertise = info.get("ClusterAdvertise") or None
+        problems, hints = [], []
+        if store != wanted_store:
+            problems.append(f"cluster-store is {store or 'unset'}, the spec says {wanted_store}")
+            hints.append("the engine runs with another daemon config: `invoke up` rewrites it")
+        expected = f"{node.address}:{spec.engine.advertise_port}" if wanted_store else None
+        if expected and advertise != expected:
+            host = (advertise or "").rsplit(":", 1)[0]
+            problems.append(
+                f"advertises {advertise or 'nothing'}, but peers reach this node at {node.address}"
+            )
+            hints.append(
+                f"{host or 'the advertised address'} is not the node's lab address: "
+                f"cluster-advertise names the wrong interface ({spec.engine.cluster_advertise}). "
+                "On VirtualBox-style hosts eth0 is NAT (10.0.2.15 on every VM, reachable from "
+                "none); advertise the host-only/lab interface instead, e.g. "
+                f"cluster-advertise: eth1:{spec.engine.advertise_port}"
+            )
+        results.append(
+            CheckResult(
+                check="engines.advertise",
+                subject=node.name,
+                status="fail" if problems else "pass",
+                message="; ".join(problems) or f"store {store}, advertises {advertise}",
+                hint=" ".join(hints),
+                nodes=[node.name],
+                details={
+                    "cluster_store": store,
+                    "cluster_advertise": advertise,
+                    "expected_advertise": expected,
+                },
+            )
+        )
+    return results
+
+
+CHECKS = [
+    Check("engines.api", "engines", "every node's engine answers its API", api),
+    Check(
+        "engines.advertise",
+        "engines",
+        "cluster-store and cluster-advertise match the spec and the node's lab address",
+        cluster_config,
+    ),
+]

@@ -1,0 +1,67 @@
+"""Different overlays are isolated: a probe on one cannot reach probes on another."""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.result import CheckResult
+
+HINT = (
+    "overlays are separate L2 segments; traffic crosses them only through a container "
+    "attached to both (`docker network connect`), or a router you added. Find containers "
+    "on both networks with `docker network inspect` on each node"
+)
+
+
+def overlays(vctx: VerifyContext) -> list[CheckResult]:
+    nets = [n.name for n in vctx.lab.spec.networks]
+    if len(nets) < 2:
+        return [
+            CheckResult(
+                check="isolation.overlays",
+                subject="networks",
+                status="skip",
+                message="the spec has fewer than two overlays",
+            )
+        ]
+    work = []
+    for net_a, net_b in permutations(nets, 2):
+        for src in vctx.probes_on(net_a):
+            for dst in vctx.probes_on(net_b):
+                work.append((src, dst))
+
+    def one(pair):  # type: ignore[no-untyped-def]
+        src, dst = pair
+        code, out, cmd = vctx.exec(
+            src, None, ["ping", "-c", "1", "-W", "1", dst.address], timeout=3
+        )
+        leaked = code == 0
+        return [
+            CheckResult(
+                check="isolation.overlays",
+                subject=f"{src.node} on {src.network} -> {dst.node} on {dst.network}",
+                status="fail" if leaked else "pass",
+                message=(
+                    f"{src.name} reached {dst.name} ({dst.address}) across networks"
+                    if leaked
+                    else f"{dst.address} unreachable, as it should be"
+                ),
+                hint=HINT if leaked else "",
+                nodes=sorted({src.node, dst.node}),
+                command=cmd,
+                output=out.strip()[-300:] if leaked else "",
+            )
+        ]
+
+    return vctx.map(one, work)
+
+
+CHECKS = [
+    Check(
+        "isolation.overlays",
+        "isolation",
+        "probes on different overlays cannot reach each other",
+        overlays,
+    )
+]

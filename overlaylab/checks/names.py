@@ -1,0 +1,109 @@
+"""Which names of each stack container resolve from other hosts, and to what."""
+
+from __future__ import annotations
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.connectivity import resolved
+from overlaylab.checks.result import CheckResult
+from overlaylab.checks.stack_containers import StackContainer, stack_containers
+
+HINT = (
+    "names on a user-defined network come from the engines' embedded DNS (127.0.0.11). "
+    "Use the service name or a network alias (`networks: {dn: {aliases: [db]}}`) rather "
+    "than the generated container name (<project>_<service>_1), which changes with the "
+    "project folder and scale; a stale answer means a removed container's record is still "
+    "in the KV store (remove it with `docker rm`, or restart the stack)."
+)
+
+
+def candidate_names(c: StackContainer, network: str) -> list[str]:
+    """The names an app on `network` might use for this container."""
+    names = [c.name, c.service, *c.aliases.get(network, [])]
+    names += [f"{c.name}.{network}", f"{c.service}.{network}"]
+    return list(dict.fromkeys(names))  # keep order, drop repeats
+
+
+def _resolve_from_others(vctx: VerifyContext, c: StackContainer, network: str, name: str):  # type: ignore[no-untyped-def]
+    observers = [p for p in vctx.probes_on(network) if p.node != c.node] or [
+        p for p in vctx.probes_on(network)
+    ]
+    seen = {}
+    command, output = "", ""
+    for probe in observers:
+        _code, out, cmd = vctx.exec(probe, None, ["nslookup", name], timeout=6)
+        seen[probe.node] = resolved(out)
+        if not command or c.networks[network] not in seen[probe.node]:
+            command, output = cmd, out
+    return seen, command, output
+
+
+def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
+    expected = c.networks[network]
+    wrong = {n: a for n, a in seen.items() if a != [expected]}
+    nothing = sorted(n for n, a in seen.items() if not a)
+    stale = sorted(n for n, a in seen.items() if a and expected not in a)
+    extra = sorted(n for n, a in seen.items() if expected in a and len(a) > 1)
+    differ = len({tuple(a) for a in seen.values()}) > 1
+    problems = []
+    if nothing:
+        problems.append(f"resolves to nothing from {', '.join(nothing)}")
+    if stale:
+        problems.append(
+            "resolves to a stale address " + ", ".join(f"{seen[n]} from {n}" for n in stale)
+        )
+    if extra:
+        problems.append(
+            "also returns other addresses " + ", ".join(f"{seen[n]} from {n}" for n in extra)
+        )
+    if differ and not problems:
+        problems.append("resolves differently on different hosts")
+    where = ", ".join(sorted(seen))
+    return CheckResult(
+        check="names.resolve",
+        subject=f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
+        status="fail" if wrong else "pass",
+        message="; ".join(problems) or f"-> {expected} from {where}",
+        hint=HINT if wrong else "",
+        nodes=sorted({c.node, *seen}),
+        details={"name": name, "container": c.name, "expected": expected, "seen": seen},
+    )
+
+
+def resolve(vctx: VerifyContext) -> list[CheckResult]:
+    overlays = {n.name for n in vctx.lab.spec.networks}
+    work = [
+        (c, net, name)
+        for c in stack_containers(vctx)
+        for net in c.networks
+        if net in overlays
+        for name in candidate_names(c, net)
+    ]
+    if not work:
+        return [
+            CheckResult(
+                check="names.resolve",
+                subject="stacks",
+                status="skip",
+                message="no stack containers on the spec's overlays",
+            )
+        ]
+
+    def one(item):  # type: ignore[no-untyped-def]
+        c, net, name = item
+        seen, command, output = _resolve_from_others(vctx, c, net, name)
+        result = _judge(c, net, name, seen)
+        if result.failed:
+            result.command, result.output = command, output.strip()[-600:]
+        return [result]
+
+    return vctx.map(one, work)
+
+
+CHECKS = [
+    Check(
+        "names.resolve",
+        "names",
+        "every name of every stack container resolves, from other hosts, to its address",
+        resolve,
+    )
+]

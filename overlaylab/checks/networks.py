@@ -1,0 +1,73 @@
+"""Each spec overlay exists on every engine: same id, driver and subnet everywhere."""
+
+from __future__ import annotations
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.result import CheckResult
+from overlaylab.steps.engines import engine_ping
+
+
+def present(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    results = []
+    for net in spec.networks:
+        seen: dict[str, tuple[str, str, str | None]] = {}
+        missing, down = [], []
+        for node in spec.engine_nodes:
+            if not engine_ping(vctx.lab, node.name, timeout=2):
+                down.append(node.name)
+                continue
+            with vctx.lab.provider.engine(node.name, timeout=10) as client:
+                found = [n for n in client.api.networks(names=[net.name]) if n["Name"] == net.name]
+            if not found:
+                missing.append(node.name)
+                continue
+            info = found[0]
+            config = (info.get("IPAM") or {}).get("Config") or [{}]
+            seen[node.name] = (info["Id"], info["Driver"], config[0].get("Subnet"))
+        problems = []
+        if missing:
+            problems.append(f"missing on {', '.join(missing)}")
+        if len({v[0] for v in seen.values()}) > 1:
+            problems.append(
+                "different ids on different nodes: "
+                + ", ".join(f"{n}={v[0][:12]}" for n, v in seen.items())
+            )
+        for node, (_id, driver, subnet) in seen.items():
+            if driver != net.driver:
+                problems.append(f"driver {driver} on {node}, the spec says {net.driver}")
+            if net.subnet is not None and subnet != str(net.subnet):
+                problems.append(f"subnet {subnet} on {node}, the spec says {net.subnet}")
+        any_seen = next(iter(seen.values()), None)
+        results.append(
+            CheckResult(
+                check="networks.present",
+                subject=net.name,
+                status="fail" if problems else "pass",
+                message="; ".join(problems)
+                or (
+                    f"{net.driver} {any_seen[2] if any_seen else '?'} on "
+                    f"{len(seen)} engines ({any_seen[0][:12] if any_seen else '?'})"
+                    + (f"; not checked on {', '.join(down)} (engine down)" if down else "")
+                ),
+                hint=""
+                if not problems
+                else (
+                    "a global-scope network lives in the KV store: engines that miss it, or see "
+                    "another id, use another store or cannot reach it (kv.*, engines.advertise)"
+                ),
+                nodes=sorted(seen) + missing,
+                details={n: {"id": v[0], "driver": v[1], "subnet": v[2]} for n, v in seen.items()},
+            )
+        )
+    return results
+
+
+CHECKS = [
+    Check(
+        "networks.present",
+        "networks",
+        "each overlay exists on every engine with the same id, driver and subnet",
+        present,
+    )
+]

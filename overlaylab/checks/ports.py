@@ -1,0 +1,64 @@
+"""Published ports answer on the node's lab address, from the other nodes."""
+
+from __future__ import annotations
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.result import CheckResult
+from overlaylab.checks.stack_containers import stack_containers
+from overlaylab.netns import tcp_connect_ok
+
+
+def published(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    work = []
+    for c in stack_containers(vctx):
+        for host_port, container_port, proto in c.ports:
+            if proto != "tcp":
+                continue
+            for other in spec.engine_nodes:
+                if other.name != c.node:
+                    work.append((c, host_port, container_port, other.name))
+    if not work:
+        return [
+            CheckResult(
+                check="ports.published",
+                subject="stacks",
+                status="skip",
+                message="no stack container publishes a TCP port",
+            )
+        ]
+
+    def one(item):  # type: ignore[no-untyped-def]
+        c, host_port, container_port, other = item
+        address = str(spec.address_of(c.node))
+        ok, why = tcp_connect_ok(vctx.lab.provider.netns(other), address, host_port, timeout=3)
+        return [
+            CheckResult(
+                check="ports.published",
+                subject=f"{other} -> {c.node}:{host_port} ({c.stack}/{c.service}:{container_port})",
+                status="pass" if ok else "fail",
+                message="accepts connections" if ok else f"does not answer: {why}",
+                hint=""
+                if ok
+                else (
+                    f"the engine on {c.node} publishes {host_port} with iptables DNAT on the "
+                    "node's addresses: check the container listens on its port, the node's "
+                    "firewall, and that nothing else holds the port"
+                ),
+                nodes=[other, c.node],
+                command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(other)} "
+                f"nc -zv {address} {host_port}",
+            )
+        ]
+
+    return vctx.map(one, work)
+
+
+CHECKS = [
+    Check(
+        "ports.published",
+        "ports",
+        "every published port answers on its node's lab address from the other nodes",
+        published,
+    )
+]

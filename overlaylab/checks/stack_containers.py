@@ -1,0 +1,58 @@
+"""The stack containers a spec deploys, found on their engines by compose's labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from overlaylab.checks.base import VerifyContext
+from overlaylab.steps.engines import engine_ping
+
+
+@dataclass(frozen=True)
+class StackContainer:
+    stack: str
+    service: str
+    node: str
+    name: str  # container name
+    short_id: str
+    networks: dict[str, str]  # network -> address
+    aliases: dict[str, list[str]]  # network -> aliases compose set
+    ports: list[tuple[int, int, str]]  # (host port, container port, proto)
+
+
+def stack_containers(vctx: VerifyContext) -> list[StackContainer]:
+    found: list[StackContainer] = []
+    for stack in vctx.lab.spec.stacks:
+        for service, node in sorted(stack.services.items()):
+            if not engine_ping(vctx.lab, node, timeout=2):
+                continue
+            with vctx.lab.provider.engine(node, timeout=10) as client:
+                containers = client.containers.list(
+                    filters={
+                        "label": [
+                            f"com.docker.compose.project={stack.name}",
+                            f"com.docker.compose.service={service}",
+                        ]
+                    }
+                )
+                for c in containers:
+                    nets = c.attrs["NetworkSettings"]["Networks"]
+                    ports = []
+                    for key, bindings in (c.attrs["NetworkSettings"].get("Ports") or {}).items():
+                        cport, proto = key.split("/")
+                        for b in bindings or []:
+                            if b.get("HostPort"):
+                                ports.append((int(b["HostPort"]), int(cport), proto))
+                    found.append(
+                        StackContainer(
+                            stack=stack.name,
+                            service=service,
+                            node=node,
+                            name=c.name,
+                            short_id=c.id[:12],
+                            networks={n: v.get("IPAddress", "") for n, v in nets.items()},
+                            aliases={n: list(v.get("Aliases") or []) for n, v in nets.items()},
+                            ports=sorted(set(ports)),
+                        )
+                    )
+    return found

@@ -1,0 +1,98 @@
+"""The lab network under the overlays: can each node reach each other's control ports?
+
+Overlay peers talk on three ports of each other's advertised address: the engine API
+(2376), serf gossip (tcp+udp 7946, how legacy overlays learn where containers are)
+and VXLAN (udp 4789, the data itself; connectionless, so the connectivity checks
+are its test). A failure here names the layer before any container is involved.
+"""
+
+from __future__ import annotations
+
+from itertools import permutations
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.result import CheckResult
+from overlaylab.netns import tcp_connect_ok
+
+SERF_PORT = 7946
+
+
+def _probe_port(
+    vctx: VerifyContext, check: str, port: int, what: str, hint: str
+) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    nodes = spec.engine_nodes
+
+    def one(pair):  # type: ignore[no-untyped-def]
+        a, b = pair
+        ok, why = tcp_connect_ok(vctx.lab.provider.netns(a.name), str(b.address), port, timeout=2)
+        return [
+            CheckResult(
+                check=check,
+                subject=f"{a.name} -> {b.name}:{port}",
+                status="pass" if ok else "fail",
+                message=f"{what} on {b.address}:{port} "
+                + ("accepts connections" if ok else f"unreachable: {why}"),
+                hint="" if ok else hint,
+                nodes=[a.name, b.name],
+                command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(a.name)} "
+                f"nc -zv {b.address} {port}",
+            )
+        ]
+
+    return vctx.map(one, list(permutations(nodes, 2)))
+
+
+def gossip(vctx: VerifyContext) -> list[CheckResult]:
+    if not vctx.lab.spec.engine.uses_cluster_store:
+        return [
+            CheckResult(
+                check="underlay.gossip",
+                subject="serf",
+                status="skip",
+                message="no legacy overlay (cluster-store) in the spec",
+            )
+        ]
+    return _probe_port(
+        vctx,
+        "underlay.gossip",
+        SERF_PORT,
+        "serf gossip",
+        "legacy overlays learn which node holds which container over serf (tcp+udp/7946 on "
+        "the advertised address): open it between the nodes; without it, containers started "
+        "later on a node are unreachable from the others",
+    )
+
+
+def engine_api(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    if not spec.engine.tls:
+        return [
+            CheckResult(
+                check="underlay.api",
+                subject="engine api",
+                status="skip",
+                message="engines do not listen on TCP (engine.tls: false)",
+            )
+        ]
+    return _probe_port(
+        vctx,
+        "underlay.api",
+        spec.engine.api_port,
+        "engine API (TLS)",
+        "nodes cannot reach each other's engine port: when every port to one node fails, "
+        "that node is cut off the lab network (link, switch or firewall)",
+    )
+
+
+CHECKS = [
+    Check(
+        "underlay.api", "underlay", "every node reaches every other node's engine port", engine_api
+    ),
+    Check(
+        "underlay.gossip",
+        "underlay",
+        "serf gossip (7946) is open between every pair of nodes",
+        gossip,
+    ),
+]
