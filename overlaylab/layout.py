@@ -28,20 +28,22 @@ class LabLayout:
         return cls(cluster, Path(state_dir) if state_dir else DEFAULT_STATE_ROOT / cluster)
 
     # --- network namespaces and links ---------------------------------------------
-    @property
-    def switch_ns(self) -> str:
-        # A dot cannot appear in a node name, so this never collides with a node.
-        return f"{NETNS_PREFIX}{self.cluster}.switch"
-
-    def node_ns(self, node: str) -> str:
-        return f"{NETNS_PREFIX}{self.cluster}-{node}"
-
+    # The cluster name ends at a dot, a character no cluster or node name may hold:
+    # with a dash, lab `lab` would also claim `ol-lab-x.node1`, lab `lab-x`'s node.
     @property
     def ns_prefix(self) -> str:
-        return f"{NETNS_PREFIX}{self.cluster}-"
+        return f"{NETNS_PREFIX}{self.cluster}."
+
+    @property
+    def switch_ns(self) -> str:
+        # An underscore cannot appear in a node name: never a node's namespace.
+        return f"{self.ns_prefix}_switch"
+
+    def node_ns(self, node: str) -> str:
+        return f"{self.ns_prefix}{node}"
 
     def owns_ns(self, name: str) -> bool:
-        return name == self.switch_ns or name.startswith(self.ns_prefix)
+        return name.startswith(self.ns_prefix)
 
     @property
     def host_link(self) -> str:
@@ -90,8 +92,8 @@ class LabLayout:
 
     # --- cgroups -------------------------------------------------------------------
     def cgroup_parent(self, node: str) -> str:
-        return f"{CGROUP_PREFIX}{self.cluster}-{node}"
+        return f"{self.cgroup_prefix}{node}"
 
     @property
     def cgroup_prefix(self) -> str:
-        return f"{CGROUP_PREFIX}{self.cluster}-"
+        return f"{CGROUP_PREFIX}{self.cluster}."  # the dot ends the name, as above

@@ -72,11 +72,14 @@ def lab_pids(layout: LabLayout) -> set[int]:
         pids |= {int(p) for p in _run("ip", "netns", "pids", ns).stdout.split() if p.isdigit()}
     for group in lab_cgroups(layout):
         pids |= _cgroup_pids(group)
+    # The state folder as a whole path component: /var/lib/overlaylab/lab must not
+    # match the processes of lab `lab2` (/var/lib/overlaylab/lab2/...).
     marker = str(layout.state_dir).encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if marker in (entry / "cmdline").read_bytes():
+                cmdline = (entry / "cmdline").read_bytes() + b"\0"
+                if marker + b"/" in cmdline or marker + b"\0" in cmdline:
                     pids.add(int(entry.name))
     pids.discard(os.getpid())
     return pids

@@ -446,6 +446,38 @@ def check_orchestration(spec: ClusterSpec, root: Path, report: Report) -> None:
         )
 
 
+# daemon.json keys the lab sets itself: overriding them from engine.daemon would point
+# a node at the host's own Docker data or sockets, or break teardown.
+MANAGED_DAEMON_KEYS = (
+    "data-root",
+    "exec-root",
+    "pidfile",
+    "deprecated-key-path",
+    "cgroup-parent",
+    "hosts",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "cluster-store",
+    "cluster-advertise",
+    "cluster-store-opts",
+    "labels",
+)
+
+
+def check_daemon_keys(spec: ClusterSpec, root: Path, report: Report) -> None:
+    for key in spec.engine.daemon:
+        if key in MANAGED_DAEMON_KEYS:
+            report.add(
+                ("engine", "daemon", key),
+                f"{key!r} is set by overlaylab for every node; remove it from engine.daemon "
+                "(use the engine's own spec fields: cluster-store, cluster-advertise, tls, "
+                "nodes[].labels)",
+            )
+
+
 # --- images and stacks ----------------------------------------------------------------
 
 
@@ -491,6 +523,14 @@ def check_stacks(spec: ClusterSpec, root: Path, report: Report) -> None:
                 )
         for service, definition in services.items():
             _check_service_image(spec, index, service, definition, lines[service], report)
+        for service in stack.advertise:
+            if service not in stack.services:
+                report.add(
+                    ("stacks", index, "advertise", service),
+                    f"{service!r} is not placed by this stack's services:"
+                    f"{suggest(service, list(stack.services))} "
+                    f"(placed: {', '.join(stack.services)})",
+                )
 
 
 def _check_placements(spec: ClusterSpec, index: int, report: Report) -> None:
@@ -596,6 +636,7 @@ CHECKS: tuple[Check, ...] = (
     check_cluster_store,
     check_cluster_advertise,
     check_orchestration,
+    check_daemon_keys,
     check_images,
     check_ssh_hosts,
     check_stacks,

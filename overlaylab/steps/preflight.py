@@ -136,7 +136,8 @@ def _route_clashes(spec: ClusterSpec) -> list[tuple[str, str]]:
     link = f"ol-{spec.name}"
     for line in out.splitlines():
         parts = line.split()
-        if not parts or parts[0] == "default" or f"dev {link}" in line:
+        device = parts[parts.index("dev") + 1] if "dev" in parts[:-1] else None
+        if not parts or parts[0] == "default" or device == link:
             continue
         try:
             net = ipaddress.IPv4Network(parts[0], strict=False)

@@ -81,6 +81,11 @@ class LabCA:
                 ),
                 critical=True,
             )
+            # Key identifiers: OpenSSL's strict chain checks (urllib3 on newer Pythons)
+            # reject chains without them ("Missing Authority Key Identifier").
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
             .sign(key, hashes.SHA256())
         )
         _write_key(self.key_path, key)
@@ -108,8 +113,16 @@ class LabCA:
         out_dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = _builder(common_name, ca_cert.subject, key.public_key()).add_extension(
-            x509.ExtendedKeyUsage([usage]), critical=False
+        builder = (
+            _builder(common_name, ca_cert.subject, key.public_key())
+            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
         )
         if server:
             names: list[x509.GeneralName] = [x509.DNSName(n) for n in (dns_names or [])]

@@ -105,7 +105,7 @@ def test_pidfiles_and_data_roots_are_distinct_per_node(ctx: LabContext) -> None:
 
 def test_cgroup_parent_and_mtu(ctx: LabContext) -> None:
     config = daemon_config(ctx, ctx.spec.node("node1"))
-    assert config["cgroup-parent"] == "overlaylab-lab-node1"
+    assert config["cgroup-parent"] == "overlaylab-lab.node1"
     assert config["mtu"] == 1500
 
 
@@ -157,7 +157,7 @@ def test_swarm_mode_spec_has_no_cluster_store_keys(tmp_path: Path) -> None:
         assert "cluster-store" not in config
         assert "cluster-advertise" not in config
         assert "cluster-store-opts" not in config
-        assert config["cgroup-parent"] == f"overlaylab-swarm-{node.name}"
+        assert config["cgroup-parent"] == f"overlaylab-swarm.{node.name}"
 
 
 def test_template_is_valid_json_for_awkward_values(tmp_path: Path) -> None:

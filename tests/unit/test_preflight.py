@@ -211,12 +211,6 @@ def test_routes_are_not_checked_without_a_host_link(machine: Machine) -> None:
     assert machine.calls == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steps/preflight.py:129-131: `f'dev {link}' in line` is a substring test, so the "
-    "route of another lab's host link (ol-lab2 for cluster lab2) on the same subnet is "
-    "taken for this lab's own and the clash goes unreported",
-)
 def test_route_of_another_labs_link_is_a_clash(machine: Machine) -> None:
     machine.routes = "192.168.99.0/24 dev ol-lab2 proto kernel scope link src 192.168.99.1\n"
     gaps = local_preflight(load_spec(LAB_YML), HOST)

@@ -71,10 +71,10 @@ def test_input_and_env() -> None:
 
 
 def test_namespace_runner_wrap() -> None:
-    runner = NamespaceRunner("ol-lab-node1", label="node1")
+    runner = NamespaceRunner("ol-lab.node1", label="node1")
     assert runner.wrap(["ip", "-br", "addr"]) == [
         "nsenter",
-        "--net=/run/netns/ol-lab-node1",
+        "--net=/run/netns/ol-lab.node1",
         "--",
         "ip",
         "-br",
@@ -92,9 +92,9 @@ def test_namespace_runner_runs_the_wrapped_command(monkeypatch: pytest.MonkeyPat
         return subprocess.CompletedProcess(list(argv), 2, "", "nope\n")
 
     monkeypatch.setattr(local_runners.subprocess, "run", fake_run)
-    runner = NamespaceRunner("ol-lab-node1", label="node1")
+    runner = NamespaceRunner("ol-lab.node1", label="node1")
     with pytest.raises(CommandError) as info:
         runner.run(["docker", "ps"])
-    assert seen == [["nsenter", "--net=/run/netns/ol-lab-node1", "--", "docker", "ps"]]
+    assert seen == [["nsenter", "--net=/run/netns/ol-lab.node1", "--", "docker", "ps"]]
     assert info.value.where == "node1"
-    assert info.value.argv[:2] == ["nsenter", "--net=/run/netns/ol-lab-node1"]
+    assert info.value.argv[:2] == ["nsenter", "--net=/run/netns/ol-lab.node1"]

@@ -259,10 +259,10 @@ def test_lab_namespaces_from_ip_netns_list(
 ) -> None:
     fake_ip_netns(
         monkeypatch,
-        "ol-lab-node2 (id: 4)\nol-lab-node1 (id: 3)\nol-lab2-node1 (id: 2)\n"
-        "ol-lab.switch (id: 1)\nol-lab2.switch (id: 0)\nsomething-else\n\n",
+        "ol-lab.node2 (id: 4)\nol-lab.node1 (id: 3)\nol-lab2-node1 (id: 2)\n"
+        "ol-lab._switch (id: 1)\nol-lab2.switch (id: 0)\nsomething-else\n\n",
     )
-    assert teardown.lab_namespaces(layout) == ["ol-lab-node2", "ol-lab-node1", "ol-lab.switch"]
+    assert teardown.lab_namespaces(layout) == ["ol-lab.node2", "ol-lab.node1", "ol-lab._switch"]
 
 
 @pytest.fixture
@@ -296,12 +296,6 @@ def test_lab_pids_finds_processes_by_command_line(
     assert ours.pid in pids
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="providers/teardown.py:80-85: the command-line marker is str(state_dir) without a "
-    "trailing '/', so `down lab` also SIGKILLs processes of lab2/lab-x (state dir "
-    "/var/lib/overlaylab/lab2 contains /var/lib/overlaylab/lab)",
-)
 def test_lab_pids_ignores_a_lab_whose_state_dir_extends_the_name(
     layout: LabLayout,
     tmp_path: Path,

@@ -166,13 +166,6 @@ def test_mutual_tls_handshake_with_openssl(lab: Lab) -> None:
         handshake(lab, "192.168.99.12")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="steps/tls.py:62-82,103-106: no SubjectKeyIdentifier on the CA and no "
-    "AuthorityKeyIdentifier on issued certs; OpenSSL's X509_STRICT rejects them ('Missing "
-    "Authority Key Identifier'), and urllib3>=2.3 sets X509_STRICT on Python>=3.13, so "
-    "engine_tls_client would fail there",
-)
 def test_certificates_pass_x509_strict(lab: Lab) -> None:
     assert handshake(lab, str(NODE_IP), ssl.VERIFY_X509_STRICT).startswith("TLS")
 
