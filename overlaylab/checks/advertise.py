@@ -10,6 +10,7 @@ interfaces.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 from overlaylab.checks.base import Check, VerifyContext
@@ -54,6 +55,15 @@ def _hosts_address(hosts: str, hostname: str) -> str | None:
         if len(words) > 1 and hostname in words[1:] and not words[0].startswith(("127.", ":")):
             return words[0]
     return None
+
+
+def _gwbridge_subnet(vctx: VerifyContext, node: str) -> ipaddress.IPv4Network | None:
+    with vctx.lab.provider.engine(node, timeout=10) as client:
+        try:
+            config = client.api.inspect_network("docker_gwbridge")["IPAM"]["Config"]
+        except Exception:
+            return None
+    return ipaddress.IPv4Network(config[0]["Subnet"]) if config else None
 
 
 def _gwbridge_owner(vctx: VerifyContext, node: str, address: str) -> str | None:
@@ -113,7 +123,11 @@ def _check_one(vctx: VerifyContext, c: StackContainer, rule: str) -> CheckResult
         )
     # Not an overlay address: show whether peers can reach it, as evidence.
     overlay_iface = next((n for _, n, a in ifaces if a in overlay_addresses), "?")
-    own = [a for a in overlay_addresses]
+    own = list(overlay_addresses)
+    gwbridge = _gwbridge_subnet(vctx, c.node)
+    if gwbridge is not None and ipaddress.IPv4Address(address) in gwbridge:
+        iface = f"{iface}, docker_gwbridge {gwbridge}"
+        details["picked"]["network"] = "docker_gwbridge"
     message = (
         f"picks {address} ({iface}), not its overlay address "
         f"{', '.join(own) or '?'} ({overlay_iface})"

@@ -202,7 +202,9 @@ def tcp_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
 def udp_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
     started = time.monotonic()
     token = f"overlaylab-udp-{a.name}"
-    script = f'echo {token} | {SOCAT} -T 2 - "UDP:$1:$2"'
+    # -t: how long socat waits for the echo once stdin is done. Its default (0.5 s) is
+    # shorter than a first reply can take on a loaded host, which made UDP flaky.
+    script = f'echo {token} | {SOCAT} -T 3 -t 2 - "UDP:$1:$2"'
 
     def attempt() -> tuple[bool, int, str, str]:
         code, out, cmd = vctx.exec(
@@ -248,6 +250,13 @@ def mtu_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
     message = f"{mtu}-byte packet with don't-fragment to {b.address} " + (
         "crossed" if ok else f"was lost (exit {code})"
     )
+    hint = HINT_MTU
+    if not ok:
+        # Only an MTU problem if small packets get through: otherwise nothing does.
+        small = [IPUTILS_PING, "-c", "1", "-W", "1", b.address]
+        if vctx.exec(a, None, small, timeout=3)[0] != 0:
+            message += "; small packets are lost too, so this is not the MTU"
+            hint = HINT_DATAPLANE
     lab_mtu = vctx.lab.spec.lab.mtu
     return [
         _result(
@@ -256,7 +265,7 @@ def mtu_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
             b,
             ok,
             message,
-            HINT_MTU,
+            hint,
             cmd,
             out,
             started,

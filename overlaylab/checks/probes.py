@@ -25,7 +25,8 @@ PROBE_COMMAND = [
     "sh",
     "-c",
     f"httpd -p {PROBE_PORT} -h /www "
-    f"&& exec {SOCAT} UDP-RECVFROM:{PROBE_UDP_PORT},fork EXEC:/bin/cat",
+    # -T 2 ends each forked echo child: a UDP peer never sends EOF, cat would wait forever.
+    f"&& exec {SOCAT} -T 2 UDP-RECVFROM:{PROBE_UDP_PORT},fork EXEC:/bin/cat",
 ]
 # Two probes per node and network: the second one makes same-host paths testable.
 SLOTS = ("a", "b")

@@ -19,6 +19,7 @@ from overlaylab.checks import (
     underlay,
 )
 from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.diagnosis import Diagnosis, diagnose
 from overlaylab.checks.probes import ensure_probes
 from overlaylab.checks.result import CheckResult
 from overlaylab.context import LabContext
@@ -44,6 +45,7 @@ class VerifyReport:
     results: list[CheckResult] = field(default_factory=list)
     seconds: float = 0.0
     checks_run: list[str] = field(default_factory=list)
+    diagnosis: list[Diagnosis] = field(default_factory=list)
 
     @property
     def failed(self) -> list[CheckResult]:
@@ -85,5 +87,6 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
                 )
     finally:
         vctx.pool.shutdown(wait=True)
+    report.diagnosis = diagnose(ctx.spec, report.results)
     report.seconds = time.monotonic() - started
     return report

@@ -3,10 +3,10 @@
 Shape of a local lab (cluster `lab`):
 
     host ── ol-lab (veth, 192.168.99.1) ──┐
-                                          │  netns ol-lab.switch: bridge br0
-    netns ol-lab-kv    eth1 192.168.99.10 ┤  (the lab switch lives in its own
-    netns ol-lab-node1 eth1 192.168.99.11 ┤   namespace, so no dockerd's iptables
-    netns ol-lab-node2 eth1 192.168.99.12 ┘   policy can ever block it)
+                                          │  netns ol-lab._switch: bridge br0
+    netns ol-lab.kv    eth1 192.168.99.10 ┤  (the lab switch lives in its own
+    netns ol-lab.node1 eth1 192.168.99.11 ┤   namespace, so no dockerd's iptables
+    netns ol-lab.node2 eth1 192.168.99.12 ┘   policy can ever block it)
 
 Nodes get no default route: lab traffic cannot leave the lab.
 """

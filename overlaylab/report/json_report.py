@@ -86,6 +86,7 @@ def report_to_dict(
         "ok": report.ok,
         "summary": count_statuses(report.results),
         "checks_run": list(report.checks_run),
+        "diagnosis": [d.as_dict() for d in report.diagnosis],
         "checks": [_check_entry(cid, results) for cid, results in group_by_check(report)],
     }
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.verify import VerifyReport
 
+MAX_DETAILED = 12  # failures spelled out in full; the JSON report has them all
 STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta"}
 # Off a terminal (CI logs, pipes) rich assumes 80 columns and wraps every subject and
 # command into an unreadable column; logs have no width limit, so use a wide one.
@@ -57,7 +58,8 @@ def print_report(report: VerifyReport, console: Console) -> None:
         )
         table.add_row(check_id, f"[{STYLE[worst]}]{worst.upper()}[/]", summary)
     console.print(table)
-    for result in report.failed:
+    shown = report.failed[:MAX_DETAILED]
+    for result in shown:
         console.print(
             f"[{STYLE[result.status]}]✗ {result.check}[/] {result.subject}: {result.message}"
         )
@@ -68,6 +70,17 @@ def print_report(report: VerifyReport, console: Console) -> None:
         if result.output:
             tail = result.output.strip().splitlines()[-5:]
             console.print("\n".join(f"    [dim]| {line}[/]" for line in tail))
+    if len(report.failed) > len(shown):
+        console.print(
+            f"[dim]… {len(report.failed) - len(shown)} more failures "
+            "(`--format json` lists every one)[/]"
+        )
+    if report.diagnosis:
+        console.print("[bold]diagnosis[/]")
+        for number, found in enumerate(report.diagnosis, 1):
+            nodes = f" [dim]({', '.join(found.nodes)})[/]" if found.nodes else ""
+            console.print(f" {number}. [bold]{found.cause}[/]{nodes}")
+            console.print(f"    {found.detail}")
     total, failed = len(report.results), len(report.failed)
     colour = "red" if failed else "green"
     console.print(

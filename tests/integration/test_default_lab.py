@@ -47,7 +47,7 @@ def test_up_brings_up_the_default_lab(default_lab) -> None:
     assert "lab 'lab' is up" in err
     # The snapshot must see a running lab, or the final leak check would prove nothing.
     seen = default_lab["before"].differences(HostSnapshot.take())
-    assert any("netns: added ol-lab-node1" in p for p in seen)
+    assert any("netns: added ol-lab.node1" in p for p in seen)
     assert any(p.startswith("process left running") and "dockerd" in p for p in seen)
     for node in ("node1", "node2", "node3"):
         version = docker(node, "version", "--format", "{{.Server.Version}}")

@@ -1,0 +1,216 @@
+"""Fault injection on real engines: break one thing, the matching check must fail with
+the right diagnosis and the unrelated checks must not. Faults are iptables rules in a
+node's namespace, killed processes, a cut switch port and real misconfigurations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from conftest import invoke
+from hostsnap import HostSnapshot, wait_until_clean
+
+from overlaylab.layout import LabLayout
+
+SPEC = "tests/testdata/labs/faults.yml"
+SPRING = "tests/testdata/labs/faults-spring.yml"
+NAT = "tests/testdata/labs/faults-nat.yml"
+LAYOUT = LabLayout.for_cluster("fl")
+DATA = ("connectivity.icmp", "connectivity.tcp", "connectivity.udp", "mtu.df")
+
+
+def verify(spec: str = SPEC, *extra: str) -> dict:
+    result = invoke("verify", "-i", spec, "--format", "json", "--timeout", "3", *extra, check=False)
+    report = json.loads(result.stdout)
+    assert result.returncode == (0 if report["ok"] else 1), result.stderr
+    return report
+
+
+def failures(report: dict) -> dict[str, list[dict]]:
+    return {
+        c["id"]: [r for r in c["results"] if r["status"] in ("fail", "error")]
+        for c in report["checks"]
+        if c["status"] in ("fail", "error")
+    }
+
+
+def causes(report: dict) -> list[str]:
+    return [d["cause"] for d in report["diagnosis"]]
+
+
+def netns_exec(node: str, *argv: str) -> None:
+    subprocess.run(["nsenter", f"--net=/run/netns/{LAYOUT.node_ns(node)}", *argv], check=True)
+
+
+@contextmanager
+def iptables_drop(node: str, *rules: tuple[str, str]) -> Iterator[None]:
+    for proto, port in rules:
+        netns_exec(node, "iptables", "-I", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+    try:
+        yield
+    finally:
+        for proto, port in rules:
+            netns_exec(node, "iptables", "-D", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+
+
+@pytest.fixture(scope="module")
+def lab():
+    before = HostSnapshot.take()
+    invoke("up", "-i", SPEC)
+    yield
+    invoke("down", "-i", SPEC, check=False)
+    assert wait_until_clean(before) == []
+
+
+def test_healthy_lab_passes_every_check(lab) -> None:
+    report = verify()
+    assert report["ok"], failures(report)
+    ids = {c["id"] for c in report["checks"] if c["status"] == "pass"}
+    assert {
+        "engines.api",
+        "kv.registered",
+        "underlay.gossip",
+        "networks.present",
+        "connectivity.udp",
+        "mtu.df",
+        "names.resolve",
+        "advertise.address",
+        "ports.published",
+        "isolation.overlays",
+    } <= ids
+    assert report["diagnosis"] == []
+
+
+def test_vxlan_dropped_on_one_node(lab) -> None:
+    with iptables_drop("n2", ("udp", "4789")):
+        report = verify()
+    failed = failures(report)
+    assert set(failed) == set(DATA)
+    for check in DATA:
+        for result in failed[check]:
+            assert "n2" in result["nodes"] and result["details"]["path"] == "cross-host"
+            assert "udp/4789" in result["hint"]
+    assert causes(report) == ["overlay data (VXLAN, udp/4789) is blocked to and from n2"]
+    after = verify()  # and back to healthy once the rule is gone
+    assert after["ok"], failures(after)
+
+
+def test_gossip_dropped_on_one_node(lab) -> None:
+    with iptables_drop("n2", ("tcp", "7946"), ("udp", "7946")):
+        report = verify()
+    failed = failures(report)
+    assert set(failed) == {"underlay.gossip"}, failed
+    assert {r["subject"] for r in failed["underlay.gossip"]} == {"n1 -> n2:7946", "n3 -> n2:7946"}
+    assert causes(report) == ["serf gossip to n2 is blocked (tcp+udp 7946)"]
+
+
+def test_node_cut_off_the_lab_switch(lab) -> None:
+    port = LAYOUT.switch_port("n2")
+    subprocess.run(["ip", "-n", LAYOUT.switch_ns, "link", "set", port, "down"], check=True)
+    try:
+        report = verify(SPEC, "--skip", "names")
+    finally:
+        subprocess.run(["ip", "-n", LAYOUT.switch_ns, "link", "set", port, "up"], check=True)
+    failed = failures(report)
+    assert {"underlay.api", "underlay.gossip", "kv.reachable"} <= set(failed)
+    assert all("n2" in r["nodes"] for results in failed.values() for r in results)
+    assert "engines.api" not in failed
+    assert causes(report) == ["n2 is cut off the lab network"]
+
+
+def test_kv_store_stopped(lab) -> None:
+    pid = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    try:
+        report = verify(SPEC, "--skip", "names", "--skip", "advertise")
+    finally:
+        invoke("up", "-i", SPEC)  # brings the store back
+    failed = failures(report)
+    assert {"kv.reachable", "kv.registered"} <= set(failed)
+    assert len(failed["kv.reachable"]) == 3
+    assert not set(failed) & {*DATA, "engines.api", "underlay.api", "underlay.gossip"}
+    assert causes(report) == ["the KV store (etcd on kv) is down or unreachable"]
+
+
+def test_one_engine_killed(lab) -> None:
+    pid = int((LAYOUT.node_dir("n3") / "dockerd.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    try:
+        report = verify()
+    finally:
+        invoke("up", "-i", SPEC)
+    failed = failures(report)
+    assert [r["subject"] for r in failed["engines.api"]] == ["n3"]
+    assert failed["engines.api"][0]["message"] == "dockerd on n3 is not running"
+    assert all("n3" in r["nodes"] for results in failed.values() for r in results)
+    assert not set(failed) & {*DATA, "kv.reachable"}
+    skipped = [
+        r
+        for c in report["checks"]
+        if c["id"] == "connectivity.icmp"
+        for r in c["results"]
+        if r["status"] == "skip"
+    ]
+    assert skipped and "no probe runs on n3" in skipped[0]["message"]
+    assert causes(report) == ["the engine on n3 is down"]
+
+
+def test_two_overlays_joined(lab) -> None:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{LAYOUT.docker_socket('n1')}"}
+    subprocess.run(["docker", "network", "connect", "other", "probe-dn-n1"], env=env, check=True)
+    try:
+        report = verify(SPEC, "--only", "isolation", "--only", "connectivity")
+    finally:
+        subprocess.run(
+            ["docker", "network", "disconnect", "other", "probe-dn-n1"], env=env, check=True
+        )
+    failed = failures(report)
+    assert set(failed) == {"isolation.overlays"}
+    assert all(r["details"] == {} or True for r in failed["isolation.overlays"])
+    assert all(r["subject"].startswith("n1 on dn -> ") for r in failed["isolation.overlays"])
+    assert causes(report)[0].startswith("overlays that should be isolated are joined")
+
+
+def test_app_advertising_its_docker_gwbridge_address(lab) -> None:
+    invoke("up", "-i", SPRING)  # adds the spring stack: an app that picks the last interface
+    report = verify(SPRING, "--skip", "isolation")
+    failed = failures(report)
+    assert set(failed) == {"advertise.address"}
+    [result] = failed["advertise.address"]
+    assert result["subject"] == "spring/fee on n3 (java-enumeration)"
+    assert result["details"]["picked"]["network"] == "docker_gwbridge"
+    assert "docker_gwbridge" in result["message"] and "eth1" in result["message"]
+    assert "preferred-networks" in result["hint"]
+    passed = [
+        r
+        for c in report["checks"]
+        if c["id"] == "advertise.address"
+        for r in c["results"]
+        if r["status"] == "pass"
+    ]
+    assert {r["subject"] for r in passed} == {
+        "demo/web on n1 (first-interface)",
+        "demo/mongo on n2 (first-interface)",
+    }
+
+
+def test_cluster_advertise_on_the_nat_interface() -> None:
+    before = HostSnapshot.take()
+    try:
+        invoke("up", "-i", NAT)
+        report = verify(NAT, "--skip", "names")
+    finally:
+        invoke("down", "-i", NAT, check=False)
+    failed = failures(report)
+    assert len(failed["engines.advertise"]) == 2
+    result = failed["engines.advertise"][0]
+    assert "advertises 10.0.2.15:2376" in result["message"]
+    assert "eth1:2376" in result["hint"]
+    assert not set(failed) & {"engines.api", "kv.reachable", "networks.present"}
+    assert causes(report) == ["2 engine(s) advertise an address their peers cannot reach"]
+    assert wait_until_clean(before) == []
