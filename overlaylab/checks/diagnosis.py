@@ -1,9 +1,11 @@
 """From many failing results to the few causes behind them.
 
 One cut cable fails dozens of pairs; a reader wants one sentence. Each rule looks for
-the signature of one known cause in the results (which checks fail, for which
-nodes, while which others pass) and explains it. Rules are ordered from the bottom
-of the stack up, and failures a rule explains are not explained again.
+the signature of one known cause in the results (which checks fail, for which nodes,
+while which others pass) and explains it. Rules run from the bottom of the stack up,
+and a failure a rule has explained is not explained again. Only results with status
+`fail` are evidence: an `error` means a check itself crashed, which says nothing
+about the network, so errors are reported on their own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ from overlaylab.checks.result import CheckResult
 from overlaylab.spec.models import ClusterSpec
 
 DATA_CHECKS = ("connectivity.icmp", "connectivity.tcp", "connectivity.udp", "mtu.df")
+# Everything a node being unreachable can break, for the rules that explain a node away.
+NODE_DEPENDENT = (
+    *DATA_CHECKS,
+    "underlay.api",
+    "underlay.gossip",
+    "kv.reachable",
+    "kv.registered",
+    "ports.published",
+    "connectivity.dns",
+    "names.resolve",
+    "networks.present",
+)
 
 
 @dataclass
@@ -35,80 +49,80 @@ class Evidence:
     explained: set[int] = field(default_factory=set)  # ids of results already explained
 
     def failed(self, check: str) -> list[CheckResult]:
-        return [r for r in self.results if r.check == check and r.failed]
+        return [r for r in self.results if r.check == check and r.status == "fail"]
 
     def ran(self, check: str) -> list[CheckResult]:
-        return [r for r in self.results if r.check == check and r.status != "skip"]
-
-    def explain(self, results: list[CheckResult]) -> None:
-        self.explained |= {id(r) for r in results}
+        return [r for r in self.results if r.check == check and r.status in ("pass", "fail")]
 
     def unexplained(self, check: str) -> list[CheckResult]:
         return [r for r in self.failed(check) if id(r) not in self.explained]
+
+    def explain(self, results: list[CheckResult]) -> list[str]:
+        """Mark results explained; return the ids of the checks they belong to."""
+        self.explained |= {id(r) for r in results}
+        return sorted({r.check for r in results})
+
+    def involving(self, node: str, checks: tuple[str, ...] = NODE_DEPENDENT) -> list[CheckResult]:
+        return [r for c in checks for r in self.failed(c) if node in r.nodes]
 
     @property
     def engine_nodes(self) -> list[str]:
         return [n.name for n in self.spec.engine_nodes]
 
 
-def _involving(results: list[CheckResult], node: str) -> list[CheckResult]:
-    return [r for r in results if node in r.nodes]
-
-
 def dead_engines(ev: Evidence) -> list[Diagnosis]:
     found = []
     for result in ev.failed("engines.api"):
         node = result.subject
+        if node not in ev.engine_nodes:
+            continue
+        explained = [
+            result,
+            *ev.involving(node, ("underlay.api", "underlay.gossip", "underlay.members")),
+        ]
         found.append(
             Diagnosis(
                 cause=f"the engine on {node} is down",
                 detail=f"{result.message}. {result.hint}",
                 nodes=[node],
-                checks=["engines.api"],
+                checks=ev.explain(explained),
             )
         )
-        ev.explain(
-            [
-                result,
-                *_involving(ev.failed("underlay.api"), node),
-                *_involving(ev.failed("underlay.gossip"), node),
-            ]
-        )
     return found
+
+
+def _kv_reachable_from(ev: Evidence, node: str) -> bool | None:
+    for result in ev.ran("kv.reachable"):
+        if result.nodes and result.nodes[0] == node:
+            return result.status == "pass"
+    return None
 
 
 def cut_off_nodes(ev: Evidence) -> list[Diagnosis]:
     api = ev.ran("underlay.api")
     found = []
     for node in ev.engine_nodes:
-        mine = _involving(api, node)
-        if not mine or not all(r.failed for r in mine):
+        mine = [r for r in api if node in r.nodes]
+        if not mine or not all(r.status == "fail" for r in mine):
             continue
-        others_ok = (
-            any(r.status == "pass" for r in api if node not in r.nodes) or len(ev.engine_nodes) == 2
-        )
-        kv_fail = [r for r in ev.failed("kv.reachable") if r.nodes[0] == node]
+        others_ok = any(r.status == "pass" for r in api if node not in r.nodes)
         if not others_ok:
-            continue
-        explained = [*mine, *kv_fail, *_involving(ev.failed("underlay.gossip"), node)]
-        for check in (
-            *DATA_CHECKS,
-            "ports.published",
-            "connectivity.dns",
-            "names.resolve",
-            "networks.present",
-        ):
-            explained += _involving(ev.failed(check), node)
-        ev.explain(explained)
+            # Two nodes (or everything failing): the one that also lost the KV store is the
+            # one cut off; with no such evidence, name no one rather than guess.
+            peers_reach_kv = all(_kv_reachable_from(ev, n) for n in ev.engine_nodes if n != node)
+            if not (_kv_reachable_from(ev, node) is False and peers_reach_kv):
+                continue
+        kv_lost = _kv_reachable_from(ev, node) is False
+        checks = ev.explain(ev.involving(node))
         found.append(
             Diagnosis(
                 cause=f"{node} is cut off the lab network",
                 detail=f"no other node reaches {node} and {node} reaches none of them"
-                + (" nor the KV store" if kv_fail else "")
+                + (" nor the KV store" if kv_lost else "")
                 + ": its link to the lab switch, the switch port or a firewall on it drops "
                 "everything. Every failure that involves it follows from this.",
                 nodes=[node],
-                checks=sorted({r.check for r in explained}),
+                checks=checks,
             )
         )
     return found
@@ -116,12 +130,11 @@ def cut_off_nodes(ev: Evidence) -> list[Diagnosis]:
 
 def kv_down(ev: Evidence) -> list[Diagnosis]:
     ran = ev.ran("kv.reachable")
-    failed = [r for r in ev.unexplained("kv.reachable")]
+    failed = ev.unexplained("kv.reachable")
     if not ran or len(failed) != len(ran) or ev.spec.kv is None:
         return []
-    explained = [*failed, *ev.failed("kv.registered"), *ev.failed("networks.present")]
-    ev.explain(explained)
     kv = ev.spec.kv
+    checks = ev.explain([*failed, *ev.failed("kv.registered"), *ev.failed("networks.present")])
     return [
         Diagnosis(
             cause=f"the KV store ({kv.backend} on {kv.node}) is down or unreachable",
@@ -129,35 +142,35 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
             "global (overlay) networks. Containers already running keep talking over the "
             "overlay; new ones cannot join it. `invoke up` restarts the store.",
             nodes=[kv.node],
-            checks=sorted({r.check for r in explained}),
+            checks=checks,
         )
     ]
 
 
 def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
-    failed = ev.unexplained("engines.advertise")
+    failed = [
+        r
+        for r in ev.unexplained("engines.advertise")
+        if r.details.get("cluster_advertise") != r.details.get("expected_advertise")
+    ]
     if not failed:
         return []
     nodes = [r.subject for r in failed]
     explained = [*failed]
     for node in nodes:
-        explained += _involving(ev.failed("kv.registered"), node)
-        explained += _involving(ev.failed("underlay.gossip"), node)
-        for check in DATA_CHECKS:
-            explained += [
-                r
-                for r in _involving(ev.failed(check), node)
-                if r.details.get("path") == "cross-host"
-            ]
-    ev.explain(explained)
+        explained += ev.involving(node, ("kv.registered", "underlay.gossip", "underlay.members"))
+        explained += [
+            r for r in ev.involving(node, DATA_CHECKS) if r.details.get("path") == "cross-host"
+        ]
     advertised = sorted({str(r.details.get("cluster_advertise")) for r in failed})
+    checks = ev.explain(explained)
     return [
         Diagnosis(
             cause=f"{len(nodes)} engine(s) advertise an address their peers cannot reach",
             detail=f"{', '.join(nodes)} advertise {', '.join(advertised)}: "
             f"{failed[0].hint} Cross-host overlay traffic and gossip fail as a result.",
             nodes=nodes,
-            checks=sorted({r.check for r in explained}),
+            checks=checks,
         )
     ]
 
@@ -165,10 +178,8 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
 def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained("underlay.gossip")
     found = []
-    targets = sorted({r.nodes[1] for r in failed if len(r.nodes) > 1})
-    for node in targets:
+    for node in sorted({r.nodes[1] for r in failed if len(r.nodes) > 1}):
         mine = [r for r in failed if r.subject.split(" -> ")[1].startswith(f"{node}:")]
-        ev.explain(mine)
         found.append(
             Diagnosis(
                 cause=f"serf gossip to {node} is blocked (tcp+udp 7946)",
@@ -176,10 +187,36 @@ def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
                 "answers: a firewall drops 7946. Containers already known keep working; "
                 f"containers started on {node} from now on stay unknown to the others.",
                 nodes=[node],
-                checks=["underlay.gossip"],
+                checks=ev.explain(mine),
             )
         )
     return found
+
+
+def gossip_partition(ev: Evidence) -> list[Diagnosis]:
+    failed = ev.unexplained("underlay.members")
+    if not failed:
+        return []
+    views = {r.subject: frozenset(r.details.get("seen", [])) for r in ev.ran("underlay.members")}
+    islands = sorted({view for view in views.values() if view}, key=lambda v: (-len(v), sorted(v)))
+    island_of = {node: view for node, view in views.items()}
+    across = [
+        r
+        for c in (*DATA_CHECKS, "connectivity.dns", "names.resolve")
+        for r in ev.unexplained(c)
+        if len(r.nodes) == 2 and island_of.get(r.nodes[0]) != island_of.get(r.nodes[1])
+    ]
+    described = " | ".join("{" + ", ".join(sorted(i)) + "}" for i in islands)
+    return [
+        Diagnosis(
+            cause=f"the gossip cluster is split into {len(islands)} islands",
+            detail=f"{described}: containers on different islands never learn of each other, so "
+            f"overlay traffic between them fails although every port is open. "
+            f"{failed[0].hint}",
+            nodes=sorted(r.subject for r in failed),
+            checks=ev.explain([*failed, *across]),
+        )
+    ]
 
 
 def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
@@ -191,16 +228,15 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     common = set(ev.engine_nodes)
     for r in failed:
         common &= set(r.nodes)
-    only_mtu = all(r.check == "mtu.df" for r in failed)
-    ev.explain(failed)
-    if only_mtu:
+    checks = ev.explain(failed)
+    if checks == ["mtu.df"]:
         return [
             Diagnosis(
                 cause="full-size packets do not cross the overlay (MTU)",
                 detail="small packets pass but full-size ones with don't-fragment are lost: "
                 + failed[0].hint,
                 nodes=sorted(common),
-                checks=["mtu.df"],
+                checks=checks,
             )
         ]
     where = f"to and from {', '.join(sorted(common))}" if common else "between the nodes"
@@ -211,7 +247,7 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
             "overlay packets do not cross: udp/4789 is dropped on the way (a firewall on "
             "the node, or between the nodes). Names still resolve; connections fail.",
             nodes=sorted(common),
-            checks=sorted({r.check for r in failed}),
+            checks=checks,
         )
     ]
 
@@ -221,16 +257,20 @@ def per_check(check: str, cause: str) -> Callable[[Evidence], list[Diagnosis]]:
         failed = ev.unexplained(check)
         if not failed:
             return []
-        ev.explain(failed)
         subjects = "; ".join(r.subject for r in failed[:3]) + (
             f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
         )
         return [
             Diagnosis(
                 cause=cause.format(n=len(failed)),
-                detail=f"{subjects}: {failed[0].hint}",
+                detail=f"{subjects}: "
+                + " ".join(
+                    filter(
+                        None, (f"{failed[0].message}." if failed[0].message else "", failed[0].hint)
+                    )
+                ),
                 nodes=sorted({n for r in failed for n in r.nodes}),
-                checks=[check],
+                checks=ev.explain(failed),
             )
         ]
 
@@ -243,6 +283,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     kv_down,
     wrong_advertise,
     gossip_blocked,
+    gossip_partition,
     data_plane_blocked,
     per_check("networks.present", "{n} overlay(s) are not the same network on every engine"),
     per_check("connectivity.dns", "{n} probe name lookups fail"),
@@ -260,7 +301,18 @@ def diagnose(spec: ClusterSpec, results: list[CheckResult]) -> list[Diagnosis]:
     found: list[Diagnosis] = []
     for rule in RULES:
         found += rule(ev)
-    leftovers = [r for r in results if r.failed and id(r) not in ev.explained]
-    for check in sorted({r.check for r in leftovers}):
+    for check in sorted(
+        {r.check for r in results if r.status == "fail" and id(r) not in ev.explained}
+    ):
         found += per_check(check, "{n} " + check + " failure(s)")(ev)
+    crashed = [r for r in results if r.status == "error"]
+    if crashed:
+        found.append(
+            Diagnosis(
+                cause=f"{len(crashed)} check(s) could not run",
+                detail="; ".join(f"{r.check}: {r.message}" for r in crashed[:3])
+                + ": their subjects are untested, not healthy.",
+                checks=sorted({r.check for r in crashed}),
+            )
+        )
     return found

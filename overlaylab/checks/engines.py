@@ -19,10 +19,7 @@ def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
 def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
     """(message, hint) for an engine that does not answer, read from its own log."""
     log_path = vctx.lab.layout.log_file(node, "dockerd")
-    try:
-        text = log_path.read_text(errors="replace")
-    except OSError:
-        text = ""
+    text = vctx.lab.provider.current_log(node, "dockerd") or ""
     panic = PANIC.search(text)
     alive = vctx.lab.provider.service_pid(node, "dockerd", "dockerd") is not None
     if panic:

@@ -39,6 +39,14 @@ def _resolve_from_others(vctx: VerifyContext, c: StackContainer, network: str, n
 
 def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
     expected = c.networks[network]
+    if not seen:  # no probe could look: no evidence either way
+        return CheckResult(
+            check="names.resolve",
+            subject=f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
+            status="skip",
+            message="no probe on the network could look the name up",
+            nodes=[c.node],
+        )
     wrong = {n: a for n, a in seen.items() if a != [expected]}
     nothing = sorted(n for n, a in seen.items() if not a)
     stale = sorted(n for n, a in seen.items() if a and expected not in a)

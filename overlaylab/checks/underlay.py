@@ -8,6 +8,7 @@ are its test). A failure here names the layer before any container is involved.
 
 from __future__ import annotations
 
+import re
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
@@ -85,6 +86,82 @@ def engine_api(vctx: VerifyContext) -> list[CheckResult]:
     )
 
 
+SERF_EVENT = re.compile(r"serf: Event(Member(?:Join|Leave|Failed|Reap)): (\S+)")
+
+
+def serf_view(log_text: str) -> set[str]:
+    """Members an engine's serf agent believes in, from its own log lines.
+
+    libnetwork exposes no API for it; the serf library logs every membership event,
+    so replaying them gives the node's view of the gossip cluster.
+    """
+    members: set[str] = set()
+    for event, name in SERF_EVENT.findall(log_text):
+        if event == "MemberJoin":
+            members.add(name)
+        else:
+            members.discard(name)
+    return members
+
+
+def members(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    if not spec.engine.uses_cluster_store:
+        return [
+            CheckResult(
+                check="underlay.members",
+                subject="serf",
+                status="skip",
+                message="no legacy overlay (cluster-store) in the spec",
+            )
+        ]
+    expected = {n.name for n in spec.engine_nodes}
+    results = []
+    for node in sorted(expected):
+        log = vctx.lab.provider.current_log(node, "dockerd")
+        if log is None:
+            results.append(
+                CheckResult(
+                    check="underlay.members",
+                    subject=node,
+                    status="skip",
+                    message="no engine log to read the gossip view from",
+                    nodes=[node],
+                )
+            )
+            continue
+        seen = serf_view(log)
+        missing = sorted(expected - seen)
+        results.append(
+            CheckResult(
+                check="underlay.members",
+                subject=node,
+                status="fail" if missing else "pass",
+                message=(
+                    f"its gossip cluster holds only {', '.join(sorted(seen)) or 'nothing'} "
+                    f"(missing {', '.join(missing)})"
+                )
+                if missing
+                else f"gossip cluster holds all {len(expected)} engines",
+                hint="" if not missing else HINT_PARTITION,
+                nodes=[node],
+                command=f"grep 'serf: Event' {vctx.lab.layout.log_file(node, 'dockerd')}",
+                details={"seen": sorted(seen), "missing": missing},
+            )
+        )
+    return results
+
+
+HINT_PARTITION = (
+    "libnetwork's legacy overlay joins serf through ONE neighbour, once, when the engine "
+    "starts, and retries only when the KV node list changes. Engines that start at the "
+    "same moment can join a neighbour that is not listening yet and form an island of their "
+    "own; containers on different islands never learn of each other. Restart the engines of "
+    "the smaller island one at a time (their join then succeeds); start engines one by one "
+    "(`invoke up` does)."
+)
+
+
 CHECKS = [
     Check(
         "underlay.api", "underlay", "every node reaches every other node's engine port", engine_api
@@ -94,5 +171,11 @@ CHECKS = [
         "underlay",
         "serf gossip (7946) is open between every pair of nodes",
         gossip,
+    ),
+    Check(
+        "underlay.members",
+        "underlay",
+        "every engine's gossip cluster holds every engine (no islands)",
+        members,
     ),
 ]

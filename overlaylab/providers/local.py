@@ -35,6 +35,7 @@ from overlaylab.spec.models import LocalProvider as LocalProviderSpec
 
 # Sets the node's hostname inside its fresh UTS namespace, then becomes the service.
 # Spec values travel as arguments ("$1", "$@"), never inside the script text.
+START_MARKER = "--- overlaylab: starting"
 _HOSTNAME_THEN_EXEC = 'hostname "$1" && shift && exec "$@"'
 
 
@@ -169,6 +170,10 @@ class LocalProvider:
         node_dir = self.layout.node_dir(node)
         node_dir.mkdir(parents=True, exist_ok=True)
         log = self.layout.log_file(node, service).open("ab")
+        # Logs are appended across restarts; the marker lets readers take only the
+        # current run (an old panic must not explain a new death).
+        log.write(f"{START_MARKER} {service} at {time.time():.3f}\n".encode())
+        log.flush()
         cmd = [
             "nsenter",
             f"--net=/run/netns/{self.layout.node_ns(node)}",
@@ -225,10 +230,17 @@ class LocalProvider:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
-    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
+    def current_log(self, node: str, service: str) -> str | None:
+        """The service's log since its latest start, or None when there is none."""
         try:
             text = self.layout.log_file(node, service).read_text(errors="replace")
         except FileNotFoundError:
+            return None
+        return text.rsplit(START_MARKER, 1)[-1]
+
+    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
+        text = self.current_log(node, service)
+        if text is None:
             return "(no log)"
         return "\n".join(text.strip().splitlines()[-lines:])
 

@@ -10,11 +10,14 @@ from typing import Any
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
+from overlaylab.netns import tcp_connect_ok
 from overlaylab.render import render
 from overlaylab.spec.models import Node
 from overlaylab.steps.tls import LabCA
 
 READY_TIMEOUT = 30.0
+SERF_TIMEOUT = 15.0
+SERF_PORT = 7946
 SERVICE = "dockerd"
 
 
@@ -106,8 +109,34 @@ def _ensure_engine(ctx: LabContext, node: Node) -> str:
     )
 
 
+def _serf_listening(ctx: LabContext, node: Node) -> bool:
+    return tcp_connect_ok(ctx.provider.netns(node.name), str(node.address), SERF_PORT, 0.5)[0]
+
+
+def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
+    """Start legacy-overlay engines one at a time, each once the previous one gossips.
+
+    libnetwork joins the serf cluster through one neighbour, once, at start, retrying
+    only when the KV node list changes. Engines started together join neighbours that
+    are not listening yet and split into islands that never merge (seen with 10 nodes:
+    {n8, n9} apart from the rest). Waiting for each one's serf port avoids it.
+    """
+    outcomes = {}
+    for node in nodes:
+        outcomes[node.name] = _ensure_engine(ctx, node)
+        deadline = time.monotonic() + SERF_TIMEOUT
+        while not _serf_listening(ctx, node) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return outcomes
+
+
 def ensure_engines(ctx: LabContext) -> bool:
     nodes = ctx.spec.engine_nodes
+    if ctx.spec.engine.uses_cluster_store and ctx.spec.kv is not None:
+        outcomes = _ensure_engines_one_by_one(ctx, nodes)
+        for name, outcome in outcomes.items():
+            ctx.progress.item(name, f"dockerd {outcome}")
+        return any(o != "already running" for o in outcomes.values())
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         outcomes = dict(
             zip(

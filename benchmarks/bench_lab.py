@@ -1,0 +1,148 @@
+"""Time every phase of a lab's life, for 3 and 10 engine nodes, and measure memory.
+
+    sudo .venv/bin/python benchmarks/bench_lab.py [--nodes 3 10] [--runs 3]
+
+Writes benchmarks/results/phases.csv (nodes, run, phase, seconds, detail) and
+benchmarks/results/memory.csv (nodes, run, node, peak_rss_mib): the peak resident
+memory of everything running in the node's namespace (dockerd, containerd, shims,
+docker-proxy) plus its containers, read from /proc/PID/status VmHWM after verify.
+Labs get their own names and subnets, so a running default lab is not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from overlaylab import lab  # noqa: E402
+from overlaylab.checks.verify import ALL_CHECKS, run_verify  # noqa: E402
+from overlaylab.progress import Progress  # noqa: E402
+from overlaylab.providers.teardown import lab_cgroups  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def spec_text(nodes: int) -> str:
+    subnet = {3: 94, 10: 95}.get(nodes, 93)
+    lines = [
+        "apiVersion: overlaylab/v1",
+        "kind: Cluster",
+        f"name: bench{nodes}",
+        "lab:",
+        f"  subnet: 192.168.{subnet}.0/24",
+        "nodes:",
+        "  - name: kv",
+        "    roles: [kv]",
+        *[f"  - name: n{i}" for i in range(1, nodes + 1)],
+        "networks:",
+        "  - name: dn",
+        "    subnet: 10.0.9.0/24",
+        "stacks:",
+        "  - name: demo",
+        "    file: stacks/demo/docker-compose.yml",
+        "    services:",
+        "      web: n1",
+        "      mongo: n2",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def node_peak_rss_mib(ctx, node: str) -> float:  # type: ignore[no-untyped-def]
+    """Sum of VmHWM over the node's processes and its containers (cgroup parent)."""
+    import subprocess
+
+    ns = ctx.layout.node_ns(node)
+    pids = {
+        int(p)
+        for p in subprocess.run(
+            ["ip", "netns", "pids", ns], capture_output=True, text=True
+        ).stdout.split()
+    }
+    for group in lab_cgroups(ctx.layout):
+        if group.name == ctx.layout.cgroup_parent(node):
+            for procs in group.rglob("cgroup.procs"):
+                pids |= {int(p) for p in procs.read_text().split()}
+    total_kib = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total_kib / 1024, 1)
+
+
+def run_once(nodes: int, run: int, phases: csv.writer, memory: csv.writer) -> None:
+    with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
+        # The spec sits one folder below the project root so its stack path resolves.
+        spec_dir = Path(tmp) / "inventory"
+        spec_dir.mkdir()
+        spec = spec_dir / f"bench{nodes}.yml"
+        spec.write_text(spec_text(nodes).replace("file: stacks/", "file: ../../stacks/"))
+        ctx = lab.open_lab(spec, Progress(quiet=True))
+        lab.down(ctx.spec.name)  # start clean
+        try:
+            report = lab.up(ctx)
+            for phase, seconds in report.timings.items():
+                phases.writerow([nodes, run, phase, f"{seconds:.3f}", ""])
+            phases.writerow([nodes, run, "up (total)", f"{report.seconds:.3f}", ""])
+            again = time.monotonic()
+            lab.up(lab.open_lab(spec, Progress(quiet=True)))
+            phases.writerow([nodes, run, "up again (no-op)", f"{time.monotonic() - again:.3f}", ""])
+            verify = run_verify(ctx, ALL_CHECKS, timeout=10.0)
+            rate = len(verify.results) / verify.seconds
+            phases.writerow(
+                [
+                    nodes,
+                    run,
+                    "verify",
+                    f"{verify.seconds:.3f}",
+                    f"{len(verify.results)} results, {len(verify.failed)} failed, "
+                    f"{rate:.1f} results/s",
+                ]
+            )
+            for node in ctx.spec.engine_nodes:
+                memory.writerow([nodes, run, node.name, node_peak_rss_mib(ctx, node.name)])
+            memory.writerow([nodes, run, ctx.spec.kv.node, node_peak_rss_mib(ctx, "kv")])
+        finally:
+            started = time.monotonic()
+            lab.down(ctx.spec.name)
+            phases.writerow([nodes, run, "down", f"{time.monotonic() - started:.3f}", ""])
+        print(
+            f"{nodes} nodes, run {run}: up {report.seconds:.1f}s, verify "
+            f"{verify.seconds:.1f}s ({len(verify.results)} results, {len(verify.failed)} "
+            f"failed)",
+            file=sys.stderr,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--nodes", type=int, nargs="+", default=[3, 10])
+    parser.add_argument("--runs", type=int, default=1)
+    args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with (
+        (RESULTS / "phases.csv").open("w", newline="") as p,
+        (RESULTS / "memory.csv").open("w", newline="") as m,
+    ):
+        phases, memory = csv.writer(p), csv.writer(m)
+        phases.writerow(["nodes", "run", "phase", "seconds", "detail"])
+        memory.writerow(["nodes", "run", "node", "peak_rss_mib"])
+        for nodes in args.nodes:
+            for run in range(1, args.runs + 1):
+                run_once(nodes, run, phases, memory)
+                p.flush()
+                m.flush()
+
+
+if __name__ == "__main__":
+    main()

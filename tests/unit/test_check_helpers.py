@@ -1,0 +1,464 @@
+"""The pure helpers behind the checks, fed the real outputs they parse: busybox
+nslookup and `ip -o -4 addr`, /etc/hosts, dockerd's panic log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from overlaylab.checks import advertise, connectivity, engines, names
+from overlaylab.checks.base import VerifyContext
+from overlaylab.checks.probes import Probe
+from overlaylab.checks.stack_containers import StackContainer
+from overlaylab.providers.local import START_MARKER, LocalProvider
+from overlaylab.spec.loader import parse_spec
+from overlaylab.spec.models import ClusterSpec
+
+# --- connectivity.resolved: busybox nslookup ------------------------------------------
+
+NSLOOKUP_ONE = (
+    "Server:\t\t127.0.0.11\n"
+    "Address:\t127.0.0.11:53\n"
+    "\n"
+    "Non-authoritative answer:\n"
+    "Name:\tmongo\n"
+    "Address: 10.0.9.3\n"
+    "\n"
+)
+NSLOOKUP_TWO = (
+    "Server:\t\t127.0.0.11\n"
+    "Address:\t127.0.0.11:53\n"
+    "\n"
+    "Non-authoritative answer:\n"
+    "Name:\tmongo\n"
+    "Address: 10.0.9.3\n"
+    "Name:\tmongo\n"
+    "Address: 10.0.9.7\n"
+    "\n"
+    "*** Can't find mongo: No answer\n"
+    "\n"
+)
+# busybox < 1.28 numbers its addresses and names the server the same way.
+NSLOOKUP_OLD = (
+    "Server:    127.0.0.11\n"
+    "Address 1: 127.0.0.11\n"
+    "\n"
+    "Name:      mongo\n"
+    "Address 1: 10.0.9.3 demo_mongo_1.dn\n"
+    "Address 2: 10.0.9.4\n"
+)
+NSLOOKUP_TIMEOUT = ";; connection timed out; no servers could be reached\n\n"
+NSLOOKUP_NXDOMAIN = (
+    "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n** server can't find mongo: NXDOMAIN\n\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("output", "addresses"),
+    [
+        (NSLOOKUP_ONE, ["10.0.9.3"]),
+        (NSLOOKUP_TWO, ["10.0.9.3", "10.0.9.7"]),
+        (NSLOOKUP_OLD, ["10.0.9.3", "10.0.9.4"]),
+        (NSLOOKUP_TIMEOUT, []),
+        (NSLOOKUP_NXDOMAIN, []),
+        ("", []),
+    ],
+    ids=["one", "two", "old-busybox", "timeout", "nxdomain", "empty"],
+)
+def test_resolved(output: str, addresses: list[str]) -> None:
+    assert connectivity.resolved(output) == addresses
+
+
+def test_resolved_never_returns_the_dns_server() -> None:
+    for output in (NSLOOKUP_ONE, NSLOOKUP_OLD, NSLOOKUP_NXDOMAIN):
+        assert "127.0.0.11" not in connectivity.resolved(output)
+
+
+# --- connectivity.pairs ------------------------------------------------------------------
+
+SPEC = """\
+apiVersion: overlaylab/v1
+kind: Cluster
+name: fl
+lab:
+  subnet: 192.168.97.0/24
+nodes:
+  - name: kv
+    roles: [kv]
+  - name: n1
+  - name: n2
+  - name: n3
+networks:
+  - name: dn
+    subnet: 10.0.9.0/24
+  - name: other
+    subnet: 10.0.10.0/24
+"""
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> ClusterSpec:
+    return parse_spec(SPEC, source="inline", root=tmp_path_factory.mktemp("root"))
+
+
+def probes_for(
+    nodes: list[str], nets: list[str], slots: tuple[str, ...] = ("a", "b")
+) -> list[Probe]:
+    found = []
+    for n, net in enumerate(nets):
+        for i, node in enumerate(nodes):
+            for s, slot in enumerate(slots):
+                name = f"probe-{net}-{node}" + ("" if slot == "a" else f"-{slot}")
+                found.append(Probe(node, net, name, f"10.0.{9 + n}.{2 + 2 * i + s}", slot))
+    return found
+
+
+@pytest.fixture
+def make_vctx(spec: ClusterSpec) -> Iterator[Any]:
+    made: list[VerifyContext] = []
+
+    def make(probes: list[Probe]) -> VerifyContext:
+        vctx = VerifyContext(lab=SimpleNamespace(spec=spec), probes=probes)  # type: ignore[arg-type]
+        made.append(vctx)
+        return vctx
+
+    yield make
+    for vctx in made:
+        vctx.pool.shutdown(wait=False)
+
+
+def described(pairs: list[tuple[Probe, Probe]]) -> list[str]:
+    return [connectivity.subject(a, b) for a, b in pairs]
+
+
+def test_pairs_cross_host_then_same_host_per_network(make_vctx: Any) -> None:
+    pairs = connectivity.pairs(make_vctx(probes_for(["n1", "n2", "n3"], ["dn", "other"])))
+    per_net = [
+        "n1 -> n2 over {}",
+        "n1 -> n3 over {}",
+        "n2 -> n1 over {}",
+        "n2 -> n3 over {}",
+        "n3 -> n1 over {}",
+        "n3 -> n2 over {}",
+        "n1 -> n1 (2nd probe) over {}",
+        "n2 -> n2 (2nd probe) over {}",
+        "n3 -> n3 (2nd probe) over {}",
+    ]
+    assert described(pairs) == [s.format("dn") for s in per_net] + [
+        s.format("other") for s in per_net
+    ]
+    # Only first probes start a pair; a pair never leaves its network.
+    assert all(a.slot == "a" and a.network == b.network for a, b in pairs)
+    paths = [connectivity.path_of(a, b) for a, b in pairs]
+    assert paths.count("cross-host") == 12 and paths.count("same-host") == 6
+
+
+def test_pairs_without_second_probes_are_cross_host_only(make_vctx: Any) -> None:
+    pairs = connectivity.pairs(make_vctx(probes_for(["n1", "n2"], ["dn"], slots=("a",))))
+    assert described(pairs) == ["n1 -> n2 over dn", "n2 -> n1 over dn"]
+
+
+def test_pairs_leave_out_a_node_without_probes(make_vctx: Any) -> None:
+    probes = probes_for(["n1", "n3"], ["dn"])
+    pairs = connectivity.pairs(make_vctx(probes))
+    assert described(pairs) == [
+        "n1 -> n3 over dn",
+        "n3 -> n1 over dn",
+        "n1 -> n1 (2nd probe) over dn",
+        "n3 -> n3 (2nd probe) over dn",
+    ]
+    assert not any("n2" in s for s in described(pairs))
+
+
+def test_pairs_only_for_spec_networks(make_vctx: Any) -> None:
+    probes = probes_for(["n1", "n2"], ["dn", "stray"], slots=("a",))
+    assert described(connectivity.pairs(make_vctx(probes))) == [
+        "n1 -> n2 over dn",
+        "n2 -> n1 over dn",
+    ]
+
+
+def test_pairs_of_no_probes(make_vctx: Any) -> None:
+    assert connectivity.pairs(make_vctx([])) == []
+
+
+def test_skipped_pairs_one_per_node_without_probes(make_vctx: Any) -> None:
+    vctx = make_vctx([])
+    vctx.probe_problems = {"n3": "ConnectionError: engine down", "n1": "NotFound: dn"}
+    skipped = connectivity.skipped_pairs(vctx, "connectivity.tcp")
+    assert [(r.check, r.subject, r.status, r.nodes) for r in skipped] == [
+        ("connectivity.tcp", "paths from/to n1", "skip", ["n1"]),
+        ("connectivity.tcp", "paths from/to n3", "skip", ["n3"]),
+    ]
+    assert skipped[1].message == "no probe runs on n3: ConnectionError: engine down"
+
+
+# --- advertise: interfaces, pick, /etc/hosts --------------------------------------------
+
+IP_ADDR = (
+    "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever preferred_lft forever\n"
+    "6: eth0    inet 10.0.9.2/24 brd 10.0.9.255 scope global eth0\\       "
+    "valid_lft forever preferred_lft forever\n"
+    "9: eth1    inet 172.18.0.2/16 brd 172.18.255.255 scope global eth1\\       "
+    "valid_lft forever preferred_lft forever\n"
+)
+IFACES = [(1, "lo", "127.0.0.1"), (6, "eth0", "10.0.9.2"), (9, "eth1", "172.18.0.2")]
+HOSTS = (
+    "127.0.0.1\tlocalhost\n"
+    "::1\tlocalhost ip6-localhost ip6-loopback\n"
+    "fe00::0\tip6-localnet\n"
+    "ff00::0\tip6-mcastprefix\n"
+    "ff02::1\tip6-allnodes\n"
+    "ff02::2\tip6-allrouters\n"
+    "10.0.9.2\t3f4e5d6c7b8a\n"
+)
+
+
+def test_interfaces_parse_busybox_ip_output() -> None:
+    assert advertise.interfaces(IP_ADDR) == IFACES
+
+
+def test_interfaces_of_nothing() -> None:
+    assert advertise.interfaces("") == []
+    assert advertise.interfaces("OCI runtime exec failed: exec failed\n") == []
+
+
+def test_pick_first_interface_is_lowest_index() -> None:
+    assert advertise.pick("first-interface", IFACES, None) == ("10.0.9.2", "eth0")
+
+
+def test_pick_java_enumeration_is_highest_index() -> None:
+    assert advertise.pick("java-enumeration", IFACES, None) == ("172.18.0.2", "eth1")
+
+
+def test_pick_goes_by_index_not_by_output_order() -> None:
+    shuffled = [IFACES[2], IFACES[0], IFACES[1]]
+    assert advertise.pick("first-interface", shuffled, None) == ("10.0.9.2", "eth0")
+    assert advertise.pick("java-enumeration", shuffled, None) == ("172.18.0.2", "eth1")
+
+
+def test_pick_hostname_uses_the_hosts_address() -> None:
+    assert advertise.pick("hostname", IFACES, "10.0.9.2") == ("10.0.9.2", "eth0")
+    assert advertise.pick("hostname", IFACES, "172.18.0.2") == ("172.18.0.2", "eth1")
+    # An address on no interface is still what the app picks; it came from /etc/hosts.
+    assert advertise.pick("hostname", IFACES, "10.0.9.99") == ("10.0.9.99", "/etc/hosts")
+    assert advertise.pick("hostname", IFACES, None) is None
+
+
+def test_pick_ignores_loopback() -> None:
+    loop_only = [(1, "lo", "127.0.0.1")]
+    for rule in ("first-interface", "java-enumeration", "hostname"):
+        assert advertise.pick(rule, loop_only, "127.0.0.1") is None
+    # A 127/8 address on another interface is loopback too.
+    assert advertise.pick("java-enumeration", [*IFACES, (12, "dummy0", "127.0.1.1")], None) == (
+        "172.18.0.2",
+        "eth1",
+    )
+
+
+def test_pick_without_candidates() -> None:
+    for rule in ("first-interface", "java-enumeration", "hostname"):
+        assert advertise.pick(rule, [], "10.0.9.2") is None
+
+
+def test_hosts_address_finds_the_hostname() -> None:
+    assert advertise._hosts_address(HOSTS, "3f4e5d6c7b8a") == "10.0.9.2"
+
+
+def test_hosts_address_skips_loopback_and_ipv6_loopback() -> None:
+    assert advertise._hosts_address(HOSTS, "localhost") is None
+    assert advertise._hosts_address(HOSTS, "ip6-loopback") is None
+    debian = "127.0.0.1 localhost\n127.0.1.1 web\n"
+    assert advertise._hosts_address(debian, "web") is None
+
+
+def test_hosts_address_needs_an_exact_name() -> None:
+    assert advertise._hosts_address(HOSTS, "3f4e5d6c7b8") is None
+    assert advertise._hosts_address(HOSTS, "") is None
+    assert advertise._hosts_address("", "3f4e5d6c7b8a") is None
+
+
+def test_hosts_address_takes_the_first_line_with_the_name() -> None:
+    hosts = HOSTS + "10.0.10.2\t3f4e5d6c7b8a\n"
+    assert advertise._hosts_address(hosts, "3f4e5d6c7b8a") == "10.0.9.2"
+    aliased = "10.0.9.5\tweb.dn web\n"
+    assert advertise._hosts_address(aliased, "web") == "10.0.9.5"
+
+
+# --- names: candidate names and the verdict -------------------------------------------
+
+
+def container(**kw: Any) -> StackContainer:
+    fields: dict[str, Any] = {
+        "stack": "demo",
+        "service": "mongo",
+        "node": "n2",
+        "name": "demo_mongo_1",
+        "short_id": "3f4e5d6c7b8a",
+        "networks": {"dn": "10.0.9.3", "other": "10.0.10.3"},
+        "aliases": {"dn": ["mongo", "3f4e5d6c7b8a", "db"], "other": ["mongo", "store"]},
+        "ports": [],
+    }
+    fields.update(kw)
+    return StackContainer(**fields)
+
+
+def test_candidate_names_in_order_without_repeats() -> None:
+    assert names.candidate_names(container(), "dn") == [
+        "demo_mongo_1",
+        "mongo",
+        "3f4e5d6c7b8a",
+        "db",
+        "demo_mongo_1.dn",
+        "mongo.dn",
+    ]
+
+
+def test_candidate_names_use_that_networks_aliases() -> None:
+    got = names.candidate_names(container(), "other")
+    assert got == ["demo_mongo_1", "mongo", "store", "demo_mongo_1.other", "mongo.other"]
+    assert "db" not in got
+
+
+def test_candidate_names_without_aliases() -> None:
+    c = container(aliases={})
+    assert names.candidate_names(c, "dn") == [
+        "demo_mongo_1",
+        "mongo",
+        "demo_mongo_1.dn",
+        "mongo.dn",
+    ]
+
+
+def judge(seen: dict[str, list[str]]) -> Any:
+    return names._judge(container(), "dn", "mongo", seen)
+
+
+def test_judge_correct_single_answer() -> None:
+    result = judge({"n1": ["10.0.9.3"], "n3": ["10.0.9.3"]})
+    assert result.status == "pass"
+    assert result.message == "-> 10.0.9.3 from n1, n3"
+    assert result.hint == ""
+    assert result.subject == "mongo (demo/mongo on n2, dn)"
+    assert result.nodes == ["n1", "n2", "n3"]
+    assert result.details["expected"] == "10.0.9.3"
+
+
+def test_judge_nothing_from_one_host() -> None:
+    result = judge({"n1": [], "n3": ["10.0.9.3"]})
+    assert result.status == "fail"
+    assert result.message == "resolves to nothing from n1"
+    assert result.hint == names.HINT
+
+
+def test_judge_stale_address() -> None:
+    result = judge({"n1": ["10.0.9.7"], "n3": ["10.0.9.7"]})
+    assert result.status == "fail"
+    assert result.message.startswith("resolves to a stale address ")
+    assert "10.0.9.7" in result.message and "from n1" in result.message
+    assert "from n3" in result.message
+
+
+def test_judge_extra_addresses() -> None:
+    result = judge({"n1": ["10.0.9.3", "10.0.9.7"], "n3": ["10.0.9.3"]})
+    assert result.status == "fail"
+    assert result.message.startswith("also returns other addresses ")
+    assert "from n1" in result.message and "n3" not in result.message
+
+
+def test_judge_different_answers_per_host_names_the_wrong_one() -> None:
+    result = judge({"n1": ["10.0.9.3"], "n3": ["10.0.9.7"]})
+    assert result.status == "fail"
+    assert "stale address" in result.message and "from n3" in result.message
+    assert "n1" not in result.message
+
+
+def test_judge_lists_every_problem() -> None:
+    result = judge({"n1": [], "n2": ["10.0.9.7"], "n3": ["10.0.9.3", "10.0.9.8"]})
+    assert result.status == "fail"
+    assert result.message.split("; ")[0] == "resolves to nothing from n1"
+    assert len(result.message.split("; ")) == 3
+
+
+def test_judge_with_no_observers_does_not_pass() -> None:
+    assert judge({}).status != "pass"
+
+
+# --- engines._death_reason --------------------------------------------------------------
+
+PANIC_LOG = (
+    'time="2024-05-01T10:00:00.000000000Z" level=info msg="API listen on /run/docker.sock"\n'
+    "panic: runtime error: invalid memory address or nil pointer dereference\n"
+    "[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x55d8c0a3b1c7]\n"
+    "\n"
+    "goroutine 63 [running]:\n"
+    "github.com/docker/libnetwork.(*endpointCnt).Key(0x0)\n"
+    "\t/build/src/github.com/docker/libnetwork/endpoint_cnt.go:22 +0x47\n"
+    "github.com/docker/libnetwork/datastore.(*datastore).GetObject(0xc000420300)\n"
+    "\t/build/src/github.com/docker/libnetwork/datastore/datastore.go:512 +0x1b4\n"
+)
+START_LOG = (
+    'time="2024-05-01T10:05:00.000000000Z" level=info msg="Starting up"\n'
+    'time="2024-05-01T10:05:01.000000000Z" level=info msg="API listen on /run/docker.sock"\n'
+)
+
+
+def fake_vctx(log: Path, pid: int | None) -> Any:
+    layout = SimpleNamespace(log_file=lambda node, service: log)
+    # The real log reader (it cuts at the latest start marker), on a fake provider.
+    reader = SimpleNamespace(layout=layout)
+    provider = SimpleNamespace(
+        service_pid=lambda node, service, binary=None: pid,
+        current_log=lambda node, service: LocalProvider.current_log(reader, node, service),  # type: ignore[arg-type]
+    )
+    return SimpleNamespace(lab=SimpleNamespace(layout=layout, provider=provider))
+
+
+def test_death_reason_names_the_panic_and_its_frame(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    log.write_text(PANIC_LOG)
+    message, hint = engines._death_reason(fake_vctx(log, None), "n3")
+    assert message == (
+        "dockerd on n3 crashed: panic: runtime error: invalid memory address or nil "
+        "pointer dereference in github.com/docker/libnetwork.(*endpointCnt).Key"
+    )
+    assert str(log) in hint and "bug in the engine" in hint
+
+
+def test_death_reason_panic_without_docker_frames(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    log.write_text("panic: close of closed channel\n\ngoroutine 1 [running]:\nmain.main()\n")
+    message, _ = engines._death_reason(fake_vctx(log, None), "n1")
+    assert message == "dockerd on n1 crashed: panic: close of closed channel"
+
+
+def test_death_reason_not_running(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    log.write_text(START_LOG)
+    message, hint = engines._death_reason(fake_vctx(log, None), "n3")
+    assert message == "dockerd on n3 is not running"
+    assert "invoke up" in hint and str(log) in hint
+
+
+def test_death_reason_without_a_log(tmp_path: Path) -> None:
+    message, _ = engines._death_reason(fake_vctx(tmp_path / "missing.log", None), "n3")
+    assert message == "dockerd on n3 is not running"
+
+
+def test_death_reason_running_but_silent(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    log.write_text(START_LOG)
+    message, hint = engines._death_reason(fake_vctx(log, 4242), "n2")
+    assert message == "dockerd on n2 runs but does not answer on its socket"
+    assert str(log) in hint
+
+
+def test_death_reason_ignores_a_panic_from_an_earlier_run(tmp_path: Path) -> None:
+    log = tmp_path / "dockerd.log"
+    log.write_text(PANIC_LOG + f"{START_MARKER} dockerd at 2.0\n" + START_LOG)
+    message, _ = engines._death_reason(fake_vctx(log, None), "n3")
+    assert message == "dockerd on n3 is not running"
