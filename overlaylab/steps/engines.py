@@ -124,6 +124,8 @@ def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, 
     outcomes = {}
     for node in nodes:
         outcomes[node.name] = _ensure_engine(ctx, node)
+        if outcomes[node.name] == "already running":
+            continue  # it joined (or not) long ago: waiting cannot change that
         deadline = time.monotonic() + SERF_TIMEOUT
         while not _serf_listening(ctx, node) and time.monotonic() < deadline:
             time.sleep(0.05)
