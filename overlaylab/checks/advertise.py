@@ -170,11 +170,8 @@ def advertised(vctx: VerifyContext) -> list[CheckResult]:
     ]
     if not containers:
         return [
-            CheckResult(
-                check="advertise.address",
-                subject="stacks",
-                status="skip",
-                message="no stack containers on the spec's overlays",
+            CheckResult.skip(
+                "advertise.address", "stacks", "no stack containers on the spec's overlays"
             )
         ]
     return vctx.map(

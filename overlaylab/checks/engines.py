@@ -94,12 +94,8 @@ def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
         info = _info(vctx, node.name)
         if info is None:
             results.append(
-                CheckResult(
-                    check="engines.advertise",
-                    subject=node.name,
-                    status="skip",
-                    message="engine does not answer",
-                    nodes=[node.name],
+                CheckResult.skip(
+                    "engines.advertise", node.name, "engine does not answer", [node.name]
                 )
             )
             continue

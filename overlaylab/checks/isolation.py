@@ -18,11 +18,8 @@ def overlays(vctx: VerifyContext) -> list[CheckResult]:
     nets = [n.name for n in vctx.lab.spec.networks]
     if len(nets) < 2:
         return [
-            CheckResult(
-                check="isolation.overlays",
-                subject="networks",
-                status="skip",
-                message="the spec has fewer than two overlays",
+            CheckResult.skip(
+                "isolation.overlays", "networks", "the spec has fewer than two overlays"
             )
         ]
     work = []

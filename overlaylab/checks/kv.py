@@ -15,14 +15,7 @@ DISCOVERY_PATH = "docker/nodes"  # libkv's default kv.path for engine discovery
 def reachable(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if spec.kv is None:
-        return [
-            CheckResult(
-                check="kv.reachable",
-                subject="kv",
-                status="skip",
-                message="the spec has no KV store",
-            )
-        ]
+        return [CheckResult.skip("kv.reachable", "kv", "the spec has no KV store")]
     kv_ip, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
     results = []
     for node in spec.engine_nodes:
@@ -75,21 +68,13 @@ def _etcd_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
 def registered(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if spec.kv is None or not spec.engine.uses_cluster_store:
-        return [
-            CheckResult(
-                check="kv.registered",
-                subject="kv",
-                status="skip",
-                message="no cluster-store in the spec",
-            )
-        ]
+        return [CheckResult.skip("kv.registered", "kv", "no cluster-store in the spec")]
     if spec.kv.backend != "etcd":
         return [
-            CheckResult(
-                check="kv.registered",
-                subject=spec.kv.backend,
-                status="skip",
-                message=f"reading registrations from {spec.kv.backend} is not "
+            CheckResult.skip(
+                "kv.registered",
+                spec.kv.backend,
+                f"reading registrations from {spec.kv.backend} is not "
                 "implemented (etcd only); kv.reachable still ran",
             )
         ]

@@ -40,12 +40,11 @@ def _resolve_from_others(vctx: VerifyContext, c: StackContainer, network: str, n
 def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
     expected = c.networks[network]
     if not seen:  # no probe could look: no evidence either way
-        return CheckResult(
-            check="names.resolve",
-            subject=f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
-            status="skip",
-            message="no probe on the network could look the name up",
-            nodes=[c.node],
+        return CheckResult.skip(
+            "names.resolve",
+            f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
+            "no probe on the network could look the name up",
+            [c.node],
         )
     wrong = {n: a for n, a in seen.items() if a != [expected]}
     nothing = sorted(n for n, a in seen.items() if not a)
@@ -88,11 +87,8 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
     ]
     if not work:
         return [
-            CheckResult(
-                check="names.resolve",
-                subject="stacks",
-                status="skip",
-                message="no stack containers on the spec's overlays",
+            CheckResult.skip(
+                "names.resolve", "stacks", "no stack containers on the spec's overlays"
             )
         ]
 

@@ -20,12 +20,7 @@ def published(vctx: VerifyContext) -> list[CheckResult]:
                     work.append((c, host_port, container_port, other.name))
     if not work:
         return [
-            CheckResult(
-                check="ports.published",
-                subject="stacks",
-                status="skip",
-                message="no stack container publishes a TCP port",
-            )
+            CheckResult.skip("ports.published", "stacks", "no stack container publishes a TCP port")
         ]
 
     def one(item):  # type: ignore[no-untyped-def]

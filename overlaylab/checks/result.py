@@ -21,6 +21,13 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
+    @classmethod
+    def skip(
+        cls, check: str, subject: str, message: str, nodes: list[str] | None = None
+    ) -> CheckResult:
+        """A result for something that could not or need not be tested, and why."""
+        return cls(check=check, subject=subject, status="skip", message=message, nodes=nodes or [])
+
     @property
     def failed(self) -> bool:
         return self.status in ("fail", "error")

@@ -47,11 +47,8 @@ def _probe_port(
 def gossip(vctx: VerifyContext) -> list[CheckResult]:
     if not vctx.lab.spec.engine.uses_cluster_store:
         return [
-            CheckResult(
-                check="underlay.gossip",
-                subject="serf",
-                status="skip",
-                message="no legacy overlay (cluster-store) in the spec",
+            CheckResult.skip(
+                "underlay.gossip", "serf", "no legacy overlay (cluster-store) in the spec"
             )
         ]
     return _probe_port(
@@ -69,11 +66,8 @@ def engine_api(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if not spec.engine.tls:
         return [
-            CheckResult(
-                check="underlay.api",
-                subject="engine api",
-                status="skip",
-                message="engines do not listen on TCP (engine.tls: false)",
+            CheckResult.skip(
+                "underlay.api", "engine api", "engines do not listen on TCP (engine.tls: false)"
             )
         ]
     return _probe_port(
@@ -108,11 +102,8 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if not spec.engine.uses_cluster_store:
         return [
-            CheckResult(
-                check="underlay.members",
-                subject="serf",
-                status="skip",
-                message="no legacy overlay (cluster-store) in the spec",
+            CheckResult.skip(
+                "underlay.members", "serf", "no legacy overlay (cluster-store) in the spec"
             )
         ]
     expected = {n.name for n in spec.engine_nodes}
@@ -121,12 +112,8 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
         log = vctx.lab.provider.current_log(node, "dockerd")
         if log is None:
             results.append(
-                CheckResult(
-                    check="underlay.members",
-                    subject=node,
-                    status="skip",
-                    message="no engine log to read the gossip view from",
-                    nodes=[node],
+                CheckResult.skip(
+                    "underlay.members", node, "no engine log to read the gossip view from", [node]
                 )
             )
             continue
