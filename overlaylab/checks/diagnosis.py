@@ -22,6 +22,7 @@ NODE_DEPENDENT = (
     *DATA_CHECKS,
     "underlay.api",
     "underlay.gossip",
+    "underlay.members",
     "kv.reachable",
     "kv.registered",
     "ports.published",

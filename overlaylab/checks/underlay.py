@@ -131,7 +131,7 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
                 if missing
                 else f"gossip cluster holds all {len(expected)} engines",
                 hint="" if not missing else HINT_PARTITION,
-                nodes=[node],
+                nodes=[node, *missing],
                 command=f"grep 'serf: Event' {vctx.lab.layout.log_file(node, 'dockerd')}",
                 details={"seen": sorted(seen), "missing": missing},
             )
@@ -140,12 +140,13 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
 
 
 HINT_PARTITION = (
-    "libnetwork's legacy overlay joins serf through ONE neighbour, once, when the engine "
-    "starts, and retries only when the KV node list changes. Engines that start at the "
-    "same moment can join a neighbour that is not listening yet and form an island of their "
-    "own; containers on different islands never learn of each other. Restart the engines of "
-    "the smaller island one at a time (their join then succeeds); start engines one by one "
-    "(`invoke up` does)."
+    "a member cut off a moment ago comes back by itself (serf retries every 30 s). Lasting "
+    "islands have another cause: libnetwork's legacy overlay joins serf through ONE "
+    "neighbour, once, when the engine starts, and retries only when the KV node list "
+    "changes. Engines that start at the same moment can join a neighbour that is not "
+    "listening yet and form an island of their own; containers on different islands never "
+    "learn of each other. Restart the engines of the smaller island one at a time (their "
+    "join then succeeds); start engines one by one (`invoke up` does)."
 )
 
 

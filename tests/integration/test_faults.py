@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,7 +20,6 @@ from overlaylab.layout import LabLayout
 
 SPEC = "tests/testdata/labs/faults.yml"
 SPRING = "tests/testdata/labs/faults-spring.yml"
-NAT = "tests/testdata/labs/faults-nat.yml"
 LAYOUT = LabLayout.for_cluster("fl")
 DATA = ("connectivity.icmp", "connectivity.tcp", "connectivity.udp", "mtu.df")
 
@@ -56,6 +56,15 @@ def iptables_drop(node: str, *rules: tuple[str, str]) -> Iterator[None]:
     finally:
         for proto, port in rules:
             netns_exec(node, "iptables", "-D", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+
+
+def wait_for_gossip_to_heal(timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if verify(SPEC, "--only", "underlay.members")["ok"]:
+            return True
+        time.sleep(5)
+    return False
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +125,14 @@ def test_node_cut_off_the_lab_switch(lab) -> None:
         report = verify(SPEC, "--skip", "names")
     finally:
         subprocess.run(["ip", "-n", LAYOUT.switch_ns, "link", "set", port, "up"], check=True)
+        healed = wait_for_gossip_to_heal()
     failed = failures(report)
     assert {"underlay.api", "underlay.gossip", "kv.reachable"} <= set(failed)
     assert all("n2" in r["nodes"] for results in failed.values() for r in results)
     assert "engines.api" not in failed
     assert causes(report) == ["n2 is cut off the lab network"]
+    # serf marked n2 failed while it was away; its reconnect loop brings it back.
+    assert healed, "the gossip cluster did not take n2 back within 120 s"
 
 
 def test_kv_store_stopped(lab) -> None:
@@ -197,20 +209,3 @@ def test_app_advertising_its_docker_gwbridge_address(lab) -> None:
         "demo/web on n1 (first-interface)",
         "demo/mongo on n2 (first-interface)",
     }
-
-
-def test_cluster_advertise_on_the_nat_interface() -> None:
-    before = HostSnapshot.take()
-    try:
-        invoke("up", "-i", NAT)
-        report = verify(NAT, "--skip", "names")
-    finally:
-        invoke("down", "-i", NAT, check=False)
-    failed = failures(report)
-    assert len(failed["engines.advertise"]) == 2
-    result = failed["engines.advertise"][0]
-    assert "advertises 10.0.2.15:2376" in result["message"]
-    assert "eth1:2376" in result["hint"]
-    assert not set(failed) & {"engines.api", "kv.reachable", "networks.present"}
-    assert causes(report) == ["2 engine(s) advertise an address their peers cannot reach"]
-    assert wait_until_clean(before) == []
