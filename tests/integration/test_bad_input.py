@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import invoke
-from hostsnap import HostSnapshot
+from hostsnap import HostSnapshot, wait_until_clean
 
 
 def test_invalid_spec_is_refused_before_anything_is_created(tmp_path: Path) -> None:
@@ -25,7 +25,7 @@ def test_invalid_spec_is_refused_before_anything_is_created(tmp_path: Path) -> N
     )
     assert "2 problems" in result.stderr  # every problem at once, not the first only
     assert "line 9, nodes[1].name:" in result.stderr
-    assert before.differences(HostSnapshot.take()) == []
+    assert wait_until_clean(before) == []
 
 
 def test_missing_spec_file(tmp_path: Path) -> None:
@@ -44,4 +44,4 @@ def test_semantic_error_names_path_and_fix(tmp_path: Path) -> None:
     result = invoke("up", "-i", str(spec), check=False)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "line 8, nodes[1].address:" in result.stderr and "192.168.99.0/24" in result.stderr
-    assert before.differences(HostSnapshot.take()) == []
+    assert wait_until_clean(before) == []
