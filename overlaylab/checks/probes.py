@@ -6,7 +6,6 @@ one of them, so what is measured is what a container on that node experiences.
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -100,23 +99,3 @@ def exec_in(
     with ctx.provider.engine(node) as client:
         result = client.containers.get(container).exec_run(wrapped, demux=False)
     return result.exit_code, (result.output or b"").decode(errors="replace")
-
-
-def remove_probes(ctx: LabContext) -> int:
-    removed = 0
-    for node in ctx.spec.engine_nodes:
-        with ctx.provider.engine(node.name) as client:
-            for c in client.containers.list(all=True, filters={"label": f"{LABEL_ROLE}=probe"}):
-                c.remove(force=True)
-                removed += 1
-    return removed
-
-
-def retry(action, timeout: float, interval: float = 0.3):  # type: ignore[no-untyped-def]
-    """Call `action` until it returns (True, ...) or `timeout` passes; return the last result."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = action()
-        if result[0] or time.monotonic() >= deadline:
-            return result
-        time.sleep(interval)

@@ -16,20 +16,17 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import docker
-from docker.tls import TLSConfig
 
-from overlaylab.errors import CommandError, OverlaylabError
 from overlaylab.layout import LabLayout
 from overlaylab.providers import teardown
-from overlaylab.runners import HostRunner, NamespaceRunner
+from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
 
@@ -51,9 +48,6 @@ class LocalProvider:
         self.host = HostRunner()
 
     # --- node plumbing -------------------------------------------------------------
-    def runner(self, node: str) -> NamespaceRunner:
-        return NamespaceRunner(self.layout.node_ns(node), label=node)
-
     def netns(self, node: str) -> str:
         return self.layout.node_ns(node)
 
@@ -74,7 +68,7 @@ class LocalProvider:
     def _link_exists(self, netns: str | None, name: str) -> bool:
         return self._ip(netns, "link", "show", "dev", name, check=False)
 
-    def provision(self, on_item: callable | None = None) -> None:  # type: ignore[valid-type]
+    def provision(self, on_item: Callable[[str, str], None] | None = None) -> None:
         """Create (or complete, after an interruption) the switch, nodes and links."""
         say = on_item or (lambda where, msg: None)
         teardown.record_host_footprint(self.layout)
@@ -271,20 +265,6 @@ class LocalProvider:
             }
         return {"DOCKER_HOST": f"unix://{self.layout.docker_socket(node)}"}
 
-    def engine_tls_client(self, node: str, timeout: int = 30) -> docker.DockerClient:
-        certs = self.layout.client_cert_dir
-        tls = TLSConfig(
-            client_cert=(str(certs / "cert.pem"), str(certs / "key.pem")),
-            ca_cert=str(certs / "ca.pem"),
-            verify=True,
-        )
-        url = f"https://{self.spec.address_of(node)}:{self.spec.engine.api_port}"
-        client = docker.DockerClient(base_url=url, tls=tls, timeout=timeout, version="auto")
-        # The API client is a requests.Session: without this, REQUESTS_CA_BUNDLE in the
-        # environment would replace the lab CA and every verification would fail.
-        client.api.trust_env = False
-        return client
-
     # --- teardown ------------------------------------------------------------------------
     def destroy(self) -> list[str]:
         """Remove everything the lab made; works from names, whatever state it is in."""
@@ -294,18 +274,3 @@ class LocalProvider:
         return bool({n for n in self._existing_netns() if self.layout.owns_ns(n)}) or (
             self.layout.state_dir.exists()
         )
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise OverlaylabError(
-            "the local provider needs root (it creates network namespaces and runs dockerd); "
-            "run the task with sudo, or as root"
-        )
-
-
-def which(binary: str) -> str | None:
-    return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-
-
-__all__ = ["CommandError", "LocalProvider", "require_root", "which"]
