@@ -11,7 +11,7 @@ from rich.table import Table
 from overlaylab.context import LabContext
 from overlaylab.providers.teardown import lab_namespaces
 from overlaylab.steps.engines import engine_ping
-from overlaylab.steps.kv import kv_command, kv_ready
+from overlaylab.steps.kv import KV_BINARIES, kv_ready
 
 
 def _engine(ctx: LabContext, node: str) -> dict[str, Any]:
@@ -61,8 +61,8 @@ def collect(ctx: LabContext) -> dict[str, Any]:
     ]
     kv: dict[str, Any] | None = None
     if spec.kv is not None:
-        binary, _ = kv_command(ctx) if ctx.layout.node_dir(spec.kv.node).exists() else ("", [])
-        alive = ctx.provider.service_pid(spec.kv.node, spec.kv.backend, binary or None) is not None
+        binary = KV_BINARIES[spec.kv.backend]
+        alive = ctx.provider.service_pid(spec.kv.node, spec.kv.backend, binary) is not None
         ready, why = kv_ready(ctx) if alive else (False, "not running")
         kv = {
             "backend": spec.kv.backend,

@@ -13,6 +13,10 @@ ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 READY_TIMEOUT = 30.0
 
 
+# The name each backend's server runs as in /proc/PID/comm (zkServer.sh execs java).
+KV_BINARIES = {"etcd": "etcd", "zookeeper": "java", "consul": "consul"}
+
+
 def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
     """(binary name as seen in /proc/PID/comm, argv) for the spec's KV backend."""
     spec, layout = ctx.spec, ctx.layout
@@ -24,7 +28,7 @@ def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
         # Docker's libkv speaks only etcd's v2 API, which etcd 3.4 serves on request.
         url = f"http://{ip}:{port}"
         peer = "http://127.0.0.1:2380"  # single member: peers never leave the node
-        return "etcd", [
+        return KV_BINARIES["etcd"], [
             "etcd",
             "--name",
             node,
@@ -51,8 +55,8 @@ def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
             f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress={ip}\n"
             "admin.enableServer=false\n4lw.commands.whitelist=ruok\n"
         )
-        return "java", [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
-    return "consul", [
+        return KV_BINARIES["zookeeper"], [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
+    return KV_BINARIES["consul"], [
         "consul",
         "agent",
         "-server",
