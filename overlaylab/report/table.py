@@ -9,6 +9,7 @@ from rich.table import Table
 
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.verify import VerifyReport
+from overlaylab.report.json_report import STATUSES, count_statuses, worst_status
 
 MAX_DETAILED = 12  # failures spelled out in full; the JSON report has them all
 STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta"}
@@ -30,12 +31,9 @@ def report_console(base: Console) -> Console:
 
 
 def _summary(results: list[CheckResult]) -> tuple[str, str]:
-    counts: dict[str, int] = defaultdict(int)
-    for r in results:
-        counts[r.status] += 1
-    worst = next((s for s in ("error", "fail", "skip") if counts[s]), "pass")
-    text = ", ".join(f"{counts[s]} {s}" for s in ("pass", "fail", "error", "skip") if counts[s])
-    return worst, text
+    counts = count_statuses(results)
+    text = ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s])
+    return worst_status(results), text
 
 
 def print_report(report: VerifyReport, console: Console) -> None:
