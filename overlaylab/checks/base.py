@@ -20,6 +20,8 @@ class VerifyContext:
     probes: list[Probe]
     probe_problems: dict[str, str] = field(default_factory=dict)  # node -> why no probes
     timeout: float = 10.0  # per probe action, retries included
+    # Facts several checks read (the stack containers), looked up once per run.
+    cache: dict[str, Any] = field(default_factory=dict)
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=16))
 
     def probes_on(self, network: str, slot: str | None = "a") -> list[Probe]:

@@ -21,6 +21,13 @@ class StackContainer:
 
 
 def stack_containers(vctx: VerifyContext) -> list[StackContainer]:
+    """Every stack container, from the engines; asked once per verify run."""
+    if "stack_containers" not in vctx.cache:
+        vctx.cache["stack_containers"] = _find_stack_containers(vctx)
+    return vctx.cache["stack_containers"]
+
+
+def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
     found: list[StackContainer] = []
     for stack in vctx.lab.spec.stacks:
         for service, node in sorted(stack.services.items()):
