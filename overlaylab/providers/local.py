@@ -57,10 +57,6 @@ class LocalProvider:
             return None
         return self.options.host_address or next(self.spec.lab.subnet.hosts())
 
-    def _existing_netns(self) -> set[str]:
-        out = self.host.run(["ip", "netns", "list"]).stdout
-        return {line.split()[0] for line in out.splitlines() if line.strip()}
-
     def _ip(self, netns: str | None, *args: str, check: bool = True) -> bool:
         argv = ["ip", *(["-n", netns] if netns else []), *args]
         return self.host.run(argv, check=check).ok
@@ -73,7 +69,7 @@ class LocalProvider:
         say = on_item or (lambda where, msg: None)
         teardown.record_host_footprint(self.layout)
         layout, mtu = self.layout, str(self.spec.lab.mtu)
-        existing = self._existing_netns()
+        existing = set(teardown.lab_namespaces(layout))
         sw = layout.switch_ns
         if sw not in existing:
             self._ip(None, "netns", "add", sw)
@@ -271,6 +267,4 @@ class LocalProvider:
         return teardown.destroy_local_lab(self.layout)
 
     def exists(self) -> bool:
-        return bool({n for n in self._existing_netns() if self.layout.owns_ns(n)}) or (
-            self.layout.state_dir.exists()
-        )
+        return bool(teardown.lab_namespaces(self.layout)) or self.layout.state_dir.exists()
