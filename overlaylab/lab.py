@@ -13,6 +13,7 @@ from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
 from overlaylab.spec.loader import load_spec, spec_root
+from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
 from overlaylab.steps.engines import ensure_engines, ensure_tls
 from overlaylab.steps.images import ensure_images
@@ -26,13 +27,25 @@ DEFAULT_SPEC = Path("inventory/lab.yml")
 
 def open_lab(spec_path: str | Path = DEFAULT_SPEC, progress: Progress | None = None) -> LabContext:
     path = Path(spec_path)
-    spec = load_spec(path)
-    state_dir = spec.provider.state_dir if isinstance(spec.provider, LocalProviderSpec) else None
+    return context_for(load_spec(path), path, progress=progress)
+
+
+def context_for(
+    spec: ClusterSpec,
+    spec_path: Path,
+    *,
+    root: Path | None = None,
+    state_dir: str | Path | None = None,
+    progress: Progress | None = None,
+) -> LabContext:
+    """The context for an already loaded spec; `state_dir` overrides the spec's."""
+    if state_dir is None and isinstance(spec.provider, LocalProviderSpec):
+        state_dir = spec.provider.state_dir
     layout = LabLayout.for_cluster(spec.name, state_dir)
     return LabContext(
         spec=spec,
-        spec_path=path,
-        root=spec_root(path),
+        spec_path=spec_path,
+        root=root or spec_root(spec_path),
         layout=layout,
         provider=get_provider(spec, layout),
         progress=progress or Progress(),

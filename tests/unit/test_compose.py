@@ -8,10 +8,9 @@ import pytest
 import yaml
 
 from overlaylab.context import LabContext
-from overlaylab.layout import LabLayout
+from overlaylab.lab import context_for
 from overlaylab.progress import Progress
-from overlaylab.providers.local import LocalProvider
-from overlaylab.spec import load_spec, parse_spec, spec_root
+from overlaylab.spec import load_spec, parse_spec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.steps.stacks import COMPOSE, compose_argv, compose_env
 
@@ -20,15 +19,7 @@ LAB_YML = REPO / "inventory" / "lab.yml"
 
 
 def make_ctx(spec: ClusterSpec, state: Path) -> LabContext:
-    layout = LabLayout.for_cluster(spec.name, state)
-    return LabContext(
-        spec=spec,
-        spec_path=LAB_YML,
-        root=spec_root(LAB_YML),
-        layout=layout,
-        provider=LocalProvider(spec, layout),
-        progress=Progress(quiet=True),
-    )
+    return context_for(spec, LAB_YML, state_dir=state, progress=Progress(quiet=True))
 
 
 def lab_variant(provider: dict[str, object] | None = None, **engine: object) -> ClusterSpec:

@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from overlaylab.context import LabContext
-from overlaylab.layout import LabLayout
+from overlaylab.lab import context_for
 from overlaylab.progress import Progress
-from overlaylab.providers.local import LocalProvider
 from overlaylab.render import render
 from overlaylab.spec import load_spec, parse_spec
 from overlaylab.spec.models import ClusterSpec
@@ -25,15 +24,7 @@ SWARM_YML = REPO / "tests" / "testdata" / "specs" / "valid" / "swarm-mode.yml"
 
 
 def make_ctx(spec: ClusterSpec, state: Path, spec_path: Path = LAB_YML) -> LabContext:
-    layout = LabLayout.for_cluster(spec.name, state)
-    return LabContext(
-        spec=spec,
-        spec_path=spec_path,
-        root=REPO,
-        layout=layout,
-        provider=LocalProvider(spec, layout),
-        progress=Progress(quiet=True),
-    )
+    return context_for(spec, spec_path, root=REPO, state_dir=state, progress=Progress(quiet=True))
 
 
 def lab_spec(**engine: Any) -> ClusterSpec:

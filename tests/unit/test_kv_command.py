@@ -7,9 +7,8 @@ from pathlib import Path
 import yaml
 
 from overlaylab.context import LabContext
-from overlaylab.layout import LabLayout
+from overlaylab.lab import context_for
 from overlaylab.progress import Progress
-from overlaylab.providers.local import LocalProvider
 from overlaylab.spec import load_spec, parse_spec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.steps import kv
@@ -21,15 +20,7 @@ ZK_YML = REPO / "tests" / "testdata" / "labs" / "zk.yml"
 
 
 def make_ctx(spec: ClusterSpec, state: Path) -> LabContext:
-    layout = LabLayout.for_cluster(spec.name, state)
-    return LabContext(
-        spec=spec,
-        spec_path=LAB_YML,
-        root=REPO,
-        layout=layout,
-        provider=LocalProvider(spec, layout),
-        progress=Progress(quiet=True),
-    )
+    return context_for(spec, LAB_YML, root=REPO, state_dir=state, progress=Progress(quiet=True))
 
 
 def lab_with_kv(**kv_keys: object) -> ClusterSpec:
