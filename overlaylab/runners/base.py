@@ -1,10 +1,8 @@
-"""The one contract every runner implements (after pytest-testinfra's backends)."""
+"""The result record every runner returns (after pytest-testinfra's backends)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from overlaylab.errors import CommandError
 
@@ -28,19 +26,3 @@ class CommandResult:
                 self.argv, self.returncode, self.stdout, self.stderr, where=self.where, step=step
             )
         return self
-
-
-class Runner(Protocol):
-    """Runs an argument list (never a shell string) somewhere and reports the result."""
-
-    where: str
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        timeout: float | None = 60,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult: ...

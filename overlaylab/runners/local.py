@@ -1,4 +1,4 @@
-"""Runners for this machine: the host itself, or inside one of the lab's namespaces."""
+"""The runner for this machine: argument lists run on the host, results kept apart."""
 
 from __future__ import annotations
 
@@ -39,29 +39,3 @@ class HostRunner:
             raise CommandError(argv, -1, out, f"timed out after {timeout}s", self.where) from exc
         result = CommandResult(argv, proc.returncode, proc.stdout, proc.stderr, self.where)
         return result.check() if check else result
-
-
-class NamespaceRunner(HostRunner):
-    """Runs inside a named network namespace via nsenter.
-
-    nsenter, not `ip netns exec`: the latter also makes a new mount namespace and
-    remounts /sys, which breaks dockerd ("Devices cgroup isn't mounted").
-    """
-
-    def __init__(self, netns: str, label: str | None = None) -> None:
-        self.netns = netns
-        self.where = label or netns
-
-    def wrap(self, argv: Sequence[str]) -> list[str]:
-        return ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv]
-
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        check: bool = True,
-        timeout: float | None = 60,
-        input: str | None = None,
-        env: Mapping[str, str] | None = None,
-    ) -> CommandResult:
-        return super().run(self.wrap(argv), check=check, timeout=timeout, input=input, env=env)

@@ -1,16 +1,13 @@
-"""HostRunner runs real (harmless) commands; NamespaceRunner is checked without nsenter."""
+"""HostRunner runs real (harmless) commands and reports them as `CommandResult`s."""
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Sequence
 
 import pytest
 
 from overlaylab.errors import CommandError
-from overlaylab.runners import CommandResult, HostRunner, NamespaceRunner
-from overlaylab.runners import local as local_runners
+from overlaylab.runners import CommandResult, HostRunner
 
 
 def test_true_and_false() -> None:
@@ -42,7 +39,11 @@ def test_result_check_carries_the_step() -> None:
         result.check(step="stacks")
     assert info.value.step == "stacks"
     assert str(info.value).startswith("step stacks: ")
-    assert HostRunner().run(["true"]).check() is not None
+
+    # A success passes through unchanged, so callers can chain `.check().stdout`.
+    ok = HostRunner().run(["sh", "-c", "echo fine"], check=False)
+    assert ok.check(step="stacks") is ok
+    assert ok.check().stdout == "fine\n"
 
 
 def test_missing_binary_is_exit_127() -> None:
@@ -68,33 +69,3 @@ def test_input_and_env() -> None:
         ["sh", "-c", 'printf %s "$OL_T"'], env={"OL_T": "v", "PATH": "/usr/bin:/bin"}
     )
     assert env_run.stdout == "v"
-
-
-def test_namespace_runner_wrap() -> None:
-    runner = NamespaceRunner("ol-lab.node1", label="node1")
-    assert runner.wrap(["ip", "-br", "addr"]) == [
-        "nsenter",
-        "--net=/run/netns/ol-lab.node1",
-        "--",
-        "ip",
-        "-br",
-        "addr",
-    ]
-    assert runner.where == "node1"
-    assert NamespaceRunner("ol-lab-kv").where == "ol-lab-kv"
-
-
-def test_namespace_runner_runs_the_wrapped_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: list[list[str]] = []
-
-    def fake_run(argv: Sequence[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        seen.append(list(argv))
-        return subprocess.CompletedProcess(list(argv), 2, "", "nope\n")
-
-    monkeypatch.setattr(local_runners.subprocess, "run", fake_run)
-    runner = NamespaceRunner("ol-lab.node1", label="node1")
-    with pytest.raises(CommandError) as info:
-        runner.run(["docker", "ps"])
-    assert seen == [["nsenter", "--net=/run/netns/ol-lab.node1", "--", "docker", "ps"]]
-    assert info.value.where == "node1"
-    assert info.value.argv[:2] == ["nsenter", "--net=/run/netns/ol-lab.node1"]
