@@ -18,10 +18,11 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
+from overlaylab.errors import TeardownIncomplete
 from overlaylab.layout import LabLayout
+from overlaylab.waiting import wait_until
 
 MNT_DETACH = 2
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -32,6 +33,7 @@ DOCKER_PLUGIN_DIR = Path("/run/docker/plugins")
 SHIM_SOCKET_DIR = Path("/run/containerd/s")
 CONTAINERD_NAMESPACE = "moby"
 FOOTPRINT_FILE = "host-footprint.json"
+PROCESS_EXIT_TIMEOUT = 10.0
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -85,20 +87,31 @@ def lab_pids(layout: LabLayout) -> set[int]:
     return pids
 
 
-def kill_processes(layout: LabLayout, timeout: float = 10.0) -> int:
+def kill_processes(layout: LabLayout, timeout: float = PROCESS_EXIT_TIMEOUT) -> int:
+    """SIGKILL every process of the lab and wait until each one has left /proc.
+
+    Nothing in a lab needs a graceful stop, so there is no SIGTERM round to wait out.
+    A killed process is only gone once its parent reaps it: the lab's services are
+    children of pid 1 (the `up` that started them has exited), which reaps on its own
+    schedule, so `down` waits for that rather than report a lab that `ps` still shows.
+    """
     killed: set[int] = set()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = {p for p in lab_pids(layout) if not _is_zombie(p)}
-        if not pids:
-            break
-        for pid in pids:
+
+    def all_gone() -> bool:
+        alive = {p for p in lab_pids(layout) if not _is_zombie(p)}
+        for pid in alive:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        killed |= pids
-        time.sleep(0.05)
-    _reap_children()
+        killed.update(alive)
+        _reap_children()
+        return not alive and not any(_in_proc_table(p) for p in killed)
+
+    wait_until(all_gone, timeout, interval=0.05)
     return len(killed)
+
+
+def _in_proc_table(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
 
 
 def _is_zombie(pid: int) -> bool:
@@ -239,6 +252,11 @@ def remove_shim_sockets(layout: LabLayout) -> int:
 
 
 def destroy_local_lab(layout: LabLayout) -> list[str]:
+    """Take the lab away; return what was done. Raises if anything of it remains.
+
+    The last act is a fresh scan for every kind of trace, so "the lab is down" is
+    only ever said when it is true.
+    """
     done: list[str] = []
     killed = kill_processes(layout)
     if killed:
@@ -246,7 +264,7 @@ def destroy_local_lab(layout: LabLayout) -> list[str]:
     unmounted = unmount_all(layout)
     if unmounted:
         done.append(f"unmounted {unmounted} mounts")
-    if _run("ip", "link", "show", "dev", layout.host_link).returncode == 0:
+    if _host_link_exists(layout):
         # Deleted by hand: namespace teardown is asynchronous in the kernel.
         _run("ip", "link", "del", layout.host_link)
         done.append(f"deleted host link {layout.host_link}")
@@ -269,4 +287,35 @@ def destroy_local_lab(layout: LabLayout) -> list[str]:
     if parent.name == "overlaylab":
         with contextlib.suppress(OSError):
             parent.rmdir()  # the shared root, once its last lab is gone
+    remaining = leftovers(layout)
+    if remaining:
+        raise TeardownIncomplete(layout.cluster, done, remaining)
     return done
+
+
+def _host_link_exists(layout: LabLayout) -> bool:
+    return _run("ip", "link", "show", "dev", layout.host_link).returncode == 0
+
+
+def leftovers(layout: LabLayout) -> list[str]:
+    """Every trace of the lab still on the machine, one line each (empty when clean)."""
+    found: list[str] = []
+    for pid in sorted(lab_pids(layout)):
+        state = "exited, not yet reaped" if _is_zombie(pid) else "running"
+        found.append(f"process {pid} ({_command_line(pid)}): {state}")
+    found += [f"network namespace {ns}" for ns in lab_namespaces(layout)]
+    if _host_link_exists(layout):
+        found.append(f"host link {layout.host_link}")
+    found += [f"mount {point}" for point in lab_mounts(layout)]
+    found += [f"cgroup {group}" for group in lab_cgroups(layout)]
+    if layout.state_dir.exists():
+        found.append(f"folder {layout.state_dir}")
+    return found
+
+
+def _command_line(pid: int) -> str:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return raw.replace(b"\0", b" ").decode(errors="replace").strip()[:120] or "?"
+    except OSError:
+        return "?"

@@ -11,7 +11,7 @@ from invoke import task
 
 from overlaylab import lab
 from overlaylab import status as lab_status
-from overlaylab.errors import OverlaylabError, SpecError
+from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
 from overlaylab.progress import Progress
 from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
 
@@ -70,7 +70,12 @@ def _cluster_identity(inventory: str, name: str | None) -> tuple[str, str | None
 def down(c, inventory=DEFAULT_INVENTORY, name=None):  # type: ignore[no-untyped-def]
     """Remove every trace of the lab: processes, namespaces, links, mounts, files."""
     cluster, state_dir = _cluster_identity(inventory, name)
-    done = lab.down(cluster, state_dir)
+    try:
+        done = lab.down(cluster, state_dir)
+    except TeardownIncomplete as exc:
+        for line in exc.done:
+            err.print(f"  · {line}")
+        raise
     for line in done:
         err.print(f"  · {line}")
     err.print(f"[bold]lab '{cluster}' is down[/]" + ("" if done else " (nothing was running)"))
