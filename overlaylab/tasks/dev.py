@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import shlex
+
 from invoke import task
 
 __all__ = ["lint", "test"]
+
+PYTHON = ".venv/bin/python"
+
+
+def pytest_argv(k: str | None = None, unit: bool = False) -> list[str]:
+    """The pytest command line for `test`, as an argument list."""
+    argv = [PYTHON, "-m", "pytest", "-q", "-rs", "tests/unit" if unit else "tests"]
+    if k:
+        argv += ["-k", k]
+    return argv
 
 
 @task(help={"k": "only tests matching this expression", "unit": "unit tests only (no root)"})
 def test(c, k=None, unit=False):  # type: ignore[no-untyped-def]
     """Run the test suite (unit, then integration on real engines)."""
-    target = "tests/unit" if unit else "tests"
-    select = f" -k {k!r}" if k else ""
-    c.run(f".venv/bin/python -m pytest -q -rs {target}{select}", pty=False)
+    # invoke hands a string to a shell: every argument is quoted, so a -k expression
+    # reaches pytest as one literal argument, whatever quotes, $() or backticks it holds.
+    c.run(shlex.join(pytest_argv(k, unit)), pty=False)
 
 
 @task
