@@ -82,11 +82,11 @@ def node_peak_rss_mib(ctx, node: str) -> float:  # type: ignore[no-untyped-def]
 
 def run_once(nodes: int, run: int, phases: csv.writer, memory: csv.writer) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
-        # The spec sits one folder below the project root so its stack path resolves.
+        # Stack paths resolve against the spec's folder, benchmarks/<tmp>/inventory.
         spec_dir = Path(tmp) / "inventory"
         spec_dir.mkdir()
         spec = spec_dir / f"bench{nodes}.yml"
-        spec.write_text(spec_text(nodes).replace("file: stacks/", "file: ../../stacks/"))
+        spec.write_text(spec_text(nodes).replace("file: stacks/", "file: ../../../stacks/"))
         ctx = lab.open_lab(spec, Progress(quiet=True))
         lab.down(ctx.spec.name)  # start clean
         try:

@@ -9,6 +9,7 @@ from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers.local import LocalProvider
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec.paths import resolve_in_spec_dir
 from overlaylab.state import LabState
 
 
@@ -16,10 +17,14 @@ from overlaylab.state import LabState
 class LabContext:
     spec: ClusterSpec
     spec_path: Path
-    root: Path  # relative stack and image paths resolve against this folder
+    spec_dir: Path  # the spec file's folder: relative stack and image paths resolve here
     layout: LabLayout
     provider: LocalProvider
     progress: Progress = field(default_factory=Progress)
+
+    def resolve_spec_path(self, relative: str) -> Path:
+        """A stack file or image tarball named in the spec, as an absolute path."""
+        return resolve_in_spec_dir(self.spec_dir, relative)
 
     @property
     def state(self) -> LabState:

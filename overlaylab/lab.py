@@ -12,9 +12,10 @@ from overlaylab.errors import OverlaylabError, PreflightError, StepError
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
-from overlaylab.spec.loader import load_spec, spec_root
+from overlaylab.spec.loader import load_spec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+from overlaylab.spec.paths import spec_dir_of
 from overlaylab.steps.engines import ensure_engines, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
@@ -34,18 +35,17 @@ def context_for(
     spec: ClusterSpec,
     spec_path: Path,
     *,
-    root: Path | None = None,
     state_dir: str | Path | None = None,
     progress: Progress | None = None,
 ) -> LabContext:
-    """The context for an already loaded spec; `state_dir` overrides the spec's."""
+    """The context for a spec loaded from `spec_path`; `state_dir` overrides the spec's."""
     if state_dir is None and isinstance(spec.provider, LocalProviderSpec):
         state_dir = spec.provider.state_dir
     layout = LabLayout.for_cluster(spec.name, state_dir)
     return LabContext(
         spec=spec,
         spec_path=spec_path,
-        root=root or spec_root(spec_path),
+        spec_dir=spec_dir_of(spec_path),
         layout=layout,
         provider=get_provider(spec, layout),
         progress=progress or Progress(),

@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 from overlaylab.errors import SpecError
-from overlaylab.spec.loader import (
-    apply_defaults,
-    load_spec,
-    parse_spec,
-    resolve_path,
-    source_path,
-    spec_root,
-)
+from overlaylab.spec.loader import apply_defaults, load_spec, parse_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
+from overlaylab.spec.paths import resolve_in_spec_dir, spec_dir_of
 from overlaylab.spec.semantic import format_path, semantic_problems
 
 __all__ = [
@@ -22,8 +16,7 @@ __all__ = [
     "format_path",
     "load_spec",
     "parse_spec",
-    "resolve_path",
+    "resolve_in_spec_dir",
     "semantic_problems",
-    "source_path",
-    "spec_root",
+    "spec_dir_of",
 ]

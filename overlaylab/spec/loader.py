@@ -21,6 +21,7 @@ from pydantic_core import ErrorDetails
 
 from overlaylab.errors import SpecError
 from overlaylab.spec.models import NAME_PATTERN, ClusterSpec, LocalProvider
+from overlaylab.spec.paths import spec_dir_of
 from overlaylab.spec.semantic import Loc, format_problem, semantic_problems, suggest
 
 Problem = tuple[int, str]
@@ -41,37 +42,19 @@ _PATTERN_HINTS: dict[str, str] = {
 # --- public API -----------------------------------------------------------------------
 
 
-def spec_root(spec_path: str | Path) -> Path:
-    """The folder relative stack and image paths resolve against: the spec's folder's
-    parent (`inventory/lab.yml` -> the project root)."""
-    return Path(spec_path).resolve().parent.parent
-
-
-def source_path(spec: ClusterSpec) -> Path | None:
-    """The file `spec` was loaded from (None for a spec built in code)."""
-    return spec._source_path
-
-
-def resolve_path(spec: ClusterSpec, relative: str | Path) -> Path:
-    """A stack `file` or image `tarball` as an absolute path."""
-    root = spec._root if spec._root is not None else Path.cwd()
-    return root / relative
-
-
-def load_spec(path: str | Path, *, root: Path | None = None) -> ClusterSpec:
+def load_spec(path: str | Path) -> ClusterSpec:
     """Read, validate and complete the spec at `path`; raise SpecError with every problem.
 
-    `root` overrides `spec_root(path)` for resolving stack and image paths.
+    Relative stack and image paths resolve against the folder that holds the file.
     """
     path = Path(path)
     text = _read_text(path)
-    spec = parse_spec(text, source=str(path), root=root or spec_root(path))
-    spec._source_path = path.resolve()
-    return spec
+    return parse_spec(text, source=str(path), spec_dir=spec_dir_of(path))
 
 
-def parse_spec(text: str, *, source: str, root: Path) -> ClusterSpec:
-    """Like `load_spec` for YAML text; `source` names it in messages."""
+def parse_spec(text: str, *, source: str, spec_dir: Path) -> ClusterSpec:
+    """Like `load_spec` for YAML text; `source` names it in messages, relative paths
+    resolve against `spec_dir`."""
     document = _compose(text, source)
     problems = _duplicate_keys(document.root, ())
     spec: ClusterSpec | None = None
@@ -83,10 +66,9 @@ def parse_spec(text: str, *, source: str, root: Path) -> ClusterSpec:
         # Semantic checks would only repeat or guess around schema problems.
         raise SpecError(source, _in_file_order(problems))
     apply_defaults(spec)
-    problems = semantic_problems(spec, root, document.locate)
+    problems = semantic_problems(spec, spec_dir, document.locate)
     if problems:
         raise SpecError(source, _in_file_order(problems))
-    spec._root = root
     return spec
 
 

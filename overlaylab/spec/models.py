@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 API_VERSION = "overlaylab/v1"
 
@@ -240,7 +239,10 @@ AdvertiseRule = Literal["first-interface", "java-enumeration", "hostname"]
 
 class Stack(StrictModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Compose project name.")
-    file: str = Field(description="Compose file, relative to the spec's folder's parent.")
+    file: str = Field(
+        description="Compose file, relative to the folder that holds the spec (as "
+        "docker-compose resolves its own files), or absolute."
+    )
     services: dict[str, Name] = Field(min_length=1, description="Service name -> node it runs on.")
     advertise: dict[str, AdvertiseRule] = Field(
         default_factory=dict,
@@ -258,8 +260,8 @@ class Image(StrictModel):
     name: str = Field(description="Image reference as the stacks use it, e.g. mongo:3.0.")
     tarball: str | None = Field(
         default=None,
-        description="`docker save` tarball (relative to the spec's folder's parent); "
-        "default: take it from the host's own engine.",
+        description="`docker save` tarball, relative to the folder that holds the spec "
+        "(or absolute); default: take it from the host's own engine.",
     )
     nodes: list[Name] | None = Field(
         default=None, description="Nodes to load it into; default: every engine node."
@@ -284,11 +286,6 @@ class ClusterSpec(StrictModel):
     )
     stacks: list[Stack] = Field(default_factory=list)
 
-    # Where the spec came from and what its relative paths resolve against. Set by
-    # overlaylab.spec.loader; None for a spec built in code. Not part of the schema.
-    _source_path: Path | None = PrivateAttr(default=None)
-    _root: Path | None = PrivateAttr(default=None)
-
     # --- derived views used by steps and checks -------------------------------------
     def node(self, name: str) -> Node:
         for node in self.nodes:
@@ -299,12 +296,6 @@ class ClusterSpec(StrictModel):
     @property
     def engine_nodes(self) -> list[Node]:
         return [n for n in self.nodes if n.runs_engine]
-
-    @property
-    def kv_node(self) -> Node | None:
-        if self.kv is None:
-            return None
-        return self.node(self.kv.node)
 
     def address_of(self, name: str) -> ipaddress.IPv4Address:
         address = self.node(name).address

@@ -29,6 +29,7 @@ from overlaylab.spec.models import (
     SSHProvider,
     Stack,
 )
+from overlaylab.spec.paths import resolve_in_spec_dir
 
 Loc = tuple[str | int, ...]
 # Maps a YAML path to (line number, whether the path itself is in the file). A path that
@@ -87,15 +88,16 @@ class Report:
 Check = Callable[[ClusterSpec, Path, Report], None]
 
 
-def semantic_problems(spec: ClusterSpec, root: Path, locate: Locate) -> list[tuple[int, str]]:
+def semantic_problems(spec: ClusterSpec, spec_dir: Path, locate: Locate) -> list[tuple[int, str]]:
     """Run every check; return `(line, message)` pairs in file order.
 
-    `root` is the folder relative stack and image paths resolve against. The spec must
-    already have its defaults applied (node addresses), as `load_spec` does.
+    `spec_dir` is the folder relative stack and image paths resolve against (the spec
+    file's own). The spec must already have its defaults applied (node addresses), as
+    `load_spec` does.
     """
     report = Report(locate)
     for check in CHECKS:
-        check(spec, root, report)
+        check(spec, spec_dir, report)
     return sorted(report.problems, key=lambda item: item[0])
 
 
@@ -142,7 +144,7 @@ def _host_address(spec: ClusterSpec) -> ipaddress.IPv4Address | None:
 # --- nodes ----------------------------------------------------------------------------
 
 
-def check_node_names(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_node_names(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     for index, first in _duplicates(_names(spec)):
         report.add(
             ("nodes", index, "name"),
@@ -151,7 +153,7 @@ def check_node_names(spec: ClusterSpec, root: Path, report: Report) -> None:
         )
 
 
-def check_engine_nodes(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_engine_nodes(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     if not spec.engine_nodes:
         report.add(
             ("nodes",),
@@ -160,7 +162,7 @@ def check_engine_nodes(spec: ClusterSpec, root: Path, report: Report) -> None:
         )
 
 
-def check_addresses(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_addresses(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     subnet = spec.lab.subnet
     host = _host_address(spec)
     addresses = [n.address for n in spec.nodes]
@@ -206,7 +208,7 @@ def _reserved(subnet: ipaddress.IPv4Network) -> tuple[ipaddress.IPv4Address, ...
     return (subnet.network_address, subnet.broadcast_address)
 
 
-def check_host_address(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_host_address(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     host = _host_address(spec)
     subnet = spec.lab.subnet
     if host is not None and host not in subnet:
@@ -219,7 +221,7 @@ def check_host_address(spec: ClusterSpec, root: Path, report: Report) -> None:
 # --- overlay networks -----------------------------------------------------------------
 
 
-def check_networks(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_networks(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     names = [n.name for n in spec.networks]
     for index, first in _duplicates(names):
         report.add(
@@ -263,7 +265,7 @@ def _check_gateway(spec: ClusterSpec, index: int, report: Report) -> None:
         report.add(loc, f"{network.gateway} is outside the network's subnet {network.subnet}")
 
 
-def check_overlay_needs_control_plane(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_overlay_needs_control_plane(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     # Without a KV store or swarm mode, `docker network create -d overlay` fails with
     # "This node is not a swarm manager".
     if spec.engine.uses_cluster_store or spec.orchestration.mode == "swarm-mode":
@@ -280,7 +282,7 @@ def check_overlay_needs_control_plane(spec: ClusterSpec, root: Path, report: Rep
 # --- KV store and engine options ------------------------------------------------------
 
 
-def check_kv(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_kv(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     kv_role = [i for i, n in enumerate(spec.nodes) if "kv" in n.roles]
     if spec.kv is None:
         for index in kv_role:
@@ -311,7 +313,7 @@ def check_kv(spec: ClusterSpec, root: Path, report: Report) -> None:
             )
 
 
-def check_cluster_store(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_cluster_store(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     store = spec.engine.cluster_store
     loc: Loc = ("engine", "cluster-store")
     if store is None:
@@ -358,7 +360,7 @@ def _check_store_url(store: str, report: Report) -> None:
         )
 
 
-def check_cluster_advertise(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_cluster_advertise(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     engine = spec.engine
     host = engine.advertise_host
     loc: Loc = ("engine", "cluster-advertise")
@@ -422,7 +424,7 @@ def _check_advertise_ip(spec: ClusterSpec, address: ipaddress.IPv4Address, repor
 # --- orchestration --------------------------------------------------------------------
 
 
-def check_orchestration(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_orchestration(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     mode = spec.orchestration.mode
     loc: Loc = ("orchestration", "mode")
     if mode == "classic-swarm":
@@ -467,7 +469,7 @@ MANAGED_DAEMON_KEYS = (
 )
 
 
-def check_daemon_keys(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_daemon_keys(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     for key in spec.engine.daemon:
         if key in MANAGED_DAEMON_KEYS:
             report.add(
@@ -481,7 +483,7 @@ def check_daemon_keys(spec: ClusterSpec, root: Path, report: Report) -> None:
 # --- images and stacks ----------------------------------------------------------------
 
 
-def check_images(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_images(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     for index, image in enumerate(spec.images):
         for node_index, name in enumerate(image.nodes or []):
             node = _find(spec, name)
@@ -492,7 +494,30 @@ def check_images(spec: ClusterSpec, root: Path, report: Report) -> None:
                 report.add(loc, f"node {name!r} runs no engine to load the image into")
 
 
-def check_ssh_hosts(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_image_tarballs(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
+    # Found now rather than halfway through `up`, with engines already running.
+    for index, image in enumerate(spec.images):
+        if image.tarball is None:
+            continue
+        path = resolve_in_spec_dir(spec_dir, image.tarball)
+        if not path.exists():
+            report.add(
+                ("images", index, "tarball"),
+                f"tarball {path} not found; {_relative_to(spec_dir)}; "
+                f"write it with `docker save -o {path} {image.name}`",
+            )
+        elif not path.is_file():
+            report.add(
+                ("images", index, "tarball"),
+                f"{path} is not a file; name the `docker save` tarball of {image.name}",
+            )
+
+
+def _relative_to(spec_dir: Path) -> str:
+    return f"paths are relative to the spec's folder {spec_dir}"
+
+
+def check_ssh_hosts(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     if not isinstance(spec.provider, SSHProvider):
         return
     hosts = spec.provider.hosts
@@ -507,10 +532,10 @@ def check_ssh_hosts(spec: ClusterSpec, root: Path, report: Report) -> None:
             report.add(("provider", "hosts", name), _unknown_node(spec, name))
 
 
-def check_stacks(spec: ClusterSpec, root: Path, report: Report) -> None:
+def check_stacks(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     for index, stack in enumerate(spec.stacks):
         _check_placements(spec, index, report)
-        compose = _read_compose(stack, index, root, report)
+        compose = _read_compose(stack, index, spec_dir, report)
         if compose is None:
             continue
         services, lines = compose
@@ -545,11 +570,11 @@ def _check_placements(spec: ClusterSpec, index: int, report: Report) -> None:
 
 
 def _read_compose(
-    stack: Stack, index: int, root: Path, report: Report
+    stack: Stack, index: int, spec_dir: Path, report: Report
 ) -> tuple[dict[str, object], dict[str, int]] | None:
     """Services of the stack's compose file and the line each starts on, or None."""
     loc: Loc = ("stacks", index, "file")
-    path = root / stack.file
+    path = resolve_in_spec_dir(spec_dir, stack.file)
     try:
         loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
         try:
@@ -558,7 +583,7 @@ def _read_compose(
         finally:
             loader.dispose()
     except FileNotFoundError:
-        report.add(loc, f"compose file {stack.file} not found (relative to {root})")
+        report.add(loc, f"compose file {path} not found; {_relative_to(spec_dir)}")
         return None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         report.add(loc, f"cannot read compose file {stack.file}: {_one_line(exc)}")
@@ -638,6 +663,7 @@ CHECKS: tuple[Check, ...] = (
     check_orchestration,
     check_daemon_keys,
     check_images,
+    check_image_tarballs,
     check_ssh_hosts,
     check_stacks,
 )

@@ -112,7 +112,7 @@ def _has_image(client: docker.DockerClient, name: str) -> bool:
 def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
     """`docker save` bytes for a spec image, from its tarball or the host's engine."""
     if tarball:
-        path = ctx.root / tarball
+        path = ctx.resolve_spec_path(tarball)
         try:
             return path.read_bytes()
         except OSError as exc:

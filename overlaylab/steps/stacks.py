@@ -14,7 +14,8 @@ COMPOSE = "docker-compose"
 
 
 def compose_argv(ctx: LabContext, stack: Stack, *args: str) -> list[str]:
-    return [COMPOSE, "--no-ansi", "-p", stack.name, "-f", str(ctx.root / stack.file), *args]
+    compose_file = str(ctx.resolve_spec_path(stack.file))
+    return [COMPOSE, "--no-ansi", "-p", stack.name, "-f", compose_file, *args]
 
 
 # requests lets these replace a client's own CA file, which would make every lab
@@ -33,7 +34,7 @@ def compose_env(ctx: LabContext, node: str) -> dict[str, str]:
 
 
 def _fingerprint(ctx: LabContext, stack: Stack) -> str:
-    digest = hashlib.sha256((ctx.root / stack.file).read_bytes())
+    digest = hashlib.sha256(ctx.resolve_spec_path(stack.file).read_bytes())
     digest.update(repr(sorted(stack.services.items())).encode())
     return digest.hexdigest()
 

@@ -102,7 +102,7 @@ networks:
 
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory: pytest.TempPathFactory) -> ClusterSpec:
-    return parse_spec(SPEC, source="inline", root=tmp_path_factory.mktemp("root"))
+    return parse_spec(SPEC, source="inline", spec_dir=tmp_path_factory.mktemp("spec"))
 
 
 def probes_for(

@@ -27,7 +27,7 @@ def lab_variant(provider: dict[str, object] | None = None, **engine: object) -> 
     data["engine"].update(engine)
     if provider is not None:
         data["provider"] = provider
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", root=REPO)
+    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ SWARM_YML = REPO / "tests" / "testdata" / "specs" / "valid" / "swarm-mode.yml"
 
 
 def make_ctx(spec: ClusterSpec, state: Path, spec_path: Path = LAB_YML) -> LabContext:
-    return context_for(spec, spec_path, root=REPO, state_dir=state, progress=Progress(quiet=True))
+    return context_for(spec, spec_path, state_dir=state, progress=Progress(quiet=True))
 
 
 def lab_spec(**engine: Any) -> ClusterSpec:
@@ -34,7 +34,7 @@ def lab_spec(**engine: Any) -> ClusterSpec:
     data["engine"].update(engine)
     if labels is not None:
         data["nodes"][1]["labels"] = labels
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", root=REPO)
+    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ nodes:
 
 def make_spec(root: Path, engines: Iterable[str]) -> ClusterSpec:
     nodes = "".join(f"  - name: {n}\n" for n in engines)
-    return parse_spec(SPEC_HEAD + nodes, source="inline", root=root)
+    return parse_spec(SPEC_HEAD + nodes, source="inline", spec_dir=root)
 
 
 @pytest.fixture(scope="module")

@@ -20,13 +20,13 @@ ZK_YML = REPO / "tests" / "testdata" / "labs" / "zk.yml"
 
 
 def make_ctx(spec: ClusterSpec, state: Path) -> LabContext:
-    return context_for(spec, LAB_YML, root=REPO, state_dir=state, progress=Progress(quiet=True))
+    return context_for(spec, LAB_YML, state_dir=state, progress=Progress(quiet=True))
 
 
 def lab_with_kv(**kv_keys: object) -> ClusterSpec:
     data = yaml.safe_load(LAB_YML.read_text())
     data["kv"].update(kv_keys)
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", root=REPO)
+    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
 
 
 def option(argv: list[str], flag: str) -> str:

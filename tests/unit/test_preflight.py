@@ -77,7 +77,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
 def lab(**kv: object) -> ClusterSpec:
     data = yaml.safe_load(LAB_YML.read_text())
     data["kv"].update(kv)
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", root=REPO)
+    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
 
 
 def whats(gaps: list[tuple[str, str]]) -> str:

@@ -41,7 +41,7 @@ def _spec(tmp_path: Path):  # type: ignore[no-untyped-def]
         "  - name: kv\n    roles: [kv]\n  - name: n1\n  - name: n2\n  - name: n3\n"
         "networks:\n  - name: dn\n"
     )
-    return parse_spec(text, source="t.yml", root=tmp_path)
+    return parse_spec(text, source="t.yml", spec_dir=tmp_path)
 
 
 def test_islands_are_diagnosed_once_and_explain_cross_island_traffic(tmp_path: Path) -> None:

@@ -9,14 +9,7 @@ from pathlib import Path
 import pytest
 
 from overlaylab.errors import SpecError
-from overlaylab.spec import (
-    ClusterSpec,
-    load_spec,
-    parse_spec,
-    resolve_path,
-    source_path,
-    spec_root,
-)
+from overlaylab.spec import ClusterSpec, load_spec, parse_spec, resolve_in_spec_dir, spec_dir_of
 
 PROJECT = Path(__file__).resolve().parents[2]
 SPECS = PROJECT / "tests" / "testdata" / "specs"
@@ -29,7 +22,7 @@ HEAD = "apiVersion: overlaylab/v1\nkind: Cluster\nname: t\n"  # lines 1-3 of inl
 
 
 def write_spec(tmp_path: Path, body: str, head: str = HEAD) -> Path:
-    """Write an inline spec as tmp_path/inventory/spec.yml (so its root is tmp_path)."""
+    """Write an inline spec as tmp_path/inventory/spec.yml."""
     path = tmp_path / "inventory" / "spec.yml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(head + textwrap.dedent(body).lstrip("\n"), encoding="utf-8")
@@ -75,25 +68,29 @@ def test_article_topology() -> None:
     assert spec.networks[0].name == "dn" and spec.networks[0].subnet is None
 
 
-def test_source_and_root() -> None:
+def test_relative_paths_resolve_against_the_spec_folder() -> None:
     path = PROJECT / "inventory" / "lab.yml"
     spec = load_spec(path)
-    assert spec_root(path) == PROJECT
-    assert source_path(spec) == path
-    assert resolve_path(spec, spec.stacks[0].file) == PROJECT / "stacks/demo/docker-compose.yml"
+    assert spec_dir_of(path) == PROJECT / "inventory"
+    assert spec.stacks[0].file == "../stacks/demo/docker-compose.yml"
+    compose = resolve_in_spec_dir(spec_dir_of(path), spec.stacks[0].file)
+    assert compose == PROJECT / "stacks" / "demo" / "docker-compose.yml"
 
 
-def test_root_override(tmp_path: Path) -> None:
-    path = write_spec(tmp_path, "nodes: [{name: kv, roles: [kv]}, {name: a}]\n")
-    spec = load_spec(path, root=tmp_path / "elsewhere")
-    assert resolve_path(spec, "x.yml") == tmp_path / "elsewhere" / "x.yml"
+def test_spec_dir_of_a_relative_path_is_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(PROJECT / "tests")
+    assert spec_dir_of("../inventory/lab.yml") == PROJECT / "inventory"
+    assert spec_dir_of("lab.yml") == PROJECT / "tests"
+
+
+def test_absolute_paths_stay_absolute(tmp_path: Path) -> None:
+    assert resolve_in_spec_dir(tmp_path, "/srv/x.tar") == Path("/srv/x.tar")
 
 
 def test_parse_spec_from_text(tmp_path: Path) -> None:
     spec = parse_spec(
-        HEAD + "nodes: [{name: kv, roles: [kv]}, {name: a}]\n", source="<t>", root=tmp_path
+        HEAD + "nodes: [{name: kv, roles: [kv]}, {name: a}]\n", source="<t>", spec_dir=tmp_path
     )
-    assert source_path(spec) is None
     assert spec.name == "t"
 
 

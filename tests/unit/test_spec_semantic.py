@@ -21,9 +21,8 @@ NO_KV_HINT = "configure kv: or set cluster-store: null (swarm mode) or a URL"
 
 
 def write_spec(tmp_path: Path, body: str, files: dict[str, str] | None = None) -> Path:
-    """Write tmp_path/inventory/spec.yml (root: tmp_path) plus any compose files."""
-    path = tmp_path / "inventory" / "spec.yml"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write tmp_path/spec.yml plus any files it names (relative to the spec's folder)."""
+    path = tmp_path / "spec.yml"
     path.write_text(HEAD + textwrap.dedent(body).lstrip("\n"), encoding="utf-8")
     for name, text in (files or {}).items():
         target = tmp_path / name
@@ -428,7 +427,72 @@ def test_stack_file_missing(tmp_path: Path) -> None:
         + "stacks:\n  - name: demo\n    file: stacks/nope.yml\n    services: {web: node1}\n"
     )
     assert problems(tmp_path, body) == [
-        f"line 9, stacks[0].file: compose file stacks/nope.yml not found (relative to {tmp_path})"
+        f"line 9, stacks[0].file: compose file {tmp_path}/stacks/nope.yml not found; "
+        f"paths are relative to the spec's folder {tmp_path}"
+    ]
+
+
+def test_stack_file_resolves_against_the_spec_folder_not_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As docker-compose does: a spec in tier3/ names tier3/compose.yml as compose.yml,
+    # whatever the working directory, and ../shared/x.yml reaches a sibling folder.
+    (tmp_path / "tier3").mkdir()
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "tier3" / "compose.yml").write_text(V2, encoding="utf-8")
+    (tmp_path / "shared" / "v2.yml").write_text(V2, encoding="utf-8")
+    spec = tmp_path / "tier3" / "spec.yml"
+    spec.write_text(
+        HEAD
+        + STACK_NODES
+        + "images: [{name: mongo:3.0}]\n"
+        + "stacks:\n"
+        + "  - {name: a, file: compose.yml, services: {web: node1}}\n"
+        + "  - {name: b, file: ../shared/v2.yml, services: {web: node1}}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path / "shared")
+    loaded = load_spec(Path("../tier3/spec.yml"))
+    assert [s.file for s in loaded.stacks] == ["compose.yml", "../shared/v2.yml"]
+
+
+def test_stack_file_in_the_old_place_names_the_resolved_path(tmp_path: Path) -> None:
+    # The old rule resolved against the spec folder's parent; the message now says
+    # which absolute path was tried, so the fix (`../`) is obvious.
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "stacks" / "v2.yml").write_text(V2, encoding="utf-8")
+    (tmp_path / "inventory").mkdir()
+    spec = tmp_path / "inventory" / "spec.yml"
+    spec.write_text(
+        HEAD + STACK_NODES + "stacks: [{name: a, file: stacks/v2.yml, services: {web: node1}}]\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SpecError) as info:
+        load_spec(spec)
+    assert info.value.problems == [
+        f"line 7, stacks[0].file: compose file {tmp_path}/inventory/stacks/v2.yml not found; "
+        f"paths are relative to the spec's folder {tmp_path}/inventory"
+    ]
+
+
+def test_image_tarball_missing_names_the_resolved_path(tmp_path: Path) -> None:
+    body = STACK_NODES + "images:\n  - {name: mongo:3.0, tarball: ../images/mongo.tar}\n"
+    sub = tmp_path / "labs"
+    sub.mkdir()
+    assert problems(sub, body) == [
+        f"line 8, images[0].tarball: tarball {tmp_path}/images/mongo.tar not found; "
+        f"paths are relative to the spec's folder {sub}; write it with "
+        f"`docker save -o {tmp_path}/images/mongo.tar mongo:3.0`"
+    ]
+
+
+def test_image_tarball_present_or_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images" / "mongo.tar").write_bytes(b"tar")
+    loads(tmp_path, STACK_NODES + "images: [{name: mongo:3.0, tarball: images/mongo.tar}]\n")
+    assert problems(tmp_path, STACK_NODES + "images: [{name: mongo:3.0, tarball: images}]\n") == [
+        f"line 7, images[0].tarball: {tmp_path}/images is not a file; name the `docker save` "
+        "tarball of mongo:3.0"
     ]
 
 

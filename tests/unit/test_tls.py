@@ -205,7 +205,8 @@ def test_issue_needs_both_cert_and_key_to_skip(lab: Lab) -> None:
 def test_ensure_tls_issues_for_every_engine_node(tmp_path: Path) -> None:
     spec = load_spec(LAB_YML)
     layout = LabLayout.for_cluster(spec.name, tmp_path)
-    ctx = LabContext(spec, LAB_YML, REPO, layout, LocalProvider(spec, layout), Progress(quiet=True))
+    provider = LocalProvider(spec, layout)
+    ctx = LabContext(spec, LAB_YML, LAB_YML.parent, layout, provider, Progress(quiet=True))
     assert ensure_tls(ctx) is True
     for node in spec.engine_nodes:
         cert = load(layout.node_dir(node.name) / "tls" / "cert.pem")
