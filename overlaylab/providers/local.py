@@ -29,6 +29,7 @@ from overlaylab.providers import teardown
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+from overlaylab.waiting import wait_until
 
 # Sets the node's hostname inside its fresh UTS namespace, then becomes the service.
 # Spec values travel as arguments ("$1", "$@"), never inside the script text.
@@ -213,10 +214,7 @@ class LocalProvider:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.service_pid(node, service, binary):
-            time.sleep(0.05)
-        if self.service_pid(node, service, binary):
+        if not wait_until(lambda: self.service_pid(node, service, binary) is None, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 

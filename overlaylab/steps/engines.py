@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from overlaylab.context import LabContext
@@ -14,6 +14,7 @@ from overlaylab.netns import tcp_connect_ok
 from overlaylab.render import render
 from overlaylab.spec.models import Node
 from overlaylab.steps.tls import LabCA
+from overlaylab.waiting import wait_until
 
 READY_TIMEOUT = 30.0
 SERF_TIMEOUT = 15.0
@@ -95,13 +96,16 @@ def _ensure_engine(ctx: LabContext, node: Node) -> str:
     layout.node_dir(node.name).mkdir(parents=True, exist_ok=True)
     config_path.write_text(wanted)
     provider.spawn(node.name, SERVICE, ["dockerd", "--config-file", str(config_path)])
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
+
+    def ready_or_died() -> str:
+        """`ready`, `died`, or "" (falsy) while dockerd is still starting."""
         if engine_ping(ctx, node.name):
-            return verb
-        if provider.service_pid(node.name, SERVICE) is None:  # died (not just mid-exec)
-            break
-        time.sleep(0.05)
+            return "ready"
+        # No pid: it died (not just mid-exec), and waiting longer cannot help.
+        return "" if provider.service_pid(node.name, SERVICE) is not None else "died"
+
+    if wait_until(ready_or_died, READY_TIMEOUT, interval=0.05) == "ready":
+        return verb
     raise OverlaylabError(
         f"dockerd on {node.name} did not answer on {layout.docker_socket(node.name)}.\n"
         f"  log {layout.log_file(node.name, SERVICE)}:\n"
@@ -126,9 +130,7 @@ def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, 
         outcomes[node.name] = _ensure_engine(ctx, node)
         if outcomes[node.name] == "already running":
             continue  # it joined (or not) long ago: waiting cannot change that
-        deadline = time.monotonic() + SERF_TIMEOUT
-        while not _serf_listening(ctx, node) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(partial(_serf_listening, ctx, node), SERF_TIMEOUT, interval=0.05)
     return outcomes
 
 

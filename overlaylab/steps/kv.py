@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.netns import http_get, tcp_connect_ok
+from overlaylab.waiting import wait_until
 
 ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 READY_TIMEOUT = 30.0
@@ -102,18 +102,22 @@ def ensure_kv(ctx: LabContext) -> bool:
         )
         return False
     ctx.provider.spawn(node, service, argv)
-    deadline = time.monotonic() + READY_TIMEOUT
     why = ""
-    while time.monotonic() < deadline:
+
+    def ready_or_died() -> str:
+        """`ready`, `died`, or "" (falsy) while the server is still starting."""
+        nonlocal why
         ready, why = kv_ready(ctx)
         if ready:
-            ctx.progress.item(
-                node, f"{service} serving on {spec.address_of(node)}:{spec.kv.client_port}"
-            )
-            return True
-        if not ctx.provider.service_pid(node, service):  # died (not just mid-exec)
-            break
-        time.sleep(0.1)
+            return "ready"
+        # No pid: it died (not just mid-exec), and waiting longer cannot help.
+        return "" if ctx.provider.service_pid(node, service) else "died"
+
+    if wait_until(ready_or_died, READY_TIMEOUT, interval=0.1) == "ready":
+        ctx.progress.item(
+            node, f"{service} serving on {spec.address_of(node)}:{spec.kv.client_port}"
+        )
+        return True
     raise OverlaylabError(
         f"{service} on {node} did not become ready ({why}).\n"
         f"  log {ctx.layout.log_file(node, service)}:\n"

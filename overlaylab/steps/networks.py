@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import docker
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
@@ -12,6 +10,7 @@ from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.layout import LABEL_CLUSTER
 from overlaylab.spec.models import OverlayNetwork
+from overlaylab.waiting import wait_until
 
 CREATE_TIMEOUT = 30.0  # the engine's KV session may still be forming right after start
 PROPAGATION_TIMEOUT = 30.0
@@ -42,8 +41,9 @@ def _create(ctx: LabContext, client: docker.DockerClient, net: OverlayNetwork) -
     if net.subnet is not None:
         pool = IPAMPool(subnet=str(net.subnet), gateway=str(net.gateway) if net.gateway else None)
         ipam = IPAMConfig(pool_configs=[pool])
-    deadline = time.monotonic() + CREATE_TIMEOUT
-    while True:
+    refusals: list[docker.errors.APIError] = []
+
+    def attempt() -> dict | None:
         try:
             created = client.api.create_network(
                 net.name,
@@ -57,11 +57,15 @@ def _create(ctx: LabContext, client: docker.DockerClient, net: OverlayNetwork) -
             )
             return client.api.inspect_network(created["Id"])
         except docker.errors.APIError as exc:
-            if time.monotonic() > deadline:
-                raise OverlaylabError(
-                    f"network {net.name}: the engine refused to create it: {exc.explanation}"
-                ) from exc
-            time.sleep(0.25)
+            refusals.append(exc)
+            return None
+
+    info = wait_until(attempt, CREATE_TIMEOUT, interval=0.25)
+    if info is None:  # every attempt was refused
+        raise OverlaylabError(
+            f"network {net.name}: the engine refused to create it: {refusals[-1].explanation}"
+        ) from refusals[-1]
+    return info
 
 
 def ensure_networks(ctx: LabContext) -> bool:
@@ -89,16 +93,16 @@ def ensure_networks(ctx: LabContext) -> bool:
 
 def _wait_everywhere(ctx: LabContext, net: OverlayNetwork, net_id: str, nodes: list[str]) -> None:
     missing = list(nodes)
-    deadline = time.monotonic() + PROPAGATION_TIMEOUT
-    while missing and time.monotonic() < deadline:
+
+    def present_everywhere() -> bool:
         for node in list(missing):
             with ctx.provider.engine(node) as client:
                 info = _find(client, net.name)
             if info is not None and info["Id"] == net_id:
                 missing.remove(node)
-        if missing:
-            time.sleep(0.1)
-    if missing:
+        return not missing
+
+    if not wait_until(present_everywhere, PROPAGATION_TIMEOUT, interval=0.1):
         raise OverlaylabError(
             f"network {net.name} ({net_id[:12]}) did not appear on {', '.join(missing)} within "
             f"{PROPAGATION_TIMEOUT:.0f}s: those engines do not share the KV store. Check "

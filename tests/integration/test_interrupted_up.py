@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 from conftest import ROOT, invoke
 from hostsnap import HostSnapshot, wait_until_clean
 
 from overlaylab.layout import LabLayout
+from overlaylab.waiting import wait_until
 
 LAYOUT = LabLayout.for_cluster("lab")
 
@@ -25,9 +25,7 @@ def test_up_killed_during_engines_then_up_converges() -> None:
             stderr=subprocess.DEVNULL,
         )
         marker = LAYOUT.log_file("node1", "dockerd")  # the engines step has begun
-        deadline = time.monotonic() + 60
-        while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: marker.exists() or proc.poll() is not None, 60, interval=0.01)
         assert proc.poll() is None, "up finished before it could be interrupted"
         proc.send_signal(signal.SIGKILL)
         proc.wait()

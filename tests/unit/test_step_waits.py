@@ -1,0 +1,246 @@
+"""The waits inside `up`'s steps: ready, died early, or timed out, with the same errors.
+
+Services and engines are faked (no root); stop_service runs on real child processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
+from overlaylab.lab import context_for
+from overlaylab.progress import Progress
+from overlaylab.spec import load_spec
+from overlaylab.steps import engines, kv, networks
+from overlaylab.waiting import wait_until
+
+LAB_YML = Path(__file__).resolve().parents[2] / "inventory" / "lab.yml"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> LabContext:
+    return context_for(
+        load_spec(LAB_YML), LAB_YML, state_dir=tmp_path / "state", progress=Progress(quiet=True)
+    )
+
+
+class FakeService:
+    """Stands in for the provider's service plumbing: alive until told to die."""
+
+    def __init__(self, ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.spawned: list[list[str]] = []
+        self.dies_after_polls: int | None = None
+        self.polls = 0
+        provider = ctx.provider
+        monkeypatch.setattr(provider, "spawn", self.spawn)
+        monkeypatch.setattr(provider, "service_pid", self.service_pid)
+        monkeypatch.setattr(provider, "log_tail", lambda node, service: "panic: no luck")
+
+    def spawn(self, node: str, service: str, argv: list[str]) -> int:
+        self.spawned.append(list(argv))
+        return 4242
+
+    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
+        if not self.spawned:
+            return None
+        self.polls += 1
+        dead = self.dies_after_polls is not None and self.polls > self.dies_after_polls
+        return None if dead else 4242
+
+
+def answers(*values: object) -> Callable[..., object]:
+    """A stub returning `values` in turn, then the last one for ever."""
+    pending = list(values)
+    return lambda *args, **kwargs: pending.pop(0) if len(pending) > 1 else pending[0]
+
+
+# --- the KV store -------------------------------------------------------------------------
+def test_kv_ready_after_a_few_polls(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = FakeService(ctx, monkeypatch)
+    monkeypatch.setattr(kv, "kv_ready", answers((False, "refused"), (False, "refused"), (True, "")))
+    assert kv.ensure_kv(ctx) is True
+    assert service.spawned[0][0] == "etcd"
+
+
+def test_kv_that_dies_fails_at_once_with_its_last_answer_and_log(
+    ctx: LabContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = FakeService(ctx, monkeypatch)
+    service.dies_after_polls = 1
+    monkeypatch.setattr(kv, "kv_ready", answers((False, "connection refused")))
+    started = time.monotonic()
+    with pytest.raises(OverlaylabError) as info:
+        kv.ensure_kv(ctx)
+    assert time.monotonic() - started < kv.READY_TIMEOUT / 3  # did not wait out the timeout
+    message = str(info.value)
+    assert message.startswith("etcd on kv did not become ready (connection refused).")
+    assert "  | panic: no luck" in message
+
+
+def test_kv_that_never_answers_times_out(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    FakeService(ctx, monkeypatch)
+    monkeypatch.setattr(kv, "READY_TIMEOUT", 0.3)
+    monkeypatch.setattr(kv, "kv_ready", answers((False, "HTTP 503: starting")))
+    started = time.monotonic()
+    with pytest.raises(OverlaylabError, match=r"did not become ready \(HTTP 503: starting\)"):
+        kv.ensure_kv(ctx)
+    assert 0.25 <= time.monotonic() - started < 3
+
+
+# --- engines ------------------------------------------------------------------------------
+def test_engine_started_once_it_answers(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = FakeService(ctx, monkeypatch)
+    monkeypatch.setattr(engines, "engine_ping", answers(False, False, True))
+    node = ctx.spec.engine_nodes[0]
+    assert engines._ensure_engine(ctx, node) == "started"
+    assert service.spawned == [["dockerd", "--config-file", str(ctx.layout.daemon_config("node1"))]]
+
+
+def test_engine_that_dies_fails_at_once_with_its_log(
+    ctx: LabContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = FakeService(ctx, monkeypatch)
+    service.dies_after_polls = 2
+    monkeypatch.setattr(engines, "engine_ping", answers(False))
+    started = time.monotonic()
+    with pytest.raises(OverlaylabError) as info:
+        engines._ensure_engine(ctx, ctx.spec.engine_nodes[0])
+    assert time.monotonic() - started < engines.READY_TIMEOUT / 3
+    socket = ctx.layout.docker_socket("node1")
+    assert str(info.value).startswith(f"dockerd on node1 did not answer on {socket}.")
+    assert "  | panic: no luck" in str(info.value)
+
+
+def test_engines_start_one_by_one_each_once_its_serf_port_listens(
+    ctx: LabContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    listening_after = {"node1": 3, "node2": 1, "node3": 2}
+
+    def start(ctx: LabContext, node: engines.Node) -> str:
+        events.append(f"start {node.name}")
+        return "already running" if node.name == "node3" else "started"
+
+    def serf(ctx: LabContext, node: engines.Node) -> bool:
+        events.append(f"serf? {node.name}")
+        listening_after[node.name] -= 1
+        return listening_after[node.name] <= 0
+
+    monkeypatch.setattr(engines, "_ensure_engine", start)
+    monkeypatch.setattr(engines, "_serf_listening", serf)
+    outcomes = engines._ensure_engines_one_by_one(ctx, ctx.spec.engine_nodes)
+    assert outcomes == {"node1": "started", "node2": "started", "node3": "already running"}
+    # node3 was already running: its serf port is not waited for.
+    assert events == [
+        "start node1",
+        *["serf? node1"] * 3,
+        "start node2",
+        "serf? node2",
+        "start node3",
+    ]
+
+
+# --- overlay networks ---------------------------------------------------------------------
+class FakeApi:
+    def __init__(self, refusals: int, known: dict[str, str] | None = None) -> None:
+        self.refusals = refusals
+        self.known = known or {}
+        self.create_calls = 0
+
+    def create_network(self, name: str, **options: object) -> dict[str, str]:
+        self.create_calls += 1
+        if self.create_calls <= self.refusals:
+            raise docker.errors.APIError(
+                "500", explanation="datastore for scope global is not ready"
+            )
+        self.known[name] = "abc123def456789"
+        return {"Id": self.known[name]}
+
+    def networks(self, names: list[str]) -> list[dict[str, str]]:
+        return [{"Name": n, "Id": self.known[n]} for n in names if n in self.known]
+
+    def inspect_network(self, net_id: str) -> dict[str, object]:
+        return {"Id": net_id, "Driver": "overlay"}
+
+
+class FakeClient:
+    def __init__(self, api: FakeApi) -> None:
+        self.api = api
+
+
+def test_network_creation_is_retried_until_the_engine_accepts(ctx: LabContext) -> None:
+    api = FakeApi(refusals=2)
+    info = networks._create(ctx, FakeClient(api), ctx.spec.networks[0])  # type: ignore[arg-type]
+    assert info["Id"] == "abc123def456789"
+    assert api.create_calls == 3
+
+
+def test_network_creation_refused_until_the_timeout_names_the_reason(
+    ctx: LabContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(networks, "CREATE_TIMEOUT", 0.3)
+    api = FakeApi(refusals=1000)
+    with pytest.raises(OverlaylabError) as info:
+        networks._create(ctx, FakeClient(api), ctx.spec.networks[0])  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "network dn: the engine refused to create it: datastore for scope global is not ready"
+    )
+    assert isinstance(info.value.__cause__, docker.errors.APIError)
+    assert api.create_calls >= 2
+
+
+def test_network_missing_on_one_engine_names_that_engine(
+    ctx: LabContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(networks, "PROPAGATION_TIMEOUT", 0.3)
+    seen = {"node1": {"dn": "abc123def456789"}, "node2": {"dn": "abc123def456789"}, "node3": {}}
+    asked: list[str] = []
+
+    @contextmanager
+    def engine(node: str) -> Iterator[FakeClient]:
+        asked.append(node)
+        yield FakeClient(FakeApi(refusals=0, known=seen[node]))
+
+    monkeypatch.setattr(ctx.provider, "engine", engine)
+    with pytest.raises(OverlaylabError) as info:
+        networks._wait_everywhere(
+            ctx, ctx.spec.networks[0], "abc123def456789", ["node1", "node2", "node3"]
+        )
+    assert str(info.value).startswith(
+        "network dn (abc123def456) did not appear on node3 within 0s: "
+    )
+    # Engines that have it are not asked again.
+    assert asked.count("node1") == 1 and asked.count("node3") > 1
+
+
+# --- stopping a service (real processes) -------------------------------------------------
+def start_as_service(ctx: LabContext, argv: list[str]) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(argv)
+    ctx.layout.node_dir("node1").mkdir(parents=True, exist_ok=True)
+    ctx.layout.pid_file("node1", "sleeper").write_text(f"{proc.pid}\n")
+    # The provider recognises the service by its name: wait until `sh` has become sleep.
+    assert wait_until(lambda: ctx.provider.service_pid("node1", "sleeper", "sleep"), 5)
+    return proc
+
+
+def test_stop_service_stops_with_sigterm(ctx: LabContext) -> None:
+    proc = start_as_service(ctx, ["sleep", "30"])
+    ctx.provider.stop_service("node1", "sleeper", "sleep", timeout=5)
+    assert proc.wait(timeout=5) == -15
+
+
+def test_stop_service_kills_what_ignores_sigterm_after_the_timeout(ctx: LabContext) -> None:
+    # An ignored signal stays ignored across exec: this sleep shrugs off SIGTERM.
+    proc = start_as_service(ctx, ["sh", "-c", "trap '' TERM; exec sleep 30"])
+    started = time.monotonic()
+    ctx.provider.stop_service("node1", "sleeper", "sleep", timeout=0.5)
+    assert proc.wait(timeout=5) == -9
+    assert 0.4 <= time.monotonic() - started < 5
