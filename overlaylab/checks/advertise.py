@@ -13,6 +13,8 @@ from __future__ import annotations
 import ipaddress
 import re
 
+import docker.errors
+
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import StackContainer, stack_containers
@@ -61,8 +63,8 @@ def _gwbridge_subnet(vctx: VerifyContext, node: str) -> ipaddress.IPv4Network | 
     with vctx.lab.provider.engine(node, timeout=10) as client:
         try:
             config = client.api.inspect_network("docker_gwbridge")["IPAM"]["Config"]
-        except Exception:
-            return None
+        except docker.errors.NotFound:
+            return None  # no container on an overlay there yet: no gwbridge either
     return ipaddress.IPv4Network(config[0]["Subnet"]) if config else None
 
 
@@ -71,7 +73,7 @@ def _gwbridge_owner(vctx: VerifyContext, node: str, address: str) -> str | None:
     with vctx.lab.provider.engine(node, timeout=10) as client:
         try:
             containers = client.api.inspect_network("docker_gwbridge").get("Containers") or {}
-        except Exception:
+        except docker.errors.NotFound:
             return None
     for info in containers.values():
         if info.get("IPv4Address", "").split("/")[0] == address:
@@ -91,6 +93,7 @@ def _check_one(vctx: VerifyContext, c: StackContainer, rule: str) -> CheckResult
     )
     ip_out, _, rest = out.partition("==")
     hostname, _, hosts = rest.partition("==")
+    overlay = next(iter(overlay_addresses.values()), "")
     ifaces = interfaces(ip_out)
     chosen = pick(rule, ifaces, _hosts_address(hosts, hostname.strip()))
     subject = f"{c.stack}/{c.service} on {c.node} ({rule})"
@@ -108,6 +111,8 @@ def _check_one(vctx: VerifyContext, c: StackContainer, rule: str) -> CheckResult
             command=cmd,
             output=out.strip()[-400:],
             nodes=[c.node],
+            target=c.node,
+            network=overlay,
             details=details,
         )
     address, iface = chosen
@@ -119,6 +124,8 @@ def _check_one(vctx: VerifyContext, c: StackContainer, rule: str) -> CheckResult
             status="pass",
             message=f"picks {address} ({iface}, overlay {overlay_addresses[address]})",
             nodes=[c.node],
+            target=c.node,
+            network=overlay,
             details=details,
         )
     # Not an overlay address: show whether peers can reach it, as evidence.
@@ -156,6 +163,8 @@ def _check_one(vctx: VerifyContext, c: StackContainer, rule: str) -> CheckResult
         message=message,
         hint=HINT,
         nodes=[c.node],
+        target=c.node,
+        network=overlay,
         command=cmd,
         details=details,
     )
@@ -186,5 +195,6 @@ CHECKS = [
         "advertise",
         "the address each app would advertise is one its peers can reach",
         advertised,
+        needs_probes=True,
     )
 ]

@@ -10,7 +10,7 @@ from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, SOCAT, Probe
-from overlaylab.checks.result import CheckResult
+from overlaylab.checks.result import CheckResult, PathKind
 from overlaylab.steps.images import PROBE_PAGE
 
 HINT_DATAPLANE = (
@@ -60,7 +60,7 @@ def until(vctx: VerifyContext, attempt: Attempt) -> tuple[bool, int, str, str, i
         time.sleep(0.3)
 
 
-def path_of(a: Probe, b: Probe) -> str:
+def path_of(a: Probe, b: Probe) -> PathKind:
     return "same-host" if a.node == b.node else "cross-host"
 
 
@@ -92,14 +92,12 @@ def _result(
         nodes=sorted({a.node, b.node}),
         command=cmd,
         output=out.strip()[-800:],
-        details={
-            "from": a.name,
-            "to": b.name,
-            "to_address": b.address,
-            "path": path_of(a, b),
-            **details,
-        },
+        details={"from": a.name, "to": b.name, "to_address": b.address, **details},
         seconds=round(time.monotonic() - started, 3),
+        source=a.node,
+        target=b.node,
+        network=a.network,
+        path=path_of(a, b),
     )
 
 
@@ -277,29 +275,15 @@ def mtu_pair(vctx: VerifyContext, a: Probe, b: Probe) -> list[CheckResult]:
 
 
 def matrix(
-    fn: Callable[[VerifyContext, Probe, Probe], list[CheckResult]], check_id: str
+    fn: Callable[[VerifyContext, Probe, Probe], list[CheckResult]],
 ) -> Callable[[VerifyContext], list[CheckResult]]:
+    """Run `fn` over every pair. Pairs with a node that has no probes are not listed
+    here: probes.running fails that node once, with the reason."""
+
     def run(vctx: VerifyContext) -> list[CheckResult]:
-        results = vctx.map(lambda pair: fn(vctx, *pair), pairs(vctx))
-        results += skipped_pairs(vctx, check_id)
-        return results
+        return vctx.map(lambda pair: fn(vctx, *pair), pairs(vctx))
 
     return run
-
-
-def skipped_pairs(vctx: VerifyContext, check_id: str) -> list[CheckResult]:
-    """Pairs that could not be tested because a node has no probes (say so, once per node)."""
-    return [
-        CheckResult(
-            check=check_id,
-            subject=f"paths from/to {node}",
-            status="skip",
-            message=f"no probe runs on {node}: {why}",
-            nodes=[node],
-            hint="see engines.api for why the node's engine cannot start containers",
-        )
-        for node, why in sorted(vctx.probe_problems.items())
-    ]
 
 
 CHECKS = [
@@ -307,30 +291,35 @@ CHECKS = [
         "connectivity.icmp",
         "connectivity",
         "ICMP by address between probes on each overlay",
-        matrix(icmp_pair, "connectivity.icmp"),
+        matrix(icmp_pair),
+        needs_probes=True,
     ),
     Check(
         "connectivity.dns",
         "connectivity",
         "probe names resolve, across hosts, to the right address",
-        matrix(dns_pair, "connectivity.dns"),
+        matrix(dns_pair),
+        needs_probes=True,
     ),
     Check(
         "connectivity.tcp",
         "connectivity",
         "TCP by name to a listening probe",
-        matrix(tcp_pair, "connectivity.tcp"),
+        matrix(tcp_pair),
+        needs_probes=True,
     ),
     Check(
         "connectivity.udp",
         "connectivity",
         "UDP datagrams echoed by the other probe",
-        matrix(udp_pair, "connectivity.udp"),
+        matrix(udp_pair),
+        needs_probes=True,
     ),
     Check(
         "mtu.df",
         "mtu",
         "a full-size don't-fragment packet crosses the overlay",
-        matrix(mtu_pair, "mtu.df"),
+        matrix(mtu_pair),
+        needs_probes=True,
     ),
 ]

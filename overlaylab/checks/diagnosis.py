@@ -5,7 +5,11 @@ the signature of one known cause in the results (which checks fail, for which no
 while which others pass) and explains it. Rules run from the bottom of the stack up,
 and a failure a rule has explained is not explained again. Only results with status
 `fail` are evidence: an `error` means a check itself crashed, which says nothing
-about the network, so errors are reported on their own.
+about the network, so errors are reported on their own, unless they are results
+left untested because of a failure a rule explains (a dead engine's probes).
+
+Rules read the results' structured fields (source, target, network, path), never
+the human `subject`, so rewording a check cannot change a diagnosis.
 """
 
 from __future__ import annotations
@@ -66,6 +70,16 @@ class Evidence:
     def involving(self, node: str, checks: tuple[str, ...] = NODE_DEPENDENT) -> list[CheckResult]:
         return [r for c in checks for r in self.failed(c) if node in r.nodes]
 
+    def untested_because(self, node: str, check: str) -> list[CheckResult]:
+        """Results on `node` that could not be tested because `check` failed there."""
+        return [
+            r
+            for r in self.results
+            if r.status == "error"
+            and r.details.get("untested_because") == check
+            and node in r.nodes
+        ]
+
     @property
     def engine_nodes(self) -> list[str]:
         return [n.name for n in self.spec.engine_nodes]
@@ -74,12 +88,16 @@ class Evidence:
 def dead_engines(ev: Evidence) -> list[Diagnosis]:
     found = []
     for result in ev.failed("engines.api"):
-        node = result.subject
+        node = result.target
         if node not in ev.engine_nodes:
             continue
         explained = [
             result,
-            *ev.involving(node, ("underlay.api", "underlay.gossip", "underlay.members")),
+            *ev.involving(
+                node, ("underlay.api", "underlay.gossip", "underlay.members", "probes.running")
+            ),
+            *ev.untested_because(node, "engines.api"),
+            *ev.untested_because(node, "probes.running"),
         ]
         found.append(
             Diagnosis(
@@ -94,7 +112,7 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
 
 def _kv_reachable_from(ev: Evidence, node: str) -> bool | None:
     for result in ev.ran("kv.reachable"):
-        if result.nodes and result.nodes[0] == node:
+        if result.source == node:
             return result.status == "pass"
     return None
 
@@ -156,13 +174,11 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
     ]
     if not failed:
         return []
-    nodes = [r.subject for r in failed]
+    nodes = [r.target for r in failed]
     explained = [*failed]
     for node in nodes:
         explained += ev.involving(node, ("kv.registered", "underlay.gossip", "underlay.members"))
-        explained += [
-            r for r in ev.involving(node, DATA_CHECKS) if r.details.get("path") == "cross-host"
-        ]
+        explained += [r for r in ev.involving(node, DATA_CHECKS) if r.path == "cross-host"]
     advertised = sorted({str(r.details.get("cluster_advertise")) for r in failed})
     checks = ev.explain(explained)
     return [
@@ -179,8 +195,8 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
 def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained("underlay.gossip")
     found = []
-    for node in sorted({r.nodes[1] for r in failed if len(r.nodes) > 1}):
-        mine = [r for r in failed if r.subject.split(" -> ")[1].startswith(f"{node}:")]
+    for node in sorted({r.target for r in failed}):
+        mine = [r for r in failed if r.target == node]
         found.append(
             Diagnosis(
                 cause=f"serf gossip to {node} is blocked (tcp+udp 7946)",
@@ -198,14 +214,14 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained("underlay.members")
     if not failed:
         return []
-    views = {r.subject: frozenset(r.details.get("seen", [])) for r in ev.ran("underlay.members")}
+    views = {r.target: frozenset(r.details.get("seen", [])) for r in ev.ran("underlay.members")}
     islands = sorted({view for view in views.values() if view}, key=lambda v: (-len(v), sorted(v)))
     island_of = {node: view for node, view in views.items()}
     across = [
         r
         for c in (*DATA_CHECKS, "connectivity.dns", "names.resolve")
         for r in ev.unexplained(c)
-        if len(r.nodes) == 2 and island_of.get(r.nodes[0]) != island_of.get(r.nodes[1])
+        if r.source and r.target and island_of.get(r.source) != island_of.get(r.target)
     ]
     described = " | ".join("{" + ", ".join(sorted(i)) + "}" for i in islands)
     return [
@@ -214,16 +230,14 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
             detail=f"{described}: containers on different islands never learn of each other, so "
             f"overlay traffic between them fails although every port is open. "
             f"{failed[0].hint}",
-            nodes=sorted(r.subject for r in failed),
+            nodes=sorted(r.target for r in failed),
             checks=ev.explain([*failed, *across]),
         )
     ]
 
 
 def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
-    failed = [
-        r for c in DATA_CHECKS for r in ev.unexplained(c) if r.details.get("path") == "cross-host"
-    ]
+    failed = [r for c in DATA_CHECKS for r in ev.unexplained(c) if r.path == "cross-host"]
     if not failed:
         return []
     common = set(ev.engine_nodes)
@@ -253,6 +267,17 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def blamed_nodes(results: list[CheckResult]) -> list[str]:
+    """Where failures point: the one node they all target (a port firewalled on node1
+    fails from node2 and node3 alike), else the one node they all start from, else
+    every node involved."""
+    for side in ("target", "source"):
+        shared = {getattr(r, side) for r in results}
+        if len(shared) == 1 and "" not in shared:
+            return sorted(shared)
+    return sorted({n for r in results for n in r.nodes})
+
+
 def per_check(check: str, cause: str) -> Callable[[Evidence], list[Diagnosis]]:
     def rule(ev: Evidence) -> list[Diagnosis]:
         failed = ev.unexplained(check)
@@ -270,7 +295,7 @@ def per_check(check: str, cause: str) -> Callable[[Evidence], list[Diagnosis]]:
                         None, (f"{failed[0].message}." if failed[0].message else "", failed[0].hint)
                     )
                 ),
-                nodes=sorted({n for r in failed for n in r.nodes}),
+                nodes=blamed_nodes(failed),
                 checks=ev.explain(failed),
             )
         ]
@@ -286,7 +311,9 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     gossip_blocked,
     gossip_partition,
     data_plane_blocked,
+    per_check("probes.running", "{n} node(s) run no probes: no path to or from them is tested"),
     per_check("networks.present", "{n} overlay(s) are not the same network on every engine"),
+    per_check("stacks.running", "{n} stack service(s) do not run where the spec places them"),
     per_check("connectivity.dns", "{n} probe name lookups fail"),
     per_check("names.resolve", "{n} stack names resolve wrongly from other hosts"),
     per_check(
@@ -306,13 +333,14 @@ def diagnose(spec: ClusterSpec, results: list[CheckResult]) -> list[Diagnosis]:
         {r.check for r in results if r.status == "fail" and id(r) not in ev.explained}
     ):
         found += per_check(check, "{n} " + check + " failure(s)")(ev)
-    crashed = [r for r in results if r.status == "error"]
+    crashed = [r for r in results if r.status == "error" and id(r) not in ev.explained]
     if crashed:
         found.append(
             Diagnosis(
-                cause=f"{len(crashed)} check(s) could not run",
-                detail="; ".join(f"{r.check}: {r.message}" for r in crashed[:3])
-                + ": their subjects are untested, not healthy.",
+                cause=f"{len(crashed)} result(s) could not be tested",
+                detail="; ".join(f"{r.check} ({r.subject}): {r.message}" for r in crashed[:3])
+                + ": what they cover is untested, not healthy.",
+                nodes=sorted({n for r in crashed for n in r.nodes}),
                 checks=sorted({r.check for r in crashed}),
             )
         )

@@ -56,6 +56,7 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
                     status="pass",
                     message=f"engine {version} answers",
                     nodes=[node.name],
+                    target=node.name,
                     details={"version": version},
                     seconds=round(time.monotonic() - started, 3),
                 )
@@ -70,6 +71,7 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
                 message=message,
                 hint=hint,
                 nodes=[node.name],
+                target=node.name,
                 output=_log_tail(vctx, node.name),
                 command=f"tail {vctx.lab.layout.log_file(node.name, 'dockerd')}",
                 seconds=round(time.monotonic() - started, 3),
@@ -94,8 +96,8 @@ def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
         info = _info(vctx, node.name)
         if info is None:
             results.append(
-                CheckResult.skip(
-                    "engines.advertise", node.name, "engine does not answer", [node.name]
+                CheckResult.untested(
+                    "engines.advertise", node.name, "its engine does not answer", "engines.api"
                 )
             )
             continue
@@ -126,6 +128,7 @@ def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
                 message="; ".join(problems) or f"store {store}, advertises {advertise}",
                 hint=" ".join(hints),
                 nodes=[node.name],
+                target=node.name,
                 details={
                     "cluster_store": store,
                     "cluster_advertise": advertise,

@@ -46,6 +46,11 @@ def overlays(vctx: VerifyContext) -> list[CheckResult]:
                 ),
                 hint=HINT if leaked else "",
                 nodes=sorted({src.node, dst.node}),
+                source=src.node,
+                target=dst.node,
+                network=src.network,
+                path="same-host" if src.node == dst.node else "cross-host",
+                details={"from": src.name, "to": dst.name, "to_network": dst.network},
                 command=cmd,
                 output=out.strip()[-300:] if leaked else "",
             )
@@ -60,5 +65,6 @@ CHECKS = [
         "isolation",
         "probes on different overlays cannot reach each other",
         overlays,
+        needs_probes=True,
     )
 ]

@@ -35,6 +35,9 @@ def reachable(vctx: VerifyContext) -> list[CheckResult]:
                     f"{node.name} reach the lab network (underlay.*)?"
                 ),
                 nodes=[node.name, spec.kv.node],
+                source=node.name,
+                target=spec.kv.node,
+                details={"port": port},
                 command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(node.name)} "
                 f"nc -zv {kv_ip} {port}",
                 seconds=round(time.monotonic() - started, 3),
@@ -103,6 +106,7 @@ def registered(vctx: VerifyContext) -> list[CheckResult]:
                     "store, or advertises another address (engines.advertise)"
                 ),
                 nodes=[node.name],
+                target=node.name,
                 details={"registered": sorted(found or [])},
             )
         )

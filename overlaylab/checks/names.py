@@ -39,12 +39,13 @@ def _resolve_from_others(vctx: VerifyContext, c: StackContainer, network: str, n
 
 def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
     expected = c.networks[network]
-    if not seen:  # no probe could look: no evidence either way
-        return CheckResult.skip(
+    if not seen:  # no probe could look: no evidence either way, and that is no pass
+        return CheckResult.untested(
             "names.resolve",
-            f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
-            "no probe on the network could look the name up",
-            [c.node],
+            c.node,
+            f"no probe on {network} could look up {name}",
+            because="probes.running",
+            network=network,
         )
     wrong = {n: a for n, a in seen.items() if a != [expected]}
     nothing = sorted(n for n, a in seen.items() if not a)
@@ -72,6 +73,8 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
         message="; ".join(problems) or f"-> {expected} from {where}",
         hint=HINT if wrong else "",
         nodes=sorted({c.node, *seen}),
+        target=c.node,
+        network=network,
         details={"name": name, "container": c.name, "expected": expected, "seen": seen},
     )
 
@@ -109,5 +112,6 @@ CHECKS = [
         "names",
         "every name of every stack container resolves, from other hosts, to its address",
         resolve,
+        needs_probes=True,
     )
 ]

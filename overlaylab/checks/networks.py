@@ -48,7 +48,6 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                 or (
                     f"{net.driver} {any_seen[2] if any_seen else '?'} on "
                     f"{len(seen)} engines ({any_seen[0][:12] if any_seen else '?'})"
-                    + (f"; not checked on {', '.join(down)} (engine down)" if down else "")
                 ),
                 hint=""
                 if not problems
@@ -57,9 +56,20 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                     "another id, use another store or cannot reach it (kv.*, engines.advertise)"
                 ),
                 nodes=sorted(seen) + missing,
+                network=net.name,
                 details={n: {"id": v[0], "driver": v[1], "subnet": v[2]} for n, v in seen.items()},
             )
         )
+        results += [
+            CheckResult.untested(
+                "networks.present",
+                node,
+                f"its engine does not answer, so {net.name} was not looked for there",
+                "engines.api",
+                network=net.name,
+            )
+            for node in down
+        ]
     return results
 
 

@@ -41,6 +41,9 @@ def published(vctx: VerifyContext) -> list[CheckResult]:
                     "firewall, and that nothing else holds the port"
                 ),
                 nodes=[other, c.node],
+                source=other,
+                target=c.node,
+                details={"port": host_port, "service": f"{c.stack}/{c.service}"},
                 command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(other)} "
                 f"nc -zv {address} {host_port}",
             )

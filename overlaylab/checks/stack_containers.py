@@ -27,11 +27,19 @@ def stack_containers(vctx: VerifyContext) -> list[StackContainer]:
     return vctx.cache["stack_containers"]
 
 
+def unreachable_stack_nodes(vctx: VerifyContext) -> set[str]:
+    """Nodes with stack placements whose engine did not answer the lookup."""
+    stack_containers(vctx)
+    return vctx.cache["stack_nodes_down"]
+
+
 def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
     found: list[StackContainer] = []
+    down: set[str] = vctx.cache.setdefault("stack_nodes_down", set())
     for stack in vctx.lab.spec.stacks:
         for service, node in sorted(stack.services.items()):
-            if not engine_ping(vctx.lab, node, timeout=2):
+            if node in down or not engine_ping(vctx.lab, node, timeout=2):
+                down.add(node)
                 continue
             with vctx.lab.provider.engine(node, timeout=10) as client:
                 containers = client.containers.list(

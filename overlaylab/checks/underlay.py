@@ -36,6 +36,9 @@ def _probe_port(
                 + ("accepts connections" if ok else f"unreachable: {why}"),
                 hint="" if ok else hint,
                 nodes=[a.name, b.name],
+                source=a.name,
+                target=b.name,
+                details={"port": port},
                 command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(a.name)} "
                 f"nc -zv {b.address} {port}",
             )
@@ -112,8 +115,11 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
         log = vctx.lab.provider.current_log(node, "dockerd")
         if log is None:
             results.append(
-                CheckResult.skip(
-                    "underlay.members", node, "no engine log to read the gossip view from", [node]
+                CheckResult.untested(
+                    "underlay.members",
+                    node,
+                    "no engine log to read its gossip view from",
+                    "engines.api",
                 )
             )
             continue
@@ -132,6 +138,7 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
                 else f"gossip cluster holds all {len(expected)} engines",
                 hint="" if not missing else HINT_PARTITION,
                 nodes=[node, *missing],
+                target=node,
                 command=f"grep 'serf: Event' {vctx.lab.layout.log_file(node, 'dockerd')}",
                 details={"seen": sorted(seen), "missing": missing},
             )

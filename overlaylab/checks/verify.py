@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -16,6 +17,8 @@ from overlaylab.checks import (
     names,
     networks,
     ports,
+    probes_running,
+    stacks,
     underlay,
 )
 from overlaylab.checks.base import Check, VerifyContext
@@ -31,6 +34,8 @@ ALL_CHECKS: list[Check] = [
     *kv.CHECKS,
     *underlay.CHECKS,
     *networks.CHECKS,
+    *stacks.CHECKS,
+    *probes_running.CHECKS,
     *connectivity.CHECKS,
     *names.CHECKS,
     *advertise.CHECKS,
@@ -63,7 +68,27 @@ def select_checks(only: Sequence[str] = (), skip: Sequence[str] = ()) -> list[Ch
         return any(fnmatch.fnmatch(check.id, p) or check.group == p for p in patterns)
 
     chosen = [c for c in ALL_CHECKS if (not only or hit(c, only)) and not hit(c, skip)]
+    if any(c.needs_probes for c in chosen):
+        # What probes could not reach is reported by probes.running: never leave it out.
+        chosen = [c for c in ALL_CHECKS if c in chosen or c.id == "probes.running"]
     return chosen
+
+
+def crashed(check: Check, exc: Exception) -> CheckResult:
+    """The result of a check that could not run: an error, never a silent pass or skip."""
+    frames = traceback.extract_tb(exc.__traceback__)[-3:]
+    return CheckResult(
+        check=check.id,
+        subject=check.description,
+        status="error",
+        message=f"the check could not run: {type(exc).__name__}: {exc}",
+        hint="what it tests is unknown, not healthy; the exception is in the JSON details",
+        details={
+            "exception": type(exc).__name__,
+            "error": str(exc),
+            "where": [f"{f.filename}:{f.lineno} in {f.name}" for f in frames],
+        },
+    )
 
 
 def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:
@@ -76,15 +101,7 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
             try:
                 report.results.extend(check.run(vctx))
             except Exception as exc:  # a crashing check is reported, not fatal to the rest
-                report.results.append(
-                    CheckResult(
-                        check=check.id,
-                        subject=check.description,
-                        status="error",
-                        message=f"{type(exc).__name__}: {exc}",
-                        hint="the check itself could not run; see the message",
-                    )
-                )
+                report.results.append(crashed(check, exc))
     finally:
         vctx.pool.shutdown(wait=True)
     report.diagnosis = diagnose(ctx.spec, report.results)

@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from overlaylab.checks import advertise, connectivity, engines, names
+from overlaylab.checks import advertise, connectivity, engines, names, probes_running
 from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.stack_containers import StackContainer
+from overlaylab.checks.verify import select_checks
 from overlaylab.providers.local import START_MARKER, LocalProvider
 from overlaylab.spec.loader import parse_spec
 from overlaylab.spec.models import ClusterSpec
@@ -186,15 +187,36 @@ def test_pairs_of_no_probes(make_vctx: Any) -> None:
     assert connectivity.pairs(make_vctx([])) == []
 
 
-def test_skipped_pairs_one_per_node_without_probes(make_vctx: Any) -> None:
-    vctx = make_vctx([])
-    vctx.probe_problems = {"n3": "ConnectionError: engine down", "n1": "NotFound: dn"}
-    skipped = connectivity.skipped_pairs(vctx, "connectivity.tcp")
-    assert [(r.check, r.subject, r.status, r.nodes) for r in skipped] == [
-        ("connectivity.tcp", "paths from/to n1", "skip", ["n1"]),
-        ("connectivity.tcp", "paths from/to n3", "skip", ["n3"]),
+def test_a_node_without_probes_fails_probes_running_once_with_the_reason(
+    make_vctx: Any,
+) -> None:
+    vctx = make_vctx(probes_for(["n1", "n2"], ["dn", "other"]))
+    vctx.probe_problems = {"n3": "ConnectionError: engine down"}
+    results = probes_running.running(vctx)
+    assert [(r.target, r.status) for r in results] == [
+        ("n1", "pass"),
+        ("n2", "pass"),
+        ("n3", "fail"),
     ]
-    assert skipped[1].message == "no probe runs on n3: ConnectionError: engine down"
+    assert results[0].message == "4 probes on dn, other"
+    assert "no path to or from it is tested: ConnectionError: engine down" in results[2].message
+    assert results[2].details["exception"] == "ConnectionError: engine down"
+
+
+def test_a_node_missing_some_probes_fails_even_without_an_error(make_vctx: Any) -> None:
+    probes = [p for p in probes_for(["n1", "n2", "n3"], ["dn", "other"]) if p.name != "probe-dn-n2"]
+    results = probes_running.running(make_vctx(probes))
+    assert [r.status for r in results] == ["pass", "fail", "pass"]
+
+
+def test_pairs_never_stand_in_for_a_node_without_probes(make_vctx: Any) -> None:
+    vctx = make_vctx(probes_for(["n1", "n2"], ["dn"]))
+    vctx.probe_problems = {"n3": "engine down"}
+    assert all("n3" not in (a.node, b.node) for a, b in connectivity.pairs(vctx))
+    assert [c.id for c in select_checks(["connectivity.tcp"])] == [
+        "probes.running",
+        "connectivity.tcp",
+    ]
 
 
 # --- advertise: interfaces, pick, /etc/hosts --------------------------------------------
