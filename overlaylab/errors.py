@@ -7,7 +7,9 @@ and the tail of its output so a failure can be pasted into a shell and reproduce
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 
 class OverlaylabError(Exception):
@@ -62,15 +64,73 @@ class CommandError(OverlaylabError):
         )
 
 
-class StepError(OverlaylabError):
-    """A step of `up` failed on a node; wraps the cause with the step and node names."""
+class NodeError(OverlaylabError):
+    """Something failed on one node. `on_node` raises it so the step can name the node."""
 
-    def __init__(self, step: str, node: str | None, cause: BaseException) -> None:
-        self.step = step
+    def __init__(self, node: str, cause: BaseException) -> None:
         self.node = node
         self.cause = cause
-        where = f" on {node}" if node else ""
-        super().__init__(f"step '{step}' failed{where}: {cause}")
+        super().__init__(f"on {node}: {describe_failure(cause)}")
+
+
+@contextmanager
+def on_node(node: str) -> Iterator[None]:
+    """Work done for one node: any failure inside carries that node's name upwards."""
+    try:
+        yield
+    except NodeError:
+        raise
+    except Exception as exc:
+        raise NodeError(node, exc) from exc
+
+
+class StepError(OverlaylabError):
+    """A step of `up` failed: which step, on which node, and the cause with its output."""
+
+    def __init__(self, step: str, cause: BaseException) -> None:
+        self.step = step
+        self.node = cause.node if isinstance(cause, NodeError) else None
+        self.cause = cause.cause if isinstance(cause, NodeError) else cause
+        where = f" on {self.node}" if self.node else ""
+        super().__init__(f"step '{step}' failed{where}: {describe_failure(self.cause)}")
+
+
+class TeardownIncomplete(OverlaylabError):
+    """`down` did what it could, and a final scan still finds parts of the lab."""
+
+    def __init__(self, cluster: str, done: Sequence[str], remaining: Sequence[str]) -> None:
+        self.cluster = cluster
+        self.done = list(done)
+        self.remaining = list(remaining)
+        lines = [f"lab '{cluster}' is NOT fully down; still on this machine:"]
+        lines += [f"  - {what}" for what in self.remaining]
+        lines.append(
+            "  fix: run `invoke down` again; a process that survives SIGKILL is stuck in the "
+            "kernel (see its /proc/PID/stack), a busy mount shows its users with `fuser -vm`"
+        )
+        super().__init__("\n".join(lines))
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One readable account of any failure: ours as written, others with what they ran.
+
+    A failing step may raise anything (a Docker API error from an engine that died, a
+    CalledProcessError from a tool): the user gets its type, message, command and the
+    tail of its output, never a bare repr or a traceback.
+    """
+    if isinstance(exc, OverlaylabError):
+        return str(exc)
+    if isinstance(exc, subprocess.CalledProcessError):
+        argv = exc.cmd if isinstance(exc.cmd, list | tuple) else [str(exc.cmd)]
+        output = exc.stderr or exc.output or ""
+        if isinstance(output, bytes):
+            output = output.decode(errors="replace")
+        tail = _tail(output)
+        return f"command failed (exit {exc.returncode}):\n  $ {shlex.join(map(str, argv))}\n" + (
+            tail or "  (no output)"
+        )
+    text = str(exc).strip() or "(no message)"
+    return f"{type(exc).__name__}: {text}"
 
 
 def _tail(text: str, lines: int = 15) -> str:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError, PreflightError, StepError
+from overlaylab.errors import PreflightError, StepError, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
@@ -84,7 +84,13 @@ def preflight(ctx: LabContext) -> None:
 
 
 def up(ctx: LabContext, retain: bool = False) -> UpReport:
-    """Converge the machine to the spec. A fresh lab that fails is removed unless `retain`."""
+    """Converge the machine to the spec. A fresh lab that fails is removed unless `retain`.
+
+    Any exception inside a step is that step's failure (an engine that died mid-call,
+    a tool that exited non-zero, a bug): it is reported with the step, node and command,
+    and a lab this run started is taken away again. Only an interruption (Ctrl-C,
+    SIGTERM) leaves the half-made lab in place, for the next `up` to finish.
+    """
     started = time.monotonic()
     report = UpReport()
     with ctx.progress.step("preflight"):
@@ -95,20 +101,28 @@ def up(ctx: LabContext, retain: bool = False) -> UpReport:
             with ctx.progress.step(name):
                 if ensure(ctx):
                     report.changed.append(name)
-        except (OverlaylabError, OSError) as exc:
-            error = StepError(name, None, exc)
+        except Exception as exc:
+            error = StepError(name, exc)
             if fresh and not retain:
-                ctx.progress.say("[yellow]removing the half-made lab (keep it with --retain)[/]")
-                ctx.provider.destroy()
+                _remove_half_made_lab(ctx, error)
             raise error from exc
         except BaseException:
-            # Ctrl-C: leave what exists; the next `up` converges, `down` removes it.
             ctx.progress.say("[yellow]interrupted: run `invoke up` to finish or `invoke down`[/]")
             raise
-        ctx.state.set("last_step", name)
     report.timings = dict(ctx.progress.timings)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _remove_half_made_lab(ctx: LabContext, error: StepError) -> None:
+    ctx.progress.say(
+        f"[red]✗ {error.step} failed[/]: removing the half-made lab (keep it with --retain)"
+    )
+    try:
+        ctx.provider.destroy()
+    except Exception as exc:
+        # The step's failure stays the error reported; say what the clean-up left.
+        ctx.progress.say(f"[red]clean-up failed too[/]: {describe_failure(exc)}; run `invoke down`")
 
 
 def down(cluster: str, state_dir: str | Path | None = None) -> list[str]:

@@ -14,7 +14,7 @@ import docker
 import docker.errors
 
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError
+from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.spec.models import PROBE_IMAGE
 
 BUSYBOX = Path("/bin/busybox")
@@ -144,7 +144,7 @@ def ensure_images(ctx: LabContext) -> bool:
 
     def load(item: tuple[str, str, str | None]) -> bool:
         node, name, tarball = item
-        with provider.engine(node) as client:
+        with on_node(node), provider.engine(node) as client:
             if _has_image(client, name):
                 return False
             if name == PROBE_IMAGE:

@@ -7,6 +7,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from overlaylab.context import LabContext
+from overlaylab.errors import on_node
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import Stack
 
@@ -54,9 +55,8 @@ def _running(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
 
 def _up_service(ctx: LabContext, stack: Stack, service: str, node: str) -> None:
     argv = compose_argv(ctx, stack, "up", "-d", "--no-deps", service)
-    HostRunner().run(argv, env=compose_env(ctx, node), timeout=180, check=False).check(
-        step=f"stacks ({stack.name}/{service} on {node})"
-    )
+    with on_node(node):
+        HostRunner().run(argv, env=compose_env(ctx, node), timeout=180)
 
 
 def ensure_stacks(ctx: LabContext) -> bool:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
+
+import docker.errors
+import pytest
 
 from overlaylab.errors import (
     CommandError,
+    NodeError,
     OverlaylabError,
     PreflightError,
     SpecError,
     StepError,
+    TeardownIncomplete,
+    describe_failure,
+    on_node,
 )
 
 
@@ -60,7 +68,35 @@ def test_preflight_error_shows_each_gap_and_fix() -> None:
 
 def test_step_error_names_step_node_and_cause() -> None:
     cause = CommandError(["dockerd"], 1, "", "boom")
-    assert str(StepError("engines", "node2", cause)).startswith(
-        "step 'engines' failed on node2: command failed"
+    with pytest.raises(NodeError) as raised, on_node("node2"):
+        raise cause
+    error = StepError("engines", raised.value)
+    assert (error.step, error.node, error.cause) == ("engines", "node2", cause)
+    assert str(error).startswith("step 'engines' failed on node2: command failed")
+    assert "$ dockerd" in str(error) and "| boom" in str(error)
+    assert str(StepError("tls", ValueError("x"))) == "step 'tls' failed: ValueError: x"
+
+
+def test_foreign_failures_are_described_with_their_command_and_output() -> None:
+    failed = subprocess.CalledProcessError(
+        1, ["docker", "load"], output=b"", stderr=b"line 1\nunexpected EOF\n"
     )
-    assert str(StepError("tls", None, ValueError("x"))) == "step 'tls' failed: x"
+    text = describe_failure(failed)
+    assert "exit 1" in text and "$ docker load" in text and "| unexpected EOF" in text
+    api = docker.errors.APIError("500 Server Error", explanation="engine went away")
+    assert describe_failure(api).startswith("APIError: 500 Server Error")
+    assert describe_failure(RuntimeError()) == "RuntimeError: (no message)"
+
+
+def test_on_node_keeps_the_innermost_node() -> None:
+    with pytest.raises(NodeError) as raised, on_node("outer"), on_node("inner"):
+        raise OSError("disk full")
+    assert raised.value.node == "inner"
+    assert str(raised.value) == "on inner: OSError: disk full"
+
+
+def test_teardown_incomplete_lists_every_leftover_and_the_fix() -> None:
+    error = TeardownIncomplete("lab", ["killed 3 processes"], ["mount /x", "folder /y"])
+    text = str(error)
+    assert text.startswith("lab 'lab' is NOT fully down")
+    assert "  - mount /x\n  - folder /y\n" in text and "fix: run `invoke down` again" in text
