@@ -9,7 +9,7 @@ from functools import partial
 from typing import Any
 
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError
+from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.netns import tcp_connect_ok
 from overlaylab.render import render
 from overlaylab.spec.models import Node
@@ -81,6 +81,11 @@ def engine_ping(ctx: LabContext, node: str, timeout: float = 1.0) -> bool:
 
 
 def _ensure_engine(ctx: LabContext, node: Node) -> str:
+    with on_node(node.name):
+        return _converge_engine(ctx, node)
+
+
+def _converge_engine(ctx: LabContext, node: Node) -> str:
     layout, provider = ctx.layout, ctx.provider
     config = daemon_config(ctx, node)
     config_path = layout.daemon_config(node.name)

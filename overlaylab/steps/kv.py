@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError
+from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.netns import http_get, tcp_connect_ok
 from overlaylab.waiting import wait_until
 
@@ -91,9 +91,15 @@ def kv_ready(ctx: LabContext) -> tuple[bool, str]:
 
 
 def ensure_kv(ctx: LabContext) -> bool:
-    spec = ctx.spec
-    if spec.kv is None:
+    if ctx.spec.kv is None:
         return False
+    with on_node(ctx.spec.kv.node):
+        return _converge_kv(ctx)
+
+
+def _converge_kv(ctx: LabContext) -> bool:
+    spec = ctx.spec
+    assert spec.kv is not None
     node, service = spec.kv.node, spec.kv.backend
     binary, argv = kv_command(ctx)
     if ctx.provider.service_pid(node, service, binary) and kv_ready(ctx)[0]:

@@ -7,7 +7,7 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError
+from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.layout import LABEL_CLUSTER
 from overlaylab.spec.models import OverlayNetwork
 from overlaylab.waiting import wait_until
@@ -73,7 +73,7 @@ def ensure_networks(ctx: LabContext) -> bool:
     nodes = [n.name for n in spec.engine_nodes]
     changed = False
     for net in spec.networks:
-        with provider.engine(nodes[0]) as first:
+        with on_node(nodes[0]), provider.engine(nodes[0]) as first:
             info = _find(first, net.name)
             if info is None:
                 info = _create(ctx, first, net)
@@ -96,7 +96,7 @@ def _wait_everywhere(ctx: LabContext, net: OverlayNetwork, net_id: str, nodes: l
 
     def present_everywhere() -> bool:
         for node in list(missing):
-            with ctx.provider.engine(node) as client:
+            with on_node(node), ctx.provider.engine(node) as client:
                 info = _find(client, net.name)
             if info is not None and info["Id"] == net_id:
                 missing.remove(node)
