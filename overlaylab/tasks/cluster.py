@@ -13,7 +13,13 @@ from overlaylab import lab
 from overlaylab import status as lab_status
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
 from overlaylab.progress import Progress
-from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
+from overlaylab.tasks.common import (
+    DEFAULT_INVENTORY,
+    err,
+    friendly_errors,
+    out,
+    terminate_as_interrupt,
+)
 
 __all__ = ["down", "env", "status", "up"]
 
@@ -29,7 +35,8 @@ __all__ = ["down", "env", "status", "up"]
 def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: ignore[no-untyped-def]
     """Bring the lab up (or finish it, or confirm it is up to date)."""
     ctx = lab.open_lab(inventory, Progress(quiet=quiet))
-    report = lab.up(ctx, retain=retain)
+    with terminate_as_interrupt():
+        report = lab.up(ctx, retain=retain)
     if report.changed:
         err.print(
             f"[bold green]lab '{ctx.spec.name}' is up[/] in {report.seconds:.1f}s "

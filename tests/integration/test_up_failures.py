@@ -77,3 +77,28 @@ def test_a_failed_up_keeps_the_lab_with_retain(tmp_path: Path) -> None:
     finally:
         invoke("down", "-i", str(spec))
     assert before.differences(HostSnapshot.take()) == []
+
+
+def test_sigterm_is_an_interruption_that_leaves_the_lab_for_the_next_up() -> None:
+    before = HostSnapshot.take()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "up", "-i", str(SMALL)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    try:
+        for line in proc.stderr:
+            if "✓ kv" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=60) == 130, rest
+        assert "interrupted: run `invoke up` to finish" in rest
+        assert "removing the half-made lab" not in rest and "Traceback" not in rest
+        assert LAYOUT.state_dir.is_dir()  # left for the next `up` (or `down`)
+    finally:
+        invoke("down", "-i", str(SMALL))
+    assert before.differences(HostSnapshot.take()) == []
