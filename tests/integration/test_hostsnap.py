@@ -1,0 +1,46 @@
+"""The host snapshot reports what a lab can leave, and not a busy machine's other work.
+
+Needs no lab: an unrelated process and one naming a path under the state folder are
+started between two snapshots; only the second may show up in the diff.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from hostsnap import HostSnapshot
+
+from overlaylab.layout import DEFAULT_STATE_ROOT
+
+
+@pytest.fixture
+def started() -> Iterator[list[subprocess.Popen[bytes]]]:
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_diff_ignores_unrelated_processes_and_reports_the_labs(
+    started: list[subprocess.Popen[bytes]],
+) -> None:
+    # Nothing is created under the state folder: the path is only named.
+    named = DEFAULT_STATE_ROOT / f"hostsnap-test-{uuid.uuid4().hex[:8]}" / "etcd"
+    before = HostSnapshot.take()
+    unrelated = subprocess.Popen(["sleep", "60"])
+    started.append(unrelated)
+    labs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(named)])
+    started.append(labs)
+    problems = before.differences(HostSnapshot.take())
+
+    processes = [p for p in problems if p.startswith("process left running")]
+    assert not any(f" {unrelated.pid} " in p for p in processes), processes
+    reported = [p for p in processes if f" {labs.pid} " in p]
+    assert len(reported) == 1, problems
+    assert str(named) in reported[0]
+    assert f"[command line names {DEFAULT_STATE_ROOT}]" in reported[0]
