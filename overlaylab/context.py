@@ -10,6 +10,7 @@ from overlaylab.progress import Progress
 from overlaylab.providers.local import LocalProvider
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.paths import resolve_in_spec_dir
+from overlaylab.spec.warnings import SpecWarning
 from overlaylab.state import LabState
 
 
@@ -21,6 +22,8 @@ class LabContext:
     layout: LabLayout
     provider: LocalProvider
     progress: Progress = field(default_factory=Progress)
+    # Valid-but-surprising things about the spec, shown before `up` (never stop it).
+    warnings: list[SpecWarning] = field(default_factory=list)
 
     def resolve_spec_path(self, relative: str) -> Path:
         """A stack file or image tarball named in the spec, as an absolute path."""

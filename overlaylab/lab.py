@@ -12,10 +12,11 @@ from overlaylab.errors import PreflightError, StepError, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
-from overlaylab.spec.loader import load_spec
+from overlaylab.spec.loader import load_spec_file
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
 from overlaylab.spec.paths import spec_dir_of
+from overlaylab.spec.warnings import SpecWarning, spec_warnings
 from overlaylab.steps.engines import ensure_engines, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
@@ -27,8 +28,8 @@ DEFAULT_SPEC = Path("inventory/lab.yml")
 
 
 def open_lab(spec_path: str | Path = DEFAULT_SPEC, progress: Progress | None = None) -> LabContext:
-    path = Path(spec_path)
-    return context_for(load_spec(path), path, progress=progress)
+    loaded = load_spec_file(spec_path)
+    return context_for(loaded.spec, loaded.path, progress=progress, warnings=loaded.warnings)
 
 
 def context_for(
@@ -37,8 +38,12 @@ def context_for(
     *,
     state_dir: str | Path | None = None,
     progress: Progress | None = None,
+    warnings: list[SpecWarning] | None = None,
 ) -> LabContext:
-    """The context for a spec loaded from `spec_path`; `state_dir` overrides the spec's."""
+    """The context for a spec loaded from `spec_path`; `state_dir` overrides the spec's.
+
+    `warnings` as `load_spec_file` found them (with lines); default: computed here.
+    """
     if state_dir is None and isinstance(spec.provider, LocalProviderSpec):
         state_dir = spec.provider.state_dir
     layout = LabLayout.for_cluster(spec.name, state_dir)
@@ -49,6 +54,7 @@ def context_for(
         layout=layout,
         provider=get_provider(spec, layout),
         progress=progress or Progress(),
+        warnings=spec_warnings(spec) if warnings is None else warnings,
     )
 
 

@@ -23,6 +23,7 @@ from overlaylab.errors import SpecError
 from overlaylab.spec.models import NAME_PATTERN, ClusterSpec, LocalProvider
 from overlaylab.spec.paths import spec_dir_of
 from overlaylab.spec.semantic import Loc, format_problem, semantic_problems, suggest
+from overlaylab.spec.warnings import SpecWarning, spec_warnings
 
 Problem = tuple[int, str]
 
@@ -42,19 +43,40 @@ _PATTERN_HINTS: dict[str, str] = {
 # --- public API -----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A valid spec with what loading it from a file taught: where its relative paths
+    point and its warnings, located by line."""
+
+    spec: ClusterSpec
+    path: Path
+    spec_dir: Path
+    warnings: list[SpecWarning]
+
+
 def load_spec(path: str | Path) -> ClusterSpec:
     """Read, validate and complete the spec at `path`; raise SpecError with every problem.
 
     Relative stack and image paths resolve against the folder that holds the file.
     """
+    return load_spec_file(path).spec
+
+
+def load_spec_file(path: str | Path) -> LoadedSpec:
+    """`load_spec`, keeping the spec's folder and its warnings (with their lines)."""
     path = Path(path)
-    text = _read_text(path)
-    return parse_spec(text, source=str(path), spec_dir=spec_dir_of(path))
+    spec_dir = spec_dir_of(path)
+    spec, document = _parse(_read_text(path), str(path), spec_dir)
+    return LoadedSpec(spec, path, spec_dir, spec_warnings(spec, document.locate))
 
 
 def parse_spec(text: str, *, source: str, spec_dir: Path) -> ClusterSpec:
     """Like `load_spec` for YAML text; `source` names it in messages, relative paths
     resolve against `spec_dir`."""
+    return _parse(text, source, spec_dir)[0]
+
+
+def _parse(text: str, source: str, spec_dir: Path) -> tuple[ClusterSpec, YamlDocument]:
     document = _compose(text, source)
     problems = _duplicate_keys(document.root, ())
     spec: ClusterSpec | None = None
@@ -69,7 +91,7 @@ def parse_spec(text: str, *, source: str, spec_dir: Path) -> ClusterSpec:
     problems = semantic_problems(spec, spec_dir, document.locate)
     if problems:
         raise SpecError(source, _in_file_order(problems))
-    return spec
+    return spec, document
 
 
 def apply_defaults(spec: ClusterSpec) -> None:

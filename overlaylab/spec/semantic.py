@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from overlaylab.spec.models import (
+    DRIVER_MTU_OPTION,
     KV_SCHEMES,
     PROBE_IMAGE,
     PROVIDER_INTERFACES,
@@ -37,6 +38,7 @@ Loc = tuple[str | int, ...]
 Locate = Callable[[Loc], tuple[int, bool]]
 
 _PLAIN_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_WHOLE_NUMBER = re.compile(r"[0-9]+")
 # libkv discovery URL: one or more HOST:PORT (comma separated), optional path prefix.
 _STORE_URL = re.compile(
     r"^(?P<scheme>[a-z]+)://(?P<hosts>[A-Za-z0-9_.-]+:\d{1,5}(,[A-Za-z0-9_.-]+:\d{1,5})*)"
@@ -233,6 +235,13 @@ def check_networks(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
         _check_network_subnet(spec, index, report)
         if network.gateway is not None:
             _check_gateway(spec, index, report)
+        mtu = network.options.get(DRIVER_MTU_OPTION)
+        if mtu is not None and not _WHOLE_NUMBER.fullmatch(mtu):
+            # dockerd refuses it at `network create` ("failed to parse"), mid-`up`.
+            report.add(
+                ("networks", index, "options", DRIVER_MTU_OPTION),
+                f'{mtu!r} is not a whole number of bytes; write the MTU in quotes, e.g. "1450"',
+            )
 
 
 def _check_network_subnet(spec: ClusterSpec, index: int, report: Report) -> None:
