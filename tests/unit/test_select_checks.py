@@ -13,6 +13,8 @@ ALL_IDS = [
     "underlay.gossip",
     "underlay.members",
     "networks.present",
+    "stacks.running",
+    "probes.running",
     "connectivity.icmp",
     "connectivity.dns",
     "connectivity.tcp",
@@ -24,6 +26,8 @@ ALL_IDS = [
     "isolation.overlays",
 ]
 CONNECTIVITY = ["connectivity.icmp", "connectivity.dns", "connectivity.tcp", "connectivity.udp"]
+# Reports what the probes could not reach: it comes with every check that uses them.
+PROBES = "probes.running"
 
 
 def ids(only: tuple[str, ...] = (), skip: tuple[str, ...] = ()) -> list[str]:
@@ -35,25 +39,35 @@ def test_default_is_every_check_bottom_up() -> None:
 
 
 def test_check_ids_are_unique_and_start_with_their_group() -> None:
-    assert len(set(ALL_IDS)) == len(ALL_IDS)
-    assert all(c.id.split(".", 1)[0] == c.group for c in ALL_CHECKS)
+    registered = [c.id for c in ALL_CHECKS]
+    duplicates = sorted({i for i in registered if registered.count(i) > 1})
+    assert duplicates == []
+    assert [c.id for c in ALL_CHECKS if c.id.split(".", 1)[0] != c.group] == []
+
+
+def test_every_registered_check_can_be_chosen_by_its_id_and_its_group() -> None:
+    for check in ALL_CHECKS:
+        assert check.id in ids(only=(check.id,)), check.id
+        assert check.id in ids(only=(check.group,)), check.id
 
 
 def test_only_by_id() -> None:
-    assert ids(only=("mtu.df",)) == ["mtu.df"]
+    assert ids(only=("mtu.df",)) == [PROBES, "mtu.df"]
     assert ids(only=("kv.registered", "engines.api")) == ["engines.api", "kv.registered"]
+    assert ids(only=("ports.published",)) == ["ports.published"]  # probes not needed
 
 
 def test_only_by_group() -> None:
-    assert ids(only=("connectivity",)) == CONNECTIVITY
+    assert ids(only=("connectivity",)) == [PROBES, *CONNECTIVITY]
     assert ids(only=("kv",)) == ["kv.reachable", "kv.registered"]
-    assert ids(only=("mtu",)) == ["mtu.df"]
+    assert ids(only=("mtu",)) == [PROBES, "mtu.df"]
+    assert ids(only=("probes",)) == [PROBES]
 
 
 def test_only_by_glob() -> None:
-    assert ids(only=("connectivity.*",)) == CONNECTIVITY
+    assert ids(only=("connectivity.*",)) == [PROBES, *CONNECTIVITY]
     assert ids(only=("*.api",)) == ["engines.api", "underlay.api"]
-    assert ids(only=("connectivity.[tu]*",)) == ["connectivity.tcp", "connectivity.udp"]
+    assert ids(only=("connectivity.[tu]*",)) == [PROBES, "connectivity.tcp", "connectivity.udp"]
 
 
 def test_a_group_name_is_not_a_prefix_match() -> None:
@@ -62,8 +76,12 @@ def test_a_group_name_is_not_a_prefix_match() -> None:
 
 
 def test_only_repeated_and_mixed() -> None:
-    assert ids(only=("isolation", "connectivity")) == [*CONNECTIVITY, "isolation.overlays"]
-    assert ids(only=("names", "names.resolve", "names.*")) == ["names.resolve"]
+    assert ids(only=("isolation", "connectivity")) == [
+        PROBES,
+        *CONNECTIVITY,
+        "isolation.overlays",
+    ]
+    assert ids(only=("names", "names.resolve", "names.*")) == [PROBES, "names.resolve"]
 
 
 def test_skip_by_id_group_and_glob() -> None:
@@ -78,6 +96,7 @@ def test_skip_by_id_group_and_glob() -> None:
 
 def test_only_and_skip_together() -> None:
     assert ids(only=("connectivity",), skip=("connectivity.dns",)) == [
+        PROBES,
         "connectivity.icmp",
         "connectivity.tcp",
         "connectivity.udp",
@@ -92,6 +111,15 @@ def test_only_and_skip_together() -> None:
 
 def test_skip_wins_over_only() -> None:
     assert ids(only=("mtu.df",), skip=("mtu",)) == []
+
+
+def test_probes_running_cannot_be_skipped_while_a_check_needs_the_probes() -> None:
+    # A node whose probe never started must be reported, not silently left untested.
+    assert ids(only=("connectivity.icmp",), skip=("probes",)) == [PROBES, "connectivity.icmp"]
+    assert PROBES in ids(skip=(PROBES,))
+    assert PROBES not in ids(
+        skip=(PROBES, "connectivity", "mtu", "names", "advertise", "isolation")
+    )
 
 
 def test_nothing_left() -> None:
