@@ -16,6 +16,12 @@ from overlaylab.steps.kv import ZOOKEEPER_SERVER
 
 SPEC = "tests/testdata/labs/zk.yml"
 LAYOUT = LabLayout.for_cluster("zk")
+CROSS_HOST_CHECKS = (
+    "connectivity.icmp",
+    "connectivity.dns",
+    "connectivity.tcp",
+    "connectivity.udp",
+)
 
 pytestmark = pytest.mark.skipif(not ZOOKEEPER_SERVER.exists(), reason="zookeeper not installed")
 
@@ -45,7 +51,17 @@ def test_zookeeper_backed_lab_comes_up_and_verify_tells_the_truth() -> None:
         result = invoke("verify", "-i", SPEC, "--format", "json", "--timeout", "3", check=False)
         assert "Traceback" not in result.stderr
         report = json.loads(result.stdout)
-        if not report["ok"]:
+        if report["ok"]:
+            # A pass must be traffic that crossed the ZooKeeper-coordinated overlay, both ways.
+            results = {c["id"]: c["results"] for c in report["checks"]}
+            for check in CROSS_HOST_CHECKS:
+                passed = {
+                    (r["source"], r["target"])
+                    for r in results.get(check, [])
+                    if r["status"] == "pass" and r["network"] == "zn" and r["path"] == "cross-host"
+                }
+                assert passed == {("alpha", "beta"), ("beta", "alpha")}, (check, results.get(check))
+        else:
             crashed = [
                 r
                 for c in report["checks"]
