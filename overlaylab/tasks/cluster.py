@@ -34,7 +34,11 @@ __all__ = ["down", "env", "status", "up"]
 @friendly_errors
 def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: ignore[no-untyped-def]
     """Bring the lab up (or finish it, or confirm it is up to date)."""
+    from overlaylab.tasks.spec import print_warnings
+
     ctx = lab.open_lab(inventory, Progress(quiet=quiet))
+    # Shown even with --quiet, before anything starts; they never stop `up`.
+    print_warnings(err, inventory, ctx.warnings)
     with terminate_as_interrupt():
         report = lab.up(ctx, retain=retain)
     if report.changed:
