@@ -9,27 +9,14 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import docker.errors
 import pytest
 
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError
-from overlaylab.lab import context_for
-from overlaylab.progress import Progress
-from overlaylab.spec import load_spec
+from overlaylab.errors import NodeError, OverlaylabError
 from overlaylab.steps import engines, kv, networks
 from overlaylab.waiting import wait_until
-
-LAB_YML = Path(__file__).resolve().parents[2] / "inventory" / "lab.yml"
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> LabContext:
-    return context_for(
-        load_spec(LAB_YML), LAB_YML, state_dir=tmp_path / "state", progress=Progress(quiet=True)
-    )
 
 
 class FakeService:
@@ -77,10 +64,11 @@ def test_kv_that_dies_fails_at_once_with_its_last_answer_and_log(
     service.dies_after_polls = 1
     monkeypatch.setattr(kv, "kv_ready", answers((False, "connection refused")))
     started = time.monotonic()
-    with pytest.raises(OverlaylabError) as info:
+    with pytest.raises(NodeError) as info:
         kv.ensure_kv(ctx)
     assert time.monotonic() - started < kv.READY_TIMEOUT / 3  # did not wait out the timeout
-    message = str(info.value)
+    assert info.value.node == "kv"
+    message = str(info.value.cause)
     assert message.startswith("etcd on kv did not become ready (connection refused).")
     assert "  | panic: no luck" in message
 
@@ -111,11 +99,12 @@ def test_engine_that_dies_fails_at_once_with_its_log(
     service.dies_after_polls = 2
     monkeypatch.setattr(engines, "engine_ping", answers(False))
     started = time.monotonic()
-    with pytest.raises(OverlaylabError) as info:
+    with pytest.raises(NodeError) as info:
         engines._ensure_engine(ctx, ctx.spec.engine_nodes[0])
     assert time.monotonic() - started < engines.READY_TIMEOUT / 3
     socket = ctx.layout.docker_socket("node1")
-    assert str(info.value).startswith(f"dockerd on node1 did not answer on {socket}.")
+    assert info.value.node == "node1"
+    assert str(info.value.cause).startswith(f"dockerd on node1 did not answer on {socket}.")
     assert "  | panic: no luck" in str(info.value)
 
 
