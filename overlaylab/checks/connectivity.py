@@ -27,10 +27,11 @@ HINT_DNS = (
     "remote containers through the KV store: check kv.* and the engine on both nodes"
 )
 HINT_MTU = (
-    "the overlay's MTU leaves 50 bytes for VXLAN headers; when the lab links carry less "
-    "than overlay MTU + 50, full-size packets with don't-fragment are dropped (TCP stalls "
-    "on large transfers): raise the lab MTU or lower the overlay's "
-    "(-o com.docker.network.driver.mtu=N)"
+    "containers on an overlay get its links' MTU less 50 bytes of VXLAN headers (1500 - 50 "
+    "= 1450 by default); when the lab links carry less than that + 50, full-size packets "
+    "with don't-fragment are dropped (TCP stalls on large transfers): raise the lab MTU, or "
+    "tell the overlay its links' real MTU (-o com.docker.network.driver.mtu=<lab MTU>; the "
+    "driver subtracts the 50 itself)"
 )
 
 Attempt = Callable[[], tuple[bool, int, str, str]]
