@@ -5,34 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
+from lab_specs import REPO, lab_variant, make_ctx
 
 from overlaylab.context import LabContext
-from overlaylab.lab import context_for
-from overlaylab.progress import Progress
-from overlaylab.spec import load_spec, parse_spec
-from overlaylab.spec.models import ClusterSpec
 from overlaylab.steps.stacks import COMPOSE, compose_argv, compose_env
-
-REPO = Path(__file__).resolve().parents[2]
-LAB_YML = REPO / "inventory" / "lab.yml"
-
-
-def make_ctx(spec: ClusterSpec, state: Path) -> LabContext:
-    return context_for(spec, LAB_YML, state_dir=state, progress=Progress(quiet=True))
-
-
-def lab_variant(provider: dict[str, object] | None = None, **engine: object) -> ClusterSpec:
-    data = yaml.safe_load(LAB_YML.read_text())
-    data["engine"].update(engine)
-    if provider is not None:
-        data["provider"] = provider
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> LabContext:
-    return make_ctx(load_spec(LAB_YML), tmp_path)
 
 
 def test_compose_argv(ctx: LabContext) -> None:
@@ -83,7 +59,7 @@ def test_compose_env_drops_inherited_docker_compose_and_ca_variables(
     for key, value in inherited.items():
         monkeypatch.setenv(key, value)
     # Unix-socket form: the lab sets DOCKER_HOST only, so nothing inherited may remain.
-    ctx = make_ctx(lab_variant(provider={"type": "local", "host_link": False}), tmp_path)
+    ctx = make_ctx(lab_variant(provider={"host_link": False}), tmp_path)
     env = compose_env(ctx, "node2")
     assert env["DOCKER_HOST"] == f"unix://{ctx.layout.docker_socket('node2')}"
     for key in inherited:
@@ -102,7 +78,7 @@ def test_engine_env_tls_form(ctx: LabContext) -> None:
 
 
 def test_engine_env_unix_socket_without_host_link(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_variant(provider={"type": "local", "host_link": False}), tmp_path)
+    ctx = make_ctx(lab_variant(provider={"host_link": False}), tmp_path)
     assert ctx.provider.host_address is None
     assert ctx.provider.engine_env("node1") == {
         "DOCKER_HOST": f"unix://{tmp_path / 'nodes' / 'node1' / 'docker.sock'}"
@@ -110,7 +86,7 @@ def test_engine_env_unix_socket_without_host_link(tmp_path: Path) -> None:
 
 
 def test_engine_env_unix_socket_without_tls(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_variant(tls=False), tmp_path)
+    ctx = make_ctx(lab_variant(engine={"tls": False}), tmp_path)
     assert ctx.provider.host_address is not None
     assert ctx.provider.engine_env("node1") == {
         "DOCKER_HOST": f"unix://{ctx.layout.docker_socket('node1')}"

@@ -7,39 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from lab_specs import SWARM_YML, lab_data, lab_variant, make_ctx
 
 from overlaylab.context import LabContext
-from overlaylab.lab import context_for
-from overlaylab.progress import Progress
 from overlaylab.render import render
-from overlaylab.spec import load_spec, parse_spec
-from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec import load_spec
 from overlaylab.steps import engines
 from overlaylab.steps.engines import daemon_config
-
-REPO = Path(__file__).resolve().parents[2]
-LAB_YML = REPO / "inventory" / "lab.yml"
-SWARM_YML = REPO / "tests" / "testdata" / "specs" / "valid" / "swarm-mode.yml"
-
-
-def make_ctx(spec: ClusterSpec, state: Path, spec_path: Path = LAB_YML) -> LabContext:
-    return context_for(spec, spec_path, state_dir=state, progress=Progress(quiet=True))
-
-
-def lab_spec(**engine: Any) -> ClusterSpec:
-    """inventory/lab.yml with engine keys replaced (and the node labels given)."""
-    data = yaml.safe_load(LAB_YML.read_text())
-    labels = engine.pop("labels", None)
-    data["engine"].update(engine)
-    if labels is not None:
-        data["nodes"][1]["labels"] = labels
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
-
-
-@pytest.fixture
-def ctx(tmp_path: Path) -> LabContext:
-    return make_ctx(load_spec(LAB_YML), tmp_path / "state")
 
 
 def configs(ctx: LabContext) -> dict[str, dict[str, Any]]:
@@ -101,7 +75,7 @@ def test_cgroup_parent_and_mtu(ctx: LabContext) -> None:
 
 
 def test_no_tcp_host_and_no_tls_keys_without_tls(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_spec(tls=False), tmp_path)
+    ctx = make_ctx(lab_variant(engine={"tls": False}), tmp_path)
     config = daemon_config(ctx, ctx.spec.node("node1"))
     assert config["hosts"] == [f"unix://{ctx.layout.docker_socket('node1')}"]
     assert not any(h.startswith("tcp://") for h in config["hosts"])
@@ -111,7 +85,7 @@ def test_no_tcp_host_and_no_tls_keys_without_tls(tmp_path: Path) -> None:
 
 
 def test_custom_api_port(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_spec(api_port=12376), tmp_path)
+    ctx = make_ctx(lab_variant(engine={"api_port": 12376}), tmp_path)
     assert daemon_config(ctx, ctx.spec.node("node1"))["hosts"][1] == "tcp://192.168.99.11:12376"
 
 
@@ -122,7 +96,7 @@ def test_extra_daemon_keys_pass_through(tmp_path: Path) -> None:
         "default-address-pools": [{"base": "172.80.0.0/16", "size": 24}],
         "insecure-registries": [],
     }
-    ctx = make_ctx(lab_spec(daemon=extra), tmp_path)
+    ctx = make_ctx(lab_variant(engine={"daemon": extra}), tmp_path)
     config = daemon_config(ctx, ctx.spec.node("node1"))
     for key, value in extra.items():
         assert config[key] == value
@@ -130,12 +104,14 @@ def test_extra_daemon_keys_pass_through(tmp_path: Path) -> None:
 
 def test_cluster_store_opts_pass_through(tmp_path: Path) -> None:
     opts = {"kv.path": "/ol", "discovery.heartbeat": "5"}
-    ctx = make_ctx(lab_spec(**{"cluster-store-opts": opts}), tmp_path)
+    ctx = make_ctx(lab_variant(engine={"cluster-store-opts": opts}), tmp_path)
     assert daemon_config(ctx, ctx.spec.node("node1"))["cluster-store-opts"] == opts
 
 
 def test_labels_sorted_key_equals_value(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_spec(labels={"zone": "b", "disk": "ssd"}), tmp_path)
+    nodes = lab_data()["nodes"]
+    nodes[1]["labels"] = {"zone": "b", "disk": "ssd"}
+    ctx = make_ctx(lab_variant(nodes=nodes), tmp_path)
     assert daemon_config(ctx, ctx.spec.node("node1"))["labels"] == ["disk=ssd", "zone=b"]
     assert "labels" not in daemon_config(ctx, ctx.spec.node("node2"))
 

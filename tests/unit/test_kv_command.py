@@ -4,29 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from lab_specs import LAB_YML, ZK_YML, lab_variant, make_ctx
 
-from overlaylab.context import LabContext
-from overlaylab.lab import context_for
-from overlaylab.progress import Progress
-from overlaylab.spec import load_spec, parse_spec
-from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec import load_spec
 from overlaylab.steps import kv
 from overlaylab.steps.kv import kv_command
-
-REPO = Path(__file__).resolve().parents[2]
-LAB_YML = REPO / "inventory" / "lab.yml"
-ZK_YML = REPO / "tests" / "testdata" / "labs" / "zk.yml"
-
-
-def make_ctx(spec: ClusterSpec, state: Path) -> LabContext:
-    return context_for(spec, LAB_YML, state_dir=state, progress=Progress(quiet=True))
-
-
-def lab_with_kv(**kv_keys: object) -> ClusterSpec:
-    data = yaml.safe_load(LAB_YML.read_text())
-    data["kv"].update(kv_keys)
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
 
 
 def option(argv: list[str], flag: str) -> str:
@@ -57,7 +39,7 @@ def test_etcd_command(tmp_path: Path) -> None:
 
 
 def test_etcd_command_uses_the_configured_port(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_with_kv(port=12379), tmp_path)
+    ctx = make_ctx(lab_variant(kv={"port": 12379}), tmp_path)
     _, argv = kv_command(ctx)
     assert option(argv, "--listen-client-urls") == "http://192.168.99.10:12379"
     assert ctx.spec.cluster_store_url() == "etcd://192.168.99.10:12379"
@@ -90,7 +72,7 @@ def test_zookeeper_command_is_repeatable(tmp_path: Path) -> None:
 
 
 def test_consul_command(tmp_path: Path) -> None:
-    ctx = make_ctx(lab_with_kv(backend="consul"), tmp_path)
+    ctx = make_ctx(lab_variant(kv={"backend": "consul"}), tmp_path)
     binary, argv = kv_command(ctx)
     assert binary == "consul"
     assert argv[:2] == ["consul", "agent"]

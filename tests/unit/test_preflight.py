@@ -9,18 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import yaml
+from lab_specs import LAB_YML, SWARM_YML, ZK_YML, lab_variant
 
 from overlaylab.errors import PreflightError
-from overlaylab.spec import load_spec, parse_spec
-from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec import load_spec
 from overlaylab.steps import preflight
 from overlaylab.steps.preflight import BASE_TOOLS, local_preflight
 
-REPO = Path(__file__).resolve().parents[2]
-LAB_YML = REPO / "inventory" / "lab.yml"
-SWARM_YML = REPO / "tests" / "testdata" / "specs" / "valid" / "swarm-mode.yml"
-ZK_YML = REPO / "tests" / "testdata" / "labs" / "zk.yml"
 HOST = ipaddress.IPv4Address("192.168.99.1")
 
 
@@ -72,12 +67,6 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     monkeypatch.setattr(preflight, "_kernel_feature", lambda mod: mod not in m.modules_missing)
     monkeypatch.setattr(preflight.subprocess, "run", m.run)
     return m
-
-
-def lab(**kv: object) -> ClusterSpec:
-    data = yaml.safe_load(LAB_YML.read_text())
-    data["kv"].update(kv)
-    return parse_spec(yaml.safe_dump(data), source="lab-variant.yml", spec_dir=LAB_YML.parent)
 
 
 def whats(gaps: list[tuple[str, str]]) -> str:
@@ -144,7 +133,7 @@ def test_stacks_need_compose_only_when_the_spec_has_stacks(machine: Machine) -> 
 
 def test_consul_without_binary_suggests_etcd(machine: Machine) -> None:
     machine.missing = {"consul", "etcd"}
-    gaps = local_preflight(lab(backend="consul"), None)
+    gaps = local_preflight(lab_variant(kv={"backend": "consul"}), None)
     assert len(gaps) == 1  # etcd itself is not demanded by a consul spec
     fix = fix_for(gaps, "`consul`")
     assert "kv.backend: etcd" in fix

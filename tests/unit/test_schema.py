@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from overlaylab.spec.schema import REGENERATE, SCHEMA_PATH, generate_schema, write_schema
+from lab_specs import REPO
 
-PROJECT = Path(__file__).resolve().parents[2]
+from overlaylab.spec.schema import REGENERATE, SCHEMA_PATH, generate_schema, write_schema
 
 
 def test_committed_schema_is_current() -> None:
-    assert SCHEMA_PATH == PROJECT / "inventory" / "schema.json"
+    assert SCHEMA_PATH == REPO / "inventory" / "schema.json"
     committed = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     assert committed == generate_schema(), (
         f"{SCHEMA_PATH} is stale: run `{REGENERATE}` and commit the result"

@@ -7,12 +7,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lab_specs import REPO
 
 from overlaylab.errors import SpecError
 from overlaylab.spec import ClusterSpec, load_spec, parse_spec, resolve_in_spec_dir, spec_dir_of
 
-PROJECT = Path(__file__).resolve().parents[2]
-SPECS = PROJECT / "tests" / "testdata" / "specs"
+SPECS = REPO / "tests" / "testdata" / "specs"
 ENGINE_KEYS = (
     "valid keys: version, cluster-store, cluster-advertise, cluster-store-opts, tls, "
     "api_port, daemon"
@@ -41,8 +41,8 @@ def problems_of(path: Path) -> list[str]:
 @pytest.mark.parametrize(
     "path",
     [
-        PROJECT / "inventory" / "lab.yml",
-        PROJECT / "inventory" / "article-2015.yml",
+        REPO / "inventory" / "lab.yml",
+        REPO / "inventory" / "article-2015.yml",
         *sorted((SPECS / "valid").glob("*.yml")),
     ],
     ids=lambda p: f"{p.parent.name}/{p.name}",
@@ -54,13 +54,13 @@ def test_valid_specs_load(path: Path) -> None:
 
 
 def test_lab_yml_values() -> None:
-    spec = load_spec(PROJECT / "inventory" / "lab.yml")
+    spec = load_spec(REPO / "inventory" / "lab.yml")
     assert spec.cluster_store_url() == "etcd://192.168.99.10:2379"
     assert [n.name for n in spec.engine_nodes] == ["node1", "node2", "node3"]
 
 
 def test_article_topology() -> None:
-    spec = load_spec(PROJECT / "inventory" / "article-2015.yml")
+    spec = load_spec(REPO / "inventory" / "article-2015.yml")
     assert spec.provider.type == "docker-machine"
     assert spec.orchestration.mode == "classic-swarm"
     assert spec.cluster_store_url() == "consul://192.168.99.10:8500"
@@ -69,18 +69,18 @@ def test_article_topology() -> None:
 
 
 def test_relative_paths_resolve_against_the_spec_folder() -> None:
-    path = PROJECT / "inventory" / "lab.yml"
+    path = REPO / "inventory" / "lab.yml"
     spec = load_spec(path)
-    assert spec_dir_of(path) == PROJECT / "inventory"
+    assert spec_dir_of(path) == REPO / "inventory"
     assert spec.stacks[0].file == "../stacks/demo/docker-compose.yml"
     compose = resolve_in_spec_dir(spec_dir_of(path), spec.stacks[0].file)
-    assert compose == PROJECT / "stacks" / "demo" / "docker-compose.yml"
+    assert compose == REPO / "stacks" / "demo" / "docker-compose.yml"
 
 
 def test_spec_dir_of_a_relative_path_is_absolute(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(PROJECT / "tests")
-    assert spec_dir_of("../inventory/lab.yml") == PROJECT / "inventory"
-    assert spec_dir_of("lab.yml") == PROJECT / "tests"
+    monkeypatch.chdir(REPO / "tests")
+    assert spec_dir_of("../inventory/lab.yml") == REPO / "inventory"
+    assert spec_dir_of("lab.yml") == REPO / "tests"
 
 
 def test_absolute_paths_stay_absolute(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from lab_specs import LAB_YML, REPO
 
 from overlaylab.errors import SpecError
 from overlaylab.lab import context_for
@@ -106,7 +107,7 @@ def test_warnings_without_a_file_have_no_line(tmp_path: Path) -> None:
 
 
 def test_link_mtu_of_an_overlay() -> None:
-    spec = load_spec(Path(__file__).resolve().parents[2] / "inventory" / "lab.yml")
+    spec = load_spec(LAB_YML)
     network = spec.networks[0]
     assert overlay_link_mtu(network) == 1500
     assert overlay_link_mtu(network.model_copy(update={"options": {OPTION: "1400"}})) == 1400
@@ -133,6 +134,5 @@ def test_the_lab_context_carries_the_warnings(tmp_path: Path) -> None:
 
 
 def test_shipped_specs_have_no_warnings() -> None:
-    root = Path(__file__).resolve().parents[2]
-    for path in [*root.glob("inventory/*.yml"), *root.glob("tests/testdata/labs/*.yml")]:
+    for path in [*REPO.glob("inventory/*.yml"), *REPO.glob("tests/testdata/labs/*.yml")]:
         assert load_spec_file(path).warnings == [], path

@@ -14,6 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from lab_specs import LAB_YML
 
 from overlaylab.context import LabContext
 from overlaylab.layout import LabLayout
@@ -23,8 +24,6 @@ from overlaylab.spec import load_spec
 from overlaylab.steps.engines import ensure_tls
 from overlaylab.steps.tls import LabCA
 
-REPO = Path(__file__).resolve().parents[2]
-LAB_YML = REPO / "inventory" / "lab.yml"
 NODE_IP = ipaddress.IPv4Address("192.168.99.11")
 
 
