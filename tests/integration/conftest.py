@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from lab_cli import ROOT, invoke
+
+# Still importable from here; new test modules import them from lab_cli.
+__all__ = ["ROOT", "invoke"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -26,26 +30,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-def invoke(
-    *args: str, check: bool = True, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    """Run the real CLI, as a user would, from the project root."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "invoke", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"invoke {' '.join(args)} exited {proc.returncode}\n"
-            f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
-        )
-    return proc
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import invoke
 
 
 def test_invalid_spec_is_refused_before_anything_is_created(tmp_path: Path) -> None:

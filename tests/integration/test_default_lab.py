@@ -12,8 +12,8 @@ from pathlib import Path
 
 import docker as docker_sdk
 import pytest
-from conftest import ROOT, invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import ROOT, invoke
 
 from overlaylab.layout import LabLayout
 

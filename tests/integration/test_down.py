@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import invoke
 
 from overlaylab.layout import LabLayout
 from overlaylab.providers import teardown

@@ -5,8 +5,8 @@ Its own module so that no other lab runs while its host snapshot is compared.
 
 from __future__ import annotations
 
-from conftest import invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import invoke
 from test_faults import causes, failures, verify
 
 NAT = "tests/testdata/labs/faults-nat.yml"

@@ -6,8 +6,8 @@ import signal
 import subprocess
 import sys
 
-from conftest import ROOT, invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import ROOT, invoke
 
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until

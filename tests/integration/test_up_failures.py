@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, invoke
 from hostsnap import HostSnapshot
+from lab_cli import ROOT, invoke
 
 from overlaylab.layout import LabLayout
 

@@ -8,8 +8,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import invoke
 
 from overlaylab.layout import LabLayout
 from overlaylab.steps.kv import ZOOKEEPER_SERVER
