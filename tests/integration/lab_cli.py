@@ -7,9 +7,11 @@ import ...` finds depends on the order pytest collects the folders in.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,3 +34,24 @@ def invoke(
             f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     return proc
+
+
+def verify_json(spec: str, *extra: str) -> dict[str, Any]:
+    """`invoke verify --format json` on `spec`; its exit code must agree with `ok`."""
+    result = invoke("verify", "-i", spec, "--format", "json", "--timeout", "3", *extra, check=False)
+    report: dict[str, Any] = json.loads(result.stdout)
+    assert result.returncode == (0 if report["ok"] else 1), result.stderr
+    return report
+
+
+def failures(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Failed and errored results of a JSON report, by check id."""
+    return {
+        c["id"]: [r for r in c["results"] if r["status"] in ("fail", "error")]
+        for c in report["checks"]
+        if c["status"] in ("fail", "error")
+    }
+
+
+def causes(report: dict[str, Any]) -> list[str]:
+    return [d["cause"] for d in report["diagnosis"]]

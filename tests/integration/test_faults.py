@@ -4,7 +4,6 @@ node's namespace, killed processes, a cut switch port and real misconfigurations
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -12,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from conftest import invoke
 from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import causes, failures, invoke, verify_json
 
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
@@ -25,22 +24,7 @@ DATA = ("connectivity.icmp", "connectivity.tcp", "connectivity.udp", "mtu.df")
 
 
 def verify(spec: str = SPEC, *extra: str) -> dict:
-    result = invoke("verify", "-i", spec, "--format", "json", "--timeout", "3", *extra, check=False)
-    report = json.loads(result.stdout)
-    assert result.returncode == (0 if report["ok"] else 1), result.stderr
-    return report
-
-
-def failures(report: dict) -> dict[str, list[dict]]:
-    return {
-        c["id"]: [r for r in c["results"] if r["status"] in ("fail", "error")]
-        for c in report["checks"]
-        if c["status"] in ("fail", "error")
-    }
-
-
-def causes(report: dict) -> list[str]:
-    return [d["cause"] for d in report["diagnosis"]]
+    return verify_json(spec, *extra)
 
 
 def netns_exec(node: str, *argv: str) -> None:

@@ -6,8 +6,7 @@ Its own module so that no other lab runs while its host snapshot is compared.
 from __future__ import annotations
 
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import invoke
-from test_faults import causes, failures, verify
+from lab_cli import causes, failures, invoke, verify_json
 
 NAT = "tests/testdata/labs/faults-nat.yml"
 
@@ -16,7 +15,7 @@ def test_cluster_advertise_on_the_nat_interface() -> None:
     before = HostSnapshot.take()
     try:
         invoke("up", "-i", NAT)
-        report = verify(NAT, "--skip", "names")
+        report = verify_json(NAT, "--skip", "names")
     finally:
         invoke("down", "-i", NAT, check=False)
     failed = failures(report)
