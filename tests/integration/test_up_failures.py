@@ -18,15 +18,20 @@ SMALL = ROOT / "tests/testdata/labs/small.yml"
 LAYOUT = LabLayout.for_cluster("sm")
 
 
-def test_engine_killed_while_up_runs(tmp_path: Path) -> None:
-    before = HostSnapshot.take()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "up", "-i", str(SMALL)],
+def start_up(spec: Path) -> subprocess.Popen[str]:
+    """`invoke up` in the background, its progress lines readable as they come."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "invoke", "up", "-i", str(spec)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_engine_killed_while_up_runs(tmp_path: Path) -> None:
+    before = HostSnapshot.take()
+    proc = start_up(SMALL)
     assert proc.stderr is not None
     seen = []
     for line in proc.stderr:
@@ -81,13 +86,7 @@ def test_a_failed_up_keeps_the_lab_with_retain(tmp_path: Path) -> None:
 
 def test_sigterm_is_an_interruption_that_leaves_the_lab_for_the_next_up() -> None:
     before = HostSnapshot.take()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "invoke", "up", "-i", str(SMALL)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_up(SMALL)
     assert proc.stderr is not None
     try:
         for line in proc.stderr:
