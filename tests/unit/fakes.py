@@ -1,0 +1,317 @@
+"""Small explicit fakes for the seams under `up`: the provider, docker engines, `ip`.
+
+Each fake keeps the state the real thing would have (which services run, which
+images an engine holds, which links exist) and records what it was asked to do,
+so a test can set up "present", "half there" or "missing" and then assert the
+step's decision on the recorded calls. They refuse what the real thing refuses
+(adding a namespace twice, loading a corrupt tarball), so a wrong decision fails.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+from lab_specs import LAB_YML, make_ctx
+from rich.console import Console
+
+from overlaylab.context import LabContext
+from overlaylab.progress import Progress
+from overlaylab.runners import CommandResult
+from overlaylab.spec import load_spec
+from overlaylab.spec.models import ClusterSpec
+
+FAKE_PID = 4242
+
+
+def captured_progress() -> tuple[Progress, io.StringIO]:
+    """A Progress whose lines land in a buffer (plain text, wide enough not to wrap)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=300, highlight=False, color_system=None)
+    return Progress(console=console), buffer
+
+
+def fake_context(
+    tmp_path: Path,
+    provider: object,
+    spec: ClusterSpec | None = None,
+    progress: Progress | None = None,
+) -> LabContext:
+    """The default lab's context (or `spec`'s) with `provider` in place of the real one."""
+    ctx = make_ctx(spec or load_spec(LAB_YML), tmp_path / "state", progress=progress)
+    ctx.provider = provider  # type: ignore[assignment]
+    return ctx
+
+
+# --- docker engines -----------------------------------------------------------------------
+class FakeImages:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def get(self, name: str) -> str:
+        if name not in self.engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {name}")
+        return name
+
+    def load(self, data: bytes) -> list[str]:
+        """A tarball made by `image_tarball` holds its image; anything else is corrupt."""
+        self.engine.loaded.append(data)
+        if not data.startswith(b"image:"):
+            raise docker.errors.APIError(
+                "500 Server Error", explanation="archive/tar: invalid tar header"
+            )
+        name = data.removeprefix(b"image:").decode()
+        if self.engine.load_loses_images:
+            return []
+        self.engine.image_names.add(name)
+        return [name]
+
+
+def image_tarball(name: str) -> bytes:
+    """The bytes a fake engine accepts as `docker save` output of `name`."""
+    return b"image:" + name.encode()
+
+
+class FakeApi:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def import_image_from_data(
+        self, data: bytes, repository: str, tag: str, changes: list[str] | None = None
+    ) -> dict[str, str]:
+        self.engine.imported.append(f"{repository}:{tag}")
+        self.engine.image_names.add(f"{repository}:{tag}")
+        return {"status": "imported"}
+
+    def networks(self, names: list[str]) -> list[dict[str, str]]:
+        found = self.engine.networks
+        return [{"Name": n, "Id": found[n]["Id"]} for n in names if n in found]
+
+    def inspect_network(self, net_id: str) -> dict[str, Any]:
+        for info in self.engine.networks.values():
+            if info["Id"] == net_id:
+                return info
+        raise docker.errors.NotFound(f"network {net_id} not found")
+
+    def create_network(self, name: str, **options: Any) -> dict[str, str]:
+        """Global scope, as with a shared KV store: every engine in the scope sees it."""
+        self.engine.created.append((name, options))
+        if name in self.engine.networks:
+            raise docker.errors.APIError("409 Conflict", explanation=f"network {name} exists")
+        ipam = options.get("ipam") or {}
+        info = network_info(
+            name,
+            driver=options.get("driver") or "bridge",
+            subnet=(ipam.get("Config") or [{}])[0].get("Subnet"),
+            net_id=f"{len(self.engine.created):064x}",
+        )
+        info["Labels"] = dict(options.get("labels") or {})
+        for engine in self.engine.scope:
+            engine.networks[name] = info
+        return {"Id": info["Id"]}
+
+
+def network_info(name: str, driver: str, subnet: str | None, net_id: str) -> dict[str, Any]:
+    """What `docker network inspect` says about a network (the fields steps read)."""
+    config = [{"Subnet": subnet}] if subnet else []
+    return {"Id": net_id, "Name": name, "Driver": driver, "IPAM": {"Config": config}}
+
+
+class FakeContainer:
+    def __init__(self, status: str) -> None:
+        self.status = status
+
+
+class FakeContainers:
+    def __init__(self, engine: FakeEngine) -> None:
+        self.engine = engine
+
+    def list(self, filters: dict[str, list[str]]) -> list[FakeContainer]:
+        labels = dict(label.split("=", 1) for label in filters["label"])
+        key = (labels["com.docker.compose.project"], labels["com.docker.compose.service"])
+        status = self.engine.services.get(key)
+        return [FakeContainer(status)] if status else []
+
+
+class FakeEngine:
+    """One node's engine: images, networks, compose services, and what it was asked."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.image_names: set[str] = set()
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.services: dict[tuple[str, str], str] = {}  # (project, service) -> status
+        self.scope: list[FakeEngine] = [self]  # engines a created network appears on
+        self.load_loses_images = False
+        self.loaded: list[bytes] = []
+        self.imported: list[str] = []
+        self.created: list[tuple[str, dict[str, Any]]] = []
+        self.images = FakeImages(self)
+        self.api = FakeApi(self)
+        self.containers = FakeContainers(self)
+
+
+def engines_sharing_a_kv(nodes: list[str]) -> dict[str, FakeEngine]:
+    engines = {node: FakeEngine(node) for node in nodes}
+    for engine in engines.values():
+        engine.scope = list(engines.values())
+    return engines
+
+
+# --- the provider ---------------------------------------------------------------------------
+class FakeProvider:
+    """The provider seam, as plain data: the lab exists or not, services run or not.
+
+    `running` maps (node, service) to the program it runs (what /proc/PID/comm says);
+    a node in `answering` answers its service's readiness probe. A spawned service
+    answers at once unless `spawned_services_answer` is False.
+    """
+
+    name = "fake"
+    host_address = None
+
+    def __init__(self, *, lab_exists: bool = False) -> None:
+        self.lab_exists = lab_exists
+        self.destroy_error: BaseException | None = None
+        self.calls: list[tuple[Any, ...]] = []
+        self.running: dict[tuple[str, str], str] = {}
+        self.answering: set[str] = set()
+        self.spawned_services_answer = True
+        self.engines: dict[str, FakeEngine] = {}
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def exists(self) -> bool:
+        self.calls.append(("exists",))
+        return self.lab_exists
+
+    def provision(self, on_item: Callable[[str, str], None] | None = None) -> None:
+        self.calls.append(("provision", on_item))
+        self.lab_exists = True
+
+    def destroy(self) -> list[str]:
+        self.calls.append(("destroy",))
+        if self.destroy_error is not None:
+            raise self.destroy_error
+        self.lab_exists = False
+        return ["removed everything"]
+
+    # --- services --------------------------------------------------------------------------
+    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
+        program = self.running.get((node, service))
+        if program is None or (binary is not None and program != binary):
+            return None
+        return FAKE_PID
+
+    def spawn(self, node: str, service: str, argv: list[str]) -> int:
+        self.calls.append(("spawn", node, service, tuple(argv)))
+        self.running[(node, service)] = Path(argv[0]).name
+        if self.spawned_services_answer:
+            self.answering.add(node)
+        return FAKE_PID
+
+    def stop_service(self, node: str, service: str, binary: str, timeout: float = 10) -> None:
+        self.calls.append(("stop", node, service))
+        if self.running.get((node, service)) == binary:
+            del self.running[(node, service)]
+            self.answering.discard(node)
+
+    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
+        return "(fake log)"
+
+    # --- engines ---------------------------------------------------------------------------
+    @contextmanager
+    def engine(self, node: str, timeout: int = 30) -> Iterator[FakeEngine]:
+        yield self.engines[node]
+
+    def engine_env(self, node: str) -> dict[str, str]:
+        return {"DOCKER_HOST": f"unix:///fake/{node}/docker.sock"}
+
+    def netns(self, node: str) -> str:
+        return f"fake.{node}"
+
+    def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
+        """The recorded calls of these kinds, in order (every kind when none is named)."""
+        return [call for call in self.calls if not kinds or call[0] in kinds]
+
+
+# --- `ip`, for the local provider --------------------------------------------------------------
+class FakeIp:
+    """`ip` over a model of namespaces and links, in place of the provider's HostRunner.
+
+    It fails where iproute2 fails: adding a namespace or link that exists, touching a
+    device or namespace that does not. Deleting one end of a veth pair deletes both.
+    """
+
+    def __init__(self) -> None:
+        self.namespaces: set[str] = set()
+        self.links: set[tuple[str | None, str]] = set()  # (namespace or None for host, name)
+        self.peers: dict[tuple[str | None, str], tuple[str | None, str]] = {}
+        self.commands: list[tuple[str, ...]] = []
+
+    def run(self, argv: list[str] | tuple[str, ...], *, check: bool = True) -> CommandResult:
+        argv = tuple(argv)
+        self.commands.append(argv)
+        assert argv[0] == "ip", argv
+        ns, args = (argv[2], argv[3:]) if argv[1] == "-n" else (None, argv[1:])
+        problem = self._apply(ns, list(args))
+        result = CommandResult(argv, 1 if problem else 0, "", problem or "", "host")
+        return result.check() if check else result
+
+    def mutations(self) -> list[tuple[str | None, ...]]:
+        """What changed the model, as ("netns add", ns) / ("link add"|"link del", ns, name)."""
+        found: list[tuple[str | None, ...]] = []
+        for argv in self.commands:
+            ns, args = (argv[2], argv[3:]) if argv[1] == "-n" else (None, argv[1:])
+            if args[:2] == ("netns", "add"):
+                found.append(("netns add", args[2]))
+            elif args[0] == "link" and args[1] in ("add", "del"):
+                found.append((f"link {args[1]}", ns, args[2]))
+        return found
+
+    def _apply(self, ns: str | None, args: list[str]) -> str | None:
+        if ns is not None and ns not in self.namespaces:
+            return f'Cannot open network namespace "{ns}": No such file or directory'
+        if args[:2] == ["netns", "add"]:
+            if args[2] in self.namespaces:
+                return f'Cannot create namespace file "/run/netns/{args[2]}": File exists'
+            self.namespaces.add(args[2])
+            return None
+        if args[:2] == ["link", "add"]:
+            return self._add_link(ns, args)
+        if args[:2] == ["link", "del"]:
+            if (ns, args[2]) not in self.links:
+                return f'Cannot find device "{args[2]}"'
+            self.delete_link((ns, args[2]))
+            return None
+        device = args[args.index("dev") + 1] if "dev" in args else args[2]
+        if (ns, device) not in self.links and device != "lo":
+            return f'Cannot find device "{device}"'
+        return None  # link show / link set / addr replace on a device that exists
+
+    def _add_link(self, ns: str | None, args: list[str]) -> str | None:
+        end = (ns, args[2])
+        kind = args[args.index("type") + 1]
+        ends = [end]
+        if kind == "veth":
+            peer_ns = args[args.index("netns") + 1] if "netns" in args else ns
+            if peer_ns is not None and peer_ns not in self.namespaces:
+                return f'Cannot find namespace "{peer_ns}"'
+            ends.append((peer_ns, args[args.index("name") + 1]))
+        if any(e in self.links for e in ends):
+            return "RTNETLINK answers: File exists"
+        self.links.update(ends)
+        if kind == "veth":
+            self.peers[ends[0]], self.peers[ends[1]] = ends[1], ends[0]
+        return None
+
+    def delete_link(self, end: tuple[str | None, str]) -> None:
+        """Remove a link, and its peer if it is one end of a veth pair."""
+        self.links.discard(end)
+        peer = self.peers.pop(end, None)
+        if peer is not None:
+            self.links.discard(peer)
+            self.peers.pop(peer, None)
