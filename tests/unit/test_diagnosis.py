@@ -1,574 +1,557 @@
-"""diagnose(): synthetic results shaped like the real fault signatures (see
-tests/integration/test_faults.py) boil down to the one cause behind them."""
+"""diagnose() over results the real checks produce: a fake lab (tests/unit/fakelab.py)
+is brought up healthy, one fault (or two) is injected as an operator would, every
+check runs against it, and the diagnosis must name the one cause behind the failures.
+
+The results are never written by hand, so a check that stops filling in the fields
+diagnosis reads (source, target, network, path, details) fails these tests."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterable
-from itertools import permutations
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fakelab import NAT_ADDRESS, FakeLab, fault_lab_spec
 from rich.console import Console
 
+from overlaylab.checks import connectivity
 from overlaylab.checks.connectivity import HINT_DATAPLANE, HINT_MTU, HINT_SAME_HOST
 from overlaylab.checks.diagnosis import Diagnosis, diagnose
-from overlaylab.checks.result import CheckResult, Status
-from overlaylab.checks.verify import VerifyReport
+from overlaylab.checks.result import CheckResult
+from overlaylab.checks.verify import ALL_CHECKS, VerifyReport
 from overlaylab.report.json_report import report_to_dict
 from overlaylab.report.table import print_report
-from overlaylab.spec.loader import parse_spec
-from overlaylab.spec.models import ClusterSpec
 
 DATA = ("connectivity.icmp", "connectivity.tcp", "connectivity.udp", "mtu.df")
-NAT_ADVERTISE = "10.0.2.15:2376"
-ADVERTISE_HINT = (
-    "10.0.2.15 is not the node's lab address: cluster-advertise names the wrong interface "
-    "(eth0:2376)."
-)
-
-SPEC_HEAD = """\
-apiVersion: overlaylab/v1
-kind: Cluster
-name: fl
-lab:
-  subnet: 192.168.97.0/24
-kv:
-  backend: etcd
-  node: kv
-networks:
-  - name: dn
-    subnet: 10.0.9.0/24
-  - name: other
-    subnet: 10.0.10.0/24
-nodes:
-  - name: kv
-    roles: [kv]
-"""
+StartLab = Callable[..., FakeLab]
 
 
-def make_spec(root: Path, engines: Iterable[str]) -> ClusterSpec:
-    nodes = "".join(f"  - name: {n}\n" for n in engines)
-    return parse_spec(SPEC_HEAD + nodes, source="inline", spec_dir=root)
+@pytest.fixture
+def start_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StartLab:
+    """start_lab(engines, **spec options) -> a healthy fake lab of that spec."""
+
+    def start(engines: tuple[str, ...] = ("n1", "n2", "n3"), **options: object) -> FakeLab:
+        spec = fault_lab_spec(engines, **options)  # type: ignore[arg-type]
+        return FakeLab(spec, tmp_path / "state", monkeypatch)
+
+    return start
 
 
-@pytest.fixture(scope="module")
-def spec3(tmp_path_factory: pytest.TempPathFactory) -> ClusterSpec:
-    return make_spec(tmp_path_factory.mktemp("spec3"), ["n1", "n2", "n3"])
+@pytest.fixture
+def lab(start_lab: StartLab) -> FakeLab:
+    return start_lab()
 
 
-@pytest.fixture(scope="module")
-def spec2(tmp_path_factory: pytest.TempPathFactory) -> ClusterSpec:
-    return make_spec(tmp_path_factory.mktemp("spec2"), ["n1", "n2"])
+def causes(report: VerifyReport) -> list[str]:
+    return [d.cause for d in report.diagnosis]
 
 
-# --- healthy results, shaped like the checks produce them ------------------------------
+def failing(report: VerifyReport, check: str | None = None) -> list[CheckResult]:
+    return [r for r in report.failed if check in (None, r.check)]
 
 
-def _r(check: str, subject: str, nodes: list[str], **kw: object) -> CheckResult:
-    return CheckResult(check=check, subject=subject, status="pass", nodes=nodes, **kw)  # type: ignore[arg-type]
+def failed_checks(report: VerifyReport) -> set[str]:
+    return {r.check for r in report.failed}
 
 
-def healthy(spec: ClusterSpec) -> list[CheckResult]:
-    engines = [n.name for n in spec.engine_nodes]
-    nets = [n.name for n in spec.networks]
-    out: list[CheckResult] = []
-    for n in engines:
-        out.append(_r("engines.api", n, [n], message="engine 20.10.24 answers"))
-    for n in engines:
-        out.append(
-            _r(
-                "engines.advertise",
-                n,
-                [n],
-                details={
-                    "cluster_advertise": f"{spec.address_of(n)}:2376",
-                    "expected_advertise": f"{spec.address_of(n)}:2376",
-                },
-            )
-        )
-    for n in engines:
-        out.append(_r("kv.reachable", f"{n} -> etcd 192.168.97.10:2379", [n, "kv"]))
-    for n in engines:
-        out.append(_r("kv.registered", n, [n]))
-    for check, port in (("underlay.api", 2376), ("underlay.gossip", 7946)):
-        for a, b in permutations(engines, 2):
-            out.append(_r(check, f"{a} -> {b}:{port}", [a, b]))
-    for net in nets:
-        out.append(_r("networks.present", net, sorted(engines)))
-    for check in (*DATA[:1], "connectivity.dns", *DATA[1:]):
-        for net in nets:
-            for a, b in permutations(engines, 2):
-                out.append(
-                    _r(
-                        check,
-                        f"{a} -> {b} over {net}",
-                        sorted({a, b}),
-                        details={"path": "cross-host"},
-                    )
-                )
-            for a in engines:
-                out.append(
-                    _r(
-                        check,
-                        f"{a} -> {a} (2nd probe) over {net}",
-                        [a],
-                        details={"path": "same-host"},
-                    )
-                )
-    for n in engines:
-        out.append(_r("names.resolve", f"mongo (demo/mongo on n2, dn) from {n}", sorted({n, "n2"})))
-    for n in engines:
-        if n != "n2":
-            out.append(_r("ports.published", f"{n} -> n2:27017 (demo/mongo:27017)", [n, "n2"]))
-    for a, b in permutations(engines, 2):
-        out.append(_r("isolation.overlays", f"{a} on dn -> {b} on other", sorted({a, b})))
-    return out
-
-
-def breaking(
-    results: list[CheckResult],
-    checks: str | Iterable[str],
-    when: Callable[[CheckResult], bool] = lambda r: True,
-    status: Status = "fail",
-    **fields: object,
-) -> list[CheckResult]:
-    """Turn the matching results into failures (in place); returns the ones changed."""
-    wanted = {checks} if isinstance(checks, str) else set(checks)
-    changed = []
-    for r in results:
-        if r.check in wanted and when(r):
-            r.status = status
-            for key, value in fields.items():
-                if key == "details":
-                    r.details.update(value)  # type: ignore[call-overload]
-                else:
-                    setattr(r, key, value)
-            changed.append(r)
-    return changed
-
-
-def involves(node: str) -> Callable[[CheckResult], bool]:
-    return lambda r: node in r.nodes
-
-
-def cross_host_involving(node: str) -> Callable[[CheckResult], bool]:
-    return lambda r: node in r.nodes and r.details.get("path") == "cross-host"
-
-
-def causes(found: list[Diagnosis]) -> list[str]:
-    return [d.cause for d in found]
-
-
-def all_failures_explained(results: list[CheckResult], found: list[Diagnosis]) -> None:
+def all_failures_explained(report: VerifyReport) -> None:
     """Every failing check id is named by some diagnosis."""
-    named = {c for d in found for c in d.checks}
-    assert {r.check for r in results if r.failed} <= named
+    named = {c for d in report.diagnosis for c in d.checks}
+    assert failed_checks(report) <= named
 
 
-# --- one fault at a time ---------------------------------------------------------------
+# --- healthy -----------------------------------------------------------------------------
 
 
-def test_healthy_results_diagnose_nothing(spec3: ClusterSpec) -> None:
-    assert diagnose(spec3, healthy(spec3)) == []
+def test_healthy_lab_passes_every_check_and_diagnoses_nothing(lab: FakeLab) -> None:
+    report = lab.verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    assert {r.status for r in report.results} == {"pass"}
+    assert {r.check for r in report.results} == {c.id for c in ALL_CHECKS}
+    assert report.diagnosis == []
 
 
-def test_no_results_diagnose_nothing(spec3: ClusterSpec) -> None:
-    assert diagnose(spec3, []) == []
+def test_no_results_diagnose_nothing(lab: FakeLab) -> None:
+    assert diagnose(lab.spec, []) == []
 
 
-def test_skips_are_not_failures(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "names.resolve", status="skip")
-    assert diagnose(spec3, results) == []
+def test_checks_that_do_not_apply_skip_and_skips_are_not_failures(start_lab: StartLab) -> None:
+    lab = start_lab(networks=("dn",), stacks=False)
+    report = lab.verify()
+    skipped = {r.check for r in report.results if r.status == "skip"}
+    assert skipped == {
+        "stacks.running",
+        "names.resolve",
+        "advertise.address",
+        "ports.published",
+        "isolation.overlays",
+    }
+    assert report.ok
+    assert report.diagnosis == []
 
 
-def test_vxlan_blocked_on_one_node(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    failed = breaking(results, DATA, cross_host_involving("n2"), hint=HINT_DATAPLANE)
-    assert len(failed) == 4 * 2 * 4  # 4 data checks x 2 overlays x 4 pairs with n2
-    found = diagnose(spec3, results)
-    assert causes(found) == ["overlay data (VXLAN, udp/4789) is blocked to and from n2"]
-    assert found[0].nodes == ["n2"]
-    assert found[0].checks == sorted(DATA)
-    assert "udp/4789" in found[0].detail
+# --- the data plane ------------------------------------------------------------------------
 
 
-def test_vxlan_blocked_on_two_nodes_names_no_single_node(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(
-        results,
-        DATA,
-        lambda r: r.details.get("path") == "cross-host" and r.nodes != ["n1", "n3"],
-    )
-    breaking(results, DATA, lambda r: r.details.get("path") == "cross-host" and "n3" in r.nodes)
-    found = diagnose(spec3, results)
-    assert causes(found) == ["overlay data (VXLAN, udp/4789) is blocked between the nodes"]
-    assert found[0].nodes == []
+def test_vxlan_dropped_on_one_node(lab: FakeLab) -> None:
+    lab.drop("n2", "udp", 4789)
+    report = lab.verify()
+    assert failed_checks(report) == set(DATA)
+    assert len(report.failed) == 4 * 2 * 4  # 4 data checks x 2 overlays x 4 pairs with n2
+    for r in report.failed:
+        assert r.path == "cross-host" and "n2" in (r.source, r.target)
+        assert r.hint == HINT_DATAPLANE
+    # Small packets are lost too: the MTU check says so instead of blaming the MTU.
+    assert all("small packets are lost too" in r.message for r in failing(report, "mtu.df"))
+    [found] = report.diagnosis
+    assert found.cause == "overlay data (VXLAN, udp/4789) is blocked to and from n2"
+    assert found.nodes == ["n2"]
+    assert found.checks == sorted(DATA)
+    assert "udp/4789" in found.detail
 
 
-def test_gossip_blocked_on_one_node(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    failed = breaking(results, "underlay.gossip", lambda r: r.nodes[1] == "n2")
-    assert sorted(r.subject for r in failed) == ["n1 -> n2:7946", "n3 -> n2:7946"]
-    found = diagnose(spec3, results)
-    assert causes(found) == ["serf gossip to n2 is blocked (tcp+udp 7946)"]
-    assert found[0].nodes == ["n2"]
-    assert found[0].checks == ["underlay.gossip"]
+def test_vxlan_dropped_on_two_nodes_names_no_single_node(lab: FakeLab) -> None:
+    lab.drop("n2", "udp", 4789)
+    lab.drop("n3", "udp", 4789)
+    report = lab.verify()
+    assert causes(report) == ["overlay data (VXLAN, udp/4789) is blocked between the nodes"]
+    assert report.diagnosis[0].nodes == []
 
 
-def test_gossip_blocked_on_two_nodes_one_diagnosis_each(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "underlay.gossip", lambda r: r.nodes[1] in ("n2", "n3"))
-    assert causes(diagnose(spec3, results)) == [
+def test_lab_links_too_small_for_the_overlay_mtu(start_lab: StartLab) -> None:
+    lab = start_lab(lab_mtu=1450)  # default overlays: 1450 + 50 bytes of VXLAN do not fit
+    report = lab.verify()
+    assert failed_checks(report) == {"mtu.df"}
+    assert {r.path for r in report.failed} == {"cross-host"}
+    [found] = report.diagnosis
+    assert found.cause == "full-size packets do not cross the overlay (MTU)"
+    assert found.checks == ["mtu.df"]
+    assert HINT_MTU in found.detail
+    assert found.nodes == []  # every cross-host pair: no single node to blame
+
+
+def test_same_host_failures_are_not_vxlan(lab: FakeLab) -> None:
+    lab.block_same_host("n2", "tcp")
+    report = lab.verify()
+    assert {(r.check, r.path, r.source, r.target) for r in report.failed} == {
+        ("connectivity.tcp", "same-host", "n2", "n2")
+    }
+    [found] = report.diagnosis
+    assert found.cause == "2 connectivity.tcp failure(s)"
+    assert found.nodes == ["n2"]
+    assert HINT_SAME_HOST in found.detail
+
+
+# --- gossip ------------------------------------------------------------------------------
+
+
+def test_gossip_dropped_on_one_node(lab: FakeLab) -> None:
+    lab.drop("n2", "tcp", 7946)
+    lab.drop("n2", "udp", 7946)
+    report = lab.verify()
+    assert failed_checks(report) == {"underlay.gossip"}
+    assert {(r.source, r.target) for r in report.failed} == {("n1", "n2"), ("n3", "n2")}
+    [found] = report.diagnosis
+    assert found.cause == "serf gossip to n2 is blocked (tcp+udp 7946)"
+    assert found.nodes == ["n2"]
+    assert found.checks == ["underlay.gossip"]
+
+
+def test_gossip_dropped_on_two_nodes_one_diagnosis_each(lab: FakeLab) -> None:
+    for node in ("n2", "n3"):
+        lab.drop(node, "tcp", 7946)
+    assert causes(lab.verify()) == [
         "serf gossip to n2 is blocked (tcp+udp 7946)",
         "serf gossip to n3 is blocked (tcp+udp 7946)",
     ]
 
 
-def cut_off(results: list[CheckResult], node: str) -> None:
-    """What a downed switch port does: every path from or to `node` fails."""
-    breaking(results, ("underlay.api", "underlay.gossip"), involves(node))
-    breaking(results, "kv.reachable", lambda r: r.nodes[0] == node)
-    breaking(results, DATA, cross_host_involving(node))
-    breaking(results, "connectivity.dns", cross_host_involving(node))
-    breaking(results, "ports.published", involves(node))
+# --- a node cut off the lab switch -------------------------------------------------------
 
 
-def test_node_cut_off_is_one_diagnosis(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    cut_off(results, "n2")
-    found = diagnose(spec3, results)
-    assert causes(found) == ["n2 is cut off the lab network"]
-    assert found[0].nodes == ["n2"]
-    assert "nor the KV store" in found[0].detail
-    all_failures_explained(results, found)
-    # Not re-explained as blocked gossip, blocked VXLAN, DNS or port problems.
-    assert len(found) == 1
+def test_node_cut_off_is_one_diagnosis(lab: FakeLab) -> None:
+    lab.cut_off("n2")
+    report = lab.verify()
+    assert {"underlay.api", "underlay.gossip", "kv.reachable", *DATA} <= failed_checks(report)
+    assert all("n2" in r.nodes for r in report.failed)
+    assert "engines.api" not in failed_checks(report)  # its engine answers on its own socket
+    [found] = report.diagnosis
+    assert found.cause == "n2 is cut off the lab network"
+    assert found.nodes == ["n2"]
+    assert "nor the KV store" in found.detail
+    all_failures_explained(report)
 
 
-def test_node_cut_off_with_names_failing_too(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    cut_off(results, "n2")
-    breaking(results, "names.resolve", involves("n2"))
-    assert causes(diagnose(spec3, results)) == ["n2 is cut off the lab network"]
+def test_cut_off_node_whose_registration_expired(lab: FakeLab) -> None:
+    lab.cut_off("n2")
+    lab.expire_registrations()
+    report = lab.verify()
+    assert [r.target for r in failing(report, "kv.registered")] == ["n2"]
+    assert causes(report) == ["n2 is cut off the lab network"]
+    all_failures_explained(report)
 
 
-def test_node_cut_off_needs_the_others_to_talk(spec3: ClusterSpec) -> None:
-    """Every underlay.api pair failing is not one node cut off: no cut-off diagnosis."""
-    results = healthy(spec3)
-    breaking(results, "underlay.api")
-    found = diagnose(spec3, results)
-    assert not any("cut off" in c for c in causes(found))
-    assert causes(found) == ["6 underlay.api failure(s)"]
+def test_cut_off_node_in_a_two_node_lab_blames_only_that_node(start_lab: StartLab) -> None:
+    lab = start_lab(("n1", "n2"))
+    lab.cut_off("n2")
+    report = lab.verify()
+    assert causes(report) == ["n2 is cut off the lab network"]
+    assert report.diagnosis[0].nodes == ["n2"]
+    all_failures_explained(report)
 
 
-def test_cut_off_node_in_a_two_node_lab_is_diagnosed(spec2: ClusterSpec) -> None:
-    results = healthy(spec2)
-    cut_off(results, "n2")
-    found = diagnose(spec2, results)
-    assert "n2 is cut off the lab network" in causes(found)
-    all_failures_explained(results, found)
+def test_engine_port_dropped_everywhere_is_not_a_cut_off_node(lab: FakeLab) -> None:
+    """Every underlay.api pair failing while everything else works: no node is cut off."""
+    for node in ("n1", "n2", "n3"):
+        lab.drop(node, "tcp", 2376)
+    report = lab.verify()
+    assert failed_checks(report) == {"underlay.api"}
+    assert causes(report) == ["6 underlay.api failure(s)"]
 
 
-def test_cut_off_node_in_a_two_node_lab_blames_only_that_node(spec2: ClusterSpec) -> None:
-    results = healthy(spec2)
-    cut_off(results, "n2")
-    assert causes(diagnose(spec2, results)) == ["n2 is cut off the lab network"]
+# --- the KV store --------------------------------------------------------------------------
 
 
-def test_cut_off_node_whose_registration_expired(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    cut_off(results, "n2")
-    breaking(results, "kv.registered", involves("n2"))
-    assert causes(diagnose(spec3, results)) == ["n2 is cut off the lab network"]
+def test_kv_store_down(lab: FakeLab) -> None:
+    lab.stop_kv()
+    report = lab.verify()
+    assert failed_checks(report) == {"kv.reachable", "kv.registered", "networks.present"}
+    [found] = report.diagnosis
+    assert found.cause == "the KV store (etcd on kv) is down or unreachable"
+    assert found.nodes == ["kv"]
+    assert found.checks == ["kv.reachable", "kv.registered", "networks.present"]
 
 
-def test_kv_store_down(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "kv.reachable", message="cannot connect: connection refused")
-    breaking(results, "kv.registered", message="etcd does not answer: [Errno 111]")
-    breaking(results, "networks.present", message="missing on n1, n2, n3")
-    found = diagnose(spec3, results)
-    assert causes(found) == ["the KV store (etcd on kv) is down or unreachable"]
-    assert found[0].nodes == ["kv"]
-    assert found[0].checks == ["kv.reachable", "kv.registered", "networks.present"]
-
-
-def test_kv_reachable_from_some_nodes_is_not_kv_down(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "kv.reachable", lambda r: r.nodes[0] == "n1")
-    found = diagnose(spec3, results)
-    assert causes(found) == ["1 kv.reachable failure(s)"]
-
-
-def test_kv_reachable_skipped_without_a_store(spec3: ClusterSpec) -> None:
-    results = [r for r in healthy(spec3) if r.check != "kv.reachable"]
-    results.append(CheckResult("kv.reachable", "kv", "skip", message="the spec has no KV store"))
-    assert diagnose(spec3, results) == []
-
-
-def test_dead_engine(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(
-        results,
-        "engines.api",
-        involves("n3"),
-        message="dockerd on n3 is not running",
-        hint="it exited or was killed; `invoke up` restarts it",
-    )
-    breaking(results, "engines.advertise", involves("n3"), status="skip")
-    # The engine port and serf on n3 are gone; n3's namespace still reaches the others.
-    breaking(results, ("underlay.api", "underlay.gossip"), lambda r: r.nodes[1] == "n3")
-    # No probes on n3: its pairs are skipped, not failed.
-    results = [r for r in results if not (r.check in DATA and "n3" in r.nodes)]
-    results += [
-        CheckResult(c, "paths from/to n3", "skip", message="no probe runs on n3", nodes=["n3"])
-        for c in DATA
-    ]
-    found = diagnose(spec3, results)
-    assert causes(found) == ["the engine on n3 is down"]
-    assert found[0].nodes == ["n3"]
-    assert found[0].detail.startswith("dockerd on n3 is not running. it exited")
-    # underlay failures are explained, not repeated as gossip or generic diagnoses
-    assert len(found) == 1
-
-
-def test_dead_engine_names_every_check_it_explains(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "engines.api", involves("n3"))
-    breaking(results, ("underlay.api", "underlay.gossip"), lambda r: r.nodes[1] == "n3")
-    found = diagnose(spec3, results)
-    assert len(found) == 1
-    all_failures_explained(results, found)
-
-
-def test_two_dead_engines_two_diagnoses(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "engines.api", lambda r: r.subject in ("n2", "n3"))
-    breaking(results, ("underlay.api", "underlay.gossip"), lambda r: r.nodes[1] in ("n2", "n3"))
-    assert causes(diagnose(spec3, results)) == [
-        "the engine on n2 is down",
-        "the engine on n3 is down",
+def test_kv_unreachable_from_one_node_is_not_the_kv_store_down(lab: FakeLab) -> None:
+    lab.drop("kv", "tcp", 2379, source="n1")
+    report = lab.verify()
+    assert [r.source for r in failing(report, "kv.reachable")] == ["n1"]
+    assert not any("KV store" in c for c in causes(report))
+    assert causes(report) == [
+        "2 overlay(s) are not the same network on every engine",
+        "1 kv.reachable failure(s)",
     ]
 
 
-def wrong_advertise_on(results: list[CheckResult], nodes: Iterable[str]) -> None:
-    bad = set(nodes)
-    breaking(
-        results,
-        "engines.advertise",
-        lambda r: r.subject in bad,
-        message=f"advertises {NAT_ADVERTISE}, but peers reach this node elsewhere",
-        hint=ADVERTISE_HINT,
-        details={"cluster_advertise": NAT_ADVERTISE},
-    )
-    breaking(results, "kv.registered", lambda r: r.subject in bad)
-    breaking(
-        results, DATA, lambda r: r.details.get("path") == "cross-host" and bool(bad & set(r.nodes))
-    )
-
-
-def test_wrong_advertise_on_every_node(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    wrong_advertise_on(results, ["n1", "n2", "n3"])
-    breaking(results, "underlay.gossip")
-    found = diagnose(spec3, results)
-    assert causes(found) == ["3 engine(s) advertise an address their peers cannot reach"]
-    assert found[0].nodes == ["n1", "n2", "n3"]
-    assert NAT_ADVERTISE in found[0].detail
-    assert ADVERTISE_HINT in found[0].detail
-    assert set(found[0].checks) == {"engines.advertise", "kv.registered", "underlay.gossip", *DATA}
-
-
-def test_wrong_advertise_two_node_nat_lab(spec2: ClusterSpec) -> None:
-    results = healthy(spec2)
-    wrong_advertise_on(results, ["n1", "n2"])
-    assert causes(diagnose(spec2, results)) == [
-        "2 engine(s) advertise an address their peers cannot reach"
-    ]
-
-
-def test_wrong_advertise_on_one_node_leaves_others_data_failures(spec3: ClusterSpec) -> None:
-    """Only cross-host failures involving the misadvertising node are explained by it."""
-    results = healthy(spec3)
-    wrong_advertise_on(results, ["n1"])
-    breaking(results, "connectivity.icmp", lambda r: r.subject == "n3 -> n3 (2nd probe) over dn")
-    found = diagnose(spec3, results)
-    assert causes(found) == [
-        "1 engine(s) advertise an address their peers cannot reach",
-        "1 connectivity.icmp failure(s)",
-    ]
-
-
-def test_cluster_store_mismatch_is_not_called_a_wrong_advertise(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(
-        results,
-        "engines.advertise",
-        involves("n1"),
-        message="cluster-store is unset, the spec says etcd://192.168.97.10:2379",
-        hint="the engine runs with another daemon config: `invoke up` rewrites it",
-    )
-    found = diagnose(spec3, results)
-    assert not any("advertise an address" in c for c in causes(found))
-
-
-def test_only_mtu_failing(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "mtu.df", lambda r: r.details.get("path") == "cross-host", hint=HINT_MTU)
-    found = diagnose(spec3, results)
-    assert causes(found) == ["full-size packets do not cross the overlay (MTU)"]
-    assert found[0].checks == ["mtu.df"]
-    assert HINT_MTU in found[0].detail
-    assert found[0].nodes == []  # every cross-host pair: no single node to blame
-
-
-def test_mtu_with_other_data_failing_is_the_data_plane(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, ("mtu.df", "connectivity.icmp"), cross_host_involving("n1"))
-    assert causes(diagnose(spec3, results)) == [
-        "overlay data (VXLAN, udp/4789) is blocked to and from n1"
-    ]
-
-
-def test_same_host_failures_are_not_vxlan(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(
-        results,
-        "connectivity.tcp",
-        lambda r: r.details.get("path") == "same-host" and r.nodes == ["n2"],
-        hint=HINT_SAME_HOST,
-    )
-    found = diagnose(spec3, results)
-    assert causes(found) == ["2 connectivity.tcp failure(s)"]
-    assert found[0].nodes == ["n2"]
-    assert HINT_SAME_HOST in found[0].detail
-
-
-@pytest.mark.parametrize(
-    ("check", "cause"),
-    [
-        ("networks.present", "2 overlay(s) are not the same network on every engine"),
-        ("names.resolve", "3 stack names resolve wrongly from other hosts"),
-        ("ports.published", "2 published port(s) do not answer"),
-        ("isolation.overlays", "overlays that should be isolated are joined (6 paths)"),
-    ],
+@pytest.mark.xfail(
+    strict=True,
+    reason="networks.present results carry no target and list every engine in `nodes`, "
+    "so a network missing on n1 alone is blamed on n1, n2 and n3",
 )
-def test_per_check_rules(spec3: ClusterSpec, check: str, cause: str) -> None:
-    results = healthy(spec3)
-    breaking(results, check, hint="the hint")
-    found = diagnose(spec3, results)
-    assert causes(found) == [cause]
-    assert found[0].checks == [check]
-    assert found[0].detail.endswith("the hint")
+def test_network_missing_on_one_node_blames_that_node(lab: FakeLab) -> None:
+    lab.drop("kv", "tcp", 2379, source="n1")
+    report = lab.verify()
+    [networks] = [d for d in report.diagnosis if d.checks == ["networks.present"]]
+    assert networks.nodes == ["n1"]
 
 
-def test_per_check_detail_lists_three_subjects_then_counts(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "isolation.overlays", hint="h")
-    [found] = diagnose(spec3, results)
-    assert "(+3 more): h" in found.detail
-    assert found.detail.count(";") == 2
+# --- dead engines --------------------------------------------------------------------------
 
 
-def test_leftover_check_still_gets_a_generic_diagnosis(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    results.append(
-        CheckResult("stack.health", "demo/web", "error", message="boom", hint="look", nodes=["n1"])
-    )
-    breaking(results, "kv.registered", involves("n1"), hint="registers every 20 s")
-    found = diagnose(spec3, results)
-    # A crashed check is not evidence about the network: reported apart, as untested.
-    assert causes(found) == ["1 kv.registered failure(s)", "1 check(s) could not run"]
-    assert [d.checks for d in found] == [["kv.registered"], ["stack.health"]]
-    assert found[1].detail == "stack.health: boom: their subjects are untested, not healthy."
+def test_dead_engine_is_one_cause_that_explains_what_it_left_untested(lab: FakeLab) -> None:
+    lab.kill_engine("n3")
+    report = lab.verify()
+    assert not report.ok
+    [api] = failing(report, "engines.api")
+    assert (api.target, api.message) == ("n3", "dockerd on n3 is not running")
+    [no_probes] = failing(report, "probes.running")
+    assert no_probes.target == "n3" and "no probe runs on n3" in no_probes.message
+    untested = [r for r in report.results if r.status == "error"]
+    assert {r.check for r in untested} == {"engines.advertise", "networks.present"}
+    assert {r.details["untested_because"] for r in untested} == {"engines.api"}
+    assert not any(r.status == "skip" for r in report.results if "n3" in r.nodes)
+    assert not set(failed_checks(report)) & {*DATA, "kv.reachable"}
+    [found] = report.diagnosis
+    assert found.cause == "the engine on n3 is down"
+    assert found.nodes == ["n3"]
+    assert found.detail.startswith("dockerd on n3 is not running. it exited")
+    assert {"probes.running", "engines.advertise", "networks.present"} <= set(found.checks)
+    all_failures_explained(report)
 
 
-# --- rules do not explain the same failure twice -------------------------------------
+def test_two_dead_engines_two_diagnoses(lab: FakeLab) -> None:
+    lab.kill_engine("n2")
+    lab.kill_engine("n3")
+    report = lab.verify()
+    # mongo is placed on n2: not tested, and filed under n2's dead engine.
+    [mongo] = [r for r in report.results if r.check == "stacks.running" and r.target == "n2"]
+    assert mongo.status == "error" and mongo.details["untested_because"] == "engines.api"
+    assert causes(report) == ["the engine on n2 is down", "the engine on n3 is down"]
+    assert "stacks.running" in report.diagnosis[0].checks
+    all_failures_explained(report)
 
 
-def test_each_failure_is_explained_by_exactly_one_diagnosis(spec3: ClusterSpec) -> None:
-    """Cut-off n2 and blocked VXLAN between n1 and n3: two causes, no overlap."""
-    results = healthy(spec3)
-    cut_off(results, "n2")
-    breaking(results, DATA, lambda r: r.nodes == ["n1", "n3"])
-    found = diagnose(spec3, results)
-    assert causes(found) == [
-        "n2 is cut off the lab network",
-        "overlay data (VXLAN, udp/4789) is blocked to and from n1, n3",
-    ]
+@pytest.mark.xfail(
+    strict=True,
+    reason="dead_engines does not explain the dead engine's own kv.registered failure once "
+    "its registration has expired (60 s TTL): a second, generic cause is reported",
+)
+def test_dead_engine_whose_registration_expired_is_still_one_cause(lab: FakeLab) -> None:
+    lab.kill_engine("n3")
+    lab.expire_registrations()
+    assert causes(lab.verify()) == ["the engine on n3 is down"]
 
 
-def test_dead_engine_and_blocked_gossip_elsewhere(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    breaking(results, "engines.api", involves("n3"))
-    breaking(results, ("underlay.api", "underlay.gossip"), lambda r: r.nodes[1] == "n3")
-    breaking(results, "underlay.gossip", lambda r: r.nodes[1] == "n1")
-    assert causes(diagnose(spec3, results)) == [
+def test_dead_engine_and_blocked_gossip_elsewhere(lab: FakeLab) -> None:
+    lab.kill_engine("n3")
+    lab.drop("n1", "tcp", 7946)
+    assert causes(lab.verify()) == [
         "the engine on n3 is down",
         "serf gossip to n1 is blocked (tcp+udp 7946)",
     ]
 
 
-def test_diagnose_does_not_change_the_results(spec3: ClusterSpec) -> None:
-    results = healthy(spec3)
-    cut_off(results, "n2")
-    before = [r.as_dict() for r in results]
-    diagnose(spec3, results)
-    diagnose(spec3, results)
-    assert [r.as_dict() for r in results] == before
+# --- engines advertising the wrong address -------------------------------------------------
 
 
-# --- a crashed check is not a fault in the lab -----------------------------------------
+ADVERTISE_CHECKS = {
+    "engines.advertise",
+    "kv.registered",
+    "underlay.gossip",
+    "underlay.members",
+    *DATA,
+}
 
 
-def crashed(check: str) -> CheckResult:
-    """What run_verify records when a check raises (checks/verify.py)."""
-    return CheckResult(
-        check=check,
-        subject="the check's description",
-        status="error",
-        message="APIError: 500 Server Error",
-        hint="the check itself could not run; see the message",
-    )
+def test_nat_lab_where_every_engine_advertises_its_nat_address(start_lab: StartLab) -> None:
+    lab = start_lab(("n1", "n2"), nat=True)  # tests/testdata/labs/faults-nat.yml
+    report = lab.verify()
+    assert len(failing(report, "engines.advertise")) == 2
+    assert not failed_checks(report) & {"engines.api", "kv.reachable", "networks.present"}
+    [found] = report.diagnosis
+    assert found.cause == "2 engine(s) advertise an address their peers cannot reach"
+    assert found.nodes == ["n1", "n2"]
+    assert f"{NAT_ADDRESS}:2376" in found.detail
+    assert "cluster-advertise: eth1:2376" in found.detail
+    assert set(found.checks) == ADVERTISE_CHECKS
 
 
-def test_crashed_engines_api_check_is_not_a_dead_engine(spec3: ClusterSpec) -> None:
-    results = [r for r in healthy(spec3) if r.check != "engines.api"] + [crashed("engines.api")]
-    assert not any("engine on" in c for c in causes(diagnose(spec3, results)))
+def test_three_engines_advertising_their_nat_address(start_lab: StartLab) -> None:
+    report = start_lab(nat=True).verify()
+    assert causes(report) == ["3 engine(s) advertise an address their peers cannot reach"]
+    assert report.diagnosis[0].nodes == ["n1", "n2", "n3"]
+    assert set(report.diagnosis[0].checks) == ADVERTISE_CHECKS
 
 
-def test_crashed_kv_check_is_not_a_kv_outage(spec3: ClusterSpec) -> None:
-    results = [r for r in healthy(spec3) if r.check != "kv.reachable"] + [crashed("kv.reachable")]
-    assert not any("KV store" in c for c in causes(diagnose(spec3, results)))
+def test_wrong_advertise_on_one_node_leaves_other_failures_alone(lab: FakeLab) -> None:
+    """Only failures involving the misadvertising node are explained by it."""
+    lab.misadvertise("n1", f"{NAT_ADDRESS}:2376")
+    lab.block_same_host("n3", "tcp")
+    report = lab.verify()
+    assert causes(report) == [
+        "1 engine(s) advertise an address their peers cannot reach",
+        "2 connectivity.tcp failure(s)",
+    ]
+    assert [d.nodes for d in report.diagnosis] == [["n1"], ["n3"]]
 
 
-def test_crashed_gossip_check_is_reported_as_not_run(spec3: ClusterSpec) -> None:
-    results = [r for r in healthy(spec3) if r.check != "underlay.gossip"]
-    results.append(crashed("underlay.gossip"))
-    found = diagnose(spec3, results)
-    assert causes(found) == ["1 check(s) could not run"]
-    assert found[0].checks == ["underlay.gossip"]
+def test_an_engine_on_another_store_is_not_called_a_wrong_advertise(lab: FakeLab) -> None:
+    lab.use_other_store("n1", "etcd://192.168.97.99:2379")
+    report = lab.verify()
+    [config] = failing(report, "engines.advertise")
+    assert config.message.startswith("cluster-store is etcd://192.168.97.99:2379")
+    assert not any("advertise an address" in c for c in causes(report))
+    # No rule knows this fault yet: each symptom is reported on its own, all on n1.
+    assert causes(report) == [
+        "1 node(s) run no probes: no path to or from them is tested",
+        "2 overlay(s) are not the same network on every engine",
+        "1 stack service(s) do not run where the spec places them",
+        "1 engines.advertise failure(s)",
+    ]
+    all_failures_explained(report)
 
 
-# --- reports carry the diagnosis -------------------------------------------------------
+# --- gossip islands are in test_serf_view.py; stacks, names, ports, probes ----------------
 
 
-def diagnosed_report(spec: ClusterSpec) -> VerifyReport:
-    results = healthy(spec)
-    breaking(results, "underlay.gossip", lambda r: r.nodes[1] == "n2", hint="open 7946")
-    return VerifyReport(
-        cluster="fl",
-        results=results,
-        seconds=1.0,
-        checks_run=sorted({r.check for r in results}),
-        diagnosis=diagnose(spec, results),
-    )
+def test_published_port_firewalled_on_its_node_blames_that_node_only(lab: FakeLab) -> None:
+    lab.drop("n1", "tcp", 80)  # web (on n1) publishes 80 -> 5000
+    report = lab.verify()
+    assert failed_checks(report) == {"ports.published"}
+    assert {(r.source, r.target) for r in report.failed} == {("n2", "n1"), ("n3", "n1")}
+    [found] = report.diagnosis
+    assert found.cause == "2 published port(s) do not answer"
+    assert found.nodes == ["n1"]
+    assert found.checks == ["ports.published"]
 
 
-def test_json_report_carries_the_diagnosis(spec3: ClusterSpec) -> None:
-    doc = report_to_dict(diagnosed_report(spec3))
+def test_stale_dns_record_of_a_stack_container(lab: FakeLab) -> None:
+    lab.leave_stale_record("mongo", "10.0.9.250")
+    report = lab.verify()
+    assert failed_checks(report) == {"names.resolve"}
+    assert all("stale address" in r.message for r in report.failed)
+    [found] = report.diagnosis
+    # Every name of mongo: its container name, its id alias and mongo.dn.
+    assert found.cause == "3 stack names resolve wrongly from other hosts"
+    assert found.nodes == ["n2"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a stale record for a probe fails connectivity.tcp (it connects by name) while "
+    "ICMP and UDP by address pass; data_plane_blocked still files those TCP failures as "
+    "VXLAN blocked to and from n2",
+)
+def test_stale_dns_record_of_a_probe_is_not_called_vxlan(lab: FakeLab) -> None:
+    lab.leave_stale_record("probe-dn-n2", "10.0.9.250")
+    report = lab.verify()
+    assert not any("VXLAN" in c for c in causes(report))
+
+
+def test_stack_service_not_running(lab: FakeLab) -> None:
+    lab.stop_service("demo", "mongo")
+    report = lab.verify()
+    assert failed_checks(report) == {"stacks.running"}
+    [found] = report.diagnosis
+    assert found.cause == "1 stack service(s) do not run where the spec places them"
+    assert found.nodes == ["n2"]
+
+
+def test_node_that_cannot_start_its_probes(lab: FakeLab) -> None:
+    lab.lose_probe_image("n3")
+    report = lab.verify()
+    assert failed_checks(report) == {"probes.running"}
+    [result] = report.failed
+    assert "ImageNotFound" in result.message
+    [found] = report.diagnosis
+    assert found.cause == "1 node(s) run no probes: no path to or from them is tested"
+    assert found.nodes == ["n3"]
+
+
+def test_a_removed_probe_is_started_again(lab: FakeLab) -> None:
+    lab.remove(lab.container("probe-dn-n2"))  # type: ignore[arg-type]
+    report = lab.verify()
+    assert report.ok and report.diagnosis == []
+    assert lab.container("probe-dn-n2") is not None
+
+
+def test_app_advertising_its_docker_gwbridge_address(start_lab: StartLab) -> None:
+    lab = start_lab(advertise={"web": "java-enumeration"})
+    report = lab.verify()
+    assert failed_checks(report) == {"advertise.address"}
+    [result] = report.failed
+    assert result.details["picked"]["network"] == "docker_gwbridge"
+    assert "that is mongo on n2's own docker_gwbridge" in result.message
+    [found] = report.diagnosis
+    assert found.cause == "1 app(s) would advertise an address their peers cannot reach"
+    assert found.nodes == ["n1"]
+
+
+def test_overlays_joined_by_a_connected_probe(lab: FakeLab) -> None:
+    lab.connect("probe-dn-n1", "other")
+    report = lab.verify()
+    assert failed_checks(report) == {"isolation.overlays"}
+    leaks = report.failed
+    assert {(r.source, r.network, r.details["to_network"]) for r in leaks} == {
+        ("n1", "dn", "other")
+    }
+    assert {r.target for r in leaks} == {"n1", "n2", "n3"}
+    [found] = report.diagnosis
+    assert found.cause == "overlays that should be isolated are joined (3 paths)"
+    assert found.nodes == ["n1"]  # they all start from n1's probe
+
+
+def test_per_check_detail_lists_three_subjects_then_counts(lab: FakeLab) -> None:
+    lab.connect("probe-dn-n1", "other")
+    lab.connect("probe-dn-n2", "other")
+    report = lab.verify()
+    [found] = report.diagnosis
+    assert found.cause == "overlays that should be isolated are joined (6 paths)"
+    first = [r.subject for r in report.failed[:3]]
+    assert found.detail.startswith("; ".join(first) + " (+3 more): ")
+
+
+# --- checks that could not run ---------------------------------------------------------------
+
+
+def test_a_crashing_check_is_an_error_that_could_not_be_tested(lab: FakeLab) -> None:
+    report = lab.verify(crash={"underlay.gossip": RuntimeError("boom")})
+    [error] = [r for r in report.results if r.check == "underlay.gossip"]
+    assert error.status == "error"
+    assert (error.details["exception"], error.details["error"]) == ("RuntimeError", "boom")
+    assert not report.ok
+    [found] = report.diagnosis
+    assert found.cause == "1 result(s) could not be tested"
+    assert found.checks == ["underlay.gossip"]
+
+
+def test_engine_api_error_is_not_a_dead_engine(lab: FakeLab) -> None:
+    lab.break_engine_api("n1")  # /_ping answers, /version fails with a 500
+    report = lab.verify()
+    [error] = [r for r in report.results if r.check == "engines.api"]
+    assert error.status == "error" and error.details["exception"] == "APIError"
+    assert causes(report) == ["1 result(s) could not be tested"]
+
+
+def test_crashed_kv_check_is_not_a_kv_outage(lab: FakeLab) -> None:
+    report = lab.verify(crash={"kv.reachable": OSError("netns gone")})
+    assert causes(report) == ["1 result(s) could not be tested"]
+
+
+def test_a_crash_next_to_a_fault_is_reported_apart(lab: FakeLab) -> None:
+    lab.stop_service("demo", "mongo")
+    report = lab.verify(crash={"isolation.overlays": RuntimeError("boom")})
+    assert causes(report) == [
+        "1 stack service(s) do not run where the spec places them",
+        "1 result(s) could not be tested",
+    ]
+    assert [d.checks for d in report.diagnosis] == [["stacks.running"], ["isolation.overlays"]]
+
+
+# --- several faults, and diagnosis as a function -------------------------------------------
+
+
+def test_each_failure_is_explained_by_exactly_one_diagnosis(lab: FakeLab) -> None:
+    """n2 cut off and VXLAN dropped on n1: the n1-n3 pairs are the VXLAN cause's alone."""
+    lab.cut_off("n2")
+    lab.drop("n1", "udp", 4789)
+    report = lab.verify()
+    assert causes(report) == [
+        "n2 is cut off the lab network",
+        "overlay data (VXLAN, udp/4789) is blocked to and from n1, n3",
+    ]
+
+
+def test_diagnose_does_not_change_the_results(lab: FakeLab) -> None:
+    lab.cut_off("n2")
+    report = lab.verify()
+    before = [r.as_dict() for r in report.results]
+    assert diagnose(lab.spec, report.results) == diagnose(lab.spec, report.results)
+    assert [r.as_dict() for r in report.results] == before
+
+
+def test_rewording_a_subject_does_not_change_the_diagnosis(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab.drop("n2", "udp", 4789)
+    lab.drop("n1", "tcp", 80)
+    before = lab.verify()
+    monkeypatch.setattr(connectivity, "subject", lambda a, b: "one probe to another")
+    after = lab.verify()
+    assert {r.subject for r in after.results if r.check in DATA} == {"one probe to another"}
+
+    def summary(report: VerifyReport) -> list[tuple[str, list[str], list[str]]]:
+        return [(d.cause, d.nodes, d.checks) for d in report.diagnosis]
+
+    assert summary(after) == summary(before)
+    assert causes(after) == [
+        "overlay data (VXLAN, udp/4789) is blocked to and from n2",
+        "2 published port(s) do not answer",
+    ]
+
+
+# --- reports carry the diagnosis -----------------------------------------------------------
+
+
+@pytest.fixture
+def diagnosed_report(lab: FakeLab) -> VerifyReport:
+    lab.drop("n2", "tcp", 7946)
+    return lab.verify()
+
+
+def test_json_report_carries_the_diagnosis(diagnosed_report: VerifyReport) -> None:
+    doc = report_to_dict(diagnosed_report)
     assert doc["ok"] is False
     [entry] = doc["diagnosis"]
     assert entry["cause"] == "serf gossip to n2 is blocked (tcp+udp 7946)"
@@ -577,9 +560,8 @@ def test_json_report_carries_the_diagnosis(spec3: ClusterSpec) -> None:
     assert set(entry) == {"cause", "detail", "nodes", "checks"}
 
 
-def test_json_report_without_failures_has_empty_diagnosis(spec3: ClusterSpec) -> None:
-    report = VerifyReport(cluster="fl", results=healthy(spec3), diagnosis=[])
-    assert report_to_dict(report)["diagnosis"] == []
+def test_json_report_without_failures_has_empty_diagnosis(lab: FakeLab) -> None:
+    assert report_to_dict(lab.verify())["diagnosis"] == []
 
 
 def render(report: VerifyReport) -> str:
@@ -588,29 +570,20 @@ def render(report: VerifyReport) -> str:
     return console.export_text()
 
 
-def test_table_prints_the_diagnosis_after_the_failures(spec3: ClusterSpec) -> None:
-    report = diagnosed_report(spec3)
-    text = render(report)
+def test_table_prints_the_diagnosis_after_the_failures(diagnosed_report: VerifyReport) -> None:
+    text = render(diagnosed_report)
     assert " 1. serf gossip to n2 is blocked (tcp+udp 7946) (n2)" in text
-    assert report.diagnosis[0].detail in " ".join(text.split())  # long details wrap
+    assert diagnosed_report.diagnosis[0].detail in " ".join(text.split())  # long details wrap
     assert text.index("diagnosis") > text.index("✗ underlay.gossip")
     assert text.index("diagnosis") < text.index("checks failed")
 
 
-def test_table_numbers_several_diagnoses(spec3: ClusterSpec) -> None:
-    report = diagnosed_report(spec3)
-    report.diagnosis.append(Diagnosis(cause="something else", detail="why"))
-    text = render(report)
+def test_table_numbers_several_diagnoses(diagnosed_report: VerifyReport) -> None:
+    diagnosed_report.diagnosis.append(Diagnosis(cause="something else", detail="why"))
+    text = render(diagnosed_report)
     assert " 2. something else\n" in text
     assert "    why" in text
 
 
-def test_table_has_no_diagnosis_section_when_healthy(spec3: ClusterSpec) -> None:
-    text = render(VerifyReport(cluster="fl", results=healthy(spec3)))
-    assert "diagnosis" not in text
-
-
-def test_spec_fixture_is_the_fault_lab(spec3: ClusterSpec, spec2: ClusterSpec) -> None:
-    assert [n.name for n in spec3.engine_nodes] == ["n1", "n2", "n3"]
-    assert [n.name for n in spec2.engine_nodes] == ["n1", "n2"]
-    assert spec3.kv is not None and spec3.kv.node == "kv"
+def test_table_has_no_diagnosis_section_when_healthy(lab: FakeLab) -> None:
+    assert "diagnosis" not in render(lab.verify())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from overlaylab.checks.diagnosis import diagnose
-from overlaylab.checks.result import CheckResult
+import pytest
+from fakelab import FakeLab, fault_lab_spec
+
 from overlaylab.checks.underlay import serf_view
-from overlaylab.spec.loader import parse_spec
 
 # Lines as dockerd 20.10 logs them (from a 10-node lab that split at start).
 LOG = (
@@ -35,49 +35,24 @@ def test_serf_view_of_a_log_without_events_is_empty() -> None:
     assert serf_view('level=info msg="API listen on /x/docker.sock"\n') == set()
 
 
-def _spec(tmp_path: Path):  # type: ignore[no-untyped-def]
-    text = (
-        "apiVersion: overlaylab/v1\nkind: Cluster\nname: t\nnodes:\n"
-        "  - name: kv\n    roles: [kv]\n  - name: n1\n  - name: n2\n  - name: n3\n"
-        "networks:\n  - name: dn\n"
-    )
-    return parse_spec(text, source="t.yml", spec_dir=tmp_path)
-
-
-def test_islands_are_diagnosed_once_and_explain_cross_island_traffic(tmp_path: Path) -> None:
-    spec = _spec(tmp_path)
-    views = {"n1": ["n1", "n2"], "n2": ["n1", "n2"], "n3": ["n3"]}
-    results = [
-        CheckResult(
-            "underlay.members",
-            node,
-            "fail" if len(seen) < 3 else "pass",
-            hint="join once",
-            nodes=[node],
-            details={"seen": seen},
-        )
-        for node, seen in views.items()
+def test_islands_are_diagnosed_once_and_explain_cross_island_traffic(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = FakeLab(fault_lab_spec(), tmp_path / "state", monkeypatch)
+    lab.split_gossip(["n1", "n2"], ["n3"])
+    report = lab.verify()
+    members = {r.target: r.details["seen"] for r in report.results if r.check == "underlay.members"}
+    assert members == {"n1": ["n1", "n2"], "n2": ["n1", "n2"], "n3": ["n3"]}
+    across = [r for r in report.failed if r.check != "underlay.members"]
+    assert across and all({r.source, r.target} & {"n3"} == {"n3"} for r in across)
+    assert all(r.path == "cross-host" for r in across)
+    [found] = report.diagnosis
+    assert found.cause == "the gossip cluster is split into 2 islands"
+    assert "{n1, n2} | {n3}" in found.detail
+    assert found.checks == [
+        "connectivity.icmp",
+        "connectivity.tcp",
+        "connectivity.udp",
+        "mtu.df",
+        "underlay.members",
     ]
-    results += [
-        CheckResult(
-            "connectivity.icmp",
-            f"{a} -> {b} over dn",
-            "fail",
-            nodes=sorted([a, b]),
-            details={"path": "cross-host"},
-        )
-        for a, b in (("n1", "n3"), ("n3", "n1"), ("n2", "n3"), ("n3", "n2"))
-    ]
-    results.append(
-        CheckResult(
-            "connectivity.icmp",
-            "n1 -> n2 over dn",
-            "pass",
-            nodes=["n1", "n2"],
-            details={"path": "cross-host"},
-        )
-    )
-    found = diagnose(spec, results)
-    assert [d.cause for d in found] == ["the gossip cluster is split into 2 islands"]
-    assert "{n1, n2} | {n3}" in found[0].detail
-    assert found[0].checks == ["connectivity.icmp", "underlay.members"]
