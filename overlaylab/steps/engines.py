@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from overlaylab.context import LabContext
@@ -49,22 +52,23 @@ def ensure_tls(ctx: LabContext) -> bool:
     if not ctx.spec.engine.tls:
         return False
     layout = ctx.layout
-    fresh = not layout.client_cert_dir.exists()
     ca = LabCA(layout.tls_dir, ctx.spec.name)
-    ca.ensure()
+    made = ["a new CA"] if ca.ensure() else []
     for node in ctx.spec.engine_nodes:
         assert node.address is not None
-        ca.issue(
+        if ca.issue(
             layout.node_dir(node.name) / "tls",
             node.name,
             server=True,
             ips=[node.address],
             dns_names=[node.name, "localhost"],
-        )
-    ca.issue(layout.client_cert_dir, "overlaylab-client", server=False)
-    if fresh:
-        ctx.progress.item("tls", f"CA and certificates in {layout.tls_dir}")
-    return fresh
+        ):
+            made.append(node.name)
+    if ca.issue(layout.client_cert_dir, "overlaylab-client", server=False):
+        made.append("the client")
+    if made:
+        ctx.progress.item("tls", f"certificates for {', '.join(made)} in {layout.tls_dir}")
+    return bool(made)
 
 
 def engine_ping(ctx: LabContext, node: str, timeout: float = 1.0) -> bool:
@@ -80,6 +84,14 @@ def engine_ping(ctx: LabContext, node: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def _certificates_digest(tls_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("ca.pem", "cert.pem", "key.pem"):
+        with contextlib.suppress(FileNotFoundError):
+            digest.update(name.encode() + (tls_dir / name).read_bytes())
+    return digest.hexdigest()
+
+
 def _ensure_engine(ctx: LabContext, node: Node) -> str:
     with on_node(node.name):
         return _converge_engine(ctx, node)
@@ -91,15 +103,24 @@ def _converge_engine(ctx: LabContext, node: Node) -> str:
     config_path = layout.daemon_config(node.name)
     wanted = json.dumps(config, indent=2, sort_keys=True) + "\n"
     current = config_path.read_text() if config_path.exists() else None
+    # dockerd reads its certificates once, at start: renewed ones need a restart.
+    served_path = layout.node_dir(node.name) / "tls-served.sha256"
+    certs = _certificates_digest(layout.node_dir(node.name) / "tls")
+    served = served_path.read_text() if served_path.exists() else None
     alive = provider.service_pid(node.name, SERVICE, SERVICE) is not None
-    if alive and current == wanted and engine_ping(ctx, node.name):
+    if alive and current == wanted and served == certs and engine_ping(ctx, node.name):
         return "already running"
     verb = "started"
     if alive:
         provider.stop_service(node.name, SERVICE, SERVICE)
-        verb = "restarted (daemon.json changed)" if current != wanted else "restarted"
+        verb = "restarted"
+        if current != wanted:
+            verb = "restarted (daemon.json changed)"
+        elif served != certs:
+            verb = "restarted (certificates renewed)"
     layout.node_dir(node.name).mkdir(parents=True, exist_ok=True)
     config_path.write_text(wanted)
+    served_path.write_text(certs)
     provider.spawn(node.name, SERVICE, ["dockerd", "--config-file", str(config_path)])
 
     def ready_or_died() -> str:

@@ -13,11 +13,15 @@ import ipaddress
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALIDITY = dt.timedelta(days=30)
+# A certificate this close to its end is renewed by the next `up`, not used until it
+# stops working in the middle of a test run.
+RENEW_BEFORE = dt.timedelta(days=1)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
@@ -57,9 +61,10 @@ class LabCA:
         self.cert_path = tls_dir / "ca.pem"
         self.key_path = tls_dir / "ca-key.pem"
 
-    def ensure(self) -> None:
-        if self.cert_path.exists() and self.key_path.exists():
-            return
+    def ensure(self) -> bool:
+        """Make the CA unless a usable one exists; True when a new one was made."""
+        if self.key_path.exists() and _usable(self.cert_path):
+            return False
         self.dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         name = f"overlaylab {self.cluster} CA"
@@ -90,6 +95,7 @@ class LabCA:
         )
         _write_key(self.key_path, key)
         _write_cert(self.cert_path, cert)
+        return True
 
     def _load(self) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
@@ -106,9 +112,14 @@ class LabCA:
         ips: list[ipaddress.IPv4Address] | None = None,
         dns_names: list[str] | None = None,
     ) -> None:
-        """Write ca.pem, cert.pem and key.pem into out_dir (skips when already there)."""
-        if (out_dir / "cert.pem").exists() and (out_dir / "key.pem").exists():
-            return
+        """Write ca.pem, cert.pem and key.pem into out_dir; True when it (re)issued them.
+
+        What is there is kept only while it still works: signed by this CA, not about
+        to expire, and naming the addresses asked for (a node's address may change).
+        """
+        wanted_names = [*(dns_names or []), *(str(ip) for ip in ips or [])] if server else []
+        if self._still_good(out_dir, wanted_names):
+            return False
         ca_cert, ca_key = self._load()
         out_dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
@@ -132,3 +143,35 @@ class LabCA:
         _write_key(out_dir / "key.pem", key)
         _write_cert(out_dir / "cert.pem", cert)
         (out_dir / "ca.pem").write_bytes(self.cert_path.read_bytes())
+        return True
+
+    def _still_good(self, out_dir: Path, wanted_names: list[str]) -> bool:
+        cert_path = out_dir / "cert.pem"
+        if not (out_dir / "key.pem").exists() or not _usable(cert_path):
+            return False
+        try:
+            if (out_dir / "ca.pem").read_bytes() != self.cert_path.read_bytes():
+                return False
+            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            cert.verify_directly_issued_by(self._load()[0])
+        except (OSError, ValueError, TypeError, InvalidSignature):
+            return False
+        return sorted(_names_in(cert)) == sorted(wanted_names)
+
+
+def _usable(cert_path: Path) -> bool:
+    """The certificate exists, parses, and is valid for a while yet."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + RENEW_BEFORE
+
+
+def _names_in(cert: x509.Certificate) -> list[str]:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    addresses = names.get_values_for_type(x509.IPAddress)
+    return [*names.get_values_for_type(x509.DNSName), *map(str, addresses)]

@@ -187,7 +187,10 @@ def test_tls_missing_makes_ca_and_every_certificate(tmp_path: Path) -> None:
     ca = certificate(ctx.layout.tls_dir / "ca.pem")
     for folder in cert_dirs(ctx):
         certificate(folder / "cert.pem").verify_directly_issued_by(ca)
-    assert f"tls: CA and certificates in {ctx.layout.tls_dir}" in said.getvalue()
+    assert (
+        f"tls: certificates for a new CA, node1, node2, node3, the client in {ctx.layout.tls_dir}"
+        in said.getvalue()
+    )
 
 
 def test_tls_present_keeps_every_file(tmp_path: Path) -> None:
@@ -211,11 +214,6 @@ def test_tls_reissues_only_a_missing_certificate_from_the_same_ca(tmp_path: Path
     certificate(ctx.layout.node_dir("node2") / "tls" / "cert.pem").verify_directly_issued_by(ca)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ensure_tls decides 'changed' from the client folder alone: re-issuing a "
-    "node's certificate is reported as no change",
-)
 def test_tls_reports_a_reissued_certificate_as_a_change(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider())
     ensure_tls(ctx)
@@ -223,11 +221,6 @@ def test_tls_reports_a_reissued_certificate_as_a_change(tmp_path: Path) -> None:
     assert ensure_tls(ctx) is True
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a lost CA key makes a new CA, but certificates signed by the old one are kept: "
-    "the lab's certificates no longer chain to its CA",
-)
 def test_tls_with_a_new_ca_leaves_no_certificate_of_the_old_one(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider())
     ensure_tls(ctx)
@@ -238,11 +231,6 @@ def test_tls_with_a_new_ca_leaves_no_certificate_of_the_old_one(tmp_path: Path) 
         certificate(folder / "cert.pem").verify_directly_issued_by(ca)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="certificates are kept whenever their files exist, even expired (they are "
-    "valid for 30 days): a lab kept longer cannot be brought up again",
-)
 def test_tls_reissues_an_expired_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -429,6 +417,23 @@ def test_an_engine_whose_daemon_json_changed_is_restarted(
     assert engine_lab.config("node2").read_text() == wanted
     assert engine_lab.outcome("node2") == "restarted (daemon.json changed)"
     assert engine_lab.outcome("node1") == engine_lab.outcome("node3") == "already running"
+
+
+def test_an_engine_whose_certificates_were_renewed_is_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine_lab = EngineLab(tmp_path, monkeypatch)
+    ensure_tls(engine_lab.ctx)
+    engine_lab.converge()
+    (engine_lab.ctx.layout.node_dir("node3") / "tls" / "cert.pem").unlink()
+    assert ensure_tls(engine_lab.ctx) is True  # node3's certificate is issued again
+    assert ensure_engines(engine_lab.ctx) is True
+    assert [a[:3] for a in engine_lab.provider.actions("spawn", "stop")] == [
+        ("stop", "node3", "dockerd"),
+        ("spawn", "node3", "dockerd"),
+    ]
+    assert "node3: dockerd restarted (certificates renewed)" in engine_lab.said.getvalue()
+    assert ensure_engines(engine_lab.ctx) is False  # and then it is up to date
 
 
 def test_an_engine_alive_but_not_answering_is_restarted(

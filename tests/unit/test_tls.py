@@ -188,9 +188,23 @@ def test_issue_and_ensure_are_idempotent(lab: Lab) -> None:
         )
     }
     lab.ca.ensure()
-    lab.ca.issue(lab.server_dir, "node1", server=True, ips=[NODE_IP], dns_names=["node1"])
-    lab.ca.issue(lab.client_dir, "overlaylab-client", server=False)
+    assert lab.ca.ensure() is False
+    assert not lab.ca.issue(
+        lab.server_dir, "node1", server=True, ips=[NODE_IP], dns_names=["node1", "localhost"]
+    )
+    assert not lab.ca.issue(lab.client_dir, "overlaylab-client", server=False)
     assert {p: p.read_bytes() for p in before} == before
+
+
+def test_a_node_whose_address_changed_gets_a_new_certificate(lab: Lab) -> None:
+    moved = ipaddress.IPv4Address("192.168.99.21")
+    assert lab.ca.issue(
+        lab.server_dir, "node1", server=True, ips=[moved], dns_names=["node1", "localhost"]
+    )
+    names = load(lab.server_dir / "cert.pem").extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert names.value.get_values_for_type(x509.IPAddress) == [moved]
 
 
 def test_issue_needs_both_cert_and_key_to_skip(lab: Lab) -> None:
