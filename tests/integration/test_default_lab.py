@@ -171,8 +171,8 @@ def test_status_reports_every_node_and_the_kv_store(default_lab) -> None:
 
 def test_minimal_verify_passes_on_a_healthy_lab(default_lab) -> None:
     result = invoke("verify", "--only", "connectivity")
-    # 9 paths (6 cross-host, 3 same-host) x ICMP, DNS, TCP, UDP
-    assert "0/36 checks failed" in result.stdout, result.stdout
+    # 9 paths (6 cross-host, 3 same-host) x ICMP, DNS, TCP, UDP, and probes.running per node
+    assert "0/39 checks failed" in result.stdout, result.stdout
 
 
 def test_down_leaves_the_host_as_it_found_it(default_lab) -> None:

@@ -38,7 +38,7 @@ def test_up_killed_during_engines_then_up_converges() -> None:
         assert "lab 'lab' is up" in again.stderr
         assert "already" in again.stderr  # it finished the lab rather than rebuilding it
         verify = invoke("verify", "--only", "connectivity")
-        assert "0/36 checks failed" in verify.stdout, verify.stdout
+        assert "0/39 checks failed" in verify.stdout, verify.stdout
     finally:
         invoke("down", check=False)
     assert wait_until_clean(before) == []
