@@ -94,7 +94,14 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
         explained = [
             result,
             *ev.involving(
-                node, ("underlay.api", "underlay.gossip", "underlay.members", "probes.running")
+                node,
+                (
+                    "underlay.api",
+                    "underlay.gossip",
+                    "underlay.members",
+                    "probes.running",
+                    "kv.registered",  # a dead engine's registration expires with its TTL
+                ),
             ),
             *ev.untested_because(node, "engines.api"),
             *ev.untested_because(node, "probes.running"),
@@ -236,6 +243,39 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
+    """A probe name that resolves wrongly (a stale record) also fails TCP, which connects
+    by name, while everything by address passes: that is DNS, not the data plane."""
+    failed = ev.unexplained("connectivity.dns")
+    if not failed:
+        return []
+    pairs = {(r.source, r.target, r.network, r.path) for r in failed}
+    by_name = [
+        r
+        for r in ev.unexplained("connectivity.tcp")
+        if (r.source, r.target, r.network, r.path) in pairs
+    ]
+    stale = [r for r in failed if r.details.get("resolved")]
+    detail = (
+        f"{'; '.join(r.subject for r in failed[:3])}: {failed[0].message}. "
+        + (
+            "A name that resolves to another address is a stale record of a removed "
+            "container; connections by name go there. "
+            if stale
+            else ""
+        )
+        + failed[0].hint
+    )
+    return [
+        Diagnosis(
+            cause=f"{len(failed)} probe name lookups fail",
+            detail=detail,
+            nodes=blamed_nodes(failed),
+            checks=ev.explain([*failed, *by_name]),
+        )
+    ]
+
+
 def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     failed = [r for c in DATA_CHECKS for r in ev.unexplained(c) if r.path == "cross-host"]
     if not failed:
@@ -310,11 +350,11 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     wrong_advertise,
     gossip_blocked,
     gossip_partition,
+    probe_names_wrong,
     data_plane_blocked,
     per_check("probes.running", "{n} node(s) run no probes: no path to or from them is tested"),
     per_check("networks.present", "{n} overlay(s) are not the same network on every engine"),
     per_check("stacks.running", "{n} stack service(s) do not run where the spec places them"),
-    per_check("connectivity.dns", "{n} probe name lookups fail"),
     per_check("names.resolve", "{n} stack names resolve wrongly from other hosts"),
     per_check(
         "advertise.address", "{n} app(s) would advertise an address their peers cannot reach"

@@ -26,6 +26,7 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
             config = (info.get("IPAM") or {}).get("Config") or [{}]
             seen[node.name] = (info["Id"], info["Driver"], config[0].get("Subnet"))
         problems = []
+        odd = set(missing)  # the nodes where the network is not what it should be
         if missing:
             problems.append(f"missing on {', '.join(missing)}")
         if len({v[0] for v in seen.values()}) > 1:
@@ -33,11 +34,16 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                 "different ids on different nodes: "
                 + ", ".join(f"{n}={v[0][:12]}" for n, v in seen.items())
             )
+        ids = [v[0] for v in seen.values()]
+        usual = max(set(ids), key=ids.count) if ids else None
+        odd |= {node for node, v in seen.items() if v[0] != usual}
         for node, (_id, driver, subnet) in seen.items():
             if driver != net.driver:
                 problems.append(f"driver {driver} on {node}, the spec says {net.driver}")
+                odd.add(node)
             if net.subnet is not None and subnet != str(net.subnet):
                 problems.append(f"subnet {subnet} on {node}, the spec says {net.subnet}")
+                odd.add(node)
         any_seen = next(iter(seen.values()), None)
         results.append(
             CheckResult(
@@ -55,7 +61,9 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                     "a global-scope network lives in the KV store: engines that miss it, or see "
                     "another id, use another store or cannot reach it (kv.*, engines.advertise)"
                 ),
-                nodes=sorted(seen) + missing,
+                # Blame where it differs; with no odd one out, every node is involved.
+                nodes=sorted(odd) if problems and odd else sorted([*seen, *missing]),
+                target=next(iter(odd)) if problems and len(odd) == 1 else "",
                 network=net.name,
                 details={n: {"id": v[0], "driver": v[1], "subnet": v[2]} for n, v in seen.items()},
             )

@@ -14,6 +14,7 @@ from itertools import permutations
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
 from overlaylab.netns import tcp_connect_ok
+from overlaylab.steps.engines import engine_ping
 
 SERF_PORT = 7946
 
@@ -113,6 +114,14 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
     results = []
     for node in sorted(expected):
         log = vctx.lab.provider.current_log(node, "dockerd")
+        if not engine_ping(vctx.lab, node, timeout=2):
+            # The log a dead engine left describes a cluster it has since left.
+            results.append(
+                CheckResult.untested(
+                    "underlay.members", node, "its engine does not answer", "engines.api"
+                )
+            )
+            continue
         if log is None:
             results.append(
                 CheckResult.untested(
