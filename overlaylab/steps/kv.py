@@ -102,11 +102,15 @@ def _converge_kv(ctx: LabContext) -> bool:
     assert spec.kv is not None
     node, service = spec.kv.node, spec.kv.backend
     binary, argv = kv_command(ctx)
-    if ctx.provider.service_pid(node, service, binary) and kv_ready(ctx)[0]:
+    alive = ctx.provider.service_pid(node, service, binary) is not None
+    if alive and kv_ready(ctx)[0]:
         ctx.progress.item(
             node, f"{service} already serving on {spec.address_of(node)}:{spec.kv.client_port}"
         )
         return False
+    if alive:
+        # Alive but not serving: a second one beside it would fight over its port and data.
+        ctx.provider.stop_service(node, service, binary)
     ctx.provider.spawn(node, service, argv)
     why = ""
 

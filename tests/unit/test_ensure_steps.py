@@ -312,11 +312,6 @@ def test_kv_alive_but_not_serving_is_started_again(
     assert provider.actions()[-1][0] == "spawn"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an etcd that is alive but not serving is not stopped: a second one is spawned "
-    "beside it, on the same port and data folder",
-)
 def test_kv_alive_but_not_serving_is_stopped_before_it_is_started_again(
     kv_lab: tuple[LabContext, FakeProvider],
 ) -> None:
