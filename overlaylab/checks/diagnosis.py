@@ -173,6 +173,34 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def wrong_store(ev: Evidence) -> list[Diagnosis]:
+    """Engines running with another cluster-store than the spec's are in another cluster:
+    the lab's overlays, and every container on them, are missing there."""
+    wanted = ev.spec.cluster_store_url()
+    failed = [
+        r
+        for r in ev.unexplained("engines.advertise")
+        if "cluster_store" in r.details and r.details["cluster_store"] != wanted
+    ]
+    if not failed:
+        return []
+    nodes = sorted(r.target for r in failed)
+    follows = (*NODE_DEPENDENT, "probes.running", "stacks.running")
+    explained = [*failed, *(r for node in nodes for r in ev.involving(node, follows))]
+    stores = sorted({str(r.details["cluster_store"]) for r in failed})
+    return [
+        Diagnosis(
+            cause=f"{len(nodes)} engine(s) run with another cluster store than the spec's",
+            detail=f"{', '.join(nodes)} use {', '.join(stores)}, the spec says {wanted}: the "
+            "lab's overlays live in the spec's store, so they do not exist on those engines, "
+            "and no container there can join them. `invoke up` rewrites daemon.json and "
+            "restarts the engines.",
+            nodes=nodes,
+            checks=ev.explain(explained),
+        )
+    ]
+
+
 def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
     failed = [
         r
@@ -347,6 +375,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     dead_engines,
     cut_off_nodes,
     kv_down,
+    wrong_store,
     wrong_advertise,
     gossip_blocked,
     gossip_partition,

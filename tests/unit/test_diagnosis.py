@@ -346,13 +346,11 @@ def test_an_engine_on_another_store_is_not_called_a_wrong_advertise(lab: FakeLab
     [config] = failing(report, "engines.advertise")
     assert config.message.startswith("cluster-store is etcd://192.168.97.99:2379")
     assert not any("advertise an address" in c for c in causes(report))
-    # No rule knows this fault yet: each symptom is reported on its own, all on n1.
-    assert causes(report) == [
-        "1 node(s) run no probes: no path to or from them is tested",
-        "2 overlay(s) are not the same network on every engine",
-        "1 stack service(s) do not run where the spec places them",
-        "1 engines.advertise failure(s)",
-    ]
+    # One cause, and every symptom on n1 (no overlays, no probes, web gone) filed under it.
+    [found] = report.diagnosis
+    assert found.cause == "1 engine(s) run with another cluster store than the spec's"
+    assert found.nodes == ["n1"] and "etcd://192.168.97.99:2379" in found.detail
+    assert {"probes.running", "networks.present", "stacks.running"} <= set(found.checks)
     all_failures_explained(report)
 
 
