@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from overlaylab import lab  # noqa: E402
 from overlaylab.checks.verify import ALL_CHECKS, run_verify  # noqa: E402
 from overlaylab.progress import Progress  # noqa: E402
-from overlaylab.providers.teardown import lab_cgroups  # noqa: E402
+from overlaylab.providers.local.teardown import lab_cgroups  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -88,7 +88,7 @@ def run_once(nodes: int, run: int, phases: csv.writer, memory: csv.writer) -> No
         spec = spec_dir / f"bench{nodes}.yml"
         spec.write_text(spec_text(nodes).replace("file: stacks/", "file: ../../../stacks/"))
         ctx = lab.open_lab(spec, Progress(quiet=True))
-        lab.down(ctx.spec.name)  # start clean
+        ctx.provider.destroy()  # start clean
         try:
             report = lab.up(ctx)
             for phase, seconds in report.timings.items():
@@ -114,7 +114,7 @@ def run_once(nodes: int, run: int, phases: csv.writer, memory: csv.writer) -> No
             memory.writerow([nodes, run, ctx.spec.kv.node, node_peak_rss_mib(ctx, "kv")])
         finally:
             started = time.monotonic()
-            lab.down(ctx.spec.name)
+            ctx.provider.destroy()
             phases.writerow([nodes, run, "down", f"{time.monotonic() - started:.3f}", ""])
         print(
             f"{nodes} nodes, run {run}: up {report.seconds:.1f}s, verify "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
-from overlaylab.providers.local import LocalProvider
+from overlaylab.providers.base import Node, Provider
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.paths import resolve_in_spec_dir
 from overlaylab.spec.warnings import SpecWarning
@@ -20,7 +20,7 @@ class LabContext:
     spec_path: Path
     spec_dir: Path  # the spec file's folder: relative stack and image paths resolve here
     layout: LabLayout
-    provider: LocalProvider
+    provider: Provider
     progress: Progress = field(default_factory=Progress)
     # Valid-but-surprising things about the spec, shown before `up` (never stop it).
     warnings: list[SpecWarning] = field(default_factory=list)
@@ -28,6 +28,10 @@ class LabContext:
     def resolve_spec_path(self, relative: str) -> Path:
         """A stack file or image tarball named in the spec, as an absolute path."""
         return resolve_in_spec_dir(self.spec_dir, relative)
+
+    def node(self, name: str) -> Node:
+        """The handle every step and check reaches a host through."""
+        return self.provider.node(name)
 
     @property
     def state(self) -> LabState:

@@ -21,7 +21,6 @@ from overlaylab.steps.engines import ensure_engines, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
 from overlaylab.steps.networks import ensure_networks
-from overlaylab.steps.preflight import local_preflight
 from overlaylab.steps.stacks import ensure_stacks
 
 DEFAULT_SPEC = Path("inventory/lab.yml")
@@ -84,7 +83,7 @@ class UpReport:
 
 
 def preflight(ctx: LabContext) -> None:
-    gaps = local_preflight(ctx.spec, ctx.provider.host_address)
+    gaps = ctx.provider.preflight()
     if gaps:
         raise PreflightError(gaps)
 
@@ -131,8 +130,8 @@ def _remove_half_made_lab(ctx: LabContext, error: StepError) -> None:
         ctx.progress.say(f"[red]clean-up failed too[/]: {describe_failure(exc)}; run `invoke down`")
 
 
-def down(cluster: str, state_dir: str | Path | None = None) -> list[str]:
-    """Remove every trace of the lab named `cluster` (needs no state file, no spec)."""
-    from overlaylab.providers.teardown import destroy_local_lab
+def down_by_name(cluster: str, state_dir: str | Path | None = None) -> list[str]:
+    """Remove a local lab from its name alone, when its spec is gone or broken."""
+    from overlaylab.providers.local.teardown import destroy_local_lab
 
     return destroy_local_lab(LabLayout.for_cluster(cluster, state_dir))

@@ -9,17 +9,16 @@ from rich.console import Console
 from rich.table import Table
 
 from overlaylab.context import LabContext
-from overlaylab.providers.teardown import lab_namespaces
-from overlaylab.steps.engines import engine_ping
 from overlaylab.steps.kv import KV_BINARIES, kv_ready
 
 
 def _engine(ctx: LabContext, node: str) -> dict[str, Any]:
     info: dict[str, Any] = {"node": node, "address": str(ctx.spec.address_of(node))}
-    if not engine_ping(ctx, node):
+    handle = ctx.node(node)
+    if not handle.engine_ping():
         return {**info, "engine": "down"}
     try:
-        with ctx.provider.engine(node, timeout=5) as client:
+        with handle.engine(timeout=5) as client:
             facts = client.info()
             containers = client.containers.list(all=True)
             info.update(
@@ -49,20 +48,14 @@ def _engine(ctx: LabContext, node: str) -> dict[str, Any]:
 
 def collect(ctx: LabContext) -> dict[str, Any]:
     spec = ctx.spec
-    namespaces = set(lab_namespaces(ctx.layout))
+    up = ctx.provider.exists()
     nodes = [
-        {
-            "name": n.name,
-            "address": str(n.address),
-            "roles": list(n.roles),
-            "namespace": ctx.layout.node_ns(n.name) in namespaces,
-        }
-        for n in spec.nodes
+        {"name": n.name, "address": str(n.address), "roles": list(n.roles)} for n in spec.nodes
     ]
     kv: dict[str, Any] | None = None
     if spec.kv is not None:
         binary = KV_BINARIES[spec.kv.backend]
-        alive = ctx.provider.service_pid(spec.kv.node, spec.kv.backend, binary) is not None
+        alive = ctx.node(spec.kv.node).service_alive(spec.kv.backend, binary)
         ready, why = kv_ready(ctx) if alive else (False, "not running")
         kv = {
             "backend": spec.kv.backend,
@@ -72,11 +65,12 @@ def collect(ctx: LabContext) -> dict[str, Any]:
             "detail": "" if ready else why,
             "url": spec.cluster_store_url(),
         }
-    engines = [_engine(ctx, n.name) for n in spec.engine_nodes] if namespaces else []
+    engines = [_engine(ctx, n.name) for n in spec.engine_nodes] if up else []
     return {
         "cluster": spec.name,
+        "provider": ctx.provider.name,
         "state_dir": str(ctx.layout.state_dir),
-        "up": bool(namespaces),
+        "up": up,
         "nodes": nodes,
         "kv": kv,
         "engines": engines,

@@ -60,7 +60,7 @@ def _hosts_address(hosts: str, hostname: str) -> str | None:
 
 
 def _gwbridge_subnet(vctx: VerifyContext, node: str) -> ipaddress.IPv4Network | None:
-    with vctx.lab.provider.engine(node, timeout=10) as client:
+    with vctx.lab.node(node).engine(timeout=10) as client:
         try:
             config = client.api.inspect_network("docker_gwbridge")["IPAM"]["Config"]
         except docker.errors.NotFound:
@@ -70,7 +70,7 @@ def _gwbridge_subnet(vctx: VerifyContext, node: str) -> ipaddress.IPv4Network | 
 
 def _gwbridge_owner(vctx: VerifyContext, node: str, address: str) -> str | None:
     """Name of the container on `node` that holds `address` on its docker_gwbridge."""
-    with vctx.lab.provider.engine(node, timeout=10) as client:
+    with vctx.lab.node(node).engine(timeout=10) as client:
         try:
             containers = client.api.inspect_network("docker_gwbridge").get("Containers") or {}
         except docker.errors.NotFound:

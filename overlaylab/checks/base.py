@@ -43,7 +43,7 @@ class VerifyContext:
         node = probe_or_node.node if isinstance(probe_or_node, Probe) else probe_or_node
         name = container or (probe_or_node.name if isinstance(probe_or_node, Probe) else "")
         code, out = exec_in(self.lab, node, name, argv, timeout or self.timeout)
-        env = self.lab.provider.engine_env(node)
+        env = self.lab.node(node).docker_env()
         prefix = " ".join(f"{k}={v}" for k, v in env.items() if k != "DOCKER_MACHINE_NAME")
         return code, out, f"{prefix} docker exec {name} {shlex.join(argv)}"
 

@@ -7,21 +7,22 @@ import time
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.steps.engines import engine_ping
+from overlaylab.providers.base import tail
 
 PANIC = re.compile(r"^panic: .*$", re.M)
 
 
 def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
-    return vctx.lab.provider.log_tail(node, "dockerd", lines)
+    return tail(vctx.lab.node(node).service_log("dockerd"), lines)
 
 
 def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
     """(message, hint) for an engine that does not answer, read from its own log."""
-    log_path = vctx.lab.layout.log_file(node, "dockerd")
-    text = vctx.lab.provider.current_log(node, "dockerd") or ""
+    handle = vctx.lab.node(node)
+    log_path = handle.service_log_location("dockerd")
+    text = handle.service_log("dockerd") or ""
     panic = PANIC.search(text)
-    alive = vctx.lab.provider.service_pid(node, "dockerd", "dockerd") is not None
+    alive = handle.service_alive("dockerd", "dockerd")
     if panic:
         frames = re.findall(r"^(github\.com/docker/\S+)\(", text[panic.end() :], re.M)[:3]
         where = f" in {frames[0]}" if frames else ""
@@ -46,8 +47,9 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
     results = []
     for node in vctx.lab.spec.engine_nodes:
         started = time.monotonic()
-        if engine_ping(vctx.lab, node.name, timeout=2):
-            with vctx.lab.provider.engine(node.name, timeout=10) as client:
+        handle = vctx.lab.node(node.name)
+        if handle.engine_ping(timeout=2):
+            with handle.engine(timeout=10) as client:
                 version = client.version().get("Version", "?")
             results.append(
                 CheckResult(
@@ -73,7 +75,7 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
                 nodes=[node.name],
                 target=node.name,
                 output=_log_tail(vctx, node.name),
-                command=f"tail {vctx.lab.layout.log_file(node.name, 'dockerd')}",
+                command=f"tail {handle.service_log_location('dockerd')}",
                 seconds=round(time.monotonic() - started, 3),
             )
         )
@@ -81,9 +83,10 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
 
 
 def _info(vctx: VerifyContext, node: str) -> dict | None:
-    if not engine_ping(vctx.lab, node, timeout=2):
+    handle = vctx.lab.node(node)
+    if not handle.engine_ping(timeout=2):
         return None
-    with vctx.lab.provider.engine(node, timeout=10) as client:
+    with handle.engine(timeout=10) as client:
         return client.info()
 
 

@@ -7,7 +7,6 @@ import time
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.netns import http_get, tcp_connect_ok
 
 DISCOVERY_PATH = "docker/nodes"  # libkv's default kv.path for engine discovery
 
@@ -20,7 +19,8 @@ def reachable(vctx: VerifyContext) -> list[CheckResult]:
     results = []
     for node in spec.engine_nodes:
         started = time.monotonic()
-        ok, why = tcp_connect_ok(vctx.lab.provider.netns(node.name), kv_ip, port, timeout=2)
+        handle = vctx.lab.node(node.name)
+        ok, why = handle.tcp_connect(kv_ip, port, timeout=2)
         results.append(
             CheckResult(
                 check="kv.reachable",
@@ -38,8 +38,7 @@ def reachable(vctx: VerifyContext) -> list[CheckResult]:
                 source=node.name,
                 target=spec.kv.node,
                 details={"port": port},
-                command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(node.name)} "
-                f"nc -zv {kv_ip} {port}",
+                command=handle.tcp_probe_command(kv_ip, port),
                 seconds=round(time.monotonic() - started, 3),
             )
         )
@@ -49,12 +48,11 @@ def reachable(vctx: VerifyContext) -> list[CheckResult]:
 def _etcd_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
     spec = vctx.lab.spec
     assert spec.kv is not None
-    ns = vctx.lab.provider.netns(spec.kv.node)
+    kv_node = vctx.lab.node(spec.kv.node)
     prefix = spec.kv.path.strip("/")
     path = "/".join(p for p in (prefix, DISCOVERY_PATH) if p)
     try:
-        status, body = http_get(
-            ns,
+        status, body = kv_node.http_get(
             str(spec.address_of(spec.kv.node)),
             spec.kv.client_port,
             f"/v2/keys/{path}/",

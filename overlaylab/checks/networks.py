@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.steps.engines import engine_ping
 
 
 def present(vctx: VerifyContext) -> list[CheckResult]:
@@ -14,10 +13,11 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
         seen: dict[str, tuple[str, str, str | None]] = {}
         missing, down = [], []
         for node in spec.engine_nodes:
-            if not engine_ping(vctx.lab, node.name, timeout=2):
+            handle = vctx.lab.node(node.name)
+            if not handle.engine_ping(timeout=2):
                 down.append(node.name)
                 continue
-            with vctx.lab.provider.engine(node.name, timeout=10) as client:
+            with handle.engine(timeout=10) as client:
                 found = [n for n in client.api.networks(names=[net.name]) if n["Name"] == net.name]
             if not found:
                 missing.append(node.name)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import stack_containers
-from overlaylab.netns import tcp_connect_ok
 
 
 def published(vctx: VerifyContext) -> list[CheckResult]:
@@ -26,7 +25,8 @@ def published(vctx: VerifyContext) -> list[CheckResult]:
     def one(item):  # type: ignore[no-untyped-def]
         c, host_port, container_port, other = item
         address = str(spec.address_of(c.node))
-        ok, why = tcp_connect_ok(vctx.lab.provider.netns(other), address, host_port, timeout=3)
+        observer = vctx.lab.node(other)
+        ok, why = observer.tcp_connect(address, host_port, timeout=3)
         return [
             CheckResult(
                 check="ports.published",
@@ -44,8 +44,7 @@ def published(vctx: VerifyContext) -> list[CheckResult]:
                 source=other,
                 target=c.node,
                 details={"port": host_port, "service": f"{c.stack}/{c.service}"},
-                command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(other)} "
-                f"nc -zv {address} {host_port}",
+                command=observer.tcp_probe_command(address, host_port),
             )
         ]
 

@@ -46,7 +46,7 @@ def probe_name(network: str, node: str, slot: str = "a") -> str:
 
 def _ensure_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
     name = probe_name(network, node, slot)
-    with ctx.provider.engine(node) as client:
+    with ctx.node(node).engine() as client:
         try:
             container = client.containers.get(name)
             if container.status != "running" or container.attrs["Config"]["Cmd"] != PROBE_COMMAND:
@@ -96,6 +96,6 @@ def exec_in(
 ) -> tuple[int, str]:
     """Run argv in a container; (exit code, combined output). Bounded by `timeout` seconds."""
     wrapped = ["timeout", str(int(max(1, timeout))), *argv]
-    with ctx.provider.engine(node) as client:
+    with ctx.node(node).engine() as client:
         result = client.containers.get(container).exec_run(wrapped, demux=False)
     return result.exit_code, (result.output or b"").decode(errors="replace")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from overlaylab.checks.base import VerifyContext
-from overlaylab.steps.engines import engine_ping
 
 
 @dataclass(frozen=True)
@@ -38,10 +37,11 @@ def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
     down: set[str] = vctx.cache.setdefault("stack_nodes_down", set())
     for stack in vctx.lab.spec.stacks:
         for service, node in sorted(stack.services.items()):
-            if node in down or not engine_ping(vctx.lab, node, timeout=2):
+            handle = vctx.lab.node(node)
+            if node in down or not handle.engine_ping(timeout=2):
                 down.add(node)
                 continue
-            with vctx.lab.provider.engine(node, timeout=10) as client:
+            with handle.engine(timeout=10) as client:
                 containers = client.containers.list(
                     filters={
                         "label": [

@@ -13,8 +13,6 @@ from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.netns import tcp_connect_ok
-from overlaylab.steps.engines import engine_ping
 
 SERF_PORT = 7946
 
@@ -27,7 +25,8 @@ def _probe_port(
 
     def one(pair):  # type: ignore[no-untyped-def]
         a, b = pair
-        ok, why = tcp_connect_ok(vctx.lab.provider.netns(a.name), str(b.address), port, timeout=2)
+        observer = vctx.lab.node(a.name)
+        ok, why = observer.tcp_connect(str(b.address), port, timeout=2)
         return [
             CheckResult(
                 check=check,
@@ -40,8 +39,7 @@ def _probe_port(
                 source=a.name,
                 target=b.name,
                 details={"port": port},
-                command=f"nsenter --net=/run/netns/{vctx.lab.provider.netns(a.name)} "
-                f"nc -zv {b.address} {port}",
+                command=observer.tcp_probe_command(str(b.address), port),
             )
         ]
 
@@ -113,8 +111,9 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
     expected = {n.name for n in spec.engine_nodes}
     results = []
     for node in sorted(expected):
-        log = vctx.lab.provider.current_log(node, "dockerd")
-        if not engine_ping(vctx.lab, node, timeout=2):
+        handle = vctx.lab.node(node)
+        log = handle.service_log("dockerd")
+        if not handle.engine_ping(timeout=2):
             # The log a dead engine left describes a cluster it has since left.
             results.append(
                 CheckResult.untested(
@@ -148,7 +147,7 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
                 hint="" if not missing else HINT_PARTITION,
                 nodes=[node, *missing],
                 target=node,
-                command=f"grep 'serf: Event' {vctx.lab.layout.log_file(node, 'dockerd')}",
+                command=f"grep 'serf: Event' {handle.service_log_location('dockerd')}",
                 details={"seen": sorted(seen), "missing": missing},
             )
         )

@@ -1,24 +1,32 @@
-"""Providers make hosts. Only `local` can run on this machine today."""
+"""Providers make hosts. The registry maps a spec's `provider.type` to its provider."""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 from overlaylab.errors import OverlaylabError
 
 if TYPE_CHECKING:
     from overlaylab.layout import LabLayout
-    from overlaylab.providers.local import LocalProvider
+    from overlaylab.providers.base import Provider
     from overlaylab.spec.models import ClusterSpec
 
+# provider.type -> "module:class", imported on demand so that a provider's own
+# dependencies (fabric, python-vagrant) load only when a spec asks for it.
+REGISTRY: dict[str, str] = {
+    "local": "overlaylab.providers.local:LocalProvider",
+}
 
-def get_provider(spec: ClusterSpec, layout: LabLayout) -> LocalProvider:
+
+def get_provider(spec: ClusterSpec, layout: LabLayout) -> Provider:
     kind = spec.provider.type
-    if kind == "local":
-        from overlaylab.providers.local import LocalProvider
-
-        return LocalProvider(spec, layout)
-    raise OverlaylabError(
-        f"provider '{kind}' cannot bring a lab up yet: only the local provider is implemented. "
-        "Set `provider: {type: local}` in the spec to run the same topology on this machine."
-    )
+    if kind not in REGISTRY:
+        raise OverlaylabError(
+            f"provider '{kind}' cannot bring a lab up yet: the providers that can are "
+            f"{', '.join(sorted(REGISTRY))}. `invoke render` writes what the {kind} provider "
+            "would run; `provider: {type: local}` runs the same topology on this machine."
+        )
+    module, name = REGISTRY[kind].split(":")
+    provider: Provider = getattr(importlib.import_module(module), name)(spec, layout)
+    return provider

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.netns import tcp_connect_ok
+from overlaylab.providers.base import Node as NodeHandle
+from overlaylab.providers.base import tail
 from overlaylab.render import render
 from overlaylab.spec.models import Node
-from overlaylab.steps.tls import LabCA
+from overlaylab.steps.tls import LabCA, NodeStore
 from overlaylab.waiting import wait_until
 
 READY_TIMEOUT = 30.0
@@ -26,24 +24,32 @@ SERVICE = "dockerd"
 
 
 def daemon_config(ctx: LabContext, node: Node) -> dict[str, Any]:
-    """The node's daemon.json as a dict (rendered from templates/daemon.json.j2)."""
-    spec, layout = ctx.spec, ctx.layout
-    hosts = [f"unix://{layout.docker_socket(node.name)}"]
+    """The node's daemon.json as a dict (rendered from templates/daemon.json.j2).
+
+    Paths are the node's own, from its provider: a folder per engine when several
+    share a machine, the host's usual places on a real host.
+    """
+    spec, handle = ctx.spec, ctx.node(node.name)
+    hosts = [f"unix://{handle.paths.docker_socket}"]
     if spec.engine.tls:
         hosts.append(f"tcp://{node.address}:{spec.engine.api_port}")
+    where: dict[str, str] = {}
+    if handle.paths.private_engine:
+        where["node_dir"] = str(handle.paths.root)
+    if handle.cgroup_parent is not None:
+        where["cgroup_parent"] = handle.cgroup_parent
     text = render(
         "daemon.json.j2",
-        node_dir=str(layout.node_dir(node.name)),
         hosts=hosts,
         tls=spec.engine.tls,
-        tls_dir=str(layout.node_dir(node.name) / "tls"),
+        tls_dir=str(handle.paths.tls_dir),
         cluster_store=spec.cluster_store_url(),
         cluster_advertise=spec.engine.cluster_advertise,
         cluster_store_opts=spec.engine.cluster_store_opts,
         labels=[f"{k}={v}" for k, v in sorted(node.labels.items())],
         extra=spec.engine.daemon,
-        cgroup_parent=layout.cgroup_parent(node.name),
         mtu=spec.lab.mtu,
+        **where,
     )
     return json.loads(text)
 
@@ -56,8 +62,9 @@ def ensure_tls(ctx: LabContext) -> bool:
     made = ["a new CA"] if ca.ensure() else []
     for node in ctx.spec.engine_nodes:
         assert node.address is not None
+        handle = ctx.node(node.name)
         if ca.issue(
-            layout.node_dir(node.name) / "tls",
+            NodeStore(handle, handle.paths.tls_dir),
             node.name,
             server=True,
             ips=[node.address],
@@ -71,24 +78,10 @@ def ensure_tls(ctx: LabContext) -> bool:
     return bool(made)
 
 
-def engine_ping(ctx: LabContext, node: str, timeout: float = 1.0) -> bool:
-    """GET /_ping on the node's unix socket: cheap readiness without a client library."""
-    path = str(ctx.layout.docker_socket(node))
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.0 200") or False
-    except OSError:
-        return False
-
-
-def _certificates_digest(tls_dir: Path) -> str:
+def _certificates_digest(handle: NodeHandle) -> str:
     digest = hashlib.sha256()
     for name in ("ca.pem", "cert.pem", "key.pem"):
-        with contextlib.suppress(FileNotFoundError):
-            digest.update(name.encode() + (tls_dir / name).read_bytes())
+        digest.update(name.encode() + (handle.read_file(handle.paths.tls_dir / name) or b""))
     return digest.hexdigest()
 
 
@@ -98,49 +91,48 @@ def _ensure_engine(ctx: LabContext, node: Node) -> str:
 
 
 def _converge_engine(ctx: LabContext, node: Node) -> str:
-    layout, provider = ctx.layout, ctx.provider
-    config = daemon_config(ctx, node)
-    config_path = layout.daemon_config(node.name)
-    wanted = json.dumps(config, indent=2, sort_keys=True) + "\n"
-    current = config_path.read_text() if config_path.exists() else None
+    handle = ctx.node(node.name)
+    config_path = handle.paths.daemon_config
+    wanted = json.dumps(daemon_config(ctx, node), indent=2, sort_keys=True) + "\n"
+    current = handle.read_file(config_path)
     # dockerd reads its certificates once, at start: renewed ones need a restart.
-    served_path = layout.node_dir(node.name) / "tls-served.sha256"
-    certs = _certificates_digest(layout.node_dir(node.name) / "tls")
-    served = served_path.read_text() if served_path.exists() else None
-    alive = provider.service_pid(node.name, SERVICE, SERVICE) is not None
-    if alive and current == wanted and served == certs and engine_ping(ctx, node.name):
+    served_path = handle.paths.root / "tls-served.sha256"
+    certs = _certificates_digest(handle)
+    served = handle.read_file(served_path)
+    alive = handle.service_alive(SERVICE, SERVICE)
+    unchanged = current == wanted.encode() and served == certs.encode()
+    if alive and unchanged and handle.engine_ping():
         return "already running"
     verb = "started"
     if alive:
-        provider.stop_service(node.name, SERVICE, SERVICE)
+        handle.stop_service(SERVICE, SERVICE)
         verb = "restarted"
-        if current != wanted:
+        if current != wanted.encode():
             verb = "restarted (daemon.json changed)"
-        elif served != certs:
+        elif served != certs.encode():
             verb = "restarted (certificates renewed)"
-    layout.node_dir(node.name).mkdir(parents=True, exist_ok=True)
-    config_path.write_text(wanted)
-    served_path.write_text(certs)
-    provider.spawn(node.name, SERVICE, ["dockerd", "--config-file", str(config_path)])
+    handle.put_file(config_path, wanted.encode())
+    handle.put_file(served_path, certs.encode())
+    handle.start_service(SERVICE, ["dockerd", "--config-file", str(config_path)])
 
     def ready_or_died() -> str:
         """`ready`, `died`, or "" (falsy) while dockerd is still starting."""
-        if engine_ping(ctx, node.name):
+        if handle.engine_ping():
             return "ready"
-        # No pid: it died (not just mid-exec), and waiting longer cannot help.
-        return "" if provider.service_pid(node.name, SERVICE) is not None else "died"
+        # Not alive: it died (not just mid-exec), and waiting longer cannot help.
+        return "" if handle.service_alive(SERVICE) else "died"
 
     if wait_until(ready_or_died, READY_TIMEOUT, interval=0.05) == "ready":
         return verb
     raise OverlaylabError(
-        f"dockerd on {node.name} did not answer on {layout.docker_socket(node.name)}.\n"
-        f"  log {layout.log_file(node.name, SERVICE)}:\n"
-        + "\n".join(f"  | {line}" for line in provider.log_tail(node.name, SERVICE).splitlines())
+        f"dockerd on {node.name} did not answer on {handle.paths.docker_socket}.\n"
+        f"  log {handle.service_log_location(SERVICE)}:\n"
+        + "\n".join(f"  | {line}" for line in tail(handle.service_log(SERVICE)).splitlines())
     )
 
 
 def _serf_listening(ctx: LabContext, node: Node) -> bool:
-    return tcp_connect_ok(ctx.provider.netns(node.name), str(node.address), SERF_PORT, 0.5)[0]
+    return ctx.node(node.name).tcp_connect(str(node.address), SERF_PORT, 0.5)[0]
 
 
 def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:

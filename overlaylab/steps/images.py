@@ -135,7 +135,7 @@ def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
 
 
 def ensure_images(ctx: LabContext) -> bool:
-    spec, provider = ctx.spec, ctx.provider
+    spec = ctx.spec
     engine_nodes = [n.name for n in spec.engine_nodes]
     wanted: list[tuple[str, str, str | None]] = [(n, PROBE_IMAGE, None) for n in engine_nodes]
     for image in spec.images:
@@ -144,7 +144,7 @@ def ensure_images(ctx: LabContext) -> bool:
 
     def load(item: tuple[str, str, str | None]) -> bool:
         node, name, tarball = item
-        with on_node(node), provider.engine(node) as client:
+        with on_node(node), ctx.node(node).engine() as client:
             if _has_image(client, name):
                 return False
             if name == PROBE_IMAGE:

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.netns import http_get, tcp_connect_ok
+from overlaylab.providers.base import tail
+from overlaylab.spec.models import ClusterSpec
 from overlaylab.waiting import wait_until
 
 ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
@@ -18,12 +19,38 @@ KV_BINARIES = {"etcd": "etcd", "zookeeper": "java", "consul": "consul"}
 
 
 def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
-    """(binary name as seen in /proc/PID/comm, argv) for the spec's KV backend."""
-    spec, layout = ctx.spec, ctx.layout
+    """(binary name as seen in /proc/PID/comm, argv) for the spec's KV backend; places
+    the files the server needs (zookeeper's zoo.cfg) on the KV node first."""
+    spec = ctx.spec
+    assert spec.kv is not None
+    handle = ctx.node(spec.kv.node)
+    node_dir = Path(handle.paths.root)
+    if spec.kv.backend == "zookeeper":
+        config = zookeeper_config(spec, node_dir).encode()
+        handle.put_file(handle.paths.root / ZOOKEEPER_CONFIG, config)
+    return kv_argv(spec, node_dir)
+
+
+ZOOKEEPER_CONFIG = "zoo.cfg"
+
+
+def zookeeper_config(spec: ClusterSpec, node_dir: Path) -> str:
+    """zoo.cfg for a store whose data lives under `node_dir` (the file goes there too)."""
+    assert spec.kv is not None
+    ip, port = spec.address_of(spec.kv.node), spec.kv.client_port
+    return (
+        f"tickTime=2000\ndataDir={node_dir / spec.kv.backend}\nclientPort={port}\n"
+        f"clientPortAddress={ip}\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n"
+    )
+
+
+def kv_argv(spec: ClusterSpec, node_dir: Path) -> tuple[str, list[str]]:
+    """`kv_command` without side effects: the store's data under `node_dir` (zookeeper's
+    config file too, whose text `zookeeper_config` gives). `invoke render` shares it."""
     assert spec.kv is not None
     node = spec.kv.node
     ip, port = str(spec.address_of(node)), spec.kv.client_port
-    data = layout.node_dir(node) / spec.kv.backend
+    data = node_dir / spec.kv.backend
     if spec.kv.backend == "etcd":
         # Docker's libkv speaks only etcd's v2 API, which etcd 3.4 serves on request.
         url = f"http://{ip}:{port}"
@@ -49,12 +76,7 @@ def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
             "--log-outputs=stderr",
         ]
     if spec.kv.backend == "zookeeper":
-        data.mkdir(parents=True, exist_ok=True)
-        config = layout.node_dir(node) / "zoo.cfg"
-        config.write_text(
-            f"tickTime=2000\ndataDir={data}\nclientPort={port}\nclientPortAddress={ip}\n"
-            "admin.enableServer=false\n4lw.commands.whitelist=ruok\n"
-        )
+        config = node_dir / ZOOKEEPER_CONFIG
         return KV_BINARIES["zookeeper"], [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
     return KV_BINARIES["consul"], [
         "consul",
@@ -77,17 +99,17 @@ def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
 def kv_ready(ctx: LabContext) -> tuple[bool, str]:
     spec = ctx.spec
     assert spec.kv is not None
-    ns = ctx.layout.node_ns(spec.kv.node)
+    kv_node = ctx.node(spec.kv.node)
     ip, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
     if spec.kv.backend == "etcd":
         try:
-            status, body = http_get(ns, ip, port, "/v2/keys/", timeout=1.0)
+            status, body = kv_node.http_get(ip, port, "/v2/keys/", timeout=1.0)
         except OSError as exc:
             return False, str(exc)
         if status == 404:
             return False, "etcd answers but does not serve the v2 API (needs --enable-v2=true)"
         return status == 200, f"HTTP {status}: {body[:200]}"
-    return tcp_connect_ok(ns, ip, port, timeout=1.0)
+    return kv_node.tcp_connect(ip, port, timeout=1.0)
 
 
 def ensure_kv(ctx: LabContext) -> bool:
@@ -101,8 +123,9 @@ def _converge_kv(ctx: LabContext) -> bool:
     spec = ctx.spec
     assert spec.kv is not None
     node, service = spec.kv.node, spec.kv.backend
+    handle = ctx.node(node)
     binary, argv = kv_command(ctx)
-    alive = ctx.provider.service_pid(node, service, binary) is not None
+    alive = handle.service_alive(service, binary)
     if alive and kv_ready(ctx)[0]:
         ctx.progress.item(
             node, f"{service} already serving on {spec.address_of(node)}:{spec.kv.client_port}"
@@ -110,8 +133,8 @@ def _converge_kv(ctx: LabContext) -> bool:
         return False
     if alive:
         # Alive but not serving: a second one beside it would fight over its port and data.
-        ctx.provider.stop_service(node, service, binary)
-    ctx.provider.spawn(node, service, argv)
+        handle.stop_service(service, binary)
+    handle.start_service(service, argv)
     why = ""
 
     def ready_or_died() -> str:
@@ -121,7 +144,7 @@ def _converge_kv(ctx: LabContext) -> bool:
         if ready:
             return "ready"
         # No pid: it died (not just mid-exec), and waiting longer cannot help.
-        return "" if ctx.provider.service_pid(node, service) else "died"
+        return "" if handle.service_alive(service) else "died"
 
     if wait_until(ready_or_died, READY_TIMEOUT, interval=0.1) == "ready":
         ctx.progress.item(
@@ -130,6 +153,6 @@ def _converge_kv(ctx: LabContext) -> bool:
         return True
     raise OverlaylabError(
         f"{service} on {node} did not become ready ({why}).\n"
-        f"  log {ctx.layout.log_file(node, service)}:\n"
-        + "\n".join(f"  | {line}" for line in ctx.provider.log_tail(node, service).splitlines())
+        f"  log {handle.service_log_location(service)}:\n"
+        + "\n".join(f"  | {line}" for line in tail(handle.service_log(service)).splitlines())
     )

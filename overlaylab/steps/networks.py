@@ -69,11 +69,11 @@ def _create(ctx: LabContext, client: docker.DockerClient, net: OverlayNetwork) -
 
 
 def ensure_networks(ctx: LabContext) -> bool:
-    spec, provider = ctx.spec, ctx.provider
+    spec = ctx.spec
     nodes = [n.name for n in spec.engine_nodes]
     changed = False
     for net in spec.networks:
-        with on_node(nodes[0]), provider.engine(nodes[0]) as first:
+        with on_node(nodes[0]), ctx.node(nodes[0]).engine() as first:
             info = _find(first, net.name)
             if info is None:
                 info = _create(ctx, first, net)
@@ -96,7 +96,7 @@ def _wait_everywhere(ctx: LabContext, net: OverlayNetwork, net_id: str, nodes: l
 
     def present_everywhere() -> bool:
         for node in list(missing):
-            with on_node(node), ctx.provider.engine(node) as client:
+            with on_node(node), ctx.node(node).engine() as client:
                 info = _find(client, net.name)
             if info is not None and info["Id"] == net_id:
                 missing.remove(node)

@@ -30,7 +30,7 @@ def compose_env(ctx: LabContext, node: str) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("DOCKER_", "COMPOSE_")) and k not in _CA_OVERRIDES
     }
-    env.update(ctx.provider.engine_env(node))
+    env.update(ctx.node(node).docker_env())
     return env
 
 
@@ -41,7 +41,7 @@ def _fingerprint(ctx: LabContext, stack: Stack) -> str:
 
 
 def _running(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
-    with ctx.provider.engine(node) as client:
+    with ctx.node(node).engine() as client:
         found = client.containers.list(
             filters={
                 "label": [

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -18,21 +19,52 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+if TYPE_CHECKING:
+    from overlaylab.providers.base import Node
+
 VALIDITY = dt.timedelta(days=30)
 # A certificate this close to its end is renewed by the next `up`, not used until it
 # stops working in the middle of a test run.
 RENEW_BEFORE = dt.timedelta(days=1)
 
 
-def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
-    path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
+class CertStore(Protocol):
+    """Where a set of ca.pem / cert.pem / key.pem lives: a folder here, or on a node."""
+
+    def read(self, name: str) -> bytes | None: ...
+
+    def write(self, name: str, data: bytes, mode: int) -> None: ...
+
+
+class FolderStore:
+    """A folder of this machine (the client certificates, the local provider's nodes)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def read(self, name: str) -> bytes | None:
+        try:
+            return (self.folder / name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes, mode: int) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / name
+        path.write_bytes(data)
+        path.chmod(mode)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
     )
-    path.chmod(0o600)
+
+
+def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    FolderStore(path.parent).write(path.name, _key_pem(key), 0o600)
 
 
 def _write_cert(path: Path, cert: x509.Certificate) -> None:
@@ -63,7 +95,7 @@ class LabCA:
 
     def ensure(self) -> bool:
         """Make the CA unless a usable one exists; True when a new one was made."""
-        if self.key_path.exists() and _usable(self.cert_path):
+        if self.key_path.exists() and _usable(_read(self.cert_path)):
             return False
         self.dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
@@ -105,23 +137,23 @@ class LabCA:
 
     def issue(
         self,
-        out_dir: Path,
+        out: Path | CertStore,
         common_name: str,
         *,
         server: bool,
         ips: list[ipaddress.IPv4Address] | None = None,
         dns_names: list[str] | None = None,
     ) -> None:
-        """Write ca.pem, cert.pem and key.pem into out_dir; True when it (re)issued them.
+        """Write ca.pem, cert.pem and key.pem to `out`; True when it (re)issued them.
 
         What is there is kept only while it still works: signed by this CA, not about
         to expire, and naming the addresses asked for (a node's address may change).
         """
         wanted_names = [*(dns_names or []), *(str(ip) for ip in ips or [])] if server else []
-        if self._still_good(out_dir, wanted_names):
+        store = FolderStore(out) if isinstance(out, Path) else out
+        if self._still_good(store, wanted_names):
             return False
         ca_cert, ca_key = self._load()
-        out_dir.mkdir(parents=True, exist_ok=True)
         key = ec.generate_private_key(ec.SECP256R1())
         usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
         builder = (
@@ -140,30 +172,40 @@ class LabCA:
             names += [x509.IPAddress(ip) for ip in (ips or [])]
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = builder.sign(ca_key, hashes.SHA256())
-        _write_key(out_dir / "key.pem", key)
-        _write_cert(out_dir / "cert.pem", cert)
-        (out_dir / "ca.pem").write_bytes(self.cert_path.read_bytes())
+        # Keys are private (0600), and written before the certificate that names them.
+        store.write("key.pem", _key_pem(key), 0o600)
+        store.write("cert.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        store.write("ca.pem", self.cert_path.read_bytes(), 0o644)
         return True
 
-    def _still_good(self, out_dir: Path, wanted_names: list[str]) -> bool:
-        cert_path = out_dir / "cert.pem"
-        if not (out_dir / "key.pem").exists() or not _usable(cert_path):
+    def _still_good(self, store: CertStore, wanted_names: list[str]) -> bool:
+        pem = store.read("cert.pem")
+        if store.read("key.pem") is None or pem is None or not _usable(pem):
             return False
         try:
-            if (out_dir / "ca.pem").read_bytes() != self.cert_path.read_bytes():
+            if store.read("ca.pem") != self.cert_path.read_bytes():
                 return False
-            cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+            cert = x509.load_pem_x509_certificate(pem)
             cert.verify_directly_issued_by(self._load()[0])
         except (OSError, ValueError, TypeError, InvalidSignature):
             return False
         return sorted(_names_in(cert)) == sorted(wanted_names)
 
 
-def _usable(cert_path: Path) -> bool:
-    """The certificate exists, parses, and is valid for a while yet."""
+def _read(path: Path) -> bytes | None:
     try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-    except (OSError, ValueError):
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def _usable(pem: bytes | None) -> bool:
+    """The certificate parses, and is valid for a while yet."""
+    if pem is None:
+        return False
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
         return False
     return cert.not_valid_after_utc > dt.datetime.now(dt.UTC) + RENEW_BEFORE
 
@@ -175,3 +217,17 @@ def _names_in(cert: x509.Certificate) -> list[str]:
         return []
     addresses = names.get_values_for_type(x509.IPAddress)
     return [*names.get_values_for_type(x509.DNSName), *map(str, addresses)]
+
+
+class NodeStore:
+    """The certificates of a node, placed through its provider (0600 keys included)."""
+
+    def __init__(self, node: Node, folder: PurePosixPath) -> None:
+        self.node = node
+        self.folder = folder
+
+    def read(self, name: str) -> bytes | None:
+        return self.node.read_file(self.folder / name)
+
+    def write(self, name: str, data: bytes, mode: int) -> None:
+        self.node.put_file(self.folder / name, data, mode)

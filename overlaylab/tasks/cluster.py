@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -53,18 +54,20 @@ def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: igno
         )
 
 
-def _cluster_identity(inventory: str, name: str | None) -> tuple[str, str | None]:
-    """(cluster name, state dir) for down: from the spec, or a readable part of it."""
+def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[[], list[str]]]:
+    """(cluster name, how to remove it): through the spec's provider when the spec loads,
+    else from names alone (a local lab), so a broken or lost spec strands nothing."""
     if name:
-        return name, None
+        return name, lambda: lab.down_by_name(name)
     try:
         ctx = lab.open_lab(inventory, Progress(quiet=True))
-        return ctx.spec.name, str(ctx.layout.state_dir)
+        return ctx.spec.name, ctx.provider.destroy
     except SpecError:
         # A spec that no longer validates must not strand a running lab.
         try:
             data = yaml.safe_load(Path(inventory).read_text())
-            return str(data["name"]), None
+            cluster = str(data["name"])
+            return cluster, lambda: lab.down_by_name(cluster)
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
             raise OverlaylabError(
                 f"{inventory}: cannot tell which lab to take down ({exc}); pass --name NAME"
@@ -80,9 +83,9 @@ def _cluster_identity(inventory: str, name: str | None) -> tuple[str, str | None
 @friendly_errors
 def down(c, inventory=DEFAULT_INVENTORY, name=None):  # type: ignore[no-untyped-def]
     """Remove every trace of the lab: processes, namespaces, links, mounts, files."""
-    cluster, state_dir = _cluster_identity(inventory, name)
+    cluster, take_down = _what_to_take_down(inventory, name)
     try:
-        done = lab.down(cluster, state_dir)
+        done = take_down()
     except TeardownIncomplete as exc:
         for line in exc.done:
             err.print(f"  · {line}")
@@ -124,6 +127,6 @@ def env(c, node, inventory=DEFAULT_INVENTORY):  # type: ignore[no-untyped-def]
         raise OverlaylabError(
             f"no engine node '{node}' in {inventory}; engine nodes: {', '.join(names)}"
         )
-    for key, value in ctx.provider.engine_env(node).items():
+    for key, value in ctx.node(node).docker_env().items():
         print(f"export {key}={shlex.quote(value)}")
     print(f'# Run this command to configure your shell:\n# eval "$(invoke env {node})"')

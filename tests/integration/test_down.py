@@ -11,7 +11,7 @@ from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import invoke
 
 from overlaylab.layout import LabLayout
-from overlaylab.providers import teardown
+from overlaylab.providers.local import teardown
 
 SMALL = "tests/testdata/labs/small.yml"
 

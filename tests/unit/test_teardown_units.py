@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from overlaylab.layout import LabLayout
-from overlaylab.providers import teardown
+from overlaylab.providers.local import teardown
 
 
 @dataclass

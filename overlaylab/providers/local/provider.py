@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import docker
-
 from overlaylab.layout import LabLayout
-from overlaylab.providers import teardown
+from overlaylab.providers.local import teardown
+from overlaylab.providers.local.node import LocalNode
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
@@ -47,6 +46,22 @@ class LocalProvider:
         assert isinstance(options, LocalProviderSpec)
         self.options = options
         self.host = HostRunner()
+        self._nodes: dict[str, LocalNode] = {}
+
+    # --- the provider interface ----------------------------------------------------
+    def node(self, name: str) -> LocalNode:
+        if name not in self._nodes:
+            self.spec.node(name)  # raises for a name the spec does not have
+            self._nodes[name] = LocalNode(self, name)
+        return self._nodes[name]
+
+    def nodes(self) -> Iterator[LocalNode]:
+        return (self.node(n.name) for n in self.spec.nodes)
+
+    def preflight(self) -> list[tuple[str, str]]:
+        from overlaylab.steps.preflight import local_preflight
+
+        return local_preflight(self.spec, self.host_address)
 
     # --- node plumbing -------------------------------------------------------------
     def netns(self, node: str) -> str:
@@ -225,27 +240,6 @@ class LocalProvider:
         except FileNotFoundError:
             return None
         return text.rsplit(START_MARKER, 1)[-1]
-
-    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
-        text = self.current_log(node, service)
-        if text is None:
-            return "(no log)"
-        return "\n".join(text.strip().splitlines()[-lines:])
-
-    # --- engine endpoints --------------------------------------------------------------
-    def engine_client(self, node: str, timeout: int = 30) -> docker.DockerClient:
-        """A client on the node's unix socket (reachable whatever the host link)."""
-        return docker.DockerClient(
-            base_url=f"unix://{self.layout.docker_socket(node)}", timeout=timeout, version="auto"
-        )
-
-    @contextlib.contextmanager
-    def engine(self, node: str, timeout: int = 30) -> Iterator[docker.DockerClient]:
-        client = self.engine_client(node, timeout)
-        try:
-            yield client
-        finally:
-            client.close()
 
     def engine_env(self, node: str) -> dict[str, str]:
         """DOCKER_* variables that point the docker CLI at this node's engine."""
