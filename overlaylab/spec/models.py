@@ -66,12 +66,26 @@ class LocalProvider(StrictModel):
     )
 
 
+# The offline node image for Vagrant's docker provider: sshd, sudo, dockerd, user vagrant.
+VAGRANT_NODE_IMAGE = "overlaylab/vagrant-node:1"
+
+
 class VagrantProvider(StrictModel):
     """VMs through python-vagrant; the top-level Vagrantfile reads the rendered data."""
 
     type: Literal["vagrant"]
-    box: str = Field(default="debian/bookworm64", description="Vagrant box for every node.")
-    vm_provider: Literal["virtualbox", "libvirt"] = "libvirt"
+    box: str = Field(
+        default="debian/bookworm64", description="Vagrant box for every node (virtualbox, libvirt)."
+    )
+    vm_provider: Literal["virtualbox", "libvirt", "docker"] = Field(
+        default="libvirt",
+        description="Vagrant provider: a VM per node (virtualbox, libvirt), or a container "
+        "per node running sshd and dockerd (docker).",
+    )
+    docker_image: str = Field(
+        default=VAGRANT_NODE_IMAGE,
+        description="Image of every node under Vagrant's docker provider (instead of a box).",
+    )
     memory: int = Field(default=1024, ge=256, description="MiB per VM.")
     cpus: int = Field(default=1, ge=1)
 
