@@ -1,0 +1,82 @@
+"""Each stack's compose file and its placement: which node runs each service, and the
+Docker endpoint its `docker-compose up` runs against (what `up` does, one service
+per engine, with compose v1)."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import PurePosixPath
+from typing import Any
+
+from overlaylab.lab import context_for
+from overlaylab.layout import LabLayout
+from overlaylab.render import render
+from overlaylab.spec.loader import LoadedSpec
+from overlaylab.spec.models import ClusterSpec, DockerMachineProvider, LocalProvider, Stack
+from overlaylab.spec.paths import resolve_in_spec_dir
+
+
+def compose_name(stack: Stack) -> str:
+    return PurePosixPath(stack.file).name
+
+
+def compose_text(loaded: LoadedSpec, stack: Stack) -> str:
+    return resolve_in_spec_dir(loaded.spec_dir, stack.file).read_text(encoding="utf-8")
+
+
+def engine_environment(loaded: LoadedSpec, node: str) -> dict[str, str]:
+    """DOCKER_* for one node's engine, as `invoke env NODE` prints them."""
+    spec = loaded.spec
+    if isinstance(spec.provider, LocalProvider):
+        return context_for(spec, loaded.path, warnings=[]).node(node).docker_env()
+    if isinstance(spec.provider, DockerMachineProvider):
+        return {}  # its address comes from DHCP and its certificates are its own
+    return remote_engine_environment(spec, node)
+
+
+def remote_engine_environment(spec: ClusterSpec, node: str) -> dict[str, str]:
+    """A real host's engine from this machine: TCP with the lab's client certificate."""
+    if not spec.engine.tls:
+        # No TCP listener without TLS (daemon.json's hosts): run compose on the node.
+        return {"DOCKER_HOST": "unix:///var/run/docker.sock"}
+    return {
+        "DOCKER_HOST": f"tcp://{spec.address_of(node)}:{spec.engine.api_port}",
+        "DOCKER_TLS_VERIFY": "1",
+        "DOCKER_CERT_PATH": str(LabLayout.for_cluster(spec.name).client_cert_dir),
+        "DOCKER_MACHINE_NAME": node,
+    }
+
+
+def env_command(spec: ClusterSpec, node: str) -> str | None:
+    if isinstance(spec.provider, DockerMachineProvider):
+        return f'eval "$(docker-machine env {shlex.quote(node)})"'
+    return None
+
+
+def placement_data(loaded: LoadedSpec, stack: Stack) -> dict[str, Any]:
+    spec = loaded.spec
+    services = []
+    for service, node in sorted(stack.services.items()):
+        up = ["docker-compose", "-p", stack.name, "-f", compose_name(stack)]
+        up += ["up", "-d", "--no-deps", service]
+        services.append(
+            {
+                "service": service,
+                "node": node,
+                "address": str(spec.address_of(node)),
+                "environment": engine_environment(loaded, node),
+                "env_command": env_command(spec, node),
+                "command": shlex.join(up),
+            }
+        )
+    return {
+        "cluster": spec.name,
+        "stack": stack.name,
+        "compose_file": compose_name(stack),
+        "source": loaded.path.as_posix(),
+        "services": services,
+    }
+
+
+def placement_yml(loaded: LoadedSpec, stack: Stack) -> str:
+    return render("placement.yml.j2", **placement_data(loaded, stack))
