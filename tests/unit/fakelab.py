@@ -8,10 +8,12 @@ cut a switch port, drop a port with iptables, advertise the NAT address...) and 
 commands run in containers) is derived from that one model, so the results that
 diagnosis reads are the ones the checks' own code builds.
 
-The fake answers exactly the I/O the checks perform. Anything else (a command it
-does not know, a module of `overlaylab.checks` calling into `overlaylab.netns` in a
-new way) raises `FakeLabError`, so a check that changes what it does fails its test
-instead of being answered by a guess.
+Checks reach the lab through `ctx.node(name)`, the provider's `Node` handles; this
+fake's nodes answer exactly the I/O the checks perform. Anything else (a command it
+does not know, a service it does not model, a module of `overlaylab.checks` holding a
+local provider helper or a socket library that would reach around the handle) raises
+`FakeLabError`, so a check that changes what it does fails its test instead of being
+answered by a guess or by the machine the tests run on.
 
 Where the real lab was observed (tests/integration/test_faults.py), the fake follows
 the observation: a gossip port dropped a moment ago does not yet change any serf
@@ -30,11 +32,11 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from types import ModuleType
 from typing import Any, NoReturn
 
 import docker.errors
-import pytest
 import yaml
 from docker.models.containers import ExecResult
 from lab_specs import REPO, lab_data, lab_variant
@@ -53,6 +55,8 @@ from overlaylab.checks.probes import (
 from overlaylab.checks.verify import ALL_CHECKS, VerifyReport, run_verify
 from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
+from overlaylab.providers.base import NodePaths
+from overlaylab.runners import CommandResult
 from overlaylab.spec.models import DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
 from overlaylab.steps.images import PROBE_PAGE
 
@@ -73,6 +77,18 @@ DEAD_SOCKET = (
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
 UDP_SCRIPT = re.compile(rf'^echo (\S+) \| {re.escape(SOCAT)} .*- "UDP:\$1:\$2"$')
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
+# Modules whose functions reach the machine directly: a check holding one of them would
+# bypass the node handles (the local provider's plumbing, sockets, host commands).
+DIRECT_IO = (
+    "overlaylab.providers.local",
+    "overlaylab.runners",
+    "socket",
+    "ssl",
+    "http.client",
+    "urllib",
+    "requests",
+    "subprocess",
+)
 
 
 class FakeLabError(AssertionError):
@@ -252,7 +268,7 @@ class FakeAPI:
 
 
 class FakeEngine:
-    """What `provider.engine(node)` yields: a docker.DockerClient look-alike."""
+    """What a node's `engine()` yields: a docker.DockerClient look-alike."""
 
     def __init__(self, lab: FakeLab, node: str) -> None:
         self.lab, self.node = lab, node
@@ -274,40 +290,122 @@ class FakeEngine:
         }
 
 
+class FakeNode:
+    """A node of the fake lab, as checks reach it: the whole `Node` protocol.
+
+    The engine, its log and its liveness, and the lab network seen from the node are
+    answered from the model; what checks never do (run commands on the node, place or
+    read files, start or stop services) is a `FakeLabError`, as is asking a node for
+    a service or an engine it does not have.
+    """
+
+    def __init__(self, lab: FakeLab, name: str) -> None:
+        self.lab = lab
+        self.name = name
+        self.address = ipaddress.IPv4Address(lab.address(name))
+        self.paths = NodePaths.under(PurePosixPath(lab.layout.node_dir(name)))
+        self.cgroup_parent: str | None = lab.layout.cgroup_parent(name)
+
+    def __repr__(self) -> str:
+        return f"FakeNode({self.name!r})"
+
+    # --- commands and files: no check uses them ------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 60,
+        input: str | None = None,
+    ) -> CommandResult:
+        unknown(f"the command {list(argv)} on the node {self.name}")
+
+    def put_file(self, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        unknown(f"writing {path} on {self.name}")
+
+    def read_file(self, path: PurePosixPath) -> bytes | None:
+        unknown(f"reading {path} on {self.name}")
+
+    # --- services: the engine's, read only ------------------------------------------------
+    def start_service(self, service: str, argv: Sequence[str]) -> None:
+        unknown(f"starting {service} on {self.name}")
+
+    def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
+        unknown(f"stopping {service} on {self.name}")
+
+    def _engine_service(self, service: str, what: str) -> None:
+        if service != "dockerd" or self.name not in self.lab.engine_nodes:
+            unknown(f"{what} of {service} on {self.name}")
+
+    def service_alive(self, service: str, binary: str | None = None) -> bool:
+        self._engine_service(service, "the liveness")
+        return self.name not in self.lab.dead and binary in (None, "dockerd")
+
+    def service_log(self, service: str) -> str | None:
+        self._engine_service(service, "the log")
+        return self.lab.dockerd_log(self.name)
+
+    def service_log_location(self, service: str) -> str:
+        self._engine_service(service, "the log location")
+        return str(self.lab.layout.log_file(self.name, service))
+
+    # --- the engine --------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def engine(self, timeout: int = 30) -> Iterator[FakeEngine]:
+        if self.name not in self.lab.engine_nodes:
+            unknown(f"an engine on {self.name}")
+        if self.name in self.lab.dead:
+            # docker.DockerClient(version="auto") asks the socket at once.
+            raise docker.errors.DockerException(DEAD_SOCKET)
+        yield FakeEngine(self.lab, self.name)
+
+    def engine_ping(self, timeout: float = 1.0) -> bool:
+        return self.name in self.lab.engine_nodes and self.name not in self.lab.dead
+
+    def docker_env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": f"unix://{self.paths.docker_socket}"}
+
+    # --- the lab network, seen from the node -------------------------------------------------
+    def tcp_connect(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        return self.lab.tcp(self.name, host, port)
+
+    def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        return self.lab.http_get(self.name, host, port, path)
+
+    def tcp_probe_command(self, host: str, port: int) -> str:
+        return f"nc -zv {host} {port}  # from {self.name}"
+
+
 class FakeProvider:
-    """The provider methods the checks call (LocalProvider's signatures)."""
+    """The provider of the fake lab: a healthy lab that exists, and its nodes."""
+
+    name = "fake"
+    host_address = None
 
     def __init__(self, lab: FakeLab) -> None:
         self.lab = lab
+        self._nodes: dict[str, FakeNode] = {}
 
-    def netns(self, node: str) -> str:
-        return self.lab.layout.node_ns(node)
+    def node(self, name: str) -> FakeNode:
+        if name not in self._nodes:
+            self.lab.spec.node(name)  # raises for a name the spec does not have
+            self._nodes[name] = FakeNode(self.lab, name)
+        return self._nodes[name]
 
-    @contextlib.contextmanager
-    def engine(self, node: str, timeout: int = 30) -> Iterator[FakeEngine]:
-        if node not in self.lab.engine_nodes:
-            unknown(f"an engine on {node}")
-        if node in self.lab.dead:
-            # docker.DockerClient(version="auto") asks the socket at once.
-            raise docker.errors.DockerException(DEAD_SOCKET)
-        yield FakeEngine(self.lab, node)
+    def nodes(self) -> Iterator[FakeNode]:
+        return (self.node(n.name) for n in self.lab.spec.nodes)
 
-    def current_log(self, node: str, service: str) -> str | None:
-        if service != "dockerd" or node not in self.lab.engine_nodes:
-            unknown(f"the log of {service} on {node}")
-        return self.lab.dockerd_log(node)
+    def exists(self) -> bool:
+        return True
 
-    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
-        text = self.current_log(node, service)
-        return "\n".join((text or "(no log)").strip().splitlines()[-lines:])
+    def preflight(self) -> list[tuple[str, str]]:
+        unknown("a preflight: checks run on a lab that is up")
 
-    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
-        if service != "dockerd":
-            unknown(f"the pid of {service} on {node}")
-        return None if node in self.lab.dead else 4000 + self.lab.engine_nodes.index(node)
+    def provision(self, on_item: Callable[[str, str], None] | None = None) -> None:
+        unknown("provisioning: the fake lab is up from the start")
 
-    def engine_env(self, node: str) -> dict[str, str]:
-        return {}
+    def destroy(self) -> list[str]:
+        unknown("taking the lab down")
 
 
 # --- the lab -------------------------------------------------------------------------
@@ -316,15 +414,14 @@ class FakeProvider:
 class FakeLab:
     """A healthy lab after `up`, and the faults a test injects into it.
 
-    It patches the checks' modules (through `monkeypatch`, undone after the test) to
-    send their I/O here; a second lab started in the same test takes over from the first.
+    Checks reach it through `ctx`, whose provider hands out this lab's `FakeNode`s:
+    nothing is patched, so several labs in one test are independent of each other.
     """
 
     def __init__(
         self,
         spec: ClusterSpec,
         state_dir: Path,
-        monkeypatch: pytest.MonkeyPatch,
         spec_path: Path = FAULTS_YML,  # where stack files resolve from
     ) -> None:
         self.spec = spec
@@ -335,7 +432,7 @@ class FakeLab:
             spec_path=spec_path,
             spec_dir=spec_path.parent,
             layout=self.layout,
-            provider=self.provider,  # type: ignore[arg-type]
+            provider=self.provider,
         )
         self.engine_nodes = [n.name for n in spec.engine_nodes]
         # Faults (a healthy lab has none).
@@ -360,8 +457,8 @@ class FakeLab:
         self.containers: list[FakeContainer] = []
         self._next_address: dict[str, int] = {}
         self._next_gwbridge: dict[str, int] = {}
+        self._refuse_direct_io()
         self._up()
-        self._install(monkeypatch)
 
     # --- faults, named after what an operator does -------------------------------------
     def kill_engine(self, node: str) -> None:
@@ -468,12 +565,6 @@ class FakeLab:
     def node_at(self, address: str) -> str | None:
         return next((n.name for n in self.spec.nodes if self.address(n.name) == address), None)
 
-    def node_of_netns(self, netns: str) -> str:
-        for n in self.spec.nodes:
-            if self.layout.node_ns(n.name) == netns:
-                return n.name
-        unknown(f"network namespace {netns}")
-
     def advertises_lab_address(self, node: str) -> bool:
         advertised = self.advertised[node]
         return advertised is not None and advertised.rsplit(":", 1)[0] == self.address(node)
@@ -503,7 +594,7 @@ class FakeLab:
         )
 
     def tcp(self, src: str, host: str, port: int) -> tuple[bool, str]:
-        """A TCP connect from src's namespace, as netns.tcp_connect_ok reports it."""
+        """A TCP connect from src's network, as a local node's `tcp_connect` reports it."""
         dst = self.node_at(host)
         if dst is None:
             return False, "OSError: [Errno 113] No route to host"
@@ -819,37 +910,28 @@ class FakeLab:
                     ports=_published(definition.get("ports", [])),
                 )
 
-    # --- what the checks import, sent here ----------------------------------------------
-    def _install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        answers: dict[str, Callable[..., Any]] = {
-            "engine_ping": self._engine_ping,
-            "tcp_connect_ok": self._tcp_connect_ok,
-            "http_get": self._http_get,
-        }
-        io_modules = ("overlaylab.netns", "overlaylab.steps.engines")
+    # --- the seam the checks must keep to ------------------------------------------------
+    def _refuse_direct_io(self) -> None:
+        """Checks reach a node only through its `Node` handle, which this fake answers.
+
+        A module of `overlaylab.checks` that holds a local provider's helper, a socket
+        library or a host command runner would reach the machine around the handle:
+        its test would be answered by the real machine (or fail for reasons unrelated to
+        the lab), so it stops here instead.
+        """
         for info in pkgutil.iter_modules(overlaylab.checks.__path__):
             module = importlib.import_module(f"overlaylab.checks.{info.name}")
-            for attr, value in list(vars(module).items()):
-                # A lab started earlier in the same test is replaced by this one.
-                earlier = isinstance(getattr(value, "__self__", None), FakeLab)
-                if not earlier and getattr(value, "__module__", None) not in io_modules:
-                    continue
-                if attr not in answers:
-                    unknown(f"{value.__module__}.{attr}, which {module.__name__} calls")
-                monkeypatch.setattr(module, attr, answers[attr])
+            for attr, value in vars(module).items():
+                is_module = isinstance(value, ModuleType)
+                origin = value.__name__ if is_module else getattr(value, "__module__", None)
+                if isinstance(origin, str) and _direct_io(origin):
+                    where = origin if is_module else f"{origin}.{attr}"
+                    unknown(f"{where}, which {module.__name__} holds: reach nodes through Node")
 
-    def _engine_ping(self, ctx: Any, node: str, timeout: float = 1.0) -> bool:
-        return node in self.engine_nodes and node not in self.dead
-
-    def _tcp_connect_ok(
-        self, netns: str, host: str, port: int, timeout: float = 2.0
-    ) -> tuple[bool, str]:
-        return self.tcp(self.node_of_netns(netns), host, port)
-
-    def _http_get(
-        self, netns: str, host: str, port: int, path: str, timeout: float = 2.0
-    ) -> tuple[int, str]:
-        ok, why = self.tcp(self.node_of_netns(netns), host, port)
+    def http_get(self, src: str, host: str, port: int, path: str) -> tuple[int, str]:
+        """A GET from src's network, as a node's `http_get` does it: only etcd's listing
+        of the engines' registrations is served."""
+        ok, why = self.tcp(src, host, port)
         if not ok:
             raise (TimeoutError if "timed out" in why else ConnectionRefusedError)(why)
         kv = self.spec.kv
@@ -865,6 +947,10 @@ class FakeLab:
         return 200, json.dumps(
             {"action": "get", "node": {"key": directory, "dir": True, "nodes": nodes}}
         )
+
+
+def _direct_io(module: str) -> bool:
+    return any(module == root or module.startswith(f"{root}.") for root in DIRECT_IO)
 
 
 def _published(ports: list[str]) -> dict[str, list[dict[str, str]]]:

@@ -1,4 +1,5 @@
-"""Small explicit fakes for the seams under `up`: the provider, docker engines, `ip`.
+"""Small explicit fakes for the seams under `up`: the provider and its node handles,
+docker engines, `ip`.
 
 Each fake keeps the state the real thing would have (which services run, which
 images an engine holds, which links exist) and records what it was asked to do,
@@ -10,9 +11,10 @@ step's decision on the recorded calls. They refuse what the real thing refuses
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+import ipaddress
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import docker.errors
@@ -20,12 +22,12 @@ from lab_specs import LAB_YML, make_ctx
 from rich.console import Console
 
 from overlaylab.context import LabContext
+from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
+from overlaylab.providers.base import NodePaths
 from overlaylab.runners import CommandResult
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
-
-FAKE_PID = 4242
 
 
 def captured_progress() -> tuple[Progress, io.StringIO]:
@@ -37,13 +39,14 @@ def captured_progress() -> tuple[Progress, io.StringIO]:
 
 def fake_context(
     tmp_path: Path,
-    provider: object,
+    provider: FakeProvider,
     spec: ClusterSpec | None = None,
     progress: Progress | None = None,
 ) -> LabContext:
     """The default lab's context (or `spec`'s) with `provider` in place of the real one."""
     ctx = make_ctx(spec or load_spec(LAB_YML), tmp_path / "state", progress=progress)
-    ctx.provider = provider  # type: ignore[assignment]
+    provider.place(ctx.spec, ctx.layout)
+    ctx.provider = provider
     return ctx
 
 
@@ -162,13 +165,128 @@ def engines_sharing_a_kv(nodes: list[str]) -> dict[str, FakeEngine]:
     return engines
 
 
-# --- the provider ---------------------------------------------------------------------------
+# --- the provider and its nodes ----------------------------------------------------------------
+class NotModelled(AssertionError):
+    """A step asked a fake node for something the fakes do not model: extend the fake."""
+
+
+class FakeNode:
+    """One node of a `FakeProvider`: the `Node` protocol over plain data and real files.
+
+    Files are real, in the node's folder of the lab's (temporary) state directory, as
+    on a local node. Services and the network are the provider's model: a service runs
+    once started until stopped, and a node in `provider.answering` answers on its
+    address (its engine's /_ping, its services' ports). Starting and stopping services
+    is recorded in `provider.calls`, network probes in `provider.probes`.
+    """
+
+    def __init__(self, provider: FakeProvider, name: str, layout: LabLayout, address: str) -> None:
+        self.provider = provider
+        self.layout = layout
+        self.name = name
+        self.address = ipaddress.IPv4Address(address)
+        self.paths = NodePaths.under(PurePosixPath(layout.node_dir(name)))
+        self.cgroup_parent: str | None = None
+
+    def __repr__(self) -> str:
+        return f"FakeNode({self.name!r})"
+
+    # --- commands and files ------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 60,
+        input: str | None = None,
+    ) -> CommandResult:
+        raise NotModelled(f"no step runs commands on a node yet: {list(argv)} on {self.name}")
+
+    def _local(self, path: PurePosixPath) -> Path:
+        target = Path(path)
+        # A step that writes outside the lab's folder would scribble on the test machine.
+        if not target.is_relative_to(self.layout.state_dir):
+            raise NotModelled(f"{path} on {self.name} is outside the lab's folder")
+        return target
+
+    def put_file(self, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        target = self._local(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode)
+
+    def read_file(self, path: PurePosixPath) -> bytes | None:
+        try:
+            return self._local(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # --- services ------------------------------------------------------------------------
+    def start_service(self, service: str, argv: Sequence[str]) -> None:
+        provider = self.provider
+        provider.calls.append(("start_service", self.name, service, tuple(argv)))
+        provider.running[(self.name, service)] = Path(argv[0]).name
+        provider.logs.setdefault((self.name, service), "")
+        if provider.spawned_services_answer:
+            provider.answering.add(self.name)
+
+    def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
+        provider = self.provider
+        provider.calls.append(("stop_service", self.name, service))
+        if provider.running.get((self.name, service)) == binary:
+            del provider.running[(self.name, service)]
+            provider.answering.discard(self.name)
+
+    def service_alive(self, service: str, binary: str | None = None) -> bool:
+        program = self.provider.running.get((self.name, service))
+        return program is not None and binary in (None, program)
+
+    def service_log(self, service: str) -> str | None:
+        return self.provider.logs.get((self.name, service))
+
+    def service_log_location(self, service: str) -> str:
+        return str(self.layout.log_file(self.name, service))
+
+    # --- the engine ------------------------------------------------------------------------
+    @contextmanager
+    def engine(self, timeout: int = 30) -> Iterator[FakeEngine]:
+        if self.name not in self.provider.engines:
+            raise NotModelled(f"no FakeEngine on {self.name}: put one in provider.engines")
+        yield self.provider.engines[self.name]
+
+    def engine_ping(self, timeout: float = 1.0) -> bool:
+        return self.name in self.provider.answering
+
+    def docker_env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": f"unix://{self.paths.docker_socket}"}
+
+    # --- the lab network, seen from the node -------------------------------------------------
+    def tcp_connect(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        self.provider.probes.append((self.name, host, port, None))
+        if self.provider.listens(host):
+            return True, ""
+        return False, "ConnectionRefusedError: [Errno 111] Connection refused"
+
+    def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        self.provider.probes.append((self.name, host, port, path))
+        if not self.provider.listens(host):
+            raise ConnectionRefusedError(111, "Connection refused")
+        if (host, port, path) not in self.provider.pages:
+            raise NotModelled(f"GET {path} on {host}:{port}: put it in provider.pages")
+        return self.provider.pages[(host, port, path)]
+
+    def tcp_probe_command(self, host: str, port: int) -> str:
+        return f"nc -zv {host} {port}  # from {self.name}"
+
+
 class FakeProvider:
     """The provider seam, as plain data: the lab exists or not, services run or not.
 
     `running` maps (node, service) to the program it runs (what /proc/PID/comm says);
-    a node in `answering` answers its service's readiness probe. A spawned service
-    answers at once unless `spawned_services_answer` is False.
+    a node in `answering` answers on its address (engine ping, service ports, the
+    `pages` it serves). A started service answers at once unless
+    `spawned_services_answer` is False. Nodes come from `node(name)` once
+    `fake_context` has placed the provider in a lab (spec and layout).
     """
 
     name = "fake"
@@ -179,11 +297,27 @@ class FakeProvider:
         self.destroy_error: BaseException | None = None
         self.calls: list[tuple[Any, ...]] = []
         self.running: dict[tuple[str, str], str] = {}
+        self.logs: dict[tuple[str, str], str] = {}  # (node, service) -> its latest run's log
         self.answering: set[str] = set()
         self.spawned_services_answer = True
         self.engines: dict[str, FakeEngine] = {}
+        self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)
+        self.probes: list[tuple[str, str, int, str | None]] = []  # (from, host, port, path)
+        self.spec: ClusterSpec | None = None
+        self.layout: LabLayout | None = None
+        self._nodes: dict[str, FakeNode] = {}
+
+    def place(self, spec: ClusterSpec, layout: LabLayout) -> None:
+        """Serve the lab of `spec`, its node folders under `layout` (what a real
+        provider is constructed with)."""
+        self.spec, self.layout = spec, layout
+        self._nodes.clear()
 
     # --- lifecycle ---------------------------------------------------------------------
+    def preflight(self) -> list[tuple[str, str]]:
+        self.calls.append(("preflight",))
+        return []
+
     def exists(self) -> bool:
         self.calls.append(("exists",))
         return self.lab_exists
@@ -199,39 +333,26 @@ class FakeProvider:
         self.lab_exists = False
         return ["removed everything"]
 
-    # --- services --------------------------------------------------------------------------
-    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
-        program = self.running.get((node, service))
-        if program is None or (binary is not None and program != binary):
-            return None
-        return FAKE_PID
+    # --- nodes -------------------------------------------------------------------------------
+    def node(self, name: str) -> FakeNode:
+        if self.spec is None or self.layout is None:
+            raise NotModelled("the provider serves no lab yet: build the context with fake_context")
+        if name not in self._nodes:
+            address = self.spec.address_of(name)  # raises for a name the spec does not have
+            self._nodes[name] = FakeNode(self, name, self.layout, str(address))
+        return self._nodes[name]
 
-    def spawn(self, node: str, service: str, argv: list[str]) -> int:
-        self.calls.append(("spawn", node, service, tuple(argv)))
-        self.running[(node, service)] = Path(argv[0]).name
-        if self.spawned_services_answer:
-            self.answering.add(node)
-        return FAKE_PID
+    def nodes(self) -> Iterator[FakeNode]:
+        assert self.spec is not None
+        return (self.node(n.name) for n in self.spec.nodes)
 
-    def stop_service(self, node: str, service: str, binary: str, timeout: float = 10) -> None:
-        self.calls.append(("stop", node, service))
-        if self.running.get((node, service)) == binary:
-            del self.running[(node, service)]
-            self.answering.discard(node)
-
-    def log_tail(self, node: str, service: str, lines: int = 15) -> str:
-        return "(fake log)"
-
-    # --- engines ---------------------------------------------------------------------------
-    @contextmanager
-    def engine(self, node: str, timeout: int = 30) -> Iterator[FakeEngine]:
-        yield self.engines[node]
-
-    def engine_env(self, node: str) -> dict[str, str]:
-        return {"DOCKER_HOST": f"unix:///fake/{node}/docker.sock"}
-
-    def netns(self, node: str) -> str:
-        return f"fake.{node}"
+    def listens(self, host: str) -> bool:
+        """Does something answer on `host` (a node's address)?"""
+        assert self.spec is not None
+        return any(
+            str(self.spec.address_of(n.name)) == host and n.name in self.answering
+            for n in self.spec.nodes
+        )
 
     def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
         """The recorded calls of these kinds, in order (every kind when none is named)."""

@@ -3,21 +3,25 @@ nslookup and `ip -o -4 addr`, /etc/hosts, dockerd's panic log."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from lab_specs import make_ctx
 
 from overlaylab.checks import advertise, connectivity, engines, names, probes_running
 from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.stack_containers import StackContainer
 from overlaylab.checks.verify import select_checks
-from overlaylab.providers.local import START_MARKER, LocalProvider
+from overlaylab.providers.local import START_MARKER
 from overlaylab.spec.loader import parse_spec
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.waiting import wait_until
 
 # --- connectivity.resolved: busybox nslookup ------------------------------------------
 
@@ -429,58 +433,95 @@ START_LOG = (
 )
 
 
-def fake_vctx(log: Path, pid: int | None) -> Any:
-    layout = SimpleNamespace(log_file=lambda node, service: log)
-    # The real log reader (it cuts at the latest start marker), on a fake provider.
-    reader = SimpleNamespace(layout=layout)
-    provider = SimpleNamespace(
-        service_pid=lambda node, service, binary=None: pid,
-        current_log=lambda node, service: LocalProvider.current_log(reader, node, service),  # type: ignore[arg-type]
-    )
-    return SimpleNamespace(lab=SimpleNamespace(layout=layout, provider=provider))
+class EngineNode:
+    """A local node of the `fl` lab whose dockerd left `log` and runs (or not): the
+    real `LocalNode` reads its log (cut at the latest start marker) and its pid file."""
+
+    def __init__(self, spec: ClusterSpec, tmp_path: Path, node: str) -> None:
+        self.ctx = make_ctx(spec, tmp_path / "state")
+        self.node = node
+        self.log = self.ctx.layout.log_file(node, "dockerd")
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def write_log(self, text: str) -> None:
+        self.log.write_text(text)
+
+    def run_silent_dockerd(self, tmp_path: Path) -> None:
+        """A process whose name is dockerd (a copy of sleep) that answers nothing."""
+        binary = tmp_path / "dockerd"
+        shutil.copy(shutil.which("sleep") or "/bin/sleep", binary)
+        self.process = subprocess.Popen([str(binary), "30"])
+        self.ctx.layout.pid_file(self.node, "dockerd").write_text(f"{self.process.pid}\n")
+        assert wait_until(lambda: self.ctx.node(self.node).service_alive("dockerd", "dockerd"), 5)
+
+    def death_reason(self) -> tuple[str, str]:
+        return engines._death_reason(VerifyContext(lab=self.ctx, probes=[]), self.node)
 
 
-def test_death_reason_names_the_panic_and_its_frame(tmp_path: Path) -> None:
-    log = tmp_path / "dockerd.log"
-    log.write_text(PANIC_LOG)
-    message, hint = engines._death_reason(fake_vctx(log, None), "n3")
+@pytest.fixture
+def engine_node(spec: ClusterSpec, tmp_path: Path) -> Iterator[Callable[[str], EngineNode]]:
+    made: list[EngineNode] = []
+
+    def make(node: str) -> EngineNode:
+        made.append(EngineNode(spec, tmp_path, node))
+        return made[-1]
+
+    yield make
+    for engine_node in made:
+        if engine_node.process is not None:
+            engine_node.process.kill()
+            engine_node.process.wait()
+
+
+def test_death_reason_names_the_panic_and_its_frame(
+    engine_node: Callable[[str], EngineNode],
+) -> None:
+    n3 = engine_node("n3")
+    n3.write_log(PANIC_LOG)
+    message, hint = n3.death_reason()
     assert message == (
         "dockerd on n3 crashed: panic: runtime error: invalid memory address or nil "
         "pointer dereference in github.com/docker/libnetwork.(*endpointCnt).Key"
     )
-    assert str(log) in hint and "bug in the engine" in hint
+    assert str(n3.log) in hint and "bug in the engine" in hint
 
 
-def test_death_reason_panic_without_docker_frames(tmp_path: Path) -> None:
-    log = tmp_path / "dockerd.log"
-    log.write_text("panic: close of closed channel\n\ngoroutine 1 [running]:\nmain.main()\n")
-    message, _ = engines._death_reason(fake_vctx(log, None), "n1")
+def test_death_reason_panic_without_docker_frames(engine_node: Callable[[str], EngineNode]) -> None:
+    n1 = engine_node("n1")
+    n1.write_log("panic: close of closed channel\n\ngoroutine 1 [running]:\nmain.main()\n")
+    message, _ = n1.death_reason()
     assert message == "dockerd on n1 crashed: panic: close of closed channel"
 
 
-def test_death_reason_not_running(tmp_path: Path) -> None:
-    log = tmp_path / "dockerd.log"
-    log.write_text(START_LOG)
-    message, hint = engines._death_reason(fake_vctx(log, None), "n3")
+def test_death_reason_not_running(engine_node: Callable[[str], EngineNode]) -> None:
+    n3 = engine_node("n3")
+    n3.write_log(START_LOG)
+    message, hint = n3.death_reason()
     assert message == "dockerd on n3 is not running"
-    assert "invoke up" in hint and str(log) in hint
+    assert "invoke up" in hint and str(n3.log) in hint
 
 
-def test_death_reason_without_a_log(tmp_path: Path) -> None:
-    message, _ = engines._death_reason(fake_vctx(tmp_path / "missing.log", None), "n3")
+def test_death_reason_without_a_log(engine_node: Callable[[str], EngineNode]) -> None:
+    message, _ = engine_node("n3").death_reason()
     assert message == "dockerd on n3 is not running"
 
 
-def test_death_reason_running_but_silent(tmp_path: Path) -> None:
-    log = tmp_path / "dockerd.log"
-    log.write_text(START_LOG)
-    message, hint = engines._death_reason(fake_vctx(log, 4242), "n2")
+def test_death_reason_running_but_silent(
+    engine_node: Callable[[str], EngineNode], tmp_path: Path
+) -> None:
+    n2 = engine_node("n2")
+    n2.write_log(START_LOG)
+    n2.run_silent_dockerd(tmp_path)
+    message, hint = n2.death_reason()
     assert message == "dockerd on n2 runs but does not answer on its socket"
-    assert str(log) in hint
+    assert str(n2.log) in hint
 
 
-def test_death_reason_ignores_a_panic_from_an_earlier_run(tmp_path: Path) -> None:
-    log = tmp_path / "dockerd.log"
-    log.write_text(PANIC_LOG + f"{START_MARKER} dockerd at 2.0\n" + START_LOG)
-    message, _ = engines._death_reason(fake_vctx(log, None), "n3")
+def test_death_reason_ignores_a_panic_from_an_earlier_run(
+    engine_node: Callable[[str], EngineNode],
+) -> None:
+    n3 = engine_node("n3")
+    n3.write_log(PANIC_LOG + f"{START_MARKER} dockerd at 2.0\n" + START_LOG)
+    message, _ = n3.death_reason()
     assert message == "dockerd on n3 is not running"

@@ -1,4 +1,4 @@
-"""docker-compose's command line and environment, and the provider's engine_env."""
+"""docker-compose's command line and environment, and a node's docker_env."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def test_compose_env_points_at_the_node_over_tls(
     assert env["DOCKER_TLS_VERIFY"] == "1"
     assert env["DOCKER_CERT_PATH"] == str(ctx.layout.client_cert_dir)
     assert env["OVERLAYLAB_TEST_KEEP"] == "kept"
-    assert env == {**env, **ctx.provider.engine_env("node1")}
+    assert env == {**env, **ctx.node("node1").docker_env()}
 
 
 def test_compose_env_drops_inherited_docker_compose_and_ca_variables(
@@ -68,8 +68,8 @@ def test_compose_env_drops_inherited_docker_compose_and_ca_variables(
     assert env["PATH"]
 
 
-def test_engine_env_tls_form(ctx: LabContext) -> None:
-    assert ctx.provider.engine_env("node3") == {
+def test_docker_env_tls_form(ctx: LabContext) -> None:
+    assert ctx.node("node3").docker_env() == {
         "DOCKER_HOST": "tcp://192.168.99.13:2376",
         "DOCKER_TLS_VERIFY": "1",
         "DOCKER_CERT_PATH": str(ctx.layout.state_dir / "tls" / "client"),
@@ -77,18 +77,18 @@ def test_engine_env_tls_form(ctx: LabContext) -> None:
     }
 
 
-def test_engine_env_unix_socket_without_host_link(tmp_path: Path) -> None:
+def test_docker_env_unix_socket_without_host_link(tmp_path: Path) -> None:
     ctx = make_ctx(lab_variant(provider={"host_link": False}), tmp_path)
     assert ctx.provider.host_address is None
-    assert ctx.provider.engine_env("node1") == {
+    assert ctx.node("node1").docker_env() == {
         "DOCKER_HOST": f"unix://{tmp_path / 'nodes' / 'node1' / 'docker.sock'}"
     }
 
 
-def test_engine_env_unix_socket_without_tls(tmp_path: Path) -> None:
+def test_docker_env_unix_socket_without_tls(tmp_path: Path) -> None:
     ctx = make_ctx(lab_variant(engine={"tls": False}), tmp_path)
     assert ctx.provider.host_address is not None
-    assert ctx.provider.engine_env("node1") == {
+    assert ctx.node("node1").docker_env() == {
         "DOCKER_HOST": f"unix://{ctx.layout.docker_socket('node1')}"
     }
 

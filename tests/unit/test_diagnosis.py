@@ -28,12 +28,12 @@ StartLab = Callable[..., FakeLab]
 
 
 @pytest.fixture
-def start_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StartLab:
+def start_lab(tmp_path: Path) -> StartLab:
     """start_lab(engines, **spec options) -> a healthy fake lab of that spec."""
 
     def start(engines: tuple[str, ...] = ("n1", "n2", "n3"), **options: object) -> FakeLab:
         spec = fault_lab_spec(engines, **options)  # type: ignore[arg-type]
-        return FakeLab(spec, tmp_path / "state", monkeypatch)
+        return FakeLab(spec, tmp_path / "state")
 
     return start
 

@@ -28,7 +28,7 @@ from lab_specs import LAB_YML, SWARM_YML, lab_variant, make_ctx
 from overlaylab import lab
 from overlaylab.context import LabContext
 from overlaylab.errors import CommandError, NodeError, OverlaylabError
-from overlaylab.providers import teardown
+from overlaylab.providers.local import teardown
 from overlaylab.runners import CommandResult, HostRunner
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
@@ -62,7 +62,11 @@ class LocalLab:
         self.ctx = make_ctx(load_spec(LAB_YML), tmp_path / "state")
         self.layout = self.ctx.layout
         self.ip = FakeIp()
-        self.ctx.provider.host = self.ip  # type: ignore[assignment]
+        # These tests replace the provider's `ip` runner; a provider that wires the lab
+        # some other way would build a real lab on this machine from a unit test.
+        if not isinstance(getattr(self.ctx.provider, "host", None), HostRunner):
+            pytest.fail("LocalProvider no longer runs `ip` through .host: fake its new seam")
+        self.ctx.provider.host = self.ip  # type: ignore[attr-defined]
         monkeypatch.setattr(teardown, "record_host_footprint", lambda layout: None)
         monkeypatch.setattr(
             teardown, "lab_namespaces", lambda layout: sorted(self._own(self.ip.namespaces))
@@ -249,18 +253,12 @@ KV_ADDRESS = ("192.168.99.10", 2379)
 
 
 @pytest.fixture
-def kv_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[LabContext, FakeProvider]:
-    """The default lab's etcd: it answers /v2/keys/ when the provider says it answers."""
+def kv_lab(tmp_path: Path) -> tuple[LabContext, FakeProvider]:
+    """The default lab's etcd: it answers /v2/keys/ when the provider says `kv` answers."""
     provider = FakeProvider()
     progress, _ = captured_progress()
     ctx = fake_context(tmp_path, provider, progress=progress)
-
-    def http_get(ns: str, host: str, port: int, path: str, timeout: float) -> tuple[int, str]:
-        if (host, port) == KV_ADDRESS and path == "/v2/keys/" and "kv" in provider.answering:
-            return 200, '{"action":"get","node":{"dir":true}}'
-        raise ConnectionRefusedError(111, "Connection refused")
-
-    monkeypatch.setattr(kv, "http_get", http_get)
+    provider.pages[(*KV_ADDRESS, "/v2/keys/")] = (200, '{"action":"get","node":{"dir":true}}')
     return ctx, provider
 
 
@@ -280,7 +278,7 @@ def test_kv_serving_is_left_alone(kv_lab: tuple[LabContext, FakeProvider]) -> No
     provider.running[("kv", "etcd")] = "etcd"
     provider.answering.add("kv")
     assert ensure_kv(ctx) is False
-    assert provider.actions("spawn", "stop") == []
+    assert provider.actions("start_service", "stop_service") == []
     assert "kv: etcd already serving on 192.168.99.10:2379" in said(ctx)
 
 
@@ -288,7 +286,11 @@ def test_kv_missing_is_started(kv_lab: tuple[LabContext, FakeProvider]) -> None:
     ctx, provider = kv_lab
     assert ensure_kv(ctx) is True
     _, argv = kv.kv_command(ctx)
-    assert provider.actions("spawn", "stop") == [("spawn", "kv", "etcd", tuple(argv))]
+    assert provider.actions("start_service", "stop_service") == [
+        ("start_service", "kv", "etcd", tuple(argv))
+    ]
+    # Readiness was asked of etcd's v2 API, from the KV node itself.
+    assert provider.probes[-1] == ("kv", *KV_ADDRESS, "/v2/keys/")
     assert "kv: etcd serving on 192.168.99.10:2379" in said(ctx)
 
 
@@ -299,7 +301,9 @@ def test_kv_pid_of_another_program_counts_as_missing(
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "bash"
     assert ensure_kv(ctx) is True
-    assert [call[:3] for call in provider.actions("spawn")] == [("spawn", "kv", "etcd")]
+    assert [call[:3] for call in provider.actions("start_service", "stop_service")] == [
+        ("start_service", "kv", "etcd")
+    ]
 
 
 def test_kv_alive_but_not_serving_is_started_again(
@@ -308,8 +312,10 @@ def test_kv_alive_but_not_serving_is_started_again(
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"  # alive, but /v2/keys/ is refused
     assert ensure_kv(ctx) is True
-    assert [call[:3] for call in provider.actions("spawn")] == [("spawn", "kv", "etcd")]
-    assert provider.actions()[-1][0] == "spawn"
+    assert [call[:3] for call in provider.actions("start_service")] == [
+        ("start_service", "kv", "etcd")
+    ]
+    assert provider.actions("start_service", "stop_service")[-1][0] == "start_service"
 
 
 def test_kv_alive_but_not_serving_is_stopped_before_it_is_started_again(
@@ -318,38 +324,35 @@ def test_kv_alive_but_not_serving_is_stopped_before_it_is_started_again(
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"
     ensure_kv(ctx)
-    assert [call[:3] for call in provider.actions("stop", "spawn")] == [
-        ("stop", "kv", "etcd"),
-        ("spawn", "kv", "etcd"),
+    assert [call[:3] for call in provider.actions("stop_service", "start_service")] == [
+        ("stop_service", "kv", "etcd"),
+        ("start_service", "kv", "etcd"),
     ]
 
 
 # --- engines ---------------------------------------------------------------------------------
 class EngineLab:
-    """Engines behind a fake provider: /_ping answers when the provider says so."""
+    """Engines behind a fake provider: /_ping and the serf port answer when the
+    provider says the node answers (a started dockerd does at once)."""
 
-    def __init__(
-        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec: ClusterSpec | None = None
-    ) -> None:
+    def __init__(self, tmp_path: Path, spec: ClusterSpec | None = None) -> None:
         self.provider = FakeProvider()
         progress, self.said = captured_progress()
         self.ctx = fake_context(tmp_path, self.provider, spec=spec, progress=progress)
-        self.serf_asked: list[str] = []
-        monkeypatch.setattr(
-            engines, "engine_ping", lambda ctx, node, timeout=1.0: node in self.provider.answering
-        )
 
-        def tcp_connect_ok(ns: str, host: str, port: int, timeout: float) -> tuple[bool, str]:
-            self.serf_asked.append(ns)
-            return True, "open"
-
-        monkeypatch.setattr(engines, "tcp_connect_ok", tcp_connect_ok)
+    @property
+    def serf_asked(self) -> list[str]:
+        """The nodes whose serf port was probed, each from itself on its lab address."""
+        asked = [probe for probe in self.provider.probes if probe[2] == engines.SERF_PORT]
+        for node, host, _, _ in asked:
+            assert host == str(self.ctx.spec.address_of(node))
+        return [node for node, *_ in asked]
 
     def converge(self) -> None:
         """Bring every engine up, then forget what that took."""
         assert ensure_engines(self.ctx) is True
         self.provider.calls.clear()
-        self.serf_asked.clear()
+        self.provider.probes.clear()
         self.said.truncate(0)
         self.said.seek(0)
 
@@ -366,107 +369,93 @@ def dockerd(layout_config: Path) -> tuple[str, ...]:
     return ("dockerd", "--config-file", str(layout_config))
 
 
-def test_engines_missing_are_started_one_by_one_with_their_daemon_json(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_lab = EngineLab(tmp_path, monkeypatch)
+def test_engines_missing_are_started_one_by_one_with_their_daemon_json(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
     ctx = engine_lab.ctx
     assert ensure_engines(ctx) is True
-    assert engine_lab.provider.actions("spawn", "stop") == [
-        ("spawn", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES
+    assert engine_lab.provider.actions("start_service", "stop_service") == [
+        ("start_service", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES
     ]
     for node in ENGINES:
         written = json.loads(engine_lab.config(node).read_text())
         assert written == engines.daemon_config(ctx, ctx.spec.node(node))
         assert engine_lab.outcome(node) == "started"
     # Legacy overlay: each started engine's serf port is waited for before the next.
-    assert engine_lab.serf_asked == [f"fake.{node}" for node in ENGINES]
+    assert engine_lab.serf_asked == ENGINES
     assert not ctx.layout.daemon_config("kv").exists()
 
 
-def test_engines_running_with_their_config_are_left_alone(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_lab = EngineLab(tmp_path, monkeypatch)
+def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     before = {node: engine_lab.config(node).stat().st_mtime_ns for node in ENGINES}
     assert ensure_engines(engine_lab.ctx) is False
-    assert engine_lab.provider.actions("spawn", "stop") == []
+    assert engine_lab.provider.actions("start_service", "stop_service") == []
     assert engine_lab.serf_asked == []
     assert {node: engine_lab.config(node).stat().st_mtime_ns for node in ENGINES} == before
     assert [engine_lab.outcome(node) for node in ENGINES] == ["already running"] * 3
 
 
-def test_an_engine_whose_daemon_json_changed_is_restarted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_lab = EngineLab(tmp_path, monkeypatch)
+def test_an_engine_whose_daemon_json_changed_is_restarted(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     wanted = engine_lab.config("node2").read_text()
     engine_lab.config("node2").write_text('{"debug": true}\n')
     assert ensure_engines(engine_lab.ctx) is True
-    assert engine_lab.provider.actions("spawn", "stop") == [
-        ("stop", "node2", "dockerd"),
-        ("spawn", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
+    assert engine_lab.provider.actions("start_service", "stop_service") == [
+        ("stop_service", "node2", "dockerd"),
+        ("start_service", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
     ]
     assert engine_lab.config("node2").read_text() == wanted
     assert engine_lab.outcome("node2") == "restarted (daemon.json changed)"
     assert engine_lab.outcome("node1") == engine_lab.outcome("node3") == "already running"
 
 
-def test_an_engine_whose_certificates_were_renewed_is_restarted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_lab = EngineLab(tmp_path, monkeypatch)
+def test_an_engine_whose_certificates_were_renewed_is_restarted(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
     ensure_tls(engine_lab.ctx)
     engine_lab.converge()
     (engine_lab.ctx.layout.node_dir("node3") / "tls" / "cert.pem").unlink()
     assert ensure_tls(engine_lab.ctx) is True  # node3's certificate is issued again
     assert ensure_engines(engine_lab.ctx) is True
-    assert [a[:3] for a in engine_lab.provider.actions("spawn", "stop")] == [
-        ("stop", "node3", "dockerd"),
-        ("spawn", "node3", "dockerd"),
+    assert [a[:3] for a in engine_lab.provider.actions("start_service", "stop_service")] == [
+        ("stop_service", "node3", "dockerd"),
+        ("start_service", "node3", "dockerd"),
     ]
     assert "node3: dockerd restarted (certificates renewed)" in engine_lab.said.getvalue()
     assert ensure_engines(engine_lab.ctx) is False  # and then it is up to date
 
 
-def test_an_engine_alive_but_not_answering_is_restarted(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_lab = EngineLab(tmp_path, monkeypatch)
+def test_an_engine_alive_but_not_answering_is_restarted(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     engine_lab.provider.answering.discard("node3")  # hung: the process lives, /_ping fails
     assert ensure_engines(engine_lab.ctx) is True
-    assert engine_lab.provider.actions("spawn", "stop") == [
-        ("stop", "node3", "dockerd"),
-        ("spawn", "node3", "dockerd", dockerd(engine_lab.config("node3"))),
+    assert engine_lab.provider.actions("start_service", "stop_service") == [
+        ("stop_service", "node3", "dockerd"),
+        ("start_service", "node3", "dockerd", dockerd(engine_lab.config("node3"))),
     ]
     assert engine_lab.outcome("node3") == "restarted"
 
 
-def test_an_engine_that_died_is_started_without_a_stop(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    engine_lab = EngineLab(tmp_path, monkeypatch)
+def test_an_engine_that_died_is_started_without_a_stop(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     del engine_lab.provider.running[("node1", "dockerd")]
     engine_lab.provider.answering.discard("node1")
     assert ensure_engines(engine_lab.ctx) is True
-    assert engine_lab.provider.actions("spawn", "stop") == [
-        ("spawn", "node1", "dockerd", dockerd(engine_lab.config("node1")))
+    assert engine_lab.provider.actions("start_service", "stop_service") == [
+        ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
     ]
     assert engine_lab.outcome("node1") == "started"
-    assert engine_lab.serf_asked == ["fake.node1"]
+    assert engine_lab.serf_asked == ["node1"]
 
 
-def test_engines_without_a_kv_start_side_by_side_without_waiting_for_serf(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_engines_without_a_kv_start_side_by_side_without_waiting_for_serf(tmp_path: Path) -> None:
     # Swarm mode: no KV store, so no serf gossip to join in order.
-    engine_lab = EngineLab(tmp_path, monkeypatch, spec=load_spec(SWARM_YML))
+    engine_lab = EngineLab(tmp_path, spec=load_spec(SWARM_YML))
     assert ensure_engines(engine_lab.ctx) is True
-    spawned = sorted(call[1] for call in engine_lab.provider.actions("spawn"))
+    spawned = sorted(call[1] for call in engine_lab.provider.actions("start_service"))
     assert spawned == ["mgr", "w1"]
     assert engine_lab.serf_asked == []
 
@@ -657,7 +646,7 @@ class StackLab:
         self.stack = self.ctx.spec.stacks[0]
         self.runs: list[tuple[str, str]] = []  # (service, node its DOCKER_HOST names)
         self.failing: set[str] = set()
-        hosts = {self.provider.engine_env(n)["DOCKER_HOST"]: n for n in ENGINES}
+        hosts = {self.provider.node(n).docker_env()["DOCKER_HOST"]: n for n in ENGINES}
 
         def run(runner: HostRunner, argv: list[str], **options: Any) -> CommandResult:
             service, node = argv[-1], hosts[options["env"]["DOCKER_HOST"]]

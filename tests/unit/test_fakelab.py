@@ -3,19 +3,21 @@ it models, and what it answers agrees with the code that reads it."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 from fakelab import FakeLab, FakeLabError, fault_lab_spec
 
 import overlaylab.checks.kv
-import overlaylab.netns
+import overlaylab.providers.local.netns
 from overlaylab.checks.probes import ensure_probes, exec_in
+from overlaylab.runners import HostRunner
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLab:
-    return FakeLab(fault_lab_spec(), tmp_path / "state", monkeypatch)
+def lab(tmp_path: Path) -> FakeLab:
+    return FakeLab(fault_lab_spec(), tmp_path / "state")
 
 
 def test_a_command_it_does_not_model_is_an_error_not_a_guess(lab: FakeLab) -> None:
@@ -23,14 +25,50 @@ def test_a_command_it_does_not_model_is_an_error_not_a_guess(lab: FakeLab) -> No
         exec_in(lab.ctx, "n1", "probe-dn-n1", ["wget", "-q", "-O-", "http://mongo"])
 
 
-def test_a_check_reaching_the_network_in_a_new_way_stops_the_fake(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(
-        overlaylab.checks.kv, "netns_socket", overlaylab.netns.netns_socket, raising=False
+def test_what_checks_never_do_on_a_node_is_an_error_not_a_guess(lab: FakeLab) -> None:
+    node = lab.ctx.node("n1")
+    with pytest.raises(FakeLabError, match="the command"):
+        node.run(["ip", "route"])
+    with pytest.raises(FakeLabError, match="reading"):
+        node.read_file(node.paths.daemon_config)
+    with pytest.raises(FakeLabError, match="the log of etcd on kv"):
+        lab.ctx.node("kv").service_log("etcd")
+    with pytest.raises(FakeLabError, match="an engine on kv"), lab.ctx.node("kv").engine():
+        pass
+
+
+def test_the_nodes_answer_from_the_model(lab: FakeLab) -> None:
+    n1, kv = lab.ctx.node("n1"), lab.ctx.node("kv")
+    assert n1.engine_ping() and n1.service_alive("dockerd", "dockerd")
+    assert n1.tcp_connect(str(kv.address), 2379) == (True, "")
+    lab.kill_engine("n1")
+    assert not n1.engine_ping() and not n1.service_alive("dockerd")
+    lab.cut_off("n2")
+    assert lab.ctx.node("n2").tcp_connect(str(kv.address), 2379) == (
+        False,
+        "TimeoutError: timed out",
     )
-    with pytest.raises(FakeLabError, match=r"overlaylab\.netns\.netns_socket"):
-        FakeLab(fault_lab_spec(), tmp_path / "state", monkeypatch)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        (
+            "netns_socket",
+            overlaylab.providers.local.netns.netns_socket,
+            r"overlaylab\.providers\.local\.netns\.netns_socket",
+        ),
+        ("socket", socket, r"answer socket"),
+        ("HostRunner", HostRunner, r"overlaylab\.runners\.\S*HostRunner"),
+    ],
+    ids=["local-provider-helper", "socket-module", "host-commands"],
+)
+def test_a_check_reaching_around_the_node_handles_stops_the_fake(
+    name: str, value: object, named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(overlaylab.checks.kv, name, value, raising=False)
+    with pytest.raises(FakeLabError, match=rf"{named}, which overlaylab\.checks\.kv holds"):
+        FakeLab(fault_lab_spec(), tmp_path / "state")
 
 
 def test_probes_are_found_by_the_real_ensure_probes(lab: FakeLab) -> None:
@@ -50,9 +88,8 @@ def test_a_dead_engine_is_a_problem_for_ensure_probes(lab: FakeLab) -> None:
     assert "n2" not in {p.node for p in probes}
 
 
-def test_a_second_lab_takes_over_the_checks_io(
-    lab: FakeLab, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_two_labs_in_one_test_answer_each_for_itself(lab: FakeLab, tmp_path: Path) -> None:
     lab.stop_kv()
-    second = FakeLab(fault_lab_spec(), tmp_path / "second", monkeypatch)
+    second = FakeLab(fault_lab_spec(), tmp_path / "second")
     assert second.verify().ok
+    assert "kv.reachable" in {r.check for r in lab.verify().failed}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from fakelab import FakeLab, fault_lab_spec
 
 from overlaylab.checks.underlay import serf_view
@@ -35,10 +34,8 @@ def test_serf_view_of_a_log_without_events_is_empty() -> None:
     assert serf_view('level=info msg="API listen on /x/docker.sock"\n') == set()
 
 
-def test_islands_are_diagnosed_once_and_explain_cross_island_traffic(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    lab = FakeLab(fault_lab_spec(), tmp_path / "state", monkeypatch)
+def test_islands_are_diagnosed_once_and_explain_cross_island_traffic(tmp_path: Path) -> None:
+    lab = FakeLab(fault_lab_spec(), tmp_path / "state")
     lab.split_gossip(["n1", "n2"], ["n3"])
     report = lab.verify()
     members = {r.target: r.details["seen"] for r in report.results if r.check == "underlay.members"}

@@ -1,14 +1,16 @@
 """The waits inside `up`'s steps: ready, died early, or timed out, with the same errors.
 
-Services and engines are faked (no root); stop_service runs on real child processes.
+Services and engines are faked on the local nodes' handles (no root); a node's
+stop_service runs on real child processes.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 
 import docker.errors
 import pytest
@@ -20,27 +22,41 @@ from overlaylab.waiting import wait_until
 
 
 class FakeService:
-    """Stands in for the provider's service plumbing: alive until told to die."""
+    """Stands in for a local node's services: alive once started, until told to die.
 
-    def __init__(self, ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
+    Only the services (and, for engines, the ping) are replaced, on the node handle
+    the steps get from `ctx.node`; its files are the real ones in the lab's folder.
+    """
+
+    def __init__(self, ctx: LabContext, node: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.node = ctx.node(node)
         self.spawned: list[list[str]] = []
         self.dies_after_polls: int | None = None
         self.polls = 0
-        provider = ctx.provider
-        monkeypatch.setattr(provider, "spawn", self.spawn)
-        monkeypatch.setattr(provider, "service_pid", self.service_pid)
-        monkeypatch.setattr(provider, "log_tail", lambda node, service: "panic: no luck")
+        monkeypatch.setattr(self.node, "start_service", self.start_service)
+        monkeypatch.setattr(self.node, "service_alive", self.service_alive)
+        monkeypatch.setattr(self.node, "service_log", self.service_log)
 
-    def spawn(self, node: str, service: str, argv: list[str]) -> int:
+    def start_service(self, service: str, argv: Sequence[str]) -> None:
         self.spawned.append(list(argv))
-        return 4242
 
-    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
+    def service_alive(self, service: str, binary: str | None = None) -> bool:
         if not self.spawned:
-            return None
+            return False
         self.polls += 1
-        dead = self.dies_after_polls is not None and self.polls > self.dies_after_polls
-        return None if dead else 4242
+        return self.dies_after_polls is None or self.polls <= self.dies_after_polls
+
+    def service_log(self, service: str) -> str | None:
+        return "panic: no luck" if self.spawned else None
+
+    def pings(self, monkeypatch: pytest.MonkeyPatch, *answers: bool) -> None:
+        """The engine's /_ping answers these in turn, then the last one for ever."""
+        pending = list(answers)
+
+        def engine_ping(timeout: float = 1.0) -> bool:
+            return pending.pop(0) if len(pending) > 1 else pending[0]
+
+        monkeypatch.setattr(self.node, "engine_ping", engine_ping)
 
 
 def answers(*values: object) -> Callable[..., object]:
@@ -51,7 +67,7 @@ def answers(*values: object) -> Callable[..., object]:
 
 # --- the KV store -------------------------------------------------------------------------
 def test_kv_ready_after_a_few_polls(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = FakeService(ctx, monkeypatch)
+    service = FakeService(ctx, "kv", monkeypatch)
     monkeypatch.setattr(kv, "kv_ready", answers((False, "refused"), (False, "refused"), (True, "")))
     assert kv.ensure_kv(ctx) is True
     assert service.spawned[0][0] == "etcd"
@@ -60,7 +76,7 @@ def test_kv_ready_after_a_few_polls(ctx: LabContext, monkeypatch: pytest.MonkeyP
 def test_kv_that_dies_fails_at_once_with_its_last_answer_and_log(
     ctx: LabContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = FakeService(ctx, monkeypatch)
+    service = FakeService(ctx, "kv", monkeypatch)
     service.dies_after_polls = 1
     monkeypatch.setattr(kv, "kv_ready", answers((False, "connection refused")))
     started = time.monotonic()
@@ -74,7 +90,7 @@ def test_kv_that_dies_fails_at_once_with_its_last_answer_and_log(
 
 
 def test_kv_that_never_answers_times_out(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    FakeService(ctx, monkeypatch)
+    FakeService(ctx, "kv", monkeypatch)
     monkeypatch.setattr(kv, "READY_TIMEOUT", 0.3)
     monkeypatch.setattr(kv, "kv_ready", answers((False, "HTTP 503: starting")))
     started = time.monotonic()
@@ -85,19 +101,22 @@ def test_kv_that_never_answers_times_out(ctx: LabContext, monkeypatch: pytest.Mo
 
 # --- engines ------------------------------------------------------------------------------
 def test_engine_started_once_it_answers(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
-    service = FakeService(ctx, monkeypatch)
-    monkeypatch.setattr(engines, "engine_ping", answers(False, False, True))
+    service = FakeService(ctx, "node1", monkeypatch)
+    service.pings(monkeypatch, False, False, True)
     node = ctx.spec.engine_nodes[0]
     assert engines._ensure_engine(ctx, node) == "started"
     assert service.spawned == [["dockerd", "--config-file", str(ctx.layout.daemon_config("node1"))]]
+    # The configuration it was started with is in place, through the node's files.
+    config = json.loads(ctx.layout.daemon_config("node1").read_text())
+    assert config == engines.daemon_config(ctx, node)
 
 
 def test_engine_that_dies_fails_at_once_with_its_log(
     ctx: LabContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    service = FakeService(ctx, monkeypatch)
+    service = FakeService(ctx, "node1", monkeypatch)
     service.dies_after_polls = 2
-    monkeypatch.setattr(engines, "engine_ping", answers(False))
+    service.pings(monkeypatch, False)
     started = time.monotonic()
     with pytest.raises(NodeError) as info:
         engines._ensure_engine(ctx, ctx.spec.engine_nodes[0])
@@ -193,12 +212,16 @@ def test_network_missing_on_one_engine_names_that_engine(
     seen = {"node1": {"dn": "abc123def456789"}, "node2": {"dn": "abc123def456789"}, "node3": {}}
     asked: list[str] = []
 
-    @contextmanager
-    def engine(node: str) -> Iterator[FakeClient]:
-        asked.append(node)
-        yield FakeClient(FakeApi(refusals=0, known=seen[node]))
+    def engine_of(node: str) -> Callable[..., AbstractContextManager[FakeClient]]:
+        @contextmanager
+        def engine(timeout: int = 30) -> Iterator[FakeClient]:
+            asked.append(node)
+            yield FakeClient(FakeApi(refusals=0, known=seen[node]))
 
-    monkeypatch.setattr(ctx.provider, "engine", engine)
+        return engine
+
+    for node in seen:
+        monkeypatch.setattr(ctx.node(node), "engine", engine_of(node))
     with pytest.raises(OverlaylabError) as info:
         networks._wait_everywhere(
             ctx, ctx.spec.networks[0], "abc123def456789", ["node1", "node2", "node3"]
@@ -215,21 +238,22 @@ def start_as_service(ctx: LabContext, argv: list[str]) -> subprocess.Popen[bytes
     proc = subprocess.Popen(argv)
     ctx.layout.node_dir("node1").mkdir(parents=True, exist_ok=True)
     ctx.layout.pid_file("node1", "sleeper").write_text(f"{proc.pid}\n")
-    # The provider recognises the service by its name: wait until `sh` has become sleep.
-    assert wait_until(lambda: ctx.provider.service_pid("node1", "sleeper", "sleep"), 5)
+    # The node recognises the service by its name: wait until `sh` has become sleep.
+    assert wait_until(lambda: ctx.node("node1").service_alive("sleeper", "sleep"), 5)
     return proc
 
 
 def test_stop_service_stops_with_sigterm(ctx: LabContext) -> None:
     proc = start_as_service(ctx, ["sleep", "30"])
-    ctx.provider.stop_service("node1", "sleeper", "sleep", timeout=5)
+    ctx.node("node1").stop_service("sleeper", "sleep", timeout=5)
     assert proc.wait(timeout=5) == -15
+    assert not ctx.node("node1").service_alive("sleeper")
 
 
 def test_stop_service_kills_what_ignores_sigterm_after_the_timeout(ctx: LabContext) -> None:
     # An ignored signal stays ignored across exec: this sleep shrugs off SIGTERM.
     proc = start_as_service(ctx, ["sh", "-c", "trap '' TERM; exec sleep 30"])
     started = time.monotonic()
-    ctx.provider.stop_service("node1", "sleeper", "sleep", timeout=0.5)
+    ctx.node("node1").stop_service("sleeper", "sleep", timeout=0.5)
     assert proc.wait(timeout=5) == -9
     assert 0.4 <= time.monotonic() - started < 5
