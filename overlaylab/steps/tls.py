@@ -143,7 +143,7 @@ class LabCA:
         server: bool,
         ips: list[ipaddress.IPv4Address] | None = None,
         dns_names: list[str] | None = None,
-    ) -> None:
+    ) -> bool:
         """Write ca.pem, cert.pem and key.pem to `out`; True when it (re)issued them.
 
         What is there is kept only while it still works: signed by this CA, not about

@@ -10,6 +10,7 @@ step's decision on the recorded calls. They refuse what the real thing refuses
 
 from __future__ import annotations
 
+import contextlib
 import io
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from lab_specs import LAB_YML, make_ctx
 from rich.console import Console
 
 from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers.base import NodePaths
@@ -360,74 +362,34 @@ class FakeProvider:
 
 
 # --- `ip`, for the local provider --------------------------------------------------------------
-class FakeIp:
-    """`ip` over a model of namespaces and links, in place of the provider's HostRunner.
+class FakeNetlink:
+    """The local provider's plumbing (namespaces, links, addresses) over a model.
 
-    It fails where iproute2 fails: adding a namespace or link that exists, touching a
-    device or namespace that does not. Deleting one end of a veth pair deletes both.
+    It refuses what netlink refuses: a link that exists already, a device or namespace
+    that does not. Deleting one end of a veth pair deletes both. `commands` records
+    every change in order.
     """
 
     def __init__(self) -> None:
         self.namespaces: set[str] = set()
         self.links: set[tuple[str | None, str]] = set()  # (namespace or None for host, name)
         self.peers: dict[tuple[str | None, str], tuple[str | None, str]] = {}
-        self.commands: list[tuple[str, ...]] = []
+        self.commands: list[tuple[str | None, ...]] = []
 
-    def run(self, argv: list[str] | tuple[str, ...], *, check: bool = True) -> CommandResult:
-        argv = tuple(argv)
-        self.commands.append(argv)
-        assert argv[0] == "ip", argv
-        ns, args = (argv[2], argv[3:]) if argv[1] == "-n" else (None, argv[1:])
-        problem = self._apply(ns, list(args))
-        result = CommandResult(argv, 1 if problem else 0, "", problem or "", "host")
-        return result.check() if check else result
+    def create_namespace(self, name: str) -> None:
+        if name not in self.namespaces:  # like plumbing: an existing one is fine
+            self.namespaces.add(name)
+            self.commands.append(("netns add", name))
+
+    @contextlib.contextmanager
+    def open_links(self, namespace: str | None) -> Iterator[FakeLinks]:
+        if namespace is not None and namespace not in self.namespaces:
+            raise OverlaylabError(f"no network namespace {namespace}")
+        yield FakeLinks(self, namespace)
 
     def mutations(self) -> list[tuple[str | None, ...]]:
-        """What changed the model, as ("netns add", ns) / ("link add"|"link del", ns, name)."""
-        found: list[tuple[str | None, ...]] = []
-        for argv in self.commands:
-            ns, args = (argv[2], argv[3:]) if argv[1] == "-n" else (None, argv[1:])
-            if args[:2] == ("netns", "add"):
-                found.append(("netns add", args[2]))
-            elif args[0] == "link" and args[1] in ("add", "del"):
-                found.append((f"link {args[1]}", ns, args[2]))
-        return found
-
-    def _apply(self, ns: str | None, args: list[str]) -> str | None:
-        if ns is not None and ns not in self.namespaces:
-            return f'Cannot open network namespace "{ns}": No such file or directory'
-        if args[:2] == ["netns", "add"]:
-            if args[2] in self.namespaces:
-                return f'Cannot create namespace file "/run/netns/{args[2]}": File exists'
-            self.namespaces.add(args[2])
-            return None
-        if args[:2] == ["link", "add"]:
-            return self._add_link(ns, args)
-        if args[:2] == ["link", "del"]:
-            if (ns, args[2]) not in self.links:
-                return f'Cannot find device "{args[2]}"'
-            self.delete_link((ns, args[2]))
-            return None
-        device = args[args.index("dev") + 1] if "dev" in args else args[2]
-        if (ns, device) not in self.links and device != "lo":
-            return f'Cannot find device "{device}"'
-        return None  # link show / link set / addr replace on a device that exists
-
-    def _add_link(self, ns: str | None, args: list[str]) -> str | None:
-        end = (ns, args[2])
-        kind = args[args.index("type") + 1]
-        ends = [end]
-        if kind == "veth":
-            peer_ns = args[args.index("netns") + 1] if "netns" in args else ns
-            if peer_ns is not None and peer_ns not in self.namespaces:
-                return f'Cannot find namespace "{peer_ns}"'
-            ends.append((peer_ns, args[args.index("name") + 1]))
-        if any(e in self.links for e in ends):
-            return "RTNETLINK answers: File exists"
-        self.links.update(ends)
-        if kind == "veth":
-            self.peers[ends[0]], self.peers[ends[1]] = ends[1], ends[0]
-        return None
+        """What changed the model: ("netns add", ns) / ("link add"|"link del", ns, name)."""
+        return [c for c in self.commands if c[0] in ("netns add", "link add", "link del")]
 
     def delete_link(self, end: tuple[str | None, str]) -> None:
         """Remove a link, and its peer if it is one end of a veth pair."""
@@ -436,3 +398,50 @@ class FakeIp:
         if peer is not None:
             self.links.discard(peer)
             self.peers.pop(peer, None)
+
+
+class FakeLinks:
+    """`plumbing.Links` for one namespace of a `FakeNetlink`."""
+
+    def __init__(self, net: FakeNetlink, namespace: str | None) -> None:
+        self.net = net
+        self.namespace = namespace
+
+    def exists(self, name: str) -> bool:
+        return name == "lo" or (self.namespace, name) in self.net.links
+
+    def _add(self, *ends: tuple[str | None, str]) -> None:
+        if any(e in self.net.links for e in ends):
+            raise OverlaylabError(f"link {ends[0][1]} exists in {self.namespace}")
+        self.net.links.update(ends)
+        self.net.commands.append(("link add", self.namespace, ends[0][1]))
+
+    def add_bridge(self, name: str) -> None:
+        if not self.exists(name):
+            self._add((self.namespace, name))
+
+    def add_veth(self, name: str, peer: str, peer_namespace: str | None, mtu: int) -> None:
+        other = self.namespace if peer_namespace is None else peer_namespace
+        if other is not None and other not in self.net.namespaces:
+            raise OverlaylabError(f"no network namespace {other}")
+        here, there = (self.namespace, name), (other, peer)
+        self._add(here, there)
+        self.net.peers[here], self.net.peers[there] = there, here
+
+    def delete(self, name: str) -> None:
+        if (self.namespace, name) in self.net.links:
+            self.net.delete_link((self.namespace, name))
+            self.net.commands.append(("link del", self.namespace, name))
+
+    def set(self, name: str, **settings: object) -> None:
+        if not self.exists(name):
+            raise OverlaylabError(f"link {name} is missing in {self.namespace}")
+        master = settings.get("master")
+        if master is not None and not self.exists(str(master)):
+            raise OverlaylabError(f"bridge {master} is missing in {self.namespace}")
+        self.net.commands.append(("link set", self.namespace, name, repr(sorted(settings.items()))))
+
+    def replace_address(self, name: str, address: str, prefixlen: int) -> None:
+        if not self.exists(name):
+            raise OverlaylabError(f"link {name} is missing in {self.namespace}")
+        self.net.commands.append(("addr replace", self.namespace, name, f"{address}/{prefixlen}"))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from fakes import (
-    FakeIp,
+    FakeNetlink,
     FakeProvider,
     captured_progress,
     engines_sharing_a_kv,
@@ -28,7 +29,7 @@ from lab_specs import LAB_YML, SWARM_YML, lab_variant, make_ctx
 from overlaylab import lab
 from overlaylab.context import LabContext
 from overlaylab.errors import CommandError, NodeError, OverlaylabError
-from overlaylab.providers.local import teardown
+from overlaylab.providers.local import plumbing, teardown
 from overlaylab.runners import CommandResult, HostRunner
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
@@ -56,17 +57,19 @@ def test_nodes_step_provisions_either_way_and_changes_only_a_new_lab(
 
 
 class LocalLab:
-    """The local provider over a fake `ip`: what exists before `provision`, what it ran."""
+    """The local provider over fake plumbing: what exists before `provision`, what it did."""
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.ctx = make_ctx(load_spec(LAB_YML), tmp_path / "state")
         self.layout = self.ctx.layout
-        self.ip = FakeIp()
-        # These tests replace the provider's `ip` runner; a provider that wires the lab
-        # some other way would build a real lab on this machine from a unit test.
-        if not isinstance(getattr(self.ctx.provider, "host", None), HostRunner):
-            pytest.fail("LocalProvider no longer runs `ip` through .host: fake its new seam")
-        self.ctx.provider.host = self.ip  # type: ignore[attr-defined]
+        self.ip = FakeNetlink()
+        # Every way the provider wires the lab goes through `plumbing`; anything left
+        # unfaked there fails loudly instead of building a real lab from a unit test.
+        for name in vars(plumbing):
+            if callable(getattr(plumbing, name)) and not name[0].isupper():
+                monkeypatch.setattr(plumbing, name, refuse(name), raising=False)
+        monkeypatch.setattr(plumbing, "create_namespace", self.ip.create_namespace)
+        monkeypatch.setattr(plumbing, "links", self.ip.open_links)
         monkeypatch.setattr(teardown, "record_host_footprint", lambda layout: None)
         monkeypatch.setattr(
             teardown, "lab_namespaces", lambda layout: sorted(self._own(self.ip.namespaces))
@@ -83,6 +86,13 @@ class LocalLab:
 
     def node_pair(self, node: str) -> tuple[tuple[str, str], tuple[str, str]]:
         return (self.layout.switch_ns, f"p-{node}"), (self.layout.node_ns(node), "eth1")
+
+
+def refuse(name: str) -> Callable[..., object]:
+    def refused(*args: object, **kwargs: object) -> object:
+        raise AssertionError(f"plumbing.{name} is not faked: a unit test must not touch netlink")
+
+    return refused
 
 
 def test_provision_of_a_new_lab_makes_switch_nodes_and_host_link(
@@ -118,8 +128,8 @@ def test_provision_of_a_complete_lab_adds_and_deletes_nothing(
     assert local.provision() == []
     assert local.ip.links == links
     # It still (re)applies addresses and link settings, which are idempotent.
-    replace = "ip -n ol-lab.node2 addr replace 192.168.99.12/24 dev eth1"
-    assert tuple(replace.split()) in local.ip.commands
+    replace = ("addr replace", "ol-lab.node2", "eth1", "192.168.99.12/24")
+    assert replace in local.ip.commands
 
 
 def test_provision_keeps_a_namespace_that_exists_and_cables_it(

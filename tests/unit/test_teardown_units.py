@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from overlaylab.layout import LabLayout
-from overlaylab.providers.local import teardown
+from overlaylab.providers.local import plumbing, teardown
 
 
 @dataclass
@@ -243,26 +244,38 @@ def test_lab_mounts_parses_mountinfo(layout: LabLayout, monkeypatch: pytest.Monk
     ]
 
 
-def fake_ip_netns(monkeypatch: pytest.MonkeyPatch, listing: str) -> None:
-    def run(*argv: str) -> subprocess.CompletedProcess[str]:
-        if argv == ("ip", "netns", "list"):
-            return subprocess.CompletedProcess(argv, 0, listing, "")
-        if argv[:3] == ("ip", "netns", "pids"):
-            return subprocess.CompletedProcess(argv, 0, "", "")
-        raise AssertionError(f"unexpected command {argv}")
-
-    monkeypatch.setattr(teardown, "_run", run)
+def fake_netns_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, names: list[str]) -> None:
+    """A /run/netns of our own: its entries are what `plumbing.namespaces` lists."""
+    folder = tmp_path / "netns"
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        (folder / name).touch()
+    monkeypatch.setattr(plumbing, "NETNS_DIR", folder)
 
 
-def test_lab_namespaces_from_ip_netns_list(
-    layout: LabLayout, monkeypatch: pytest.MonkeyPatch
+def test_lab_namespaces_are_the_ones_named_for_the_lab(
+    layout: LabLayout, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    fake_ip_netns(
+    fake_netns_dir(
         monkeypatch,
-        "ol-lab.node2 (id: 4)\nol-lab.node1 (id: 3)\nol-lab2-node1 (id: 2)\n"
-        "ol-lab._switch (id: 1)\nol-lab2.switch (id: 0)\nsomething-else\n\n",
+        tmp_path,
+        ["ol-lab.node2", "ol-lab.node1", "ol-lab2-node1", "ol-lab._switch", "ol-lab2.switch", "x"],
     )
-    assert teardown.lab_namespaces(layout) == ["ol-lab.node2", "ol-lab.node1", "ol-lab._switch"]
+    assert teardown.lab_namespaces(layout) == ["ol-lab._switch", "ol-lab.node1", "ol-lab.node2"]
+
+
+def test_processes_in_a_namespace_are_found_by_its_inode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Our own process is "in" a namespace whose file is our own /proc/self/ns/net.
+    folder = tmp_path / "netns"
+    folder.mkdir()
+    (folder / "here").symlink_to(f"/proc/{os.getpid()}/ns/net")
+    (folder / "elsewhere").touch()
+    monkeypatch.setattr(plumbing, "NETNS_DIR", folder)
+    assert os.getpid() in plumbing.processes_in("here")
+    assert plumbing.processes_in("elsewhere") == set()
+    assert plumbing.processes_in("missing") == set()
 
 
 @pytest.fixture
@@ -280,7 +293,7 @@ def sleeper(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], subproces
 
 
 def isolate_pid_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_ip_netns(monkeypatch, "")
+    fake_netns_dir(monkeypatch, tmp_path, [])
     monkeypatch.setattr(teardown, "CGROUP_ROOT", tmp_path / "no-cgroups")
 
 

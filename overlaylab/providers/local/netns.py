@@ -1,21 +1,19 @@
 """Open sockets inside a named network namespace from this (host) process.
 
 A socket keeps the namespace it was created in, so a short-lived thread can enter
-the namespace with setns(2), create the socket and leave; the caller then uses it
-normally. This lets overlaylab probe a node's view of the lab (can node1 reach the
-KV store?) without spawning `nsenter` for every probe. setns(CLONE_NEWNET) only
-affects the calling thread, which is why the work happens in a thread of its own.
+the namespace (setns(2), through pyroute2), create the socket and end; the caller
+then uses it normally. This lets overlaylab probe a node's view of the lab (can
+node1 reach the KV store?) without spawning `nsenter` for every probe. setns with
+CLONE_NEWNET affects only the calling thread, which is why the work happens in a
+thread of its own.
 """
 
 from __future__ import annotations
 
-import ctypes
-import os
 import socket
 import threading
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
+from pyroute2 import netns as pyroute2_netns
 
 
 def netns_socket(
@@ -25,13 +23,8 @@ def netns_socket(
 
     def enter_and_create() -> None:
         try:
-            fd = os.open(f"/run/netns/{netns}", os.O_RDONLY)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns into {netns}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
+            # flags=0: enter only an existing namespace, never create one.
+            pyroute2_netns.setns(netns, flags=0)
             result["sock"] = socket.socket(family, kind)
         except BaseException as exc:  # handed back to the caller's thread
             result["error"] = exc

@@ -23,9 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from overlaylab.layout import LabLayout
-from overlaylab.providers.local import teardown
+from overlaylab.providers.local import plumbing, teardown
 from overlaylab.providers.local.node import LocalNode
-from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
 from overlaylab.waiting import wait_until
@@ -45,7 +44,6 @@ class LocalProvider:
         options = spec.provider
         assert isinstance(options, LocalProviderSpec)
         self.options = options
-        self.host = HostRunner()
         self._nodes: dict[str, LocalNode] = {}
 
     # --- the provider interface ----------------------------------------------------
@@ -73,99 +71,61 @@ class LocalProvider:
             return None
         return self.options.host_address or next(self.spec.lab.subnet.hosts())
 
-    def _ip(self, netns: str | None, *args: str, check: bool = True) -> bool:
-        argv = ["ip", *(["-n", netns] if netns else []), *args]
-        return self.host.run(argv, check=check).ok
-
-    def _link_exists(self, netns: str | None, name: str) -> bool:
-        return self._ip(netns, "link", "show", "dev", name, check=False)
-
     def provision(self, on_item: Callable[[str, str], None] | None = None) -> None:
         """Create (or complete, after an interruption) the switch, nodes and links."""
         say = on_item or (lambda where, msg: None)
         teardown.record_host_footprint(self.layout)
-        layout, mtu = self.layout, str(self.spec.lab.mtu)
+        layout, mtu = self.layout, self.spec.lab.mtu
         existing = set(teardown.lab_namespaces(layout))
         sw = layout.switch_ns
         if sw not in existing:
-            self._ip(None, "netns", "add", sw)
-        if not self._link_exists(sw, layout.SWITCH_BRIDGE):
-            self._ip(sw, "link", "add", layout.SWITCH_BRIDGE, "type", "bridge")
-        self._ip(sw, "link", "set", layout.SWITCH_BRIDGE, "mtu", mtu, "up")
-        self._ip(sw, "link", "set", "lo", "up")
+            plumbing.create_namespace(sw)
+        with plumbing.links(sw) as switch:
+            switch.add_bridge(layout.SWITCH_BRIDGE)
+            switch.set(layout.SWITCH_BRIDGE, mtu=mtu, state="up")
+            switch.set("lo", state="up")
         say("switch", f"netns {sw}, bridge {layout.SWITCH_BRIDGE}")
 
         prefix = self.spec.lab.subnet.prefixlen
         for node in self.spec.nodes:
-            ns = layout.node_ns(node.name)
-            port = layout.switch_port(node.name)
+            ns, port = layout.node_ns(node.name), layout.switch_port(node.name)
             if ns not in existing:
-                self._ip(None, "netns", "add", ns)
-            if not self._link_exists(ns, layout.NODE_IFACE):
-                # Half-made pair from an interrupted run: remove the switch end first.
-                if self._link_exists(sw, port):
-                    self._ip(sw, "link", "del", port)
-                self._ip(
-                    sw,
-                    "link",
-                    "add",
-                    port,
-                    "mtu",
-                    mtu,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    layout.NODE_IFACE,
-                    "netns",
-                    ns,
-                )
-            self._ip(sw, "link", "set", port, "master", layout.SWITCH_BRIDGE, "up")
-            self._ip(ns, "link", "set", "lo", "up")
-            self._ip(ns, "addr", "replace", f"{node.address}/{prefix}", "dev", layout.NODE_IFACE)
-            self._ip(ns, "link", "set", layout.NODE_IFACE, "mtu", mtu, "up")
-            if self.options.nat:
-                self._ensure_nat_interface(ns)
+                plumbing.create_namespace(ns)
+            with plumbing.links(sw) as switch, plumbing.links(ns) as inside:
+                if not inside.exists(layout.NODE_IFACE):
+                    switch.delete(port)  # the switch end of a pair half-made by a crash
+                    switch.add_veth(port, layout.NODE_IFACE, ns, mtu)
+                switch.set(port, master=layout.SWITCH_BRIDGE, state="up")
+                inside.set("lo", state="up")
+                inside.replace_address(layout.NODE_IFACE, str(node.address), prefix)
+                inside.set(layout.NODE_IFACE, mtu=mtu, state="up")
+                if self.options.nat:
+                    self._ensure_nat_interface(inside)
             say(node.name, f"netns {ns}, {layout.NODE_IFACE} {node.address}/{prefix}")
 
         if self.host_address is not None:
             link = layout.host_link
-            if not self._link_exists(None, link):
-                if self._link_exists(sw, layout.SWITCH_HOST_PORT):
-                    self._ip(sw, "link", "del", layout.SWITCH_HOST_PORT)
-                self._ip(
-                    None,
-                    "link",
-                    "add",
-                    link,
-                    "mtu",
-                    mtu,
-                    "type",
-                    "veth",
-                    "peer",
-                    "name",
-                    layout.SWITCH_HOST_PORT,
-                    "netns",
-                    sw,
-                )
-            self._ip(
-                sw, "link", "set", layout.SWITCH_HOST_PORT, "master", layout.SWITCH_BRIDGE, "up"
-            )
-            self._ip(None, "addr", "replace", f"{self.host_address}/{prefix}", "dev", link)
-            self._ip(None, "link", "set", link, "up")
+            with plumbing.links(None) as host, plumbing.links(sw) as switch:
+                if not host.exists(link):
+                    switch.delete(layout.SWITCH_HOST_PORT)
+                    host.add_veth(link, layout.SWITCH_HOST_PORT, sw, mtu)
+                switch.set(layout.SWITCH_HOST_PORT, master=layout.SWITCH_BRIDGE, state="up")
+                host.replace_address(link, str(self.host_address), prefix)
+                host.set(link, state="up")
             say("host", f"{link} {self.host_address}/{prefix}")
 
     NAT_IFACE = "eth0"
-    NAT_ADDRESS = "10.0.2.15/24"  # VirtualBox's NAT address: identical on every VM
+    NAT_ADDRESS = "10.0.2.15"  # VirtualBox's NAT address: identical on every VM
+    NAT_PREFIX = 24
 
-    def _ensure_nat_interface(self, ns: str) -> None:
+    def _ensure_nat_interface(self, inside: plumbing.Links) -> None:
         # A dead-end pair inside the node: an address no other node can reach, which
         # is exactly what a VirtualBox NAT adapter is from the other VMs' view.
-        if not self._link_exists(ns, self.NAT_IFACE):
-            self._ip(ns, "link", "add", self.NAT_IFACE, "type", "veth", "peer", "name", "nat0")
-        self._ip(ns, "addr", "replace", self.NAT_ADDRESS, "dev", self.NAT_IFACE)
-        self._ip(ns, "link", "set", "nat0", "up")
-        self._ip(ns, "link", "set", self.NAT_IFACE, "up")
+        if not inside.exists(self.NAT_IFACE):
+            inside.add_veth(self.NAT_IFACE, "nat0", None, self.spec.lab.mtu)
+        inside.replace_address(self.NAT_IFACE, self.NAT_ADDRESS, self.NAT_PREFIX)
+        inside.set("nat0", state="up")
+        inside.set(self.NAT_IFACE, state="up")
 
     # --- services (dockerd, etcd, ...) inside a node --------------------------------
     def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:

@@ -17,11 +17,11 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 from pathlib import Path
 
 from overlaylab.errors import TeardownIncomplete
 from overlaylab.layout import LabLayout
+from overlaylab.providers.local import plumbing
 from overlaylab.waiting import wait_until
 
 MNT_DETACH = 2
@@ -37,14 +37,8 @@ PROCESS_EXIT_TIMEOUT = 10.0
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _run(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(argv, capture_output=True, text=True, check=False)
-
-
 def lab_namespaces(layout: LabLayout) -> list[str]:
-    out = _run("ip", "netns", "list").stdout
-    names = [line.split()[0] for line in out.splitlines() if line.strip()]
-    return [n for n in names if layout.owns_ns(n)]
+    return [n for n in plumbing.namespaces() if layout.owns_ns(n)]
 
 
 def lab_cgroups(layout: LabLayout) -> list[Path]:
@@ -71,7 +65,7 @@ def _cgroup_pids(group: Path) -> set[int]:
 def lab_pids(layout: LabLayout) -> set[int]:
     pids: set[int] = set()
     for ns in lab_namespaces(layout):
-        pids |= {int(p) for p in _run("ip", "netns", "pids", ns).stdout.split() if p.isdigit()}
+        pids |= plumbing.processes_in(ns)
     for group in lab_cgroups(layout):
         pids |= _cgroup_pids(group)
     # The state folder as a whole path component: /var/lib/overlaylab/lab must not
@@ -167,7 +161,7 @@ def remove_cgroups(layout: LabLayout) -> int:
     return count
 
 
-NETNS_DIR = Path("/run/netns")
+NETNS_DIR = plumbing.NETNS_DIR
 
 
 def _is_mount_point(path: Path) -> bool:
@@ -266,11 +260,12 @@ def destroy_local_lab(layout: LabLayout) -> list[str]:
         done.append(f"unmounted {unmounted} mounts")
     if _host_link_exists(layout):
         # Deleted by hand: namespace teardown is asynchronous in the kernel.
-        _run("ip", "link", "del", layout.host_link)
+        with plumbing.links(None) as host:
+            host.delete(layout.host_link)
         done.append(f"deleted host link {layout.host_link}")
     namespaces = lab_namespaces(layout)
     for ns in namespaces:
-        _run("ip", "netns", "del", ns)
+        plumbing.remove_namespace(ns)
     if namespaces:
         done.append(f"deleted {len(namespaces)} namespaces")
     cgroups = remove_cgroups(layout)
@@ -294,7 +289,8 @@ def destroy_local_lab(layout: LabLayout) -> list[str]:
 
 
 def _host_link_exists(layout: LabLayout) -> bool:
-    return _run("ip", "link", "show", "dev", layout.host_link).returncode == 0
+    with plumbing.links(None) as host:
+        return host.exists(layout.host_link)
 
 
 def leftovers(layout: LabLayout) -> list[str]:
