@@ -51,7 +51,7 @@ def context_for(
         spec_path=spec_path,
         spec_dir=spec_dir_of(spec_path),
         layout=layout,
-        provider=get_provider(spec, layout),
+        provider=get_provider(spec, layout, spec_dir_of(spec_path)),
         progress=progress or Progress(),
         warnings=spec_warnings(spec) if warnings is None else warnings,
     )

@@ -82,21 +82,26 @@ def engine_api(vctx: VerifyContext) -> list[CheckResult]:
     )
 
 
-SERF_EVENT = re.compile(r"serf: Event(Member(?:Join|Leave|Failed|Reap)): (\S+)")
+SERF_EVENT = re.compile(
+    r"serf: Event(Member(?:Join|Leave|Failed|Reap)): (\S+)(?: ([0-9]+(?:\.[0-9]+){3}))?"
+)
 
 
-def serf_view(log_text: str) -> set[str]:
+def serf_view(log_text: str, node_at: dict[str, str] | None = None) -> set[str]:
     """Members an engine's serf agent believes in, from its own log lines.
 
     libnetwork exposes no API for it; the serf library logs every membership event,
-    so replaying them gives the node's view of the gossip cluster.
+    so replaying them gives the node's view of the gossip cluster. Serf names members
+    by hostname, which on real hosts is not the spec's node name: `node_at` (address ->
+    node) names them by the address they advertise instead.
     """
     members: set[str] = set()
-    for event, name in SERF_EVENT.findall(log_text):
+    for event, name, address in SERF_EVENT.findall(log_text):
+        member = (node_at or {}).get(address, name)
         if event == "MemberJoin":
-            members.add(name)
+            members.add(member)
         else:
-            members.discard(name)
+            members.discard(member)
     return members
 
 
@@ -109,6 +114,7 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
             )
         ]
     expected = {n.name for n in spec.engine_nodes}
+    node_at = {str(n.address): n.name for n in spec.engine_nodes}
     results = []
     for node in sorted(expected):
         handle = vctx.lab.node(node)
@@ -131,7 +137,7 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
                 )
             )
             continue
-        seen = serf_view(log)
+        seen = serf_view(log, node_at)
         missing = sorted(expected - seen)
         results.append(
             CheckResult(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from overlaylab.errors import OverlaylabError
@@ -16,10 +17,13 @@ if TYPE_CHECKING:
 # dependencies (fabric, python-vagrant) load only when a spec asks for it.
 REGISTRY: dict[str, str] = {
     "local": "overlaylab.providers.local:LocalProvider",
+    "ssh": "overlaylab.providers.ssh:SSHProvider",
 }
+# Providers that read files named in the spec (keys) get the spec's folder too.
+TAKES_SPEC_DIR = {"ssh"}
 
 
-def get_provider(spec: ClusterSpec, layout: LabLayout) -> Provider:
+def get_provider(spec: ClusterSpec, layout: LabLayout, spec_dir: Path | None = None) -> Provider:
     kind = spec.provider.type
     if kind not in REGISTRY:
         raise OverlaylabError(
@@ -28,5 +32,9 @@ def get_provider(spec: ClusterSpec, layout: LabLayout) -> Provider:
             "would run; `provider: {type: local}` runs the same topology on this machine."
         )
     module, name = REGISTRY[kind].split(":")
-    provider: Provider = getattr(importlib.import_module(module), name)(spec, layout)
+    kind_class = getattr(importlib.import_module(module), name)
+    if kind in TAKES_SPEC_DIR:
+        provider: Provider = kind_class(spec, layout, spec_dir)
+    else:
+        provider = kind_class(spec, layout)
     return provider

@@ -52,20 +52,10 @@ def _kernel_feature(module: str) -> bool:
     )
 
 
-def local_preflight(
-    spec: ClusterSpec, host_address: ipaddress.IPv4Address | None
-) -> list[tuple[str, str]]:
+def host_tool_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """What this machine itself needs whatever the provider: the probe image is built
+    here, and compose runs here against the nodes' engines."""
     gaps: list[tuple[str, str]] = []
-    if os.geteuid() != 0:
-        gaps.append(
-            (
-                "not running as root (namespaces and dockerd need it)",
-                "run as root, e.g. `sudo -E invoke up`",
-            )
-        )
-    for binary, package in BASE_TOOLS:
-        if not _which(binary):
-            gaps.append((f"`{binary}` is not installed", f"{APT} {package}"))
     if not BUSYBOX.exists():
         gaps.append(
             (
@@ -85,6 +75,24 @@ def local_preflight(
         gaps.append(
             ("`docker-compose` is not installed (the spec deploys stacks)", f"{APT} docker-compose")
         )
+    return gaps
+
+
+def local_preflight(
+    spec: ClusterSpec, host_address: ipaddress.IPv4Address | None
+) -> list[tuple[str, str]]:
+    gaps: list[tuple[str, str]] = []
+    if os.geteuid() != 0:
+        gaps.append(
+            (
+                "not running as root (namespaces and dockerd need it)",
+                "run as root, e.g. `sudo -E invoke up`",
+            )
+        )
+    for binary, package in BASE_TOOLS:
+        if not _which(binary):
+            gaps.append((f"`{binary}` is not installed", f"{APT} {package}"))
+    gaps += host_tool_gaps(spec)
     if spec.kv is not None:
         backend = spec.kv.backend
         if backend == "etcd" and not _which("etcd"):

@@ -53,3 +53,16 @@ def test_islands_are_diagnosed_once_and_explain_cross_island_traffic(tmp_path: P
         "mtu.df",
         "underlay.members",
     ]
+
+
+def test_serf_members_are_named_by_the_address_they_advertise() -> None:
+    # On real hosts serf's member names are hostnames, not the spec's node names.
+    log = (
+        "serf: EventMemberJoin: h1 192.168.91.11\n"
+        "serf: EventMemberJoin: h2 192.168.91.12\n"
+        "serf: EventMemberJoin: stranger 10.9.9.9\n"
+        "serf: EventMemberFailed: h2 192.168.91.12\n"
+    )
+    node_at = {"192.168.91.11": "n1", "192.168.91.12": "n2"}
+    assert serf_view(log, node_at) == {"n1", "stranger"}
+    assert serf_view(log) == {"h1", "stranger"}

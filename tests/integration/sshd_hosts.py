@@ -1,0 +1,66 @@
+"""Real sshd on bare hosts, for the ssh provider's tests: the hosts are a local lab's
+node namespaces (network + UTS, on one lab switch), each running its own sshd."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from lab_cli import ROOT
+
+from overlaylab import lab
+from overlaylab.context import LabContext
+from overlaylab.waiting import wait_until
+
+HOSTS_SPEC = ROOT / "tests/testdata/labs/ssh-hosts.yml"
+PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it
+
+
+@dataclass
+class Hosts:
+    addresses: dict[str, str]  # host name -> address
+    key: Path  # the client's private key, authorised on every host
+
+
+def _sshd_config(folder: Path, address: str, host: str) -> Path:
+    host_key = folder / f"host-{host}"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+    config = folder / f"sshd-{host}.conf"
+    config.write_text(
+        f"ListenAddress {address}\nPort 22\nHostKey {host_key}\n"
+        f"AuthorizedKeysFile {folder / 'authorized_keys'}\nPidFile {folder / f'sshd-{host}.pid'}\n"
+        "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
+    )
+    return config
+
+
+@contextlib.contextmanager
+def sshd_hosts(folder: Path) -> Iterator[Hosts]:
+    """Bring the bare hosts up with sshd on each; take every trace away afterwards."""
+    ctx: LabContext = lab.open_lab(HOSTS_SPEC)
+    made_privsep = not PRIVSEP_DIR.exists()
+    PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
+    key = folder / "id_ed25519"
+    try:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+        (folder / "authorized_keys").write_text(key.with_suffix(".pub").read_text())
+        ctx.provider.provision()
+        addresses = {}
+        for node in ctx.provider.nodes():
+            config = _sshd_config(folder, str(node.address), node.name)
+            node.start_service("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(config)])
+            addresses[node.name] = str(node.address)
+        for node in ctx.provider.nodes():
+            assert wait_until(lambda n=node: n.tcp_connect(str(n.address), 22)[0], 10), (
+                f"sshd on {node.name} did not listen: {node.service_log('sshd')}"
+            )
+        yield Hosts(addresses, key)
+    finally:
+        ctx.provider.destroy()
+        if made_privsep:
+            with contextlib.suppress(OSError):
+                PRIVSEP_DIR.rmdir()
