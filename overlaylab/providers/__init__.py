@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "local": "overlaylab.providers.local:LocalProvider",
     "ssh": "overlaylab.providers.ssh:SSHProvider",
+    "docker-machine": "overlaylab.providers.docker_machine:DockerMachineProvider",
 }
 # Providers that read files named in the spec (keys) get the spec's folder too.
 TAKES_SPEC_DIR = {"ssh"}
