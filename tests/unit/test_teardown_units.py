@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,3 +319,33 @@ def test_lab_pids_ignores_a_lab_whose_state_dir_extends_the_name(
     isolate_pid_scan(tmp_path, monkeypatch)
     _, theirs = sleeper
     assert theirs.pid not in teardown.lab_pids(layout)
+
+
+def test_a_netlink_call_that_hangs_is_abandoned_and_retried(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(plumbing, "CALL_TIMEOUT", 0.05)
+    calls: list[int] = []
+
+    def operation() -> str:
+        calls.append(1)
+        if len(calls) < 3:  # the first two attempts never get an answer
+            return plumbing._within_deadline(lambda: time.sleep(1) or "late", "test")
+        return plumbing._within_deadline(lambda: "answered", "test")
+
+    assert plumbing.retrying(operation) == "answered"
+    assert len(calls) == 3
+    with pytest.raises(plumbing.NetlinkHang, match="no answer within"):
+        plumbing.retrying(lambda: plumbing._within_deadline(lambda: time.sleep(1), "x"), 2)
+
+
+def test_a_netlink_error_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+
+    def failing() -> None:
+        calls.append(1)
+        plumbing._within_deadline(lambda: 1 / 0, "test")
+
+    with pytest.raises(ZeroDivisionError):
+        plumbing.retrying(failing)
+    assert calls == [1]

@@ -10,8 +10,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import TypeVar
 
 from pyroute2 import IPRoute, NetlinkError, NetNS
 from pyroute2 import netns as pyroute2_netns
@@ -19,6 +24,68 @@ from pyroute2 import netns as pyroute2_netns
 from overlaylab.errors import OverlaylabError
 
 NETNS_DIR = Path("/run/netns")
+# A netlink answer takes milliseconds. Now and then pyroute2 (0.9) waits forever for one
+# (seen about once in twenty `up`s, inside NetNS): every call gets a deadline, and the
+# caller retries the whole, idempotent, operation on a fresh connection.
+CALL_TIMEOUT = 10.0
+T = TypeVar("T")
+
+
+class NetlinkHang(OverlaylabError):
+    """A netlink call got no answer within CALL_TIMEOUT; the caller may try again."""
+
+
+class _Worker:
+    """One daemon thread that runs calls in order. Daemon: a call that never returns must
+    not keep the process alive at exit (a ThreadPoolExecutor's threads would)."""
+
+    def __init__(self, name: str) -> None:
+        self.calls: queue.SimpleQueue[tuple[Callable[[], object], Future[object]] | None] = (
+            queue.SimpleQueue()
+        )
+        threading.Thread(target=self._serve, name=name, daemon=True).start()
+
+    def _serve(self) -> None:
+        while (item := self.calls.get()) is not None:
+            call, future = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as exc:  # handed to the caller through the future
+                    future.set_exception(exc)
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self.calls.put((call, future))  # type: ignore[arg-type]
+        return future
+
+    def shutdown(self) -> None:
+        self.calls.put(None)
+
+
+def _within_deadline(call: Callable[[], T], what: str, worker: _Worker | None = None) -> T:
+    """`call()`, or NetlinkHang after CALL_TIMEOUT. With `worker`, the call runs on that
+    thread: a pyroute2 connection answers fastest on the thread that opened it."""
+    own = worker is None
+    pool = worker or _Worker("netlink")
+    try:
+        return pool.submit(call).result(timeout=CALL_TIMEOUT)
+    except FutureTimeout:
+        raise NetlinkHang(f"netlink {what}: no answer within {CALL_TIMEOUT:.0f}s") from None
+    finally:
+        if own:
+            pool.shutdown()
+
+
+def retrying(operation: Callable[[], T], attempts: int = 3) -> T:
+    """Run an idempotent netlink operation, again on a fresh connection if one hangs."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return operation()
+        except NetlinkHang:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def namespaces() -> list[str]:
@@ -67,20 +134,26 @@ def processes_in(name: str) -> set[int]:
 class Links:
     """The links of one namespace (None: the host's own), by name."""
 
-    def __init__(self, api: IPRoute | NetNS, where: str) -> None:
+    def __init__(self, api: IPRoute | NetNS, where: str, worker: _Worker) -> None:
         self.api = api
         self.where = where
+        self.worker = worker
 
     def index(self, name: str) -> int | None:
-        found = self.api.link_lookup(ifname=name)
+        found = _within_deadline(
+            lambda: self.api.link_lookup(ifname=name), f"lookup {name}", self.worker
+        )
         return found[0] if found else None
 
     def exists(self, name: str) -> bool:
         return self.index(name) is not None
 
     def _call(self, what: str, *args: object, **kwargs: object) -> None:
+        method = self.api.link if what == "link" else self.api.addr
         try:
-            self.api.link(*args, **kwargs) if what == "link" else self.api.addr(*args, **kwargs)
+            _within_deadline(
+                lambda: method(*args, **kwargs), f"{what} {args[0]} in {self.where}", self.worker
+            )
         except NetlinkError as exc:
             raise OverlaylabError(
                 f"netlink {what} {args[0]} in {self.where} failed ({exc}): {kwargs}"
@@ -124,8 +197,18 @@ class Links:
 @contextlib.contextmanager
 def links(namespace: str | None) -> Iterator[Links]:
     """Netlink on `namespace`'s links (None: the host's)."""
-    api: IPRoute | NetNS = IPRoute() if namespace is None else NetNS(namespace, flags=0)
+    where = namespace or "the host"
+    worker = _Worker(f"netlink {where}")
     try:
-        yield Links(api, namespace or "the host")
+        api: IPRoute | NetNS = _within_deadline(
+            lambda: IPRoute() if namespace is None else NetNS(namespace, flags=0),
+            f"open {where}",
+            worker,
+        )
+        try:
+            yield Links(api, where, worker)
+        finally:
+            with contextlib.suppress(NetlinkHang):
+                _within_deadline(api.close, f"close {where}", worker)
     finally:
-        api.close()
+        worker.shutdown()  # a hung call's thread is left to end with the process

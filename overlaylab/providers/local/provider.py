@@ -80,39 +80,53 @@ class LocalProvider:
         sw = layout.switch_ns
         if sw not in existing:
             plumbing.create_namespace(sw)
-        with plumbing.links(sw) as switch:
-            switch.add_bridge(layout.SWITCH_BRIDGE)
-            switch.set(layout.SWITCH_BRIDGE, mtu=mtu, state="up")
-            switch.set("lo", state="up")
+        plumbing.retrying(lambda: self._make_switch(sw, mtu))
         say("switch", f"netns {sw}, bridge {layout.SWITCH_BRIDGE}")
 
         prefix = self.spec.lab.subnet.prefixlen
         for node in self.spec.nodes:
-            ns, port = layout.node_ns(node.name), layout.switch_port(node.name)
+            ns = layout.node_ns(node.name)
             if ns not in existing:
                 plumbing.create_namespace(ns)
-            with plumbing.links(sw) as switch, plumbing.links(ns) as inside:
-                if not inside.exists(layout.NODE_IFACE):
-                    switch.delete(port)  # the switch end of a pair half-made by a crash
-                    switch.add_veth(port, layout.NODE_IFACE, ns, mtu)
-                switch.set(port, master=layout.SWITCH_BRIDGE, state="up")
-                inside.set("lo", state="up")
-                inside.replace_address(layout.NODE_IFACE, str(node.address), prefix)
-                inside.set(layout.NODE_IFACE, mtu=mtu, state="up")
-                if self.options.nat:
-                    self._ensure_nat_interface(inside)
+            plumbing.retrying(lambda node=node: self._cable_node(node.name, str(node.address)))
             say(node.name, f"netns {ns}, {layout.NODE_IFACE} {node.address}/{prefix}")
 
         if self.host_address is not None:
-            link = layout.host_link
-            with plumbing.links(None) as host, plumbing.links(sw) as switch:
-                if not host.exists(link):
-                    switch.delete(layout.SWITCH_HOST_PORT)
-                    host.add_veth(link, layout.SWITCH_HOST_PORT, sw, mtu)
-                switch.set(layout.SWITCH_HOST_PORT, master=layout.SWITCH_BRIDGE, state="up")
-                host.replace_address(link, str(self.host_address), prefix)
-                host.set(link, state="up")
-            say("host", f"{link} {self.host_address}/{prefix}")
+            plumbing.retrying(self._cable_host)
+            say("host", f"{layout.host_link} {self.host_address}/{prefix}")
+
+    def _make_switch(self, sw: str, mtu: int) -> None:
+        with plumbing.links(sw) as switch:
+            switch.add_bridge(self.layout.SWITCH_BRIDGE)
+            switch.set(self.layout.SWITCH_BRIDGE, mtu=mtu, state="up")
+            switch.set("lo", state="up")
+
+    def _cable_node(self, node: str, address: str) -> None:
+        """The node's end on the switch, its eth1 and address (idempotent)."""
+        layout, mtu = self.layout, self.spec.lab.mtu
+        ns, port = layout.node_ns(node), layout.switch_port(node)
+        with plumbing.links(layout.switch_ns) as switch, plumbing.links(ns) as inside:
+            if not inside.exists(layout.NODE_IFACE):
+                switch.delete(port)  # the switch end of a pair half-made by a crash
+                switch.add_veth(port, layout.NODE_IFACE, ns, mtu)
+            switch.set(port, master=layout.SWITCH_BRIDGE, state="up")
+            inside.set("lo", state="up")
+            inside.replace_address(layout.NODE_IFACE, address, self.spec.lab.subnet.prefixlen)
+            inside.set(layout.NODE_IFACE, mtu=mtu, state="up")
+            if self.options.nat:
+                self._ensure_nat_interface(inside)
+
+    def _cable_host(self) -> None:
+        """This machine's link to the lab switch, with its address (idempotent)."""
+        layout, mtu = self.layout, self.spec.lab.mtu
+        link, sw = layout.host_link, layout.switch_ns
+        with plumbing.links(None) as host, plumbing.links(sw) as switch:
+            if not host.exists(link):
+                switch.delete(layout.SWITCH_HOST_PORT)
+                host.add_veth(link, layout.SWITCH_HOST_PORT, sw, mtu)
+            switch.set(layout.SWITCH_HOST_PORT, master=layout.SWITCH_BRIDGE, state="up")
+            host.replace_address(link, str(self.host_address), self.spec.lab.subnet.prefixlen)
+            host.set(link, state="up")
 
     NAT_IFACE = "eth0"
     NAT_ADDRESS = "10.0.2.15"  # VirtualBox's NAT address: identical on every VM
