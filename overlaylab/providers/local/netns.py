@@ -24,7 +24,7 @@ def netns_socket(
     def enter_and_create() -> None:
         try:
             # flags=0: enter only an existing namespace, never create one.
-            pyroute2_netns.setns(netns, flags=0)
+            pyroute2_netns.setns(netns, flags=0, fork=False)
             result["sock"] = socket.socket(family, kind)
         except BaseException as exc:  # handed back to the caller's thread
             result["error"] = exc

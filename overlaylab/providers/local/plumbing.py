@@ -8,9 +8,11 @@ every operation say which link and namespace it was about when it fails.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import queue
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
@@ -18,12 +20,13 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import TypeVar
 
-from pyroute2 import IPRoute, NetlinkError, NetNS
+from pyroute2 import IPRoute, NetlinkError
 from pyroute2 import netns as pyroute2_netns
 
 from overlaylab.errors import OverlaylabError
 
 NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
 # A netlink answer takes milliseconds. Now and then pyroute2 (0.9) waits forever for one
 # (seen about once in twenty `up`s, inside NetNS): every call gets a deadline, and the
 # caller retries the whole, idempotent, operation on a fresh connection.
@@ -97,11 +100,42 @@ def namespaces() -> list[str]:
 
 
 def create_namespace(name: str) -> None:
+    """A named network namespace, as `ip netns add` makes it, without forking.
+
+    pyroute2's own `netns.create` and `NetNS` fork helper processes; forked from a
+    process that has threads, a child can hang on a lock it inherited, holding the
+    caller's pipes open. Here a thread of its own unshares its network namespace and
+    pyroute2 bind-mounts that thread's namespace to /run/netns/<name>.
+    """
+    if (NETNS_DIR / name).exists():
+        return
+
+    def unshare_and_bind() -> None:
+        libc = pyroute2_netns._get_libc()
+        if libc.unshare(CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
+        thread = f"{os.getpid()}/task/{threading.get_native_id()}"
+        pyroute2_netns._create(name, libc=libc, pid=thread)
+
     try:
-        pyroute2_netns.create(name)
+        # Its own worker: that thread stays in the new namespace until it ends.
+        _within_deadline(unshare_and_bind, f"create {name}")
     except OSError as exc:
         if exc.errno != errno.EEXIST:
             raise OverlaylabError(f"cannot create network namespace {name}: {exc}") from exc
+
+
+def _socket_in(namespace: str) -> socket.socket:
+    """A netlink (rtnetlink) socket that lives in `namespace`: made on a thread of its
+    own that entered it (setns affects the calling thread only)."""
+
+    def enter_and_open() -> socket.socket:
+        pyroute2_netns.setns(namespace, flags=0, fork=False)
+        return socket.socket(
+            socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
+        )
+
+    return _within_deadline(enter_and_open, f"enter {namespace}")
 
 
 def remove_namespace(name: str) -> None:
@@ -134,7 +168,7 @@ def processes_in(name: str) -> set[int]:
 class Links:
     """The links of one namespace (None: the host's own), by name."""
 
-    def __init__(self, api: IPRoute | NetNS, where: str, worker: _Worker) -> None:
+    def __init__(self, api: IPRoute, where: str, worker: _Worker) -> None:
         self.api = api
         self.where = where
         self.worker = worker
@@ -200,11 +234,8 @@ def links(namespace: str | None) -> Iterator[Links]:
     where = namespace or "the host"
     worker = _Worker(f"netlink {where}")
     try:
-        api: IPRoute | NetNS = _within_deadline(
-            lambda: IPRoute() if namespace is None else NetNS(namespace, flags=0),
-            f"open {where}",
-            worker,
-        )
+        sock = None if namespace is None else _socket_in(namespace)
+        api: IPRoute = _within_deadline(lambda: IPRoute(use_socket=sock), f"open {where}", worker)
         try:
             yield Links(api, where, worker)
         finally:
