@@ -21,7 +21,7 @@ from overlaylab.layout import LabLayout
 from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
-from overlaylab.steps.engines import daemon_config
+from overlaylab.steps.engines import daemon_config, render_daemon_config
 from overlaylab.steps.kv import kv_argv, zookeeper_config
 
 HOST_DAEMON_JSON = "/etc/docker/daemon.json"
@@ -50,23 +50,7 @@ def host_state_dir(spec: ClusterSpec) -> Path:
 def host_daemon_config(spec: ClusterSpec, node: Node) -> dict[str, Any]:
     """A real host's /etc/docker/daemon.json: the lab's keys, dockerd's own defaults
     for data, exec root and cgroups (templates/daemon.json.j2 without node_dir)."""
-    hosts = [f"unix://{HOST_DOCKER_SOCKET}"]
-    if spec.engine.tls:
-        hosts.append(f"tcp://{node.address}:{spec.engine.api_port}")
-    text = render(
-        "daemon.json.j2",
-        hosts=hosts,
-        tls=spec.engine.tls,
-        tls_dir=HOST_TLS_DIR,
-        cluster_store=spec.cluster_store_url(),
-        cluster_advertise=spec.engine.cluster_advertise,
-        cluster_store_opts=spec.engine.cluster_store_opts,
-        labels=[f"{k}={v}" for k, v in sorted(node.labels.items())],
-        extra=spec.engine.daemon,
-        mtu=spec.lab.mtu,
-    )
-    config: dict[str, Any] = json.loads(text)
-    return config
+    return render_daemon_config(spec, node, docker_socket=HOST_DOCKER_SOCKET, tls_dir=HOST_TLS_DIR)
 
 
 def daemon_json(loaded: LoadedSpec, node: Node) -> str:

@@ -13,7 +13,7 @@ from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.providers.base import Node as NodeHandle
 from overlaylab.providers.base import tail
 from overlaylab.render import render
-from overlaylab.spec.models import Node
+from overlaylab.spec.models import ClusterSpec, Node
 from overlaylab.steps.tls import LabCA, NodeStore
 from overlaylab.waiting import wait_until
 
@@ -29,29 +29,47 @@ def daemon_config(ctx: LabContext, node: Node) -> dict[str, Any]:
     Paths are the node's own, from its provider: a folder per engine when several
     share a machine, the host's usual places on a real host.
     """
-    spec, handle = ctx.spec, ctx.node(node.name)
-    hosts = [f"unix://{handle.paths.docker_socket}"]
+    handle = ctx.node(node.name)
+    return render_daemon_config(
+        ctx.spec,
+        node,
+        docker_socket=str(handle.paths.docker_socket),
+        tls_dir=str(handle.paths.tls_dir),
+        node_dir=str(handle.paths.root) if handle.paths.private_engine else None,
+        cgroup_parent=handle.cgroup_parent,
+    )
+
+
+def render_daemon_config(
+    spec: ClusterSpec,
+    node: Node,
+    *,
+    docker_socket: str,
+    tls_dir: str,
+    node_dir: str | None = None,
+    cgroup_parent: str | None = None,
+) -> dict[str, Any]:
+    """daemon.json for `node` with these paths. Without `node_dir` and `cgroup_parent`
+    dockerd keeps its own data paths and cgroups (a host's one engine)."""
+    hosts = [f"unix://{docker_socket}"]
     if spec.engine.tls:
         hosts.append(f"tcp://{node.address}:{spec.engine.api_port}")
-    where: dict[str, str] = {}
-    if handle.paths.private_engine:
-        where["node_dir"] = str(handle.paths.root)
-    if handle.cgroup_parent is not None:
-        where["cgroup_parent"] = handle.cgroup_parent
+    where = {"node_dir": node_dir, "cgroup_parent": cgroup_parent}
     text = render(
         "daemon.json.j2",
         hosts=hosts,
         tls=spec.engine.tls,
-        tls_dir=str(handle.paths.tls_dir),
+        tls_dir=tls_dir,
         cluster_store=spec.cluster_store_url(),
         cluster_advertise=spec.engine.cluster_advertise,
         cluster_store_opts=spec.engine.cluster_store_opts,
         labels=[f"{k}={v}" for k, v in sorted(node.labels.items())],
         extra=spec.engine.daemon,
         mtu=spec.lab.mtu,
-        **where,
+        **{key: value for key, value in where.items() if value is not None},
     )
-    return json.loads(text)
+    config: dict[str, Any] = json.loads(text)
+    return config
 
 
 def ensure_tls(ctx: LabContext) -> bool:
