@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
 from lab_cli import ROOT
 
 from overlaylab import lab
@@ -64,3 +65,40 @@ def sshd_hosts(folder: Path) -> Iterator[Hosts]:
         if made_privsep:
             with contextlib.suppress(OSError):
                 PRIVSEP_DIR.rmdir()
+
+
+HOST_OF = {"kv": "h0", "n1": "h1", "n2": "h2"}
+
+
+def ssh_spec(folder: Path, hosts: Hosts) -> Path:
+    spec = {
+        "apiVersion": "overlaylab/v1",
+        "kind": "Cluster",
+        "name": "ss",
+        "provider": {
+            "type": "ssh",
+            "key_file": hosts.key.name,  # relative: next to the spec, as compose resolves
+            "hosts": {
+                node: {"host": hosts.addresses[host], "user": "root"}
+                for node, host in HOST_OF.items()
+            },
+        },
+        "lab": {"subnet": "192.168.91.0/24"},
+        "kv": {"backend": "etcd", "node": "kv"},
+        "nodes": [
+            {"name": "kv", "address": hosts.addresses["h0"], "roles": ["kv"]},
+            {"name": "n1", "address": hosts.addresses["h1"]},
+            {"name": "n2", "address": hosts.addresses["h2"]},
+        ],
+        "networks": [{"name": "dn", "subnet": "10.0.39.0/24"}],  # the demo stack's network
+        "stacks": [
+            {
+                "name": "demo",
+                "file": str(ROOT / "stacks/demo/docker-compose.yml"),
+                "services": {"web": "n1", "mongo": "n2"},
+            }
+        ],
+    }
+    path = folder / "ssh-lab.yml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path

@@ -11,6 +11,7 @@ from typing import TypeVar
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, invoke
+from sshd_hosts import ssh_spec, sshd_hosts
 
 from overlaylab import lab
 from overlaylab.context import LabContext
@@ -34,15 +35,41 @@ def local_lab() -> Iterator[LabContext]:
     assert wait_until_clean(before) == []
 
 
-# One entry per kind of node this machine can run; the providers add theirs here.
-@pytest.fixture(params=["local"])
-def node(request: pytest.FixtureRequest, local_lab: LabContext) -> Node:
-    return local_lab.node("a")
+@pytest.fixture(scope="module")
+def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabContext]:
+    """The same kind of lab on hosts reached over SSH (real sshd on bare hosts)."""
+    before = HostSnapshot.take()
+    folder = tmp_path_factory.mktemp("ssh")
+    with sshd_hosts(folder) as hosts:
+        spec = ssh_spec(folder, hosts)
+        invoke("up", "-i", str(spec))
+        try:
+            yield lab.open_lab(spec)
+        finally:
+            invoke("down", "-i", str(spec), check=False)
+    assert wait_until_clean(before) == []
+
+
+# One entry per kind of node this machine can run: (lab fixture, engine node, KV node).
+KINDS = {"local": ("local_lab", "a", "kv"), "ssh": ("ssh_lab", "n1", "kv")}
+
+
+@pytest.fixture(params=sorted(KINDS))
+def kind(request: pytest.FixtureRequest) -> tuple[LabContext, str, str]:
+    fixture, engine, kv = KINDS[request.param]
+    return request.getfixturevalue(fixture), engine, kv
 
 
 @pytest.fixture
-def kv_node(local_lab: LabContext) -> Node:
-    return local_lab.node("kv")
+def node(kind: tuple[LabContext, str, str]) -> Node:
+    ctx, engine, _ = kind
+    return ctx.node(engine)
+
+
+@pytest.fixture
+def kv_node(kind: tuple[LabContext, str, str]) -> Node:
+    ctx, _, kv = kind
+    return ctx.node(kv)
 
 
 def test_run_sees_the_node_network_and_reports_failures(node: Node) -> None:
@@ -57,19 +84,21 @@ def test_run_sees_the_node_network_and_reports_failures(node: Node) -> None:
 
 def test_files_round_trip_with_their_mode(node: Node) -> None:
     path = node.paths.root / "contract" / "secret.pem"
-    node.put_file(path, b"private\n", 0o600)
-    assert node.read_file(path) == b"private\n"
+    data = b"private\n\x00\xff" + bytes(range(256)) * 700  # binary, larger than one chunk
+    node.put_file(path, data, 0o600)
+    assert node.read_file(path) == data
     assert node.run(["stat", "-c", "%a", str(path)]).stdout.strip() == "600"
     assert node.read_file(PurePosixPath(str(path) + ".missing")) is None
 
 
 def test_a_service_starts_logs_and_stops(node: Node) -> None:
-    node.start_service("contract", ["sh", "-c", "echo started-$(hostname); exec sleep 60"])
+    node.start_service("contract", ["sh", "-c", "echo started-on-$(hostname); exec sleep 60"])
+    hostname = node.run(["hostname"]).stdout.strip()
     try:
         # Alive as `sleep` once the shell has exec'd it.
         assert wait_for(lambda: node.service_alive("contract", "sleep"))
         log = wait_for(lambda: node.service_log("contract") or "")
-        assert f"started-{node.name}" in log  # the node's own hostname (UTS namespace)
+        assert f"started-on-{hostname}" in log  # on that very host, as its commands run
     finally:
         node.stop_service("contract", "sleep")
     assert not node.service_alive("contract")
@@ -88,7 +117,7 @@ def test_the_engine_answers_through_the_handle(node: Node) -> None:
         text=True,
         timeout=30,
     )
-    assert shown.stdout.strip() == node.name, shown.stderr
+    assert shown.stdout.strip() == node.run(["hostname"]).stdout.strip(), shown.stderr
 
 
 def test_the_lab_network_seen_from_the_node(node: Node, kv_node: Node) -> None:

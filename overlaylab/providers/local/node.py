@@ -45,8 +45,9 @@ class LocalNode:
         input: str | None = None,
     ) -> CommandResult:
         # nsenter, not `ip netns exec`: the latter also makes a new mount namespace and
-        # remounts /sys, which breaks dockerd ("Devices cgroup isn't mounted").
-        wrapped = ["nsenter", f"--net=/run/netns/{self.netns}", "--", *argv]
+        # remounts /sys, which breaks dockerd ("Devices cgroup isn't mounted"). A UTS
+        # namespace of its own gives the command the node's hostname, as its services have.
+        wrapped = self.provider.in_node(self.name, argv)
         result = HostRunner().run(wrapped, check=False, timeout=timeout, input=input)
         # Report the command as the user asked for it, run where it ran.
         result = CommandResult(

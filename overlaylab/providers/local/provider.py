@@ -142,19 +142,10 @@ class LocalProvider:
         inside.set(self.NAT_IFACE, state="up")
 
     # --- services (dockerd, etcd, ...) inside a node --------------------------------
-    def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:
-        """Start a long-running service inside the node's namespaces, detached.
-
-        nsenter and unshare exec in place, so the pid we get is the service's own.
-        """
-        node_dir = self.layout.node_dir(node)
-        node_dir.mkdir(parents=True, exist_ok=True)
-        log = self.layout.log_file(node, service).open("ab")
-        # Logs are appended across restarts; the marker lets readers take only the
-        # current run (an old panic must not explain a new death).
-        log.write(f"{START_MARKER} {service} at {time.time():.3f}\n".encode())
-        log.flush()
-        cmd = [
+    def in_node(self, node: str, argv: Sequence[str]) -> list[str]:
+        """`argv` inside the node: its network namespace, and a UTS namespace of its own
+        named after the node (serf gossip refuses members that share a hostname)."""
+        return [
             "nsenter",
             f"--net=/run/netns/{self.layout.node_ns(node)}",
             "unshare",
@@ -167,6 +158,20 @@ class LocalProvider:
             node,
             *argv,
         ]
+
+    def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:
+        """Start a long-running service inside the node's namespaces, detached.
+
+        nsenter and unshare exec in place, so the pid we get is the service's own.
+        """
+        node_dir = self.layout.node_dir(node)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        log = self.layout.log_file(node, service).open("ab")
+        # Logs are appended across restarts; the marker lets readers take only the
+        # current run (an old panic must not explain a new death).
+        log.write(f"{START_MARKER} {service} at {time.time():.3f}\n".encode())
+        log.flush()
+        cmd = self.in_node(node, argv)
         with log:
             proc = subprocess.Popen(
                 cmd,
