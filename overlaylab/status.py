@@ -55,7 +55,8 @@ def collect(ctx: LabContext) -> dict[str, Any]:
     kv: dict[str, Any] | None = None
     if spec.kv is not None:
         binary = KV_BINARIES[spec.kv.backend]
-        alive = ctx.node(spec.kv.node).service_alive(spec.kv.backend, binary)
+        # A lab that is not up has no KV node to ask (a remote one may not even exist).
+        alive = up and ctx.node(spec.kv.node).service_alive(spec.kv.backend, binary)
         ready, why = kv_ready(ctx) if alive else (False, "not running")
         kv = {
             "backend": spec.kv.backend,

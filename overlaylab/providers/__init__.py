@@ -18,10 +18,12 @@ if TYPE_CHECKING:
 REGISTRY: dict[str, str] = {
     "local": "overlaylab.providers.local:LocalProvider",
     "ssh": "overlaylab.providers.ssh:SSHProvider",
+    "vagrant": "overlaylab.providers.vagrant.provider:VagrantProvider",
     "docker-machine": "overlaylab.providers.docker_machine:DockerMachineProvider",
 }
-# Providers that read files named in the spec (keys) get the spec's folder too.
-TAKES_SPEC_DIR = {"ssh"}
+# Providers that read files named in the spec (keys) or name it in what they write
+# (the vagrant machines file) get the spec's folder too.
+TAKES_SPEC_DIR = {"ssh", "vagrant"}
 
 
 def get_provider(spec: ClusterSpec, layout: LabLayout, spec_dir: Path | None = None) -> Provider:

@@ -68,8 +68,15 @@ def steps_provider(tmp_path: Path) -> Any:
     return fakes.fake_context(tmp_path, fakes.FakeProvider()).provider
 
 
+def vagrant_provider(tmp_path: Path) -> Any:
+    # Its nodes are SSH nodes on Vagrant's machines; nothing is started to make them.
+    vagrant_yml = LAB_YML.parent / "vagrant.yml"
+    return make_ctx(load_spec(vagrant_yml), tmp_path / "state", vagrant_yml).provider
+
+
 PROVIDERS = {
     "local": (local_provider, "node1"),
+    "vagrant": (vagrant_provider, "node1"),
     "fakelab": (fakelab_provider, "n1"),
     "fakes": (steps_provider, "node1"),
 }

@@ -24,6 +24,7 @@ import docker.errors
 import docker.tls
 from fabric import Connection
 from invoke.exceptions import CommandTimedOut
+from paramiko.ssh_exception import SSHException
 
 from overlaylab.errors import CommandError
 from overlaylab.providers.base import NodePaths
@@ -119,7 +120,8 @@ class SSHNode:
             result = CommandResult(tuple(argv), done.exited, done.stdout, done.stderr, self.name)
         except CommandTimedOut as exc:
             raise CommandError(argv, -1, "", f"timed out after {timeout}s", self.name) from exc
-        except (OSError, EOFError) as exc:  # paramiko's and the socket's failures
+        # paramiko's and the socket's failures (SSHException: something not sshd answered)
+        except (OSError, EOFError, SSHException) as exc:
             raise CommandError(argv, 255, "", f"ssh to {self.name}: {exc}", self.name) from exc
         return result.check() if check else result
 

@@ -3,20 +3,22 @@
 No registry is reachable here and no Vagrant box can be downloaded, so every machine
 starts from an image made on this machine: Debian bookworm (`debootstrap
 --variant=minbase`, from the mirror apt already uses) with sshd, sudo, dockerd and the
-network tools, a user `vagrant` with passwordless sudo and Vagrant's insecure public
-key, and a small init (`INIT_SCRIPT`).
+network tools, the server of the lab's KV backend (etcd-server or zookeeper: one image
+flavor per backend, `recipe_for`), a user `vagrant` with passwordless sudo and Vagrant's
+insecure public key, and a small init (`INIT_SCRIPT`).
 
 Building takes 60-100 s, so the root filesystem tarball is cached under
 /var/cache/overlaylab/vagrant-node/, named by the sha256 of its recipe (package list,
 init, configuration script, public key): a second run only imports the cached tarball
-(6-13 s), and any change to the recipe builds a new one (the older tarball goes). The
+(6-13 s), and any change to the recipe builds a new one (the older one of its flavor goes). The
 cache lives outside every lab's state folder, so `down` keeps it. Clear it with `clear_cache()` or
 `rm -rf /var/cache/overlaylab/vagrant-node` (OVERLAYLAB_CACHE moves the root).
 
 The init starts sshd only. dockerd inside a machine is the lab's business, as on any
-real host without systemd: the lab writes /etc/docker/daemon.json and runs `service
-docker start` (docker.io ships /etc/init.d/docker); the init only makes the cgroup
-hierarchies writable so that dockerd can start at all.
+real host without systemd: the vagrant provider runs the lab's own dockerd from the lab
+folder (as the ssh provider does); by hand, write /etc/docker/daemon.json and run
+`service docker start` (docker.io ships /etc/init.d/docker). The init only makes the
+cgroup hierarchies writable so that dockerd can start at all.
 """
 
 from __future__ import annotations
@@ -52,6 +54,14 @@ NODE_PACKAGES: tuple[str, ...] = (
     "procps",
     "ca-certificates",
 )
+# What a KV node runs its server from (steps/kv.py): one flavor of the image per backend,
+# so an etcd lab does not carry zookeeper's Java. Consul is not packaged in Debian 12.
+KV_PACKAGES: dict[str, tuple[str, ...]] = {
+    "etcd": ("etcd-server",),
+    "zookeeper": ("zookeeper",),
+    "consul": (),
+}
+DEFAULT_KV = "etcd"
 APT_SOURCES = (Path("/etc/apt/sources.list"), Path("/etc/apt/sources.list.d"))
 # Where Debian's vagrant package keeps the gem's insecure key pair.
 VAGRANT_GEMS = Path("/usr/share/rubygems-integration/all/gems")
@@ -125,6 +135,9 @@ class ImageRecipe:
     init_script: str = INIT_SCRIPT
     configure_script: str = CONFIGURE_SCRIPT
     cmd: tuple[str, ...] = field(default=tuple(IMAGE_CMD))
+    # Names the tarball beside its digest ("etcd", "zookeeper"; "" for the bare image): a
+    # new build replaces the cached tarballs of its own flavor only.
+    flavor: str = ""
 
     def text(self) -> str:
         # The mirror is not part of it: every Debian mirror serves the same suite.
@@ -147,7 +160,8 @@ class ImageRecipe:
         return hashlib.sha256(self.text().encode()).hexdigest()
 
     def tarball(self, cache: Path = IMAGE_CACHE) -> Path:
-        return cache / f"rootfs-{self.suite}-{self.digest[:16]}.tar"
+        flavor = f"{self.flavor}-" if self.flavor else ""
+        return cache / f"rootfs-{self.suite}-{flavor}{self.digest[:16]}.tar"
 
     def changes(self) -> list[str]:
         """`docker import --change` instructions: the init as CMD, the recipe as label."""
@@ -230,8 +244,25 @@ def vagrant_private_key(gems: Path = VAGRANT_GEMS) -> Path:
     return found[-1]
 
 
+def recipe_for(kv_backend: str | None) -> ImageRecipe:
+    """The image every machine of a lab starts from: the node packages, plus the server of
+    the lab's KV backend (the KV node is a machine of the same image)."""
+    extra = KV_PACKAGES.get(kv_backend, ()) if kv_backend else ()
+    return ImageRecipe(
+        public_key=vagrant_public_key(),
+        packages=(*NODE_PACKAGES, *extra),
+        flavor=kv_backend if extra else "",
+    )
+
+
 def default_recipe() -> ImageRecipe:
-    return ImageRecipe(public_key=vagrant_public_key())
+    return recipe_for(DEFAULT_KV)
+
+
+def tarball_flavor(tarball: Path) -> str:
+    """The flavor a tarball's name carries: rootfs-<suite>-[<flavor>-]<digest>.tar."""
+    parts = tarball.name.removesuffix(".tar").split("-")
+    return "-".join(parts[2:-1])
 
 
 # --- building ---------------------------------------------------------------------------
@@ -374,8 +405,9 @@ def _build(recipe: ImageRecipe, tarball: Path, mirror: str, say: OnItem) -> None
         say("image", f"packing {tarball.name}")
         _run_checked(tar_argv(rootfs, partial))
         partial.rename(tarball)  # atomic: a cached tarball is always complete
-        for old in tarball.parent.glob("rootfs-*.tar"):
-            if old != tarball:  # an older recipe's: 400 MB nothing will import again
+        for old in tarball.parent.glob(f"rootfs-{recipe.suite}-*.tar"):
+            # An older recipe of this flavor: 400 MB nothing will import again.
+            if old != tarball and tarball_flavor(old) == recipe.flavor:
                 old.unlink(missing_ok=True)
     finally:
         partial.unlink(missing_ok=True)
