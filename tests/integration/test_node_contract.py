@@ -24,21 +24,27 @@ T = TypeVar("T")
 SMALL = ROOT / "tests/testdata/labs/small.yml"
 
 
-@pytest.fixture(scope="module")
-def local_lab() -> Iterator[LabContext]:
+@pytest.fixture(scope="module", autouse=True)
+def host_unchanged() -> Iterator[None]:
+    """Taken before either lab and compared after both are down: the labs of this module
+    overlap, so neither may judge the host while the other runs."""
     before = HostSnapshot.take()
+    yield
+    assert wait_until_clean(before) == []
+
+
+@pytest.fixture(scope="module")
+def local_lab(host_unchanged: None) -> Iterator[LabContext]:
     invoke("up", "-i", str(SMALL))
     try:
         yield lab.open_lab(SMALL)
     finally:
         invoke("down", "-i", str(SMALL), check=False)
-    assert wait_until_clean(before) == []
 
 
 @pytest.fixture(scope="module")
-def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabContext]:
+def ssh_lab(host_unchanged: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabContext]:
     """The same kind of lab on hosts reached over SSH (real sshd on bare hosts)."""
-    before = HostSnapshot.take()
     folder = tmp_path_factory.mktemp("ssh")
     with sshd_hosts(folder) as hosts:
         spec = ssh_spec(folder, hosts)
@@ -47,7 +53,6 @@ def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabContext]:
             yield lab.open_lab(spec)
         finally:
             invoke("down", "-i", str(spec), check=False)
-    assert wait_until_clean(before) == []
 
 
 # One entry per kind of node this machine can run: (lab fixture, engine node, KV node).

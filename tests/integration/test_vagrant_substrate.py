@@ -115,15 +115,19 @@ def test_two_vagrant_machines_on_the_lab_network(tmp_path: Path) -> None:
             assert (target.host, target.port, target.user) == (address, 22, "vagrant")
             assert all(Path(key).is_file() for key in target.key_files)
             with target.connection() as conn:
-                assert conn.run("hostname", hide=True).stdout.strip() == name
-                assert address in conn.run("ip -4 -o addr show eth1", hide=True).stdout
+                assert conn.run("hostname", hide=True, in_stream=False).stdout.strip() == name
+                shown = conn.run("ip -4 -o addr show eth1", hide=True, in_stream=False)
+                assert address in shown.stdout
                 # dockerd is the lab's to start (as on a host without systemd).
                 started = time.monotonic()
-                conn.run("sudo service docker start", hide=True)
+                conn.run("sudo service docker start", hide=True, in_stream=False)
                 version = ""
                 while time.monotonic() - started < 30 and not version:
                     answer = conn.run(
-                        "sudo docker version --format '{{.Server.Version}}'", hide=True, warn=True
+                        "sudo docker version --format '{{.Server.Version}}'",
+                        hide=True,
+                        warn=True,
+                        in_stream=False,  # pytest's captured stdin cannot be read
                     )
                     version = answer.stdout.strip() if answer.ok else ""
                     time.sleep(0 if version else 0.3)
@@ -131,7 +135,9 @@ def test_two_vagrant_machines_on_the_lab_network(tmp_path: Path) -> None:
                 timings[f"dockerd ready on {name}"] = time.monotonic() - started
 
         with targets["a"].connection() as conn:
-            ping = conn.run(f"ping -c 2 -W 2 {MACHINES['b']}", hide=True, warn=True)
+            ping = conn.run(
+                f"ping -c 2 -W 2 {MACHINES['b']}", hide=True, warn=True, in_stream=False
+            )
         assert ping.ok, ping.stdout + ping.stderr
         memory = machine_memory_mib(engine)
         assert set(memory) == {f"ol-{CLUSTER}.{n}" for n in MACHINES}

@@ -269,7 +269,7 @@ def wait_for_ssh(connection: Connection, timeout: float) -> str | None:
 
     def answers() -> bool:
         try:
-            connection.run("true", hide=True, timeout=10)
+            connection.run("true", hide=True, timeout=10, in_stream=False)
             return True
         except Exception as exc:  # paramiko raises many kinds; all mean "not yet"
             why.append(f"{type(exc).__name__}: {exc}")
