@@ -44,7 +44,7 @@ def dockerd_version() -> tuple[int, int] | None:
     return (int(match[1]), int(match[2])) if match else None
 
 
-def _kernel_feature(module: str) -> bool:
+def kernel_feature(module: str) -> bool:
     if Path(f"/sys/module/{module}").exists():
         return True
     return (
@@ -128,14 +128,14 @@ def local_preflight(
             )
         )
     for module in ("vxlan", "bridge", "veth", "overlay"):
-        if module != "veth" and not _kernel_feature(module):
+        if module != "veth" and not kernel_feature(module):
             gaps.append((f"kernel feature `{module}` is not available", f"modprobe {module}"))
     if host_address is not None:
-        gaps += _route_clashes(spec)
+        gaps += route_clashes(spec)
     return gaps
 
 
-def _route_clashes(spec: ClusterSpec) -> list[tuple[str, str]]:
+def route_clashes(spec: ClusterSpec) -> list[tuple[str, str]]:
     """The host link would shadow a real network that overlaps the lab subnet."""
     out = subprocess.run(
         ["ip", "-4", "route", "show"], capture_output=True, text=True, check=False

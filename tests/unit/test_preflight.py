@@ -64,7 +64,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     monkeypatch.setattr(preflight, "BUSYBOX", m.busybox)
     monkeypatch.setattr(preflight, "SYSTEM_CONTAINERD_SOCKET", m.containerd_socket)
     monkeypatch.setattr(preflight, "ZOOKEEPER_SERVER", m.zk_server)
-    monkeypatch.setattr(preflight, "_kernel_feature", lambda mod: mod not in m.modules_missing)
+    monkeypatch.setattr(preflight, "kernel_feature", lambda mod: mod not in m.modules_missing)
     monkeypatch.setattr(preflight.subprocess, "run", m.run)
     return m
 

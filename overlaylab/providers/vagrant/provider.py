@@ -47,22 +47,17 @@ from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
-from overlaylab.steps.preflight import _route_clashes, host_tool_gaps
+from overlaylab.steps.preflight import (
+    BASE_TOOLS,
+    SYSTEM_CONTAINERD_SOCKET,
+    host_tool_gaps,
+    kernel_feature,
+    route_clashes,
+)
 from overlaylab.waiting import wait_until
 
 APT = "apt-get install -y --no-install-recommends"
 SSH_TIMEOUT = 60.0
-# What the engine Vagrant drives needs on this machine (binary, Debian package).
-OUTER_ENGINE_TOOLS = (
-    ("ip", "iproute2"),
-    ("nsenter", "util-linux"),
-    ("unshare", "util-linux"),
-    ("dockerd", "docker.io"),
-    ("containerd", "containerd"),
-    ("runc", "runc"),
-    ("iptables", "iptables"),
-)
-SYSTEM_CONTAINERD_SOCKET = Path("/run/containerd/containerd.sock")
 # Vagrant's lines worth a progress line; the rest (image, volumes, cmd...) go to its log.
 REPORTED_VAGRANT_LINES = ("Creating the container", "Machine booted and ready")
 
@@ -166,7 +161,8 @@ class VagrantProvider:
                 image.vagrant_public_key()
             except image.ImageBuildError as exc:
                 gaps.append((str(exc).split(":")[0], f"{APT} vagrant"))
-        gaps += [(f"`{b}` is not installed", f"{APT} {p}") for b, p in _missing(OUTER_ENGINE_TOOLS)]
+        # The engine Vagrant drives needs what a local lab's engines need.
+        gaps += [(f"`{b}` is not installed", f"{APT} {p}") for b, p in _missing(BASE_TOOLS)]
         gaps += self._image_gaps()
         gaps += host_tool_gaps(self.spec)
         if not self.spec.engine.tls:
@@ -194,9 +190,9 @@ class VagrantProvider:
                 )
             )
         for module in ("vxlan", "bridge", "overlay"):
-            if not _kernel_module(module):
+            if not kernel_feature(module):
                 gaps.append((f"kernel feature `{module}` is not available", f"modprobe {module}"))
-        gaps += _route_clashes(self.spec)
+        gaps += route_clashes(self.spec)
         return gaps
 
     def _image_gaps(self) -> list[tuple[str, str]]:
@@ -376,15 +372,8 @@ def _which(binary: str) -> str | None:
     return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
-def _missing(tools: tuple[tuple[str, str], ...]) -> list[tuple[str, str]]:
+def _missing(tools: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(binary, package) for binary, package in tools if not _which(binary)]
-
-
-def _kernel_module(module: str) -> bool:
-    if Path(f"/sys/module/{module}").exists():
-        return True
-    probe = subprocess.run(["modprobe", "-q", module], capture_output=True, check=False)
-    return probe.returncode == 0
 
 
 def _vagrant_lines(say: OnItem) -> OnItem:
