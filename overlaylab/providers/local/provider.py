@@ -62,9 +62,6 @@ class LocalProvider:
         return local_preflight(self.spec, self.host_address)
 
     # --- node plumbing -------------------------------------------------------------
-    def netns(self, node: str) -> str:
-        return self.layout.node_ns(node)
-
     @property
     def host_address(self) -> ipaddress.IPv4Address | None:
         if not self.options.host_link:
