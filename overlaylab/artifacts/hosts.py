@@ -18,21 +18,20 @@ from typing import Any
 
 from overlaylab.lab import context_for
 from overlaylab.layout import LabLayout
+from overlaylab.providers.ssh import host_engine
 from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
 from overlaylab.steps.engines import daemon_config, render_daemon_config
 from overlaylab.steps.kv import kv_argv, zookeeper_config
 
-HOST_DAEMON_JSON = "/etc/docker/daemon.json"
-HOST_TLS_DIR = "/etc/docker/overlaylab"
-HOST_DOCKER_SOCKET = "/var/run/docker.sock"
-DROP_IN_PATH = "/etc/systemd/system/docker.service.d/overlaylab.conf"
+# The same places the ssh and vagrant providers use with `engine: host`.
+HOST_DAEMON_JSON = str(host_engine.DAEMON_JSON)
+HOST_TLS_DIR = str(host_engine.TLS_DIR)
+HOST_DOCKER_SOCKET = str(host_engine.DOCKER_SOCKET)
 # A real host's lab folder: fixed, whatever OVERLAYLAB_STATE_ROOT says on this machine.
 HOST_STATE_ROOT = Path("/var/lib/overlaylab")
-# Debian's docker.io (the lab's engine line, 20.10) installs /usr/sbin/dockerd; Docker
-# CE's packages /usr/bin/dockerd. A provider that knows its host passes the right one.
-DEBIAN_DOCKERD = "/usr/sbin/dockerd"
+DEBIAN_DOCKERD = host_engine.DEBIAN_DOCKERD
 # systemd wants absolute paths. etcd is Debian's etcd-server; Debian has no consul,
 # so a consul binary is put where hand-installed binaries go.
 KV_EXECUTABLES = {"etcd": "/usr/bin/etcd", "consul": "/usr/local/bin/consul"}
@@ -68,14 +67,7 @@ def local_layout(loaded: LoadedSpec) -> LabLayout:
 
 
 def dockerd_drop_in(spec: ClusterSpec, node: Node, dockerd: str = DEBIAN_DOCKERD) -> str:
-    return render(
-        "dockerd-dropin.conf.j2",
-        cluster=spec.name,
-        node=node.name,
-        daemon_json=HOST_DAEMON_JSON,
-        drop_in=DROP_IN_PATH,
-        dockerd=dockerd,
-    )
+    return host_engine.drop_in_text(spec.name, node.name, dockerd)
 
 
 # --- the KV store ---------------------------------------------------------------------

@@ -7,22 +7,22 @@ import time
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.providers.base import tail
+from overlaylab.providers.base import ENGINE_SERVICE, tail
 
 PANIC = re.compile(r"^panic: .*$", re.M)
 
 
 def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
-    return tail(vctx.lab.node(node).service_log("dockerd"), lines)
+    return tail(vctx.lab.node(node).service_log(ENGINE_SERVICE), lines)
 
 
 def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
     """(message, hint) for an engine that does not answer, read from its own log."""
     handle = vctx.lab.node(node)
-    log_path = handle.service_log_location("dockerd")
-    text = handle.service_log("dockerd") or ""
+    log_path = handle.service_log_location(ENGINE_SERVICE)
+    text = handle.service_log(ENGINE_SERVICE) or ""
     panic = PANIC.search(text)
-    alive = handle.service_alive("dockerd", "dockerd")
+    alive = handle.service_alive(ENGINE_SERVICE, "dockerd")
     if panic:
         frames = re.findall(r"^(github\.com/docker/\S+)\(", text[panic.end() :], re.M)[:3]
         where = f" in {frames[0]}" if frames else ""

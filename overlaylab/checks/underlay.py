@@ -13,6 +13,7 @@ from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
+from overlaylab.providers.base import ENGINE_SERVICE
 
 SERF_PORT = 7946
 
@@ -118,7 +119,7 @@ def members(vctx: VerifyContext) -> list[CheckResult]:
     results = []
     for node in sorted(expected):
         handle = vctx.lab.node(node)
-        log = handle.service_log("dockerd")
+        log = handle.service_log(ENGINE_SERVICE)
         if not handle.engine_ping(timeout=2):
             # The log a dead engine left describes a cluster it has since left.
             results.append(

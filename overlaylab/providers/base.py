@@ -21,6 +21,10 @@ import docker
 
 from overlaylab.runners import CommandResult
 
+# The service name of a node's Docker engine, for `Node.start_service` and the others.
+ENGINE_SERVICE = "dockerd"
+IMAGES_RECORD = "images.loaded"
+
 
 @dataclass(frozen=True)
 class NodePaths:
@@ -48,6 +52,12 @@ class NodePaths:
             tls_dir=root / "tls",
             docker_socket=root / "docker.sock",
         )
+
+    @property
+    def images_record(self) -> PurePosixPath:
+        """The images step's record of what it loaded into the engine, one name a line:
+        what `down` removes from an engine that outlives the lab (`engine: host`)."""
+        return self.root / IMAGES_RECORD
 
     def data(self, service: str) -> PurePosixPath:
         """A service's own data folder (etcd's data-dir, zookeeper's dataDir...)."""

@@ -88,6 +88,14 @@ class VagrantProvider(StrictModel):
     )
     memory: int = Field(default=1024, ge=256, description="MiB per VM.")
     cpus: int = Field(default=1, ge=1)
+    engine: Literal["lab", "host"] = Field(
+        default="lab",
+        description="Which dockerd the lab configures on each host. `lab`: one of the lab's own, "
+        "kept in the lab folder (the host's Docker is never touched). `host`: the host's own "
+        "Docker service, reconfigured the way docker-machine did it (/etc/docker/daemon.json, "
+        "a systemd drop-in where systemd runs, else the host's init script); `down` restores "
+        "the previous configuration and removes what the lab put in that engine.",
+    )
 
 
 class DockerMachineProvider(StrictModel):
@@ -115,6 +123,14 @@ class SSHProvider(StrictModel):
     interfaces: list[str] = Field(
         default_factory=lambda: ["eth0", "eth1"],
         description="Interfaces the hosts are known to have (checked against cluster-advertise).",
+    )
+    engine: Literal["lab", "host"] = Field(
+        default="lab",
+        description="Which dockerd the lab configures on each host. `lab`: one of the lab's own, "
+        "kept in the lab folder (the host's Docker is never touched). `host`: the host's own "
+        "Docker service, reconfigured the way docker-machine did it (/etc/docker/daemon.json, "
+        "a systemd drop-in where systemd runs, else the host's init script); `down` restores "
+        "the previous configuration and removes what the lab put in that engine.",
     )
 
 

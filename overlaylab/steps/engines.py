@@ -10,8 +10,8 @@ from typing import Any
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
+from overlaylab.providers.base import ENGINE_SERVICE, tail
 from overlaylab.providers.base import Node as NodeHandle
-from overlaylab.providers.base import tail
 from overlaylab.render import render
 from overlaylab.spec.models import ClusterSpec, Node
 from overlaylab.steps.tls import LabCA, NodeStore
@@ -20,7 +20,7 @@ from overlaylab.waiting import wait_until
 READY_TIMEOUT = 30.0
 SERF_TIMEOUT = 15.0
 SERF_PORT = 7946
-SERVICE = "dockerd"
+SERVICE = ENGINE_SERVICE
 
 
 def daemon_config(ctx: LabContext, node: Node) -> dict[str, Any]:

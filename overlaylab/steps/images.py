@@ -134,6 +134,14 @@ def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
     return data
 
 
+def _record_loaded(ctx: LabContext, node: str, names: list[str]) -> None:
+    """Add to the node's record of images the lab loaded (see NodePaths.images_record)."""
+    handle = ctx.node(node)
+    known = (handle.read_file(handle.paths.images_record) or b"").decode().split()
+    names = sorted(set(known) | set(names))
+    handle.put_file(handle.paths.images_record, "".join(f"{n}\n" for n in names).encode())
+
+
 def ensure_images(ctx: LabContext) -> bool:
     spec = ctx.spec
     engine_nodes = [n.name for n in spec.engine_nodes]
@@ -164,6 +172,9 @@ def ensure_images(ctx: LabContext) -> bool:
 
     with ThreadPoolExecutor(max_workers=max(1, len(engine_nodes))) as pool:
         changed = list(pool.map(load, wanted))
+    loaded = [item for item, made in zip(wanted, changed, strict=True) if made]
+    for node in sorted({node for node, _, _ in loaded}):
+        _record_loaded(ctx, node, [name for where, name, _ in loaded if where == node])
     if not any(changed):
         ctx.progress.item("images", f"{len(wanted)} present already")
     return any(changed)

@@ -2,7 +2,8 @@
 inventory/vagrant.yml` makes three machines from the offline node image, the pipeline
 runs over SSH as user vagrant, verify is green, a second up changes nothing, and down
 leaves the host as it found it (the image cache stays). The node contract holds for
-Vagrant machines too.
+Vagrant machines too. The machines run the lab's engine as their own Docker service
+(`engine: host`), and `down` restores it.
 
 Timings (up, verify, down) and memory (the host's peak over the whole run, each
 machine's peak) are printed for the notes (`pytest -s`). A cold image build adds
@@ -11,20 +12,30 @@ machine's peak) are printed for the notes (`pytest -s`). A cold image build adds
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TypeVar
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, failures, invoke, verify_json
+from node_contract import (  # noqa: F401 - collected here, with this module's fixtures
+    test_a_service_starts_logs_and_stops,
+    test_files_round_trip_with_their_mode,
+    test_run_sees_the_node_network_and_reports_failures,
+    test_the_engine_answers_through_the_handle,
+    test_the_lab_network_seen_from_the_node,
+)
 from vagrant_tools import UP_TIMEOUT, host_tools_or_skip
 
 from overlaylab import lab
 from overlaylab.context import LabContext
+from overlaylab.providers.base import Node
+from overlaylab.providers.ssh.node import SSHNode
 from overlaylab.providers.vagrant import image
 from overlaylab.providers.vagrant.provider import VagrantProvider
 from overlaylab.waiting import wait_until
@@ -127,50 +138,73 @@ def test_a_second_up_changes_nothing(vagrant_lab: LabContext, measures: Measures
     assert "is up to date: nothing changed" in again.stderr
 
 
-def test_vagrant_machines_keep_the_node_contract(vagrant_lab: LabContext) -> None:
-    node, kv = vagrant_lab.node("node1"), vagrant_lab.node("kv")
+@pytest.fixture
+def node(vagrant_lab: LabContext) -> Node:
+    """The node contract's engine node (node_contract.py), on a Vagrant machine."""
+    return vagrant_lab.node("node1")
+
+
+@pytest.fixture
+def kv_node(vagrant_lab: LabContext) -> Node:
+    return vagrant_lab.node("kv")
+
+
+def test_commands_run_on_the_machine_as_root_through_sudo(vagrant_lab: LabContext) -> None:
+    node = vagrant_lab.node("node1")
     assert node.run(["hostname"]).stdout.strip() == "node1"  # a session on that machine
     assert node.run(["id", "-un"]).stdout.strip() == "root"  # as vagrant, through sudo -n
-    path = node.paths.root / "contract" / "key.pem"
-    node.put_file(path, b"\x00binary\xffkey\n", 0o600)
-    assert node.read_file(path) == b"\x00binary\xffkey\n"
-    assert node.run(["stat", "-c", "%a", str(path)]).stdout.strip() == "600"
-    assert node.read_file(path.with_suffix(".missing")) is None
-    node.start_service("contract", ["sh", "-c", "echo started-$(hostname); exec sleep 60"])
-    try:
-        assert wait_for(lambda: node.service_alive("contract", "sleep"))
-        assert "started-node1" in wait_for(lambda: node.service_log("contract") or "")
-    finally:
-        node.stop_service("contract", "sleep")
-    assert not node.service_alive("contract")
-    assert node.engine_ping()
     with node.engine() as client:
         assert client.info()["ClusterAdvertise"] == f"{node.address}:2376"
-    ok, why = node.tcp_connect(str(kv.address), 2379)
-    assert ok, why
-    closed, why = node.tcp_connect(str(kv.address), 2)
-    assert not closed and why
-    status, body = node.http_get(str(kv.address), 2379, "/version")
-    assert status == 200 and "etcdserver" in body
-    assert "API listen on" in (node.service_log("dockerd") or "")
 
 
-def test_the_lab_engine_runs_from_the_lab_folder_inside_the_machine(
-    vagrant_lab: LabContext,
-) -> None:
-    """Not the image's /etc/init.d/docker: the lab's own dockerd, its containers grouped
-    under the lab's cgroup parent inside the machine's cgroup."""
+def test_the_engine_is_the_machines_own_docker_service(vagrant_lab: LabContext) -> None:
+    """`engine: host`: the image's /etc/init.d/docker runs dockerd with the lab's
+    /etc/docker/daemon.json, as docker-machine set engines up; no drop-in without systemd."""
     node = vagrant_lab.node("node2")
-    assert node.read_file(node.paths.daemon_config) is not None
+    config = json.loads(node.read_file(PurePosixPath("/etc/docker/daemon.json")) or b"{}")
+    assert config["cluster-store"] == "etcd://192.168.90.10:2379"
+    assert "data-root" not in config  # the host's own /var/lib/docker
+    assert node.run(["service", "docker", "status"], check=False).returncode == 0
+    assert (
+        node.read_file(PurePosixPath("/etc/systemd/system/docker.service.d/overlaylab.conf"))
+        is None
+    )
     with node.engine() as client:
-        info = client.info()
-        assert info["DockerRootDir"] == str(node.paths.root / "data")
+        assert client.info()["DockerRootDir"] == "/var/lib/docker"
         [mongo] = client.containers.list(filters={"name": "mongo"})
         pid = mongo.attrs["State"]["Pid"]
     groups = node.run(["cat", f"/proc/{pid}/cgroup"]).stdout
-    assert f"/{node.cgroup_parent}/" in groups
-    rules = node.run(["iptables", "-t", "nat", "-S", "DOCKER"], check=False)
-    assert rules.returncode == 0, rules.stderr  # dockerd's NAT rules, in the machine's netns
+    assert "/docker/" in groups  # the engine's own cgroup parent, not the lab's
+    assert vagrant_lab.layout.cgroup_parent("node2") not in groups
+    assert "API listen on" in (node.service_log("dockerd") or "")
+    assert node.service_log_location("dockerd") == "node2:/var/log/docker.log"
+
+
+def test_down_restores_the_machines_docker_as_it_was(vagrant_lab: LabContext) -> None:
+    """What `down` does first on every host with `engine: host`, run here on one machine
+    so that the machine can still be looked at afterwards: the image had no daemon.json
+    and no running dockerd, so both must be gone again, with the lab's containers,
+    networks and images. Last in this module: node1's engine is stopped afterwards."""
+    node = vagrant_lab.node("node1")
+    assert isinstance(node, SSHNode) and node.host_docker is not None
+    with node.engine() as client:
+        assert client.containers.list(all=True)  # the web service and the probe
+        assert client.images.list(name="overlaylab/probe")
+    assert node.host_docker.restore(node) == []
+    assert node.read_file(PurePosixPath("/etc/docker/daemon.json")) is None
+    assert node.run(["test", "-e", "/etc/docker/overlaylab"], check=False).returncode == 1
+    assert node.run(["service", "docker", "status"], check=False).returncode != 0
+    assert node.read_file(node.paths.root / "host-docker" / "saved") is None
+    # Started by hand with no configuration, the engine holds nothing of the lab.
+    node.run(["service", "docker", "start"])
+    try:
+        listed = wait_for(lambda: node.run(["docker", "ps", "-aq"], check=False), timeout=20)
+        assert listed.stdout.strip() == ""
+        images = node.run(["docker", "image", "ls", "-q"]).stdout.split()
+        networks = node.run(["docker", "network", "ls", "--format", "{{.Name}}"]).stdout.split()
+        assert images == [] and sorted(networks) == ["bridge", "host", "none"]
+    finally:
+        node.run(["service", "docker", "stop"], check=False)
 
 
 def wait_for(read: Callable[[], T], timeout: float = 5.0) -> T:

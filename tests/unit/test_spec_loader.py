@@ -223,7 +223,7 @@ def test_unknown_key_inside_a_provider(tmp_path: Path) -> None:
     )
     assert problems_of(path) == [
         "line 7, provider.key: unknown key; did you mean 'key_file'? valid keys: type, hosts, "
-        "key_file, interfaces"
+        "key_file, interfaces, engine"
     ]
 
 

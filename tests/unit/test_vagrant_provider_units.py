@@ -147,7 +147,8 @@ def test_nodes_are_ssh_nodes_on_what_vagrant_ssh_config_said(tmp_path: Path) -> 
     assert connection.connect_kwargs["key_filename"] == [key]
     assert node.sudo  # user vagrant: every command runs under `sudo -n`
     assert str(node.paths.root) == "/var/lib/overlaylab/vagrant/nodes/node1"
-    assert node.cgroup_parent == "overlaylab-vagrant.node1"
+    assert node.cgroup_parent is None  # engine: host keeps its own cgroups
+    assert node.host_docker is not None
     assert node.docker_env()["DOCKER_HOST"] == "tcp://192.168.90.11:2376"
     assert str(provider.host_address) == "192.168.90.1"  # this machine, on the host link
 

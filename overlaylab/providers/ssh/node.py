@@ -27,7 +27,8 @@ from invoke.exceptions import CommandTimedOut
 from paramiko.ssh_exception import SSHException
 
 from overlaylab.errors import CommandError
-from overlaylab.providers.base import NodePaths
+from overlaylab.providers.base import ENGINE_SERVICE, NodePaths
+from overlaylab.providers.ssh.host_engine import HostDocker
 from overlaylab.runners import CommandResult
 from overlaylab.waiting import wait_until
 
@@ -83,6 +84,7 @@ class SSHNode:
         api_port: int,
         client_cert_dir: Path,
         cgroup_parent: str | None = None,
+        host_docker: HostDocker | None = None,
     ) -> None:
         self.name = name
         self.address = address
@@ -93,6 +95,9 @@ class SSHNode:
         self.api_port = api_port
         self.client_cert_dir = client_cert_dir
         self.sudo = connection.user != "root"
+        # Set when the lab's engine is the host's own Docker service (`engine: host`):
+        # the engine service is then that service, every other one the lab's own.
+        self.host_docker = host_docker
 
     def __repr__(self) -> str:
         return f"SSHNode({self.name!r}, {self.connection.user}@{self.connection.host})"
@@ -145,25 +150,40 @@ class SSHNode:
     def _service_file(self, service: str, suffix: str) -> str:
         return str(self.paths.root / f"{service}.{suffix}")
 
+    def _host_service(self, service: str) -> HostDocker | None:
+        return self.host_docker if service == ENGINE_SERVICE else None
+
     def start_service(self, service: str, argv: Sequence[str]) -> None:
+        if host := self._host_service(service):
+            host.start(self)  # dockerd reads /etc/docker/daemon.json: `argv` has nothing more
+            return
         self._sh(_START, str(self.paths.root), service, *argv).check()
 
     def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
+        if host := self._host_service(service):
+            host.stop(self)
+            return
         if self.service_alive(service, binary):
             ticks = str(int(timeout * 10))
             self._sh(_STOP, self._service_file(service, "pid"), ticks).check()
 
     def service_alive(self, service: str, binary: str | None = None) -> bool:
+        if host := self._host_service(service):
+            return host.alive(self)
         pid_file = self._service_file(service, "pid")
         return self._sh(_ALIVE, pid_file, (binary or "")[:15]).returncode == 0
 
     def service_log(self, service: str) -> str | None:
+        if host := self._host_service(service):
+            return host.log(self)
         data = self.read_file(PurePosixPath(self._service_file(service, "log")))
         if data is None:
             return None
         return data.decode(errors="replace").rsplit(START_MARKER, 1)[-1]
 
     def service_log_location(self, service: str) -> str:
+        if host := self._host_service(service):
+            return f"{self.name}:{host.log_location(self)}"
         return f"{self.name}:{self._service_file(service, 'log')}"
 
     # --- the engine ------------------------------------------------------------------------

@@ -1,10 +1,14 @@
 """The ssh provider: hosts that exist already; the lab lives in one folder on each.
 
-Every host keeps the lab under /var/lib/overlaylab/<cluster>/nodes/<node>: its own
-dockerd (data, exec root, socket, certificates), the KV server, their logs and pid
-files. `down` stops them gracefully (dockerd stops its containers), kills what is
-left of the lab by that folder, unmounts, removes the folder, and checks the host
-again: nothing outside that folder is ever changed.
+Every host keeps the lab under /var/lib/overlaylab/<cluster>/nodes/<node>: with
+`engine: lab` (the default) its own dockerd (data, exec root, socket, certificates),
+the KV server, their logs and pid files. `down` stops them gracefully (dockerd stops
+its containers), kills what is left of the lab by that folder, unmounts, removes the
+folder, and checks the host again: nothing outside that folder is ever changed.
+
+With `engine: host` the lab's engine is the host's own Docker service, configured as
+docker-machine did it (host_engine.py); `down` first restores that service as the
+lab found it, then removes the folder as above.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from fabric import Connection
 from overlaylab.errors import CommandError, TeardownIncomplete, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.providers.base import NodePaths
+from overlaylab.providers.ssh import host_engine
 from overlaylab.providers.ssh.node import SSHNode
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import SSHProvider as SSHProviderSpec
+from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
 from overlaylab.steps.preflight import host_tool_gaps
 
 REMOTE_ROOT = PurePosixPath("/var/lib/overlaylab")
@@ -71,6 +77,49 @@ true
 """
 
 
+def host_node(
+    spec: ClusterSpec,
+    layout: LabLayout,
+    name: str,
+    address: ipaddress.IPv4Address,
+    connection: Connection,
+) -> SSHNode:
+    """The node of a host reached over SSH, with the engine `provider.engine` asks for."""
+    assert isinstance(spec.provider, SSHProviderSpec | VagrantProviderSpec)
+    root = REMOTE_ROOT / spec.name / "nodes" / name
+    if spec.provider.engine == "lab":
+        # The lab's own dockerd: everything in the lab folder, containers in the lab's
+        # cgroup, so that `down` finds them by name.
+        paths = NodePaths.under(root)
+        cgroup_parent: str | None = layout.cgroup_parent(name)
+        host_docker = None
+    else:
+        paths = NodePaths(
+            root=root,
+            daemon_config=host_engine.DAEMON_JSON,
+            tls_dir=host_engine.TLS_DIR,
+            docker_socket=host_engine.DOCKER_SOCKET,
+            private_engine=False,
+        )
+        cgroup_parent = None  # the host's engine keeps its own cgroups
+        host_docker = host_engine.HostDocker(
+            cluster=spec.name,
+            lab_root=root,
+            drop_in=host_engine.drop_in_text(spec.name, name),
+            projects=tuple(stack.name for stack in spec.stacks),
+        )
+    return SSHNode(
+        name,
+        address,
+        connection,
+        paths,
+        api_port=spec.engine.api_port,
+        client_cert_dir=layout.client_cert_dir,
+        cgroup_parent=cgroup_parent,
+        host_docker=host_docker,
+    )
+
+
 class SSHProvider:
     name = "ssh"
 
@@ -90,14 +139,9 @@ class SSHProvider:
     def node(self, name: str) -> SSHNode:
         if name not in self._nodes:
             self.spec.node(name)
-            self._nodes[name] = SSHNode(
-                name,
-                ipaddress.IPv4Address(str(self.spec.address_of(name))),
-                self._connection(name),
-                NodePaths.under(REMOTE_ROOT / self.spec.name / "nodes" / name),
-                api_port=self.spec.engine.api_port,
-                client_cert_dir=self.layout.client_cert_dir,
-                cgroup_parent=self.layout.cgroup_parent(name),
+            address = ipaddress.IPv4Address(str(self.spec.address_of(name)))
+            self._nodes[name] = host_node(
+                self.spec, self.layout, name, address, self._connection(name)
             )
         return self._nodes[name]
 
@@ -138,6 +182,8 @@ class SSHProvider:
 
         def check(node: SSHNode) -> list[str]:
             wanted = list(NEEDED)
+            if self.options.engine == "host":
+                wanted += ["docker", "service"]  # the host's CLI and service control
             if kv is not None and node.name == kv.node:
                 wanted.append(KV_PROGRAMS[kv.backend])
             probe = (
@@ -181,6 +227,8 @@ class SSHProvider:
 
         def prepare(node: SSHNode) -> list[str]:
             node.run(["mkdir", "-p", str(node.paths.root)])
+            if node.host_docker is not None:
+                node.host_docker.save(node)  # before any step changes the host's engine
             return []
 
         self._each(prepare)
@@ -193,6 +241,10 @@ class SSHProvider:
 
     def destroy(self) -> list[str]:
         def take_away(node: SSHNode) -> list[str]:
+            if node.host_docker is not None:
+                problems = node.host_docker.restore(node)
+                if problems:  # the backup stays in the lab folder for the next `down`
+                    return [f"host docker not restored: {p}" for p in problems]
             settings = [f"root={node.paths.root}", f"cgroup={node.cgroup_parent}"]
             try:
                 result = node.run(["env", *settings, "sh", "-c", _TEARDOWN], timeout=120)

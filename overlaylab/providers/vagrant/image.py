@@ -15,10 +15,10 @@ cache lives outside every lab's state folder, so `down` keeps it. Clear it with 
 `rm -rf /var/cache/overlaylab/vagrant-node` (OVERLAYLAB_CACHE moves the root).
 
 The init starts sshd only. dockerd inside a machine is the lab's business, as on any
-real host without systemd: the vagrant provider runs the lab's own dockerd from the lab
-folder (as the ssh provider does); by hand, write /etc/docker/daemon.json and run
-`service docker start` (docker.io ships /etc/init.d/docker). The init only makes the
-cgroup hierarchies writable so that dockerd can start at all.
+real host without systemd: with `engine: host` the lab writes /etc/docker/daemon.json
+and runs `service docker start` (docker.io ships /etc/init.d/docker); with `engine: lab`
+it runs a dockerd of its own from the lab folder. The init only makes the cgroup
+hierarchies writable so that dockerd can start at all.
 """
 
 from __future__ import annotations

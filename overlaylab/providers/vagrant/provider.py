@@ -6,9 +6,9 @@ recipe), writes the lab's machines file into the lab's state folder (OVERLAYLAB_
 so two labs never share one), runs `vagrant up` for every machine at once (machines.py)
 and keeps what `vagrant ssh-config` says. From there each machine is an SSH host like
 any other: an `SSHNode` over a fabric Connection as user vagrant (with `sudo -n`), the
-lab in one folder per machine, its own dockerd and KV server started with `setsid`, the
-engine reached from this machine at the node's lab address over the host link, with
-mutual TLS.
+lab in one folder per machine with its KV server, the engine (the machine's own Docker
+service with `engine: host`, a dockerd of the lab's own with `engine: lab`) reached from
+this machine at the node's lab address over the host link, with mutual TLS.
 
 `destroy` needs no teardown inside the machines, which go whole: `vagrant destroy -f`
 (best effort), then the engine's removal, which also takes away by name whatever is left
@@ -37,10 +37,9 @@ from overlaylab.artifacts import PROJECT_ROOT
 from overlaylab.artifacts.vagrant import machine_name, machines_json
 from overlaylab.errors import OverlaylabError, TeardownIncomplete, describe_failure
 from overlaylab.layout import LabLayout
-from overlaylab.providers.base import NodePaths
 from overlaylab.providers.local import teardown
 from overlaylab.providers.ssh.node import SSHNode, wait_for_ssh
-from overlaylab.providers.ssh.provider import REMOTE_ROOT
+from overlaylab.providers.ssh.provider import host_node
 from overlaylab.providers.vagrant import image
 from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
 from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
@@ -115,15 +114,8 @@ class VagrantProvider:
         if name not in self._nodes:
             self.spec.node(name)  # raises for a name the spec does not have
             address = ipaddress.IPv4Address(str(self.spec.address_of(name)))
-            self._nodes[name] = SSHNode(
-                name,
-                address,
-                self._target(name, address).connection(),
-                NodePaths.under(REMOTE_ROOT / self.spec.name / "nodes" / name),
-                api_port=self.spec.engine.api_port,
-                client_cert_dir=self.layout.client_cert_dir,
-                cgroup_parent=self.layout.cgroup_parent(name),
-            )
+            connection = self._target(name, address).connection()
+            self._nodes[name] = host_node(self.spec, self.layout, name, address, connection)
         return self._nodes[name]
 
     def nodes(self) -> Iterator[SSHNode]:
@@ -304,6 +296,8 @@ class VagrantProvider:
                 f"{self.machines.log_file}"
             )
         node.run(["mkdir", "-p", str(node.paths.root)])
+        if node.host_docker is not None:
+            node.host_docker.save(node)
 
     # --- destroy --------------------------------------------------------------------------
     def destroy(self) -> list[str]:
