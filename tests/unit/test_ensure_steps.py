@@ -65,7 +65,8 @@ class LocalLab:
         self.ip = FakeNetlink()
         # Every way the provider wires the lab goes through `plumbing`; anything left
         # unfaked there fails loudly instead of building a real lab from a unit test.
-        pure = {"retrying"}  # runs the (faked) cabling again if it hangs: no netlink itself
+        # Pure: composed of the (faked) calls below, with no netlink of their own.
+        pure = {"retrying", "cable_host", "in_namespace"}
         for name in vars(plumbing):
             if callable(getattr(plumbing, name)) and not name[0].isupper() and name not in pure:
                 monkeypatch.setattr(plumbing, name, refuse(name), raising=False)

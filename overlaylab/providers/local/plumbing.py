@@ -14,7 +14,7 @@ import os
 import queue
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -243,3 +243,40 @@ def links(namespace: str | None) -> Iterator[Links]:
                 _within_deadline(api.close, f"close {where}", worker)
     finally:
         worker.shutdown()  # a hung call's thread is left to end with the process
+
+
+def cable_host(
+    link: str, namespace: str, port: str, bridge: str, address: str, prefixlen: int, mtu: int
+) -> None:
+    """This machine's veth `link` to `bridge` in `namespace` (its end there: `port`), with
+    `address` on this machine's end. Idempotent; a half-made pair is made again."""
+    with links(None) as host, links(namespace) as there:
+        if not host.exists(link):
+            there.delete(port)
+            host.add_veth(link, port, namespace, mtu)
+        there.set(port, master=bridge, state="up")
+        host.replace_address(link, address, prefixlen)
+        host.set(link, state="up")
+
+
+# Runs as `sh -c _HOSTNAME_THEN_EXEC sh NAME ARGV...` in a fresh UTS namespace.
+_HOSTNAME_THEN_EXEC = 'hostname "$1" && shift && exec "$@"'
+
+
+def in_namespace(namespace: str, hostname: str, argv: Sequence[str]) -> list[str]:
+    """`argv` run inside the named network namespace with a UTS namespace of its own,
+    named `hostname` (serf gossip refuses members that share a hostname). nsenter and
+    unshare exec in place, so a spawned process's pid is the program's own."""
+    return [
+        "nsenter",
+        f"--net={NETNS_DIR / namespace}",
+        "unshare",
+        "--uts",
+        "--",
+        "sh",
+        "-c",
+        _HOSTNAME_THEN_EXEC,
+        "sh",
+        hostname,
+        *argv,
+    ]

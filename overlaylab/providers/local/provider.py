@@ -32,7 +32,6 @@ from overlaylab.waiting import wait_until
 # Sets the node's hostname inside its fresh UTS namespace, then becomes the service.
 # Spec values travel as arguments ("$1", "$@"), never inside the script text.
 START_MARKER = "--- overlaylab: starting"
-_HOSTNAME_THEN_EXEC = 'hostname "$1" && shift && exec "$@"'
 
 
 class LocalProvider:
@@ -115,15 +114,16 @@ class LocalProvider:
 
     def _cable_host(self) -> None:
         """This machine's link to the lab switch, with its address (idempotent)."""
-        layout, mtu = self.layout, self.spec.lab.mtu
-        link, sw = layout.host_link, layout.switch_ns
-        with plumbing.links(None) as host, plumbing.links(sw) as switch:
-            if not host.exists(link):
-                switch.delete(layout.SWITCH_HOST_PORT)
-                host.add_veth(link, layout.SWITCH_HOST_PORT, sw, mtu)
-            switch.set(layout.SWITCH_HOST_PORT, master=layout.SWITCH_BRIDGE, state="up")
-            host.replace_address(link, str(self.host_address), self.spec.lab.subnet.prefixlen)
-            host.set(link, state="up")
+        layout = self.layout
+        plumbing.cable_host(
+            layout.host_link,
+            layout.switch_ns,
+            layout.SWITCH_HOST_PORT,
+            layout.SWITCH_BRIDGE,
+            str(self.host_address),
+            self.spec.lab.subnet.prefixlen,
+            self.spec.lab.mtu,
+        )
 
     NAT_IFACE = "eth0"
     NAT_ADDRESS = "10.0.2.15"  # VirtualBox's NAT address: identical on every VM
@@ -141,20 +141,8 @@ class LocalProvider:
     # --- services (dockerd, etcd, ...) inside a node --------------------------------
     def in_node(self, node: str, argv: Sequence[str]) -> list[str]:
         """`argv` inside the node: its network namespace, and a UTS namespace of its own
-        named after the node (serf gossip refuses members that share a hostname)."""
-        return [
-            "nsenter",
-            f"--net=/run/netns/{self.layout.node_ns(node)}",
-            "unshare",
-            "--uts",
-            "--",
-            "sh",
-            "-c",
-            _HOSTNAME_THEN_EXEC,
-            "sh",
-            node,
-            *argv,
-        ]
+        named after the node."""
+        return plumbing.in_namespace(self.layout.node_ns(node), node, argv)
 
     def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:
         """Start a long-running service inside the node's namespaces, detached.

@@ -37,6 +37,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,7 @@ import docker
 
 from overlaylab.errors import OverlaylabError
 from overlaylab.layout import CGROUP_PREFIX, LABEL_CLUSTER, LABEL_ROLE, LabLayout
-from overlaylab.providers.local import teardown
+from overlaylab.providers.local import plumbing, teardown
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.waiting import wait_until
 
@@ -58,7 +59,6 @@ HOST_PORT = "host"  # LabLayout.SWITCH_HOST_PORT: the host link's end on the swi
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
 START_MARKER = "--- overlaylab: starting"
-_HOSTNAME_THEN_EXEC = 'hostname "$1" && shift && exec "$@"'
 
 OnItem = Callable[[str, str], None]
 
@@ -146,21 +146,8 @@ class OuterEngine:
 
     def dockerd_argv(self) -> list[str]:
         """The engine's command line, entering the lab's namespace (not `ip netns exec`)."""
-        return [
-            "nsenter",
-            f"--net=/run/netns/{self.netns}",
-            "unshare",
-            "--uts",
-            "--",
-            "sh",
-            "-c",
-            _HOSTNAME_THEN_EXEC,
-            "sh",
-            f"{self.layout.cluster}-vagrant",
-            "dockerd",
-            "--config-file",
-            str(self.config_file),
-        ]
+        dockerd = ["dockerd", "--config-file", str(self.config_file)]
+        return plumbing.in_namespace(self.netns, f"{self.layout.cluster}-vagrant", dockerd)
 
     def lab_network_options(self) -> dict[str, Any]:
         """docker-py `networks.create` arguments of the lab network."""
@@ -250,9 +237,9 @@ class OuterEngine:
 
     # --- pieces ---------------------------------------------------------------------------
     def _ensure_netns(self) -> None:
-        if self.netns not in teardown.lab_namespaces(self.layout):
-            _ip(None, "netns", "add", self.netns)
-        _ip(self.netns, "link", "set", "lo", "up")
+        plumbing.retrying(lambda: plumbing.create_namespace(self.netns))
+        with plumbing.links(self.netns) as inside:
+            inside.set("lo", state="up")
 
     def _spawn(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -297,15 +284,18 @@ class OuterEngine:
         client.networks.create(self.network_name, **self.lab_network_options())
 
     def _ensure_host_link(self) -> None:
-        if not _link_exists(None, self.host_link):
-            if _link_exists(self.netns, HOST_PORT):  # half-made pair
-                _ip(self.netns, "link", "del", HOST_PORT)
-            _ip(None, "link", "add", self.host_link, "mtu", str(self.mtu), "type", "veth",
-                "peer", "name", HOST_PORT, "netns", self.netns)  # fmt: skip
-        _ip(self.netns, "link", "set", HOST_PORT, "master", LAB_BRIDGE, "up")
-        prefix = self.subnet.prefixlen
-        _ip(None, "addr", "replace", f"{self.host_address}/{prefix}", "dev", self.host_link)
-        _ip(None, "link", "set", self.host_link, "up")
+        """This machine's link to the bridge docker made for the lab network."""
+        cable = partial(
+            plumbing.cable_host,
+            self.host_link,
+            self.netns,
+            HOST_PORT,
+            LAB_BRIDGE,
+            str(self.host_address),
+            self.subnet.prefixlen,
+            self.mtu,
+        )
+        plumbing.retrying(cable)
 
 
 def nested_lab_cgroups(layout: LabLayout, depth: int = 3) -> list[Path]:
@@ -362,17 +352,3 @@ def _hosts_descending(subnet: ipaddress.IPv4Network) -> Iterator[ipaddress.IPv4A
     while address > subnet.network_address:
         yield address
         address -= 1
-
-
-def _ip(netns: str | None, *args: str, check: bool = True) -> bool:
-    argv = ["ip", *(["-n", netns] if netns else []), *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        raise OuterEngineError(
-            f"`{' '.join(argv)}` failed (exit {proc.returncode}): {proc.stderr.strip()}"
-        )
-    return proc.returncode == 0
-
-
-def _link_exists(netns: str | None, name: str) -> bool:
-    return _ip(netns, "link", "show", "dev", name, check=False)
