@@ -22,6 +22,7 @@ from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
 from overlaylab.steps.networks import ensure_networks
 from overlaylab.steps.stacks import ensure_stacks
+from overlaylab.steps.swarm import ensure_swarm
 
 DEFAULT_SPEC = Path("inventory/lab.yml")
 
@@ -69,6 +70,7 @@ UP_SEQUENCE: list[tuple[str, Callable[[LabContext], bool]]] = [
     ("tls", ensure_tls),
     ("kv", ensure_kv),
     ("engines", ensure_engines),
+    ("swarm", ensure_swarm),
     ("images", ensure_images),
     ("networks", ensure_networks),
     ("stacks", ensure_stacks),

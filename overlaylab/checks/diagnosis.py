@@ -335,6 +335,25 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def no_ipvs(ev: Evidence) -> list[Diagnosis]:
+    """Swarm VIPs that do not answer on nodes whose kernel has no IPVS: one cause."""
+    failed = [
+        r
+        for r in ev.unexplained("swarm.services")
+        if "vip" in r.details and r.details.get("ipvs") is False
+    ]
+    if not failed:
+        return []
+    return [
+        Diagnosis(
+            cause=f"the kernel has no IPVS: {len(failed)} swarm VIP path(s) cannot work",
+            detail=failed[0].hint,
+            nodes=sorted({r.source for r in failed}),
+            checks=ev.explain(failed),
+        )
+    ]
+
+
 def blamed_nodes(results: list[CheckResult]) -> list[str]:
     """Where failures point: the one node they all target (a port firewalled on node1
     fails from node2 and node3 alike), else the one node they all start from, else
@@ -390,6 +409,10 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     ),
     per_check("ports.published", "{n} published port(s) do not answer"),
     per_check("isolation.overlays", "overlays that should be isolated are joined ({n} paths)"),
+    no_ipvs,
+    per_check("swarm.nodes", "{n} swarm node(s) are not as the spec says"),
+    per_check("swarm.replicas", "{n} swarm service(s) run fewer tasks than they ask for"),
+    per_check("swarm.services", "{n} swarm service name(s) or VIP(s) answer wrongly"),
 ]
 
 

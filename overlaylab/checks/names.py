@@ -17,7 +17,14 @@ HINT = (
 
 
 def candidate_names(c: StackContainer, network: str) -> list[str]:
-    """The names an app on `network` might use for this container."""
+    """The names an app on `network` might use for this container.
+
+    A swarm task's service names answer with a VIP or with every task (endpoint mode):
+    swarm.services checks those; here only the names of this very task."""
+    if c.swarm_service:
+        names = [c.name, f"tasks.{c.swarm_service}", *c.aliases.get(network, [])]
+        names.append(f"{c.name}.{network}")
+        return list(dict.fromkeys(names))
     names = [c.name, c.service, *c.aliases.get(network, [])]
     names += [f"{c.name}.{network}", f"{c.service}.{network}"]
     return list(dict.fromkeys(names))  # keep order, drop repeats

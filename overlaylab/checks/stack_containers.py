@@ -1,10 +1,12 @@
-"""The stack containers a spec deploys, found on their engines by compose's labels."""
+"""The stack containers a spec deploys, found on their engines by their labels (compose's,
+or swarm's in swarm mode)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from overlaylab.checks.base import VerifyContext
+from overlaylab.steps.stacks import service_labels
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,7 @@ class StackContainer:
     networks: dict[str, str]  # network -> address
     aliases: dict[str, list[str]]  # network -> aliases compose set
     ports: list[tuple[int, int, str]]  # (host port, container port, proto)
+    swarm_service: str = ""  # the swarm service of a swarm-mode task (<stack>_<service>)
 
 
 def stack_containers(vctx: VerifyContext) -> list[StackContainer]:
@@ -42,14 +45,8 @@ def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
                 down.add(node)
                 continue
             with handle.engine(timeout=10) as client:
-                containers = client.containers.list(
-                    filters={
-                        "label": [
-                            f"com.docker.compose.project={stack.name}",
-                            f"com.docker.compose.service={service}",
-                        ]
-                    }
-                )
+                labels = service_labels(vctx.lab.spec, stack, service)
+                containers = client.containers.list(filters={"label": labels})
                 for c in containers:
                     nets = c.attrs["NetworkSettings"]["Networks"]
                     ports = []
@@ -68,6 +65,7 @@ def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
                             networks={n: v.get("IPAddress", "") for n, v in nets.items()},
                             aliases={n: list(v.get("Aliases") or []) for n, v in nets.items()},
                             ports=sorted(set(ports)),
+                            swarm_service=c.labels.get("com.docker.swarm.service.name", ""),
                         )
                     )
     return found

@@ -19,6 +19,7 @@ from overlaylab.checks import (
     ports,
     probes_running,
     stacks,
+    swarm,
     underlay,
 )
 from overlaylab.checks.base import Check, VerifyContext
@@ -41,6 +42,7 @@ ALL_CHECKS: list[Check] = [
     *advertise.CHECKS,
     *ports.CHECKS,
     *isolation.CHECKS,
+    *swarm.CHECKS,
 ]
 
 

@@ -9,7 +9,8 @@ from docker.types import IPAMConfig, IPAMPool
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.layout import LABEL_CLUSTER
-from overlaylab.spec.models import OverlayNetwork
+from overlaylab.spec.models import ClusterSpec, OverlayNetwork
+from overlaylab.steps.swarm import managers
 from overlaylab.waiting import wait_until
 
 CREATE_TIMEOUT = 30.0  # the engine's KV session may still be forming right after start
@@ -68,9 +69,20 @@ def _create(ctx: LabContext, client: docker.DockerClient, net: OverlayNetwork) -
     return info
 
 
+def _where(spec: ClusterSpec) -> list[str]:
+    """Engines that create the networks (the first) and must then list them (all).
+
+    A legacy overlay is global: every engine of the KV store lists it. A swarm-mode
+    overlay is made on a manager and shows on the managers; a worker lists it only
+    once a container of its own uses it, so only managers are waited for."""
+    if spec.orchestration.mode == "swarm-mode":
+        return [n.name for n in managers(spec)]
+    return [n.name for n in spec.engine_nodes]
+
+
 def ensure_networks(ctx: LabContext) -> bool:
     spec = ctx.spec
-    nodes = [n.name for n in spec.engine_nodes]
+    nodes = _where(spec)
     changed = False
     for net in spec.networks:
         with on_node(nodes[0]), ctx.node(nodes[0]).engine() as first:

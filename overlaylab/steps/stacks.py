@@ -1,4 +1,5 @@
-"""Compose stacks, each service on the node the spec names (docker-compose v1)."""
+"""Compose stacks, each service on the node the spec names: docker-compose v1 per node,
+or `docker stack deploy` through a manager in swarm mode (swarm_stacks.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 from overlaylab.context import LabContext
-from overlaylab.errors import on_node
+from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.runners import HostRunner
-from overlaylab.spec.models import Stack
+from overlaylab.spec.models import ClusterSpec, Stack
+from overlaylab.steps.swarm import leader_of
+from overlaylab.steps.swarm_stacks import converged, deploy_stack
+from overlaylab.waiting import wait_until
 
 COMPOSE = "docker-compose"
+PLACE_TIMEOUT = 90.0
 
 
 def compose_argv(ctx: LabContext, stack: Stack, *args: str) -> list[str]:
@@ -40,17 +45,47 @@ def _fingerprint(ctx: LabContext, stack: Stack) -> str:
     return digest.hexdigest()
 
 
+def service_labels(spec: ClusterSpec, stack: Stack, service: str) -> list[str]:
+    """The labels that mark a stack service's containers on its engine."""
+    if spec.orchestration.mode == "swarm-mode":
+        return [
+            f"com.docker.stack.namespace={stack.name}",
+            f"com.docker.swarm.service.name={stack.name}_{service}",
+        ]
+    return [f"com.docker.compose.project={stack.name}", f"com.docker.compose.service={service}"]
+
+
 def _running(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
     with ctx.node(node).engine() as client:
-        found = client.containers.list(
-            filters={
-                "label": [
-                    f"com.docker.compose.project={stack.name}",
-                    f"com.docker.compose.service={service}",
-                ]
-            }
-        )
+        labels = service_labels(ctx.spec, stack, service)
+        found = client.containers.list(filters={"label": labels})
     return any(c.status == "running" for c in found)
+
+
+def _deploy(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) -> None:
+    if ctx.spec.orchestration.mode == "swarm-mode":
+        deploy_stack(ctx, stack, compose_env(ctx, leader_of(ctx.spec).name))
+        _wait_placed(ctx, stack, placements)
+        return
+    with ThreadPoolExecutor(max_workers=len(placements)) as pool:
+        list(pool.map(lambda p: _up_service(ctx, stack, *p), placements))
+
+
+def _wait_placed(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) -> None:
+    """Swarm schedules in its own time: wait until each service runs where placed."""
+    late = list(placements)
+
+    def all_running() -> bool:
+        late[:] = [(svc, node) for svc, node in late if not converged(ctx, stack, svc, node)]
+        return not late
+
+    if not wait_until(all_running, PLACE_TIMEOUT, interval=0.5):
+        where = ", ".join(f"{svc} on {node}" for svc, node in late)
+        raise OverlaylabError(
+            f"stack {stack.name}: not running after {PLACE_TIMEOUT:.0f}s: {where}. "
+            f"`docker service ps {stack.name}_<service>` on a manager says why "
+            "(an image missing on that node, a constraint no node meets)."
+        )
 
 
 def _up_service(ctx: LabContext, stack: Stack, service: str, node: str) -> None:
@@ -71,8 +106,7 @@ def ensure_stacks(ctx: LabContext) -> bool:
         ):
             ctx.progress.item(stack.name, "up to date")
             continue
-        with ThreadPoolExecutor(max_workers=len(placements)) as pool:
-            list(pool.map(lambda p, s=stack: _up_service(ctx, s, *p), placements))
+        _deploy(ctx, stack, placements)
         for service, node in placements:
             ctx.progress.item(node, f"{stack.name}/{service} running")
         done[stack.name] = fingerprint

@@ -24,6 +24,9 @@ ALL_IDS = [
     "advertise.address",
     "ports.published",
     "isolation.overlays",
+    "swarm.nodes",
+    "swarm.replicas",
+    "swarm.services",
 ]
 CONNECTIVITY = ["connectivity.icmp", "connectivity.dns", "connectivity.tcp", "connectivity.udp"]
 # Reports what the probes could not reach: it comes with every check that uses them.
@@ -118,7 +121,7 @@ def test_probes_running_cannot_be_skipped_while_a_check_needs_the_probes() -> No
     assert ids(only=("connectivity.icmp",), skip=("probes",)) == [PROBES, "connectivity.icmp"]
     assert PROBES in ids(skip=(PROBES,))
     assert PROBES not in ids(
-        skip=(PROBES, "connectivity", "mtu", "names", "advertise", "isolation")
+        skip=(PROBES, "connectivity", "mtu", "names", "advertise", "isolation", "swarm.services")
     )
 
 

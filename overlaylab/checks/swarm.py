@@ -1,0 +1,389 @@
+"""Swarm mode: the swarm as its manager sees it, and what its services really answer.
+
+- swarm.nodes: every engine node is in the swarm, Ready, active, in the role the spec
+  gives it, at its lab address; every manager reachable, and a quorum of them.
+- swarm.replicas: every service of the lab's stacks runs as many tasks as it asks for.
+- swarm.services: each stack service's name resolves, from a probe on every node, to
+  what its endpoint mode promises (dnsrr: its tasks' addresses; vip: its virtual IP),
+  and a VIP answers on its target ports. Without IPVS in the kernel a VIP has nothing
+  behind it ("No route to host"): the result says so, with the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker.errors
+
+from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.connectivity import resolved, until
+from overlaylab.checks.probes import Probe
+from overlaylab.checks.result import CheckResult
+from overlaylab.spec.models import Stack
+from overlaylab.steps.swarm import SWARM_PORT, by_hostname, leader_of, managers
+from overlaylab.steps.swarm_stacks import has_ipvs
+
+NOT_SWARM = "orchestration.mode is not swarm-mode"
+DNS_HINT = (
+    "swarm's DNS answers a service name with its VIP (vip) or its tasks' addresses "
+    "(dnsrr); a stale or missing answer means the tasks are not on this overlay, or "
+    "gossip between the nodes is cut (see connectivity.*)"
+)
+# busybox nc has no -z: send a request, and exit 0 only when the connection was made.
+_CONNECT = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc -w 2 "$1" "$2" >/dev/null'
+VIP_HINT = "the VIP's tasks do not answer on that port; see swarm.replicas and connectivity.*"
+IPVS_HINT = (
+    "this kernel has no IPVS (no ip_vs module, no /proc/net/ip_vs): a service's virtual "
+    "IP has nothing behind it and the ingress routing mesh cannot forward. Use "
+    "`deploy: {endpoint_mode: dnsrr}` with `ports: [{mode: host, ...}]` (what the lab "
+    "deploys by default without IPVS), or run the nodes on a kernel with ip_vs "
+    "(`modprobe ip_vs`)."
+)
+
+
+def _leader_view(vctx: VerifyContext, what: str) -> tuple[Any, str]:
+    """(leader's engine data via `what`, "" ) or (None, why not)."""
+    leader = leader_of(vctx.lab.spec)
+    handle = vctx.lab.node(leader.name)
+    if not handle.engine_ping(timeout=2):
+        return None, f"the manager {leader.name}'s engine does not answer"
+    try:
+        with handle.engine(timeout=10) as client:
+            if what == "nodes":
+                return [n.attrs for n in client.nodes.list()], ""
+            return {s.name: s.attrs for s in client.services.list()}, ""
+    except docker.errors.APIError as exc:
+        return None, f"{leader.name} cannot list swarm {what}: {exc.explanation}"
+
+
+def nodes(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    if spec.orchestration.mode != "swarm-mode":
+        return [CheckResult.skip("swarm.nodes", "swarm", NOT_SWARM)]
+    leader = leader_of(spec).name
+    listed, why = _leader_view(vctx, "nodes")
+    if listed is None:
+        return [
+            CheckResult.untested("swarm.nodes", n.name, why, because="engines.api")
+            for n in spec.engine_nodes
+        ]
+    seen = by_hostname(listed)
+    results = [
+        _judge_node(n.name, str(n.address), n.roles, seen.get(n.name), leader)
+        for n in spec.engine_nodes
+    ]
+    results.append(_quorum(spec.engine_nodes, seen, leader, [m.name for m in managers(spec)]))
+    return results
+
+
+def _judge_node(
+    name: str, address: str, roles: list[str], attrs: dict[str, Any] | None, leader: str
+) -> CheckResult:
+    role = "manager" if "manager" in roles else "worker"
+    problems = []
+    if attrs is None:
+        problems.append(f"not in the swarm {leader} manages")
+    else:
+        state = attrs["Status"].get("State")
+        if state != "ready":
+            problems.append(f"state {state} ({attrs['Status'].get('Message', '')})")
+        if attrs["Spec"].get("Availability") != "active":
+            problems.append(f"availability {attrs['Spec'].get('Availability')}")
+        if attrs["Spec"].get("Role") != role:
+            problems.append(f"role {attrs['Spec'].get('Role')}, the spec says {role}")
+        seen_address = attrs["Status"].get("Addr")
+        if seen_address not in (address, "0.0.0.0"):
+            problems.append(f"address {seen_address}, its lab address is {address}")
+        if role == "manager":
+            reach = (attrs.get("ManagerStatus") or {}).get("Reachability")
+            if reach != "reachable":
+                problems.append(f"manager reachability {reach}")
+    return CheckResult(
+        check="swarm.nodes",
+        subject=f"{name} ({role})",
+        status="fail" if problems else "pass",
+        message="; ".join(problems) or f"ready, active, {role}, at {address}",
+        hint=""
+        if not problems
+        else (
+            f"the manager must reach {name} on {SWARM_PORT}/tcp, 7946/tcp+udp and 4789/udp "
+            f"at its lab address; `docker node ls` on {leader} shows the swarm, and "
+            "`invoke up` joins a node that left"
+        ),
+        nodes=[name],
+        source=leader,
+        target=name,
+        details={"state": (attrs or {}).get("Status", {}), "role": role},
+    )
+
+
+def _quorum(
+    engine_nodes: list[Any], seen: dict[str, Any], leader: str, wanted: list[str]
+) -> CheckResult:
+    reachable = [
+        name
+        for name in wanted
+        if (seen.get(name, {}).get("ManagerStatus") or {}).get("Reachability") == "reachable"
+    ]
+    ok = len(reachable) > len(wanted) / 2
+    return CheckResult(
+        check="swarm.nodes",
+        subject="quorum",
+        status="pass" if ok else "fail",
+        message=f"{len(reachable)} of {len(wanted)} managers reachable",
+        hint="" if ok else "without a majority of managers the swarm cannot change anything",
+        nodes=sorted(set(wanted) - set(reachable)) or [leader],
+        source=leader,
+    )
+
+
+def _service_name(stack: Stack, service: str) -> str:
+    return f"{stack.name}_{service}"
+
+
+def replicas(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    if spec.orchestration.mode != "swarm-mode":
+        return [CheckResult.skip("swarm.replicas", "swarm", NOT_SWARM)]
+    if not spec.stacks:
+        return [CheckResult.skip("swarm.replicas", "stacks", "the spec has no stacks")]
+    services, why = _leader_view(vctx, "services")
+    leader = leader_of(spec).name
+    if services is None:
+        return [CheckResult.untested("swarm.replicas", leader, why, because="engines.api")]
+    results = []
+    with vctx.lab.node(leader).engine(timeout=10) as client:
+        for stack in spec.stacks:
+            for service, node in sorted(stack.services.items()):
+                full = _service_name(stack, service)
+                attrs = services.get(full)
+                if attrs is None:
+                    results.append(_replica_result(full, node, leader, None, 0, "not deployed"))
+                    continue
+                mode = attrs["Spec"].get("Mode", {})
+                desired = (mode.get("Replicated") or {}).get("Replicas", 1)
+                tasks = client.api.tasks(filters={"service": full, "desired-state": "running"})
+                running = sum(1 for t in tasks if t["Status"]["State"] == "running")
+                errors = sorted(
+                    {t["Status"].get("Err", "") for t in tasks if t["Status"].get("Err")}
+                )
+                results.append(
+                    _replica_result(full, node, leader, desired, running, "; ".join(errors))
+                )
+    return results
+
+
+def _replica_result(
+    service: str, node: str, leader: str, desired: int | None, running: int, why: str
+) -> CheckResult:
+    ok = desired is not None and running >= desired
+    return CheckResult(
+        check="swarm.replicas",
+        subject=service,
+        status="pass" if ok else "fail",
+        message=f"{running}/{desired} tasks running"
+        if desired is not None
+        else f"service {service} is {why}",
+        hint=""
+        if ok
+        else f"`docker service ps {service} --no-trunc` on {leader} says why; {why}".rstrip("; "),
+        nodes=[node],
+        source=leader,
+        target=node,
+    )
+
+
+def _endpoints(attrs: dict[str, Any], overlay_ids: dict[str, str]) -> dict[str, Any]:
+    endpoint = attrs.get("Endpoint") or {}
+    # The service's spec says the mode; Endpoint.Spec is empty for a service without ports.
+    asked = (attrs["Spec"].get("EndpointSpec") or {}).get("Mode")
+    mode = asked or (endpoint.get("Spec") or {}).get("Mode") or "vip"
+    vips = {
+        overlay_ids[v["NetworkID"]]: v["Addr"].split("/")[0]
+        for v in endpoint.get("VirtualIPs") or []
+        if v["NetworkID"] in overlay_ids
+    }
+    ports = sorted({p["TargetPort"] for p in endpoint.get("Ports") or []})
+    return {"mode": mode, "vips": vips, "ports": ports}
+
+
+def services(vctx: VerifyContext) -> list[CheckResult]:
+    spec = vctx.lab.spec
+    if spec.orchestration.mode != "swarm-mode":
+        return [CheckResult.skip("swarm.services", "swarm", NOT_SWARM)]
+    if not spec.stacks:
+        return [CheckResult.skip("swarm.services", "stacks", "the spec has no stacks")]
+    found, why = _leader_view(vctx, "services")
+    leader = leader_of(spec).name
+    if found is None:
+        return [CheckResult.untested("swarm.services", leader, why, because="engines.api")]
+    with vctx.lab.node(leader).engine(timeout=10) as client:
+        overlay_ids = {
+            n.id: n.name for n in client.networks.list(names=[n.name for n in spec.networks])
+        }
+        task_ips = _task_addresses(client, overlay_ids)
+    ipvs = {n.name: has_ipvs(vctx.lab, n.name) for n in spec.engine_nodes}
+    work = []
+    for stack in spec.stacks:
+        for service, node in sorted(stack.services.items()):
+            full = _service_name(stack, service)
+            if full not in found:
+                continue  # swarm.replicas reports it
+            endpoint = _endpoints(found[full], overlay_ids)
+            for network in sorted(set(endpoint["vips"]) | set(task_ips.get(full, {}))):
+                work.append(
+                    (
+                        full,
+                        service,
+                        node,
+                        network,
+                        endpoint,
+                        task_ips.get(full, {}).get(network, []),
+                    )
+                )
+
+    def one(item: tuple[str, str, str, str, dict[str, Any], list[str]]) -> list[CheckResult]:
+        full, short, node, network, endpoint, addresses = item
+        return [
+            _resolve_service(vctx, name, node, network, endpoint, addresses, ipvs)
+            for name in (short, full)
+        ] + _reach_vip(vctx, full, node, network, endpoint, ipvs)
+
+    return vctx.map(one, work)
+
+
+def _task_addresses(client: Any, overlay_ids: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """service name -> overlay -> addresses of its running tasks."""
+    names = {s["ID"]: s["Spec"]["Name"] for s in client.api.services()}
+    found: dict[str, dict[str, list[str]]] = {}
+    for task in client.api.tasks(filters={"desired-state": "running"}):
+        service = names.get(task["ServiceID"])
+        for attachment in task.get("NetworksAttachments") or []:
+            network = overlay_ids.get(attachment["Network"]["ID"])
+            if service and network:
+                for address in attachment.get("Addresses") or []:
+                    found.setdefault(service, {}).setdefault(network, []).append(
+                        address.split("/")[0]
+                    )
+    return found
+
+
+def _resolve_service(
+    vctx: VerifyContext,
+    name: str,
+    node: str,
+    network: str,
+    endpoint: dict[str, Any],
+    addresses: list[str],
+    ipvs: dict[str, bool],
+) -> CheckResult:
+    expected = (
+        sorted(addresses) if endpoint["mode"] == "dnsrr" else [endpoint["vips"].get(network, "")]
+    )
+    seen: dict[str, list[str]] = {}
+    command = output = ""
+    for probe in vctx.probes_on(network):
+
+        def attempt(probe: Probe = probe) -> tuple[bool, int, str, str]:
+            code, out, cmd = vctx.exec(probe, None, ["nslookup", name], timeout=6)
+            return sorted(resolved(out)) == expected, code, out, cmd
+
+        # A service just deployed or changed reaches every node's DNS within seconds.
+        _ok, _code, out, cmd, _tries = until(vctx, attempt)
+        seen[probe.node] = sorted(resolved(out))
+        if seen[probe.node] != expected and not command:
+            command, output = cmd, out
+    if not seen:
+        return CheckResult.untested(
+            "swarm.services",
+            node,
+            f"no probe on {network} could look up {name}",
+            because="probes.running",
+            network=network,
+        )
+    wrong = sorted(n for n, a in seen.items() if a != expected)
+    return CheckResult(
+        check="swarm.services",
+        subject=f"{name} ({endpoint['mode']}) on {network}",
+        status="fail" if wrong else "pass",
+        message=(
+            f"resolves to {seen[wrong[0]]} from {', '.join(wrong)}; expected {expected}"
+            if wrong
+            else f"-> {expected} from {', '.join(sorted(seen))}"
+        ),
+        hint=DNS_HINT if wrong else "",
+        nodes=sorted({node, *wrong}),
+        target=node,
+        network=network,
+        command=command,
+        output=output.strip()[-400:],
+        details={"name": name, "expected": expected, "seen": seen, "mode": endpoint["mode"]},
+    )
+
+
+def _reach_vip(
+    vctx: VerifyContext,
+    service: str,
+    node: str,
+    network: str,
+    endpoint: dict[str, Any],
+    ipvs: dict[str, bool],
+) -> list[CheckResult]:
+    vip = endpoint["vips"].get(network)
+    if endpoint["mode"] != "vip" or not vip or not endpoint["ports"]:
+        return []
+    results = []
+    for probe in vctx.probes_on(network):
+        for port in endpoint["ports"]:
+
+            def connect(probe: Probe = probe, port: int = port) -> tuple[bool, int, str, str]:
+                argv = ["sh", "-c", _CONNECT, "vip", vip, str(port)]
+                code, out, cmd = vctx.exec(probe, None, argv, timeout=6)
+                return code == 0, code, out, cmd
+
+            _ok, code, out, cmd, _tries = until(vctx, connect)
+            no_ipvs = not ipvs.get(probe.node, True)
+            results.append(
+                CheckResult(
+                    check="swarm.services",
+                    subject=f"{probe.node} -> VIP {vip}:{port} of {service} ({network})",
+                    status="pass" if code == 0 else "fail",
+                    message="connected"
+                    if code == 0
+                    else (
+                        f"no answer ({out.strip()[-120:] or f'exit {code}'})"
+                        + ("; this kernel has no IPVS" if no_ipvs else "")
+                    ),
+                    hint="" if code == 0 else (IPVS_HINT if no_ipvs else VIP_HINT),
+                    nodes=[probe.node, node],
+                    source=probe.node,
+                    target=node,
+                    network=network,
+                    command=cmd,
+                    details={"vip": vip, "port": port, "ipvs": not no_ipvs},
+                )
+            )
+    return results
+
+
+CHECKS = [
+    Check(
+        "swarm.nodes",
+        "swarm",
+        "every node in the swarm: ready, active, its role, its lab address; a manager quorum",
+        nodes,
+    ),
+    Check(
+        "swarm.replicas",
+        "swarm",
+        "every stack service runs the tasks it asks for",
+        replicas,
+    ),
+    Check(
+        "swarm.services",
+        "swarm",
+        "service names resolve as their endpoint mode promises; VIPs answer",
+        services,
+        needs_probes=True,
+    ),
+]

@@ -1,0 +1,148 @@
+"""Swarm mode's pure parts: the compose file as deployed, node judgement, the IPVS cause."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from lab_specs import LAB_YML
+
+from overlaylab.checks.diagnosis import diagnose
+from overlaylab.checks.result import CheckResult
+from overlaylab.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
+from overlaylab.spec import load_spec
+from overlaylab.spec.models import Stack
+from overlaylab.steps.swarm_stacks import _host_mode_port, deployed_compose
+
+STACK = Stack(name="demo", file="c.yml", services={"web": "w1", "api": "w2"})
+
+
+def compose() -> dict[str, Any]:
+    return {
+        "version": "3.8",
+        "services": {
+            "web": {"image": "x", "ports": ["80:5000", "9000"]},
+            "api": {"image": "x", "deploy": {"endpoint_mode": "vip"}, "ports": ["8081:8080"]},
+        },
+    }
+
+
+def test_placements_become_constraints_on_the_nodes_hostname() -> None:
+    out = deployed_compose(compose(), STACK, ipvs=True)
+    assert out["services"]["web"]["deploy"]["placement"]["constraints"] == ["node.hostname == w1"]
+    assert out["services"]["api"]["deploy"]["placement"]["constraints"] == ["node.hostname == w2"]
+
+
+def test_with_ipvs_the_file_keeps_its_endpoint_mode_and_ports() -> None:
+    out = deployed_compose(compose(), STACK, ipvs=True)
+    assert "endpoint_mode" not in out["services"]["web"]["deploy"]
+    assert out["services"]["web"]["ports"] == ["80:5000", "9000"]
+
+
+def test_without_ipvs_dnsrr_and_host_ports_unless_the_file_insists() -> None:
+    out = deployed_compose(compose(), STACK, ipvs=False)
+    web = out["services"]["web"]
+    assert web["deploy"]["endpoint_mode"] == "dnsrr"
+    assert web["ports"] == [
+        {"target": 5000, "protocol": "tcp", "mode": "host", "published": 80},
+        {"target": 9000, "protocol": "tcp", "mode": "host"},
+    ]
+    api = out["services"]["api"]  # the file says vip: deployed as asked
+    assert api["deploy"]["endpoint_mode"] == "vip" and api["ports"] == ["8081:8080"]
+
+
+def test_deploying_twice_adds_no_second_constraint() -> None:
+    once = deployed_compose(compose(), STACK, ipvs=False)
+    twice = deployed_compose(once, STACK, ipvs=False)
+    assert twice["services"]["web"]["deploy"]["placement"]["constraints"] == ["node.hostname == w1"]
+
+
+@pytest.mark.parametrize(
+    ("port", "long"),
+    [
+        ("53/udp", {"target": 53, "protocol": "udp", "mode": "host"}),
+        ({"target": 1, "published": 2}, {"mode": "host", "target": 1, "published": 2}),
+        ({"target": 1, "mode": "ingress"}, {"target": 1, "mode": "ingress"}),
+        ("127.0.0.1:80:80", "127.0.0.1:80:80"),  # left to the CLI as written
+    ],
+)
+def test_host_mode_ports(port: Any, long: Any) -> None:
+    assert _host_mode_port(port) == long
+
+
+def swarm_node(**changes: Any) -> dict[str, Any]:
+    attrs: dict[str, Any] = {
+        "Status": {"State": "ready", "Addr": "192.168.88.11"},
+        "Spec": {"Availability": "active", "Role": "worker"},
+    }
+    for path, value in changes.items():
+        section, key = path.split("__")
+        attrs.setdefault(section, {})[key] = value
+    return attrs
+
+
+def test_a_healthy_worker_passes() -> None:
+    result = _judge_node("w1", "192.168.88.11", ["worker"], swarm_node(), "m1")
+    assert result.status == "pass" and result.target == "w1"
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"Status__State": "down"}, "state down"),
+        ({"Spec__Availability": "drain"}, "availability drain"),
+        ({"Spec__Role": "manager"}, "role manager, the spec says worker"),
+        ({"Status__Addr": "172.18.0.1"}, "address 172.18.0.1, its lab address is 192.168.88.11"),
+    ],
+)
+def test_a_worker_unlike_the_spec_fails_and_says_how(changes: dict[str, Any], problem: str) -> None:
+    result = _judge_node("w1", "192.168.88.11", ["worker"], swarm_node(**changes), "m1")
+    assert result.status == "fail" and problem in result.message
+
+
+def test_a_node_missing_from_the_swarm_fails() -> None:
+    result = _judge_node("w2", "192.168.88.12", ["worker"], None, "m1")
+    assert result.status == "fail" and "not in the swarm m1 manages" in result.message
+
+
+def test_quorum_needs_a_majority_of_managers() -> None:
+    reachable = {"ManagerStatus": {"Reachability": "reachable"}}
+    seen = {"m1": reachable, "m2": reachable, "m3": {"ManagerStatus": {"Reachability": "x"}}}
+    assert _quorum([], seen, "m1", ["m1", "m2", "m3"]).status == "pass"
+    del seen["m2"]
+    lost = _quorum([], seen, "m1", ["m1", "m2", "m3"])
+    assert lost.status == "fail" and lost.nodes == ["m2", "m3"]
+
+
+def test_endpoint_mode_comes_from_the_service_spec() -> None:
+    attrs = {
+        "Spec": {"EndpointSpec": {"Mode": "dnsrr"}},
+        "Endpoint": {"Spec": {}, "VirtualIPs": [{"NetworkID": "n1", "Addr": "10.0.18.6/24"}]},
+    }
+    assert _endpoints(attrs, {"n1": "dn"})["mode"] == "dnsrr"
+    attrs["Spec"] = {}
+    found = _endpoints(attrs, {"n1": "dn"})
+    assert found["mode"] == "vip" and found["vips"] == {"dn": "10.0.18.6"}
+
+
+def vip_failure(source: str, ipvs: bool) -> CheckResult:
+    return CheckResult(
+        check="swarm.services",
+        subject=f"{source} -> VIP",
+        status="fail",
+        message="no answer",
+        hint=IPVS_HINT,
+        source=source,
+        target="w2",
+        details={"vip": "10.0.18.6", "port": 8080, "ipvs": ipvs},
+    )
+
+
+def test_vips_failing_without_ipvs_are_one_cause() -> None:
+    spec = load_spec(LAB_YML)
+    found = diagnose(spec, [vip_failure("m1", False), vip_failure("w1", False)])
+    assert [d.cause for d in found] == ["the kernel has no IPVS: 2 swarm VIP path(s) cannot work"]
+    assert found[0].nodes == ["m1", "w1"] and "endpoint_mode: dnsrr" in found[0].detail
+    # With IPVS there, a dead VIP is the service's own failure, not the kernel's.
+    [other] = diagnose(spec, [vip_failure("m1", True)])
+    assert "IPVS" not in other.cause
