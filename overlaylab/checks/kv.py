@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
+from overlaylab.providers.base import tail
+from overlaylab.steps.kv import ZOOKEEPER_SERVER
+
+# Debian's zookeeper package ships its CLI next to the server script.
+ZOOKEEPER_CLI = ZOOKEEPER_SERVER.parent / "zkCli.sh"
 
 DISCOVERY_PATH = "docker/nodes"  # libkv's default kv.path for engine discovery
 
@@ -45,41 +51,74 @@ def reachable(vctx: VerifyContext) -> list[CheckResult]:
     return results
 
 
-def _etcd_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
+def _discovery_path(vctx: VerifyContext) -> str:
+    spec = vctx.lab.spec
+    assert spec.kv is not None
+    prefix = spec.kv.path.strip("/")
+    return "/".join(p for p in (prefix, DISCOVERY_PATH) if p)
+
+
+def _http_registrations(vctx: VerifyContext, url_path: str) -> tuple[Any, str]:
+    """(the JSON body, "") or (None, why not), from the store's HTTP API on the KV node."""
     spec = vctx.lab.spec
     assert spec.kv is not None
     kv_node = vctx.lab.node(spec.kv.node)
-    prefix = spec.kv.path.strip("/")
-    path = "/".join(p for p in (prefix, DISCOVERY_PATH) if p)
+    address = str(spec.address_of(spec.kv.node))
     try:
-        status, body = kv_node.http_get(
-            str(spec.address_of(spec.kv.node)),
-            spec.kv.client_port,
-            f"/v2/keys/{path}/",
-            timeout=2,
-        )
+        status, body = kv_node.http_get(address, spec.kv.client_port, url_path, timeout=2)
     except OSError as exc:
-        return None, f"etcd does not answer: {exc}"
+        return None, f"{spec.kv.backend} does not answer: {exc}"
+    if status == 404:
+        return [], f"HTTP 404 for {url_path} (no engine ever registered)"
     if status != 200:
-        return set(), f"HTTP {status} for /v2/keys/{path}/ (no engine ever registered)"
-    nodes = json.loads(body).get("node", {}).get("nodes", [])
+        return None, f"HTTP {status} for {url_path}"
+    return json.loads(body), ""
+
+
+def _etcd_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
+    body, why = _http_registrations(vctx, f"/v2/keys/{_discovery_path(vctx)}/")
+    if body is None or body == []:
+        return (None if body is None else set()), why
+    nodes = body.get("node", {}).get("nodes", [])
     return {n["key"].rsplit("/", 1)[-1] for n in nodes}, ""
+
+
+def _consul_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
+    body, why = _http_registrations(vctx, f"/v1/kv/{_discovery_path(vctx)}/?keys")
+    if body is None:
+        return None, why
+    return {key.rstrip("/").rsplit("/", 1)[-1] for key in body}, why
+
+
+def _zookeeper_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
+    """zkCli on the KV node (ZooKeeper has no HTTP API for its znodes)."""
+    spec = vctx.lab.spec
+    assert spec.kv is not None
+    server = f"{spec.address_of(spec.kv.node)}:{spec.kv.client_port}"
+    znode = "/" + _discovery_path(vctx)
+    result = vctx.lab.node(spec.kv.node).run(
+        [str(ZOOKEEPER_CLI), "-server", server, "ls", znode], check=False, timeout=30
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
+    if "NoNode" in result.stdout + result.stderr:
+        return set(), f"no znode {znode} (no engine ever registered)"
+    if result.returncode != 0 or not lines:
+        return None, f"zkCli ls {znode} failed (exit {result.returncode}): {tail(result.stderr)}"
+    return {k.strip() for k in lines[-1].strip("[]").split(",") if k.strip()}, ""
+
+
+REGISTRATIONS = {
+    "etcd": _etcd_registrations,
+    "consul": _consul_registrations,
+    "zookeeper": _zookeeper_registrations,
+}
 
 
 def registered(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if spec.kv is None or not spec.engine.uses_cluster_store:
         return [CheckResult.skip("kv.registered", "kv", "no cluster-store in the spec")]
-    if spec.kv.backend != "etcd":
-        return [
-            CheckResult.skip(
-                "kv.registered",
-                spec.kv.backend,
-                f"reading registrations from {spec.kv.backend} is not "
-                "implemented (etcd only); kv.reachable still ran",
-            )
-        ]
-    found, why = _etcd_registrations(vctx)
+    found, why = REGISTRATIONS[spec.kv.backend](vctx)
     results = []
     for node in spec.engine_nodes:
         key = f"{node.address}:{spec.engine.advertise_port}"

@@ -191,6 +191,12 @@ class Engine(StrictModel):
         alias="cluster-store-opts",
         description="daemon.json cluster-store-opts (kv.path, discovery.heartbeat, ...).",
     )
+    dockerd: str | None = Field(
+        default=None,
+        description="The dockerd the lab's engines run: an absolute path, or a name on PATH "
+        "(default dockerd). E.g. Docker CE's static 20.10 dockerd, which has the consul "
+        "cluster store Debian's docker.io is built without.",
+    )
     tls: bool = Field(default=True, description="Serve the engine API on TCP with mutual TLS.")
     api_port: int = Field(default=2376, ge=1, le=65535, description="TCP port of the engine API.")
     daemon: dict[str, object] = Field(

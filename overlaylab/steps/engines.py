@@ -131,7 +131,8 @@ def _converge_engine(ctx: LabContext, node: Node) -> str:
             verb = "restarted (certificates renewed)"
     handle.put_file(config_path, wanted.encode())
     handle.put_file(served_path, certs.encode())
-    handle.start_service(SERVICE, ["dockerd", "--config-file", str(config_path)])
+    dockerd = ctx.spec.engine.dockerd or "dockerd"
+    handle.start_service(SERVICE, [dockerd, "--config-file", str(config_path)])
 
     def ready_or_died() -> str:
         """`ready`, `died`, or "" (falsy) while dockerd is still starting."""

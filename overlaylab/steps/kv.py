@@ -78,11 +78,15 @@ def kv_argv(spec: ClusterSpec, node_dir: Path) -> tuple[str, list[str]]:
     if spec.kv.backend == "zookeeper":
         config = node_dir / ZOOKEEPER_CONFIG
         return KV_BINARIES["zookeeper"], [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
+    # One server that elects itself; no UI, no update checks (nothing leaves the lab).
     return KV_BINARIES["consul"], [
         "consul",
         "agent",
         "-server",
-        "-bootstrap",
+        "-bootstrap-expect=1",
+        "-hcl",
+        "disable_update_check = true",
+        "-disable-host-node-id",
         "-data-dir",
         str(data),
         "-bind",
@@ -109,6 +113,14 @@ def kv_ready(ctx: LabContext) -> tuple[bool, str]:
         if status == 404:
             return False, "etcd answers but does not serve the v2 API (needs --enable-v2=true)"
         return status == 200, f"HTTP {status}: {body[:200]}"
+    if spec.kv.backend == "consul":
+        # Consul answers HTTP before it has elected itself; its KV refuses writes until then.
+        try:
+            status, body = kv_node.http_get(ip, port, "/v1/status/leader", timeout=1.0)
+        except OSError as exc:
+            return False, str(exc)
+        leader = body.strip().strip('"')
+        return status == 200 and bool(leader), f"HTTP {status}, leader {leader or 'none yet'}"
     return kv_node.tcp_connect(ip, port, timeout=1.0)
 
 

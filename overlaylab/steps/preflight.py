@@ -7,6 +7,7 @@ fresh machine fixes everything in one go instead of one error per attempt.
 from __future__ import annotations
 
 import ipaddress
+import mmap
 import os
 import re
 import shutil
@@ -35,8 +36,58 @@ def _which(binary: str) -> str | None:
     return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
-def dockerd_version() -> tuple[int, int] | None:
-    binary = _which("dockerd")
+def dockerd_binary(spec: ClusterSpec) -> str | None:
+    """The dockerd the lab's engines would run on this machine (None: not found)."""
+    wanted = spec.engine.dockerd or "dockerd"
+    if "/" in wanted:
+        return wanted if os.access(wanted, os.X_OK) else None
+    return _which(wanted)
+
+
+# libkv registers each store from its own package; a dockerd built without one (Debian
+# patches consul out) does not hold that package's path anywhere in its binary.
+_STORE_PACKAGES = {
+    "consul": b"libkv/store/consul",
+    "etcd": b"libkv/store/etcd",
+    "zk": b"libkv/store/zookeeper",
+}
+
+
+def binary_has_store(binary: str, scheme: str) -> bool:
+    """Is libkv's `scheme` store (consul, etcd, zk) compiled into this dockerd?"""
+    with open(binary, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(_STORE_PACKAGES[scheme]) != -1
+
+
+def store_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """The engines' dockerd must exist and support the cluster store's backend."""
+    binary = dockerd_binary(spec)
+    if binary is None:
+        if spec.engine.dockerd:
+            return [
+                (
+                    f"engine.dockerd {spec.engine.dockerd} is not an executable here",
+                    "point engine.dockerd at a dockerd binary (absolute path or a name on PATH)",
+                )
+            ]
+        return []  # BASE_TOOLS reports a missing dockerd
+    url = spec.cluster_store_url() or ""
+    scheme = url.split("://", 1)[0]
+    if scheme in _STORE_PACKAGES and not binary_has_store(binary, scheme):
+        return [
+            (
+                f"{binary} is built without the {scheme} cluster store (Debian's docker.io "
+                "leaves consul out: 'avoid dependencies on consul'); its engines would die "
+                f"with 'discovery service not supported' on {url}",
+                "set kv.backend: etcd or zookeeper, or engine.dockerd: a dockerd that has it "
+                "(Docker CE's static 20.10 binaries, or one built from moby 20.10)",
+            )
+        ]
+    return []
+
+
+def dockerd_version(binary: str | None = None) -> tuple[int, int] | None:
+    binary = binary or _which("dockerd")
     if not binary:
         return None
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
@@ -109,7 +160,8 @@ def local_preflight(
                     "Debian's etcd-server)",
                 )
             )
-    version = dockerd_version()
+    gaps += store_gaps(spec)
+    version = dockerd_version(dockerd_binary(spec))
     if version and spec.engine.uses_cluster_store and version >= (23, 0):
         gaps.append(
             (

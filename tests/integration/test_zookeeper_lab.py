@@ -48,6 +48,14 @@ def test_zookeeper_backed_lab_comes_up_and_verify_tells_the_truth() -> None:
             for n in ("alpha", "beta")
         }
         assert len(ids) == 1 and "" not in ids
+        # Both engines registered under the discovery znode, read with zkCli on the KV node.
+        registered = invoke("verify", "-i", SPEC, "--only", "kv.registered", "--format", "json")
+        [check] = json.loads(registered.stdout)["checks"]
+        assert check["status"] == "pass"
+        assert check["results"][0]["details"]["registered"] == [
+            "192.168.98.11:2376",
+            "192.168.98.12:2376",
+        ]
         result = invoke("verify", "-i", SPEC, "--format", "json", "--timeout", "3", check=False)
         assert "Traceback" not in result.stderr
         report = json.loads(result.stdout)

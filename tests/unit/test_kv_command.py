@@ -75,7 +75,8 @@ def test_consul_command(tmp_path: Path) -> None:
     binary, argv = kv_command(ctx)
     assert binary == "consul"
     assert argv[:2] == ["consul", "agent"]
-    assert "-server" in argv and "-bootstrap" in argv
+    assert "-server" in argv and "-bootstrap-expect=1" in argv
+    assert "disable_update_check = true" in argv  # nothing leaves the lab
     assert option(argv, "-bind") == "192.168.99.10"
     assert option(argv, "-client") == "192.168.99.10"
     assert option(argv, "-http-port") == "8500"

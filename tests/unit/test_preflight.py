@@ -27,6 +27,8 @@ class Machine:
     missing: set[str] = field(default_factory=set)
     euid: int = 0
     dockerd: tuple[int, int] | None = (20, 10)
+    # libkv stores compiled into the dockerd (Debian's: no consul).
+    stores: set[str] = field(default_factory=lambda: {"etcd", "zk"})
     modules_missing: set[str] = field(default_factory=set)
     routes: str = "default via 10.0.0.1 dev eth0\n10.0.0.0/24 dev eth0 scope link\n"
     calls: list[list[str]] = field(default_factory=list)
@@ -60,7 +62,8 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     m.zk_server.write_text("#!/bin/sh\n")
     monkeypatch.setattr(preflight, "_which", m.which)
     monkeypatch.setattr(preflight.os, "geteuid", lambda: m.euid)
-    monkeypatch.setattr(preflight, "dockerd_version", lambda: m.dockerd)
+    monkeypatch.setattr(preflight, "dockerd_version", lambda binary=None: m.dockerd)
+    monkeypatch.setattr(preflight, "binary_has_store", lambda binary, scheme: scheme in m.stores)
     monkeypatch.setattr(preflight, "BUSYBOX", m.busybox)
     monkeypatch.setattr(preflight, "SYSTEM_CONTAINERD_SOCKET", m.containerd_socket)
     monkeypatch.setattr(preflight, "ZOOKEEPER_SERVER", m.zk_server)
@@ -133,6 +136,7 @@ def test_stacks_need_compose_only_when_the_spec_has_stacks(machine: Machine) -> 
 
 def test_consul_without_binary_suggests_etcd(machine: Machine) -> None:
     machine.missing = {"consul", "etcd"}
+    machine.stores.add("consul")
     gaps = local_preflight(lab_variant(kv={"backend": "consul"}), None)
     assert len(gaps) == 1  # etcd itself is not demanded by a consul spec
     fix = fix_for(gaps, "`consul`")
@@ -225,3 +229,22 @@ def test_dockerd_version_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
     fail: Callable[..., object] = lambda *a, **k: pytest.fail("ran a missing dockerd")  # noqa: E731
     monkeypatch.setattr(preflight.subprocess, "run", fail)
     assert preflight.dockerd_version() is None
+
+
+def test_a_dockerd_without_the_consul_store_is_refused_with_the_way_out(machine: Machine) -> None:
+    gaps = local_preflight(lab_variant(kv={"backend": "consul"}), None)
+    fix = fix_for(gaps, "built without the consul cluster store")
+    assert "kv.backend: etcd or zookeeper" in fix and "engine.dockerd" in fix
+    assert "/usr/bin/dockerd" in whats(gaps)
+    # etcd and zookeeper stores are in Debian's build: nothing to say about them.
+    assert "cluster store" not in whats(local_preflight(load_spec(ZK_YML), None))
+
+
+def test_engine_dockerd_names_the_binary_checked(machine: Machine, tmp_path: Path) -> None:
+    other = tmp_path / "dockerd-20.10.24"
+    spec = lab_variant(kv={"backend": "consul"}, engine={"dockerd": str(other)})
+    assert "is not an executable here" in whats(local_preflight(spec, None))
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    machine.stores.add("consul")
+    assert local_preflight(spec, None) == []

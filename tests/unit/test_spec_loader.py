@@ -14,8 +14,8 @@ from overlaylab.spec import ClusterSpec, load_spec, parse_spec, resolve_in_spec_
 
 SPECS = REPO / "tests" / "testdata" / "specs"
 ENGINE_KEYS = (
-    "valid keys: version, cluster-store, cluster-advertise, cluster-store-opts, tls, "
-    "api_port, daemon"
+    "valid keys: version, cluster-store, cluster-advertise, cluster-store-opts, dockerd, "
+    "tls, api_port, daemon"
 )
 EXPECTED = "expected a mapping with apiVersion: overlaylab/v1, kind: Cluster, name: and nodes:"
 HEAD = "apiVersion: overlaylab/v1\nkind: Cluster\nname: t\n"  # lines 1-3 of inline specs

@@ -179,6 +179,7 @@ class SSHProvider:
                 )
             )
         kv = self.spec.kv
+        consul_store = (self.spec.cluster_store_url() or "").startswith("consul://")
 
         def check(node: SSHNode) -> list[str]:
             wanted = list(NEEDED)
@@ -192,6 +193,11 @@ class SSHProvider:
                 "dockerd --version 2>/dev/null | sed 's/^/version /'; "
                 "[ -d /sys/module/vxlan ] || modinfo vxlan >/dev/null 2>&1 || echo 'no vxlan'"
             )
+            if consul_store:
+                probe += (
+                    '; grep -q libkv/store/consul "$(command -v dockerd)" 2>/dev/null || '
+                    "echo 'no consul store'"
+                )
             try:
                 result = node.run(["sh", "-c", probe, "sh", *wanted], check=False, timeout=30)
             except CommandError as exc:
@@ -203,6 +209,11 @@ class SSHProvider:
                 for line in result.stdout.splitlines()
                 if line.startswith("missing ")
             ]
+            if "no consul store" in result.stdout:
+                problems.append(
+                    "its dockerd is built without the consul cluster store (Debian's "
+                    "docker.io): engines would die with 'discovery service not supported'"
+                )
             if "no vxlan" in result.stdout:
                 problems.append("the kernel has no vxlan module (overlay networks need it)")
             for line in result.stdout.splitlines():
@@ -276,4 +287,6 @@ def _fix_for(problem: str) -> str:
         return "check provider.hosts (address, port, user) and provider.key_file"
     if "vxlan" in problem:
         return "modprobe vxlan on that host"
+    if "consul" in problem:
+        return "install Docker CE's static 20.10 dockerd there, or set kv.backend: etcd"
     return "install Docker 20.10 on that host (Debian 12: apt-get install -y docker.io)"
