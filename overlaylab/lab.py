@@ -70,8 +70,8 @@ UP_SEQUENCE: list[tuple[str, Callable[[LabContext], bool]]] = [
     ("tls", ensure_tls),
     ("kv", ensure_kv),
     ("engines", ensure_engines),
+    ("images", ensure_images),  # before swarm: classic swarm runs as containers
     ("swarm", ensure_swarm),
-    ("images", ensure_images),
     ("networks", ensure_networks),
     ("stacks", ensure_stacks),
 ]

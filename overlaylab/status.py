@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overlaylab.context import LabContext
+from overlaylab.steps import classic_swarm, swarm
 from overlaylab.steps.kv import KV_BINARIES, kv_ready
 
 
@@ -68,6 +69,7 @@ def collect(ctx: LabContext) -> dict[str, Any]:
         }
     engines = [_engine(ctx, n.name) for n in spec.engine_nodes] if up else []
     return {
+        "swarm": _swarm(ctx) if up else None,
         "cluster": spec.name,
         "provider": ctx.provider.name,
         "state_dir": str(ctx.layout.state_dir),
@@ -76,6 +78,36 @@ def collect(ctx: LabContext) -> dict[str, Any]:
         "kv": kv,
         "engines": engines,
     }
+
+
+def _swarm(ctx: LabContext) -> dict[str, Any] | None:
+    """The swarm's nodes as its manager lists them (None without orchestration)."""
+    mode = ctx.spec.orchestration.mode
+    try:
+        if mode == "classic-swarm":
+            master = classic_swarm.masters(ctx.spec)[0]
+            listed = classic_swarm.listed_nodes(classic_swarm.master_info(ctx, master))
+            nodes = [
+                {"name": name, "address": v.get("address", ""), "state": v.get("status", "")}
+                for name, v in sorted(listed.items())
+            ]
+            return {"mode": mode, "manager": master.name, "nodes": nodes, "error": ""}
+        if mode == "swarm-mode":
+            leader = swarm.leader_of(ctx.spec)
+            with ctx.node(leader.name).engine(timeout=5) as client:
+                found = [n.attrs for n in client.nodes.list()]
+            nodes = [
+                {
+                    "name": n["Description"]["Hostname"],
+                    "address": n["Status"].get("Addr", ""),
+                    "state": f"{n['Status']['State']} ({n['Spec']['Role']})",
+                }
+                for n in sorted(found, key=lambda n: n["Description"]["Hostname"])
+            ]
+            return {"mode": mode, "manager": leader.name, "nodes": nodes, "error": ""}
+    except Exception as exc:  # status reports what it cannot see, and goes on
+        return {"mode": mode, "manager": "", "nodes": [], "error": str(exc)}
+    return None
 
 
 def print_status(snapshot: dict[str, Any], console: Console) -> None:
@@ -113,6 +145,13 @@ def print_status(snapshot: dict[str, Any], console: Console) -> None:
     if kv:
         health = "[green]ready[/]" if kv["ready"] else f"[red]not ready[/] ({kv['detail']})"
         console.print(f"KV store: {kv['backend']} on {kv['node']} at {kv['url']}: {health}")
+    group = snapshot.get("swarm")
+    if group:
+        listed = ", ".join(f"{n['name']} {n['address']} {n['state']}" for n in group["nodes"])
+        console.print(
+            f"{group['mode']} (manager {group['manager']}): "
+            + (listed or f"[red]cannot list nodes[/] ({group['error']})")
+        )
     containers = Table(title="containers")
     for column in ("node", "name", "status", "addresses"):
         containers.add_column(column)

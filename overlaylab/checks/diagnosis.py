@@ -411,6 +411,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     per_check("isolation.overlays", "overlays that should be isolated are joined ({n} paths)"),
     no_ipvs,
     per_check("swarm.nodes", "{n} swarm node(s) are not as the spec says"),
+    per_check("swarm.schedule", "{n} node(s) do not get what the swarm master schedules there"),
     per_check("swarm.replicas", "{n} swarm service(s) run fewer tasks than they ask for"),
     per_check("swarm.services", "{n} swarm service name(s) or VIP(s) answer wrongly"),
 ]

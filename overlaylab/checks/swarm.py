@@ -15,6 +15,7 @@ from typing import Any
 
 import docker.errors
 
+from overlaylab.checks import classic_swarm
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.connectivity import resolved, until
 from overlaylab.checks.probes import Probe
@@ -58,8 +59,10 @@ def _leader_view(vctx: VerifyContext, what: str) -> tuple[Any, str]:
 
 def nodes(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
+    if spec.orchestration.mode == "classic-swarm":
+        return classic_swarm.nodes(vctx)
     if spec.orchestration.mode != "swarm-mode":
-        return [CheckResult.skip("swarm.nodes", "swarm", NOT_SWARM)]
+        return [CheckResult.skip("swarm.nodes", "swarm", "orchestration.mode is none")]
     leader = leader_of(spec).name
     listed, why = _leader_view(vctx, "nodes")
     if listed is None:
@@ -378,6 +381,14 @@ CHECKS = [
         "swarm",
         "every stack service runs the tasks it asks for",
         replicas,
+    ),
+    Check(
+        "swarm.schedule",
+        "swarm",
+        "classic swarm: a probe started through the master with constraint:node==X lands on "
+        "X and reaches the other nodes over the overlay",
+        classic_swarm.schedule,
+        needs_probes=True,
     ),
     Check(
         "swarm.services",

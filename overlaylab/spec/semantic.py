@@ -443,12 +443,11 @@ def check_orchestration(spec: ClusterSpec, spec_dir: Path, report: Report) -> No
                 "classic-swarm discovers its agents through the KV store, but kv is null; "
                 "configure kv:",
             )
-        masters = [n.name for n in spec.nodes if "swarm-master" in n.roles]
-        if len(masters) != 1:
-            found = ", ".join(masters) if masters else "none"
+        if not any("swarm-master" in n.roles for n in spec.nodes):
             report.add(
                 loc,
-                f"classic-swarm needs exactly one node with role swarm-master (found: {found})",
+                "classic-swarm needs a node with role swarm-master (several: one primary, "
+                "the others replicas); add swarm-master to a node's roles",
             )
     elif mode == "swarm-mode" and not any("manager" in n.roles for n in spec.nodes):
         report.add(

@@ -16,6 +16,7 @@ import docker.errors
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.spec.models import PROBE_IMAGE
+from overlaylab.steps.classic_swarm import IMAGE_CHANGES, swarm_binary, swarm_nodes, swarm_rootfs
 
 BUSYBOX = Path("/bin/busybox")
 PROBE_PAGE = b"overlaylab probe\n"
@@ -149,6 +150,11 @@ def ensure_images(ctx: LabContext) -> bool:
     for image in spec.images:
         for node in image.nodes or engine_nodes:
             wanted.append((node, image.name, image.tarball))
+    swarm_image = spec.orchestration.swarm_image
+    if spec.orchestration.mode == "classic-swarm" and swarm_image not in {
+        i.name for i in spec.images
+    }:
+        wanted += [(n.name, swarm_image, None) for n in swarm_nodes(spec)]
 
     def load(item: tuple[str, str, str | None]) -> bool:
         node, name, tarball = item
@@ -162,6 +168,13 @@ def ensure_images(ctx: LabContext) -> bool:
                     repository=repo,
                     tag=tag,
                     changes=["ENV PATH=/bin", 'CMD ["sh"]', "LABEL overlaylab.role=probe"],
+                )
+            elif name == spec.orchestration.swarm_image and tarball is None and swarm_binary():
+                repo, tag = name.rsplit(":", 1) if ":" in name else (name, "latest")
+                binary = swarm_binary()
+                assert binary is not None
+                client.api.import_image_from_data(
+                    swarm_rootfs(binary), repository=repo, tag=tag, changes=IMAGE_CHANGES
                 )
             else:
                 client.images.load(_image_tarball(ctx, name, tarball))

@@ -18,6 +18,7 @@ import docker
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.spec.models import ClusterSpec, Node
+from overlaylab.steps.classic_swarm import ensure_classic_swarm
 from overlaylab.waiting import wait_until
 
 SWARM_PORT = 2377
@@ -141,6 +142,8 @@ def _label(ctx: LabContext, leader: Node, seen: dict[str, dict[str, Any]]) -> li
 
 def ensure_swarm(ctx: LabContext) -> bool:
     spec = ctx.spec
+    if spec.orchestration.mode == "classic-swarm":
+        return ensure_classic_swarm(ctx)
     if spec.orchestration.mode != "swarm-mode":
         return False
     leader = leader_of(spec)

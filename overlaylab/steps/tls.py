@@ -155,10 +155,14 @@ class LabCA:
             return False
         ca_cert, ca_key = self._load()
         key = ec.generate_private_key(ec.SECP256R1())
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        # A node's certificate is a client's too: a classic swarm manager reaches the
+        # engines with it, as docker-machine's server certificates allowed.
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH]
+        if server:
+            usages.insert(0, ExtendedKeyUsageOID.SERVER_AUTH)
         builder = (
             _builder(common_name, ca_cert.subject, key.public_key())
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                 critical=False,

@@ -14,6 +14,7 @@ from overlaylab import lab
 from overlaylab import status as lab_status
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
 from overlaylab.progress import Progress
+from overlaylab.steps.classic_swarm import swarm_env
 from overlaylab.tasks.common import (
     DEFAULT_INVENTORY,
     err,
@@ -115,18 +116,31 @@ def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-u
 @task(
     help={
         "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
-        "node": "engine node to point the docker CLI at",
+        "node": "engine node to point the docker CLI at (with --swarm: optional)",
+        "swarm": "point at the classic swarm master (port 3376), as `docker-machine env --swarm`",
     }
 )
 @friendly_errors
-def env(c, node, inventory=DEFAULT_INVENTORY):  # type: ignore[no-untyped-def]
+def env(c, node=None, inventory=DEFAULT_INVENTORY, swarm=False):  # type: ignore[no-untyped-def]
     """Print `export DOCKER_*` lines for NODE, as `docker-machine env` does."""
     ctx = lab.open_lab(inventory, Progress(quiet=True))
-    names = [n.name for n in ctx.spec.engine_nodes]
-    if node not in names:
-        raise OverlaylabError(
-            f"no engine node '{node}' in {inventory}; engine nodes: {', '.join(names)}"
-        )
-    for key, value in ctx.node(node).docker_env().items():
+    if swarm:
+        if ctx.spec.orchestration.mode != "classic-swarm":
+            raise OverlaylabError(
+                f"--swarm points at a classic swarm master, but {inventory} has "
+                f"orchestration.mode: {ctx.spec.orchestration.mode}; in swarm mode point the "
+                "CLI at a manager node: `invoke env NODE`"
+            )
+        variables = swarm_env(ctx)
+        again = f"invoke env --swarm -i {inventory}"
+    else:
+        names = [n.name for n in ctx.spec.engine_nodes]
+        if node not in names:
+            raise OverlaylabError(
+                f"no engine node '{node}' in {inventory}; engine nodes: {', '.join(names)}"
+            )
+        variables = ctx.node(node).docker_env()
+        again = f"invoke env {node}"
+    for key, value in variables.items():
         print(f"export {key}={shlex.quote(value)}")
-    print(f'# Run this command to configure your shell:\n# eval "$(invoke env {node})"')
+    print(f'# Run this command to configure your shell:\n# eval "$({again})"')

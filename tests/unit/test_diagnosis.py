@@ -90,6 +90,7 @@ def test_checks_that_do_not_apply_skip_and_skips_are_not_failures(start_lab: Sta
         "isolation.overlays",
         "swarm.nodes",
         "swarm.replicas",
+        "swarm.schedule",
         "swarm.services",
     }
     assert report.ok

@@ -26,6 +26,7 @@ ALL_IDS = [
     "isolation.overlays",
     "swarm.nodes",
     "swarm.replicas",
+    "swarm.schedule",
     "swarm.services",
 ]
 CONNECTIVITY = ["connectivity.icmp", "connectivity.dns", "connectivity.tcp", "connectivity.udp"]
@@ -121,7 +122,16 @@ def test_probes_running_cannot_be_skipped_while_a_check_needs_the_probes() -> No
     assert ids(only=("connectivity.icmp",), skip=("probes",)) == [PROBES, "connectivity.icmp"]
     assert PROBES in ids(skip=(PROBES,))
     assert PROBES not in ids(
-        skip=(PROBES, "connectivity", "mtu", "names", "advertise", "isolation", "swarm.services")
+        skip=(
+            PROBES,
+            "connectivity",
+            "mtu",
+            "names",
+            "advertise",
+            "isolation",
+            "swarm.services",
+            "swarm.schedule",
+        )
     )
 
 

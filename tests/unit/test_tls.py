@@ -67,7 +67,8 @@ def test_server_cert_names_and_usage(lab: Lab) -> None:
     san = lab.server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.IPAddress) == [NODE_IP]
     assert sorted(san.get_values_for_type(x509.DNSName)) == ["localhost", "node1"]
-    assert eku(lab.server) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    # A client's too: a classic swarm manager reaches the engines with it.
+    assert eku(lab.server) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     assert lab.server.issuer == lab.ca_cert.subject
 
 
@@ -120,8 +121,9 @@ def test_chain_verifies_with_cryptography_policy(lab: Lab) -> None:
     with pytest.raises(verification.VerificationError):
         other = verification.IPAddress(ipaddress.IPv4Address("192.168.99.12"))
         builder().build_server_verifier(other).verify(lab.server, [])
-    with pytest.raises(verification.VerificationError):  # serverAuth only
-        builder(client_ee).build_client_verifier().verify(lab.server, [])
+    builder(client_ee).build_client_verifier().verify(lab.server, [])  # the swarm master's use
+    with pytest.raises(verification.VerificationError):  # clientAuth only: never a server
+        builder().build_server_verifier(verification.DNSName("node1")).verify(lab.client, [])
 
 
 def handshake(lab: Lab, hostname: str, client_flags: int = 0) -> str:

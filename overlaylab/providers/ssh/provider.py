@@ -185,6 +185,8 @@ class SSHProvider:
             wanted = list(NEEDED)
             if self.options.engine == "host":
                 wanted += ["docker", "service"]  # the host's CLI and service control
+            elif self.spec.orchestration.mode == "classic-swarm":
+                wanted.append("docker")  # the swarm manager is asked through it
             if kv is not None and node.name == kv.node:
                 wanted.append(KV_PROGRAMS[kv.backend])
             probe = (

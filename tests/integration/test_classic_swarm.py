@@ -1,0 +1,128 @@
+"""Classic swarm as docker-machine's --swarm flags ran it, on real engines: agents and a
+master from the `swarm` image built offline from a static `swarm` binary, discovery in
+the lab's etcd, scheduling through the master, and the diagnoses for an agent missing
+from discovery and an agent advertising the wrong address.
+
+Needs a static classic swarm 1.2.9 binary as `swarm` on PATH (a public Go program no
+registry here has: build it from its repository). Without it the tests skip, saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import ROOT, failures, invoke, verify_json
+
+from overlaylab import lab
+from overlaylab.context import LabContext
+from overlaylab.steps.classic_swarm import AGENT
+
+SPEC = ROOT / "tests/testdata/labs/classic.yml"
+ETCD = "http://192.168.86.10:2379/v2/keys/docker/swarm/nodes"
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("swarm") is None,
+    reason="needs a static classic swarm binary (`swarm`, 1.2.9) on PATH to build its image",
+)
+
+
+@pytest.fixture(scope="module")
+def classic_lab() -> Iterator[LabContext]:
+    before = HostSnapshot.take()
+    try:
+        up = invoke("up", "-i", str(SPEC))
+        assert "lists 3 healthy nodes" in up.stderr
+        yield lab.open_lab(SPEC)
+    finally:
+        invoke("down", "-i", str(SPEC), check=False)
+    assert wait_until_clean(before) == []
+
+
+def forget(address: str) -> None:
+    """Remove an agent's registration from etcd (it would expire only after 180 s)."""
+    request = urllib.request.Request(f"{ETCD}/{address}", method="DELETE")
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # lab traffic only
+    with direct.open(request, timeout=5):
+        pass
+
+
+def swarm_results(spec: str = str(SPEC)) -> dict[str, dict[str, object]]:
+    report = verify_json(spec, "--only", "swarm.nodes")
+    [check] = report["checks"]
+    return {r["target"]: r for r in check["results"]}
+
+
+def test_verify_is_green_and_the_master_schedules_by_constraint(classic_lab: LabContext) -> None:
+    report = verify_json(str(SPEC))
+    assert report["ok"], failures(report)
+    checks = {c["id"]: c for c in report["checks"]}
+    assert checks["swarm.nodes"]["status"] == "pass"
+    assert {r["target"] for r in checks["swarm.schedule"]["results"]} == {"master", "a", "b"}
+    assert checks["swarm.schedule"]["status"] == "pass"
+
+
+def test_env_swarm_points_the_cli_at_the_master(classic_lab: LabContext) -> None:
+    exports = invoke("env", "--swarm", "-i", str(SPEC)).stdout
+    env = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in exports.splitlines()
+        if line.startswith("export ")
+    )
+    assert env["DOCKER_HOST"] == "tcp://192.168.86.11:3376"
+    info = subprocess.run(
+        ["docker", "info", "--format", "{{json .SystemStatus}}"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    status = json.loads(info.stdout)
+    assert ["Nodes", "3"] in status, info.stderr
+
+
+def test_an_agent_missing_from_discovery_is_named(classic_lab: LabContext) -> None:
+    with classic_lab.node("a").engine() as client:
+        client.containers.get(AGENT).remove(force=True)
+    forget("192.168.86.12:2376")
+    try:
+        result = swarm_results()["a"]
+        assert result["status"] == "fail"
+        assert "is not registered in etcd://192.168.86.10:2379" in str(result["message"])
+        assert AGENT in str(result["hint"])
+    finally:
+        invoke("up", "-i", str(SPEC))  # puts the agent back; it registers at once
+    assert swarm_results()["a"]["status"] == "pass"
+
+
+def test_an_agent_advertising_the_wrong_address_is_named(classic_lab: LabContext) -> None:
+    image = classic_lab.spec.orchestration.swarm_image
+    with classic_lab.node("b").engine() as client:
+        client.containers.get(AGENT).remove(force=True)
+        client.containers.run(
+            image,
+            ["join", "--advertise", "192.168.86.13:2375", "etcd://192.168.86.10:2379"],
+            name=AGENT,
+            detach=True,
+            network_mode="host",
+        )
+    forget("192.168.86.13:2376")
+    try:
+        result = swarm_results()["b"]
+        assert result["status"] == "fail"
+        assert "its agent advertises 192.168.86.13:2375, the engine is 192.168.86.13:2376" in str(
+            result["message"]
+        )
+    finally:
+        invoke("up", "-i", str(SPEC))  # the agent's command differs: made again
+        with contextlib.suppress(urllib.error.HTTPError):
+            forget("192.168.86.13:2375")
+    assert swarm_results()["b"]["status"] == "pass"
