@@ -1,8 +1,9 @@
 """Time every phase of a lab's life, for 3 and 10 engine nodes, and measure memory.
 
     sudo .venv/bin/python benchmarks/bench_lab.py [--nodes 3 10] [--runs 3]
+        [--mode none|swarm-mode|classic-swarm]
 
-Writes benchmarks/results/phases.csv (nodes, run, phase, seconds, detail) and
+Writes benchmarks/results/phases[-MODE].csv (nodes, run, phase, seconds, detail) and
 benchmarks/results/memory.csv (nodes, run, node, peak_rss_mib): the peak resident
 memory of everything running in the node's namespace (dockerd, containerd, shims,
 docker-proxy) plus its containers, read from /proc/PID/status VmHWM after verify.
@@ -29,27 +30,59 @@ from overlaylab.providers.local.teardown import lab_cgroups  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def spec_text(nodes: int) -> str:
-    subnet = {3: 94, 10: 95}.get(nodes, 93)
+SUBNETS = {
+    ("none", 3): 94,
+    ("none", 10): 95,
+    ("swarm-mode", 3): 82,
+    ("swarm-mode", 10): 81,
+    ("classic-swarm", 3): 80,
+    ("classic-swarm", 10): 79,
+}
+
+
+def spec_text(nodes: int, mode: str = "none") -> str:
+    subnet = SUBNETS.get((mode, nodes), 93)
     lines = [
         "apiVersion: overlaylab/v1",
         "kind: Cluster",
-        f"name: bench{nodes}",
+        f"name: bench{nodes}{''.join(w[0] for w in mode.split('-')) if mode != 'none' else ''}",
         "lab:",
         f"  subnet: 192.168.{subnet}.0/24",
-        "nodes:",
-        "  - name: kv",
-        "    roles: [kv]",
-        *[f"  - name: n{i}" for i in range(1, nodes + 1)],
+    ]
+    engines = [f"n{i}" for i in range(1, nodes + 1)]
+    if mode == "swarm-mode":
+        # One manager and workers; no KV store: swarm mode keeps its own state.
+        lines += ["kv: null", "engine:", "  cluster-store: null", "  cluster-advertise: null"]
+        lines += ["orchestration:", "  mode: swarm-mode", "nodes:"]
+        lines += [
+            f"  - name: {n}\n    roles: [{'manager' if n == 'n1' else 'worker'}]" for n in engines
+        ]
+        stack = [
+            "    file: stacks/swarm-demo/docker-compose.yml",
+            "    services:",
+            "      web: n1",
+            "      api: n2",
+        ]
+    else:
+        if mode == "classic-swarm":
+            lines += ["orchestration:", "  mode: classic-swarm"]
+        lines += ["nodes:", "  - name: kv", "    roles: [kv]"]
+        for n in engines:
+            role = "" if mode == "none" else ("swarm-master" if n == "n1" else "swarm-agent")
+            lines.append(f"  - name: {n}" + (f"\n    roles: [engine, {role}]" if role else ""))
+        stack = [
+            "    file: stacks/demo/docker-compose.yml",
+            "    services:",
+            "      web: n1",
+            "      mongo: n2",
+        ]
+    lines += [
         "networks:",
         "  - name: dn",
         "    subnet: 10.0.9.0/24",
         "stacks:",
         "  - name: demo",
-        "    file: stacks/demo/docker-compose.yml",
-        "    services:",
-        "      web: n1",
-        "      mongo: n2",
+        *stack,
     ]
     return "\n".join(lines) + "\n"
 
@@ -80,13 +113,15 @@ def node_peak_rss_mib(ctx, node: str) -> float:  # type: ignore[no-untyped-def]
     return round(total_kib / 1024, 1)
 
 
-def run_once(nodes: int, run: int, phases: csv.writer, memory: csv.writer) -> None:
+def run_once(
+    nodes: int, run: int, phases: csv.writer, memory: csv.writer, mode: str = "none"
+) -> None:
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
         # Stack paths resolve against the spec's folder, benchmarks/<tmp>/inventory.
         spec_dir = Path(tmp) / "inventory"
         spec_dir.mkdir()
         spec = spec_dir / f"bench{nodes}.yml"
-        spec.write_text(spec_text(nodes).replace("file: stacks/", "file: ../../../stacks/"))
+        spec.write_text(spec_text(nodes, mode).replace("file: stacks/", "file: ../../../stacks/"))
         ctx = lab.open_lab(spec, Progress(quiet=True))
         ctx.provider.destroy()  # start clean
         try:
@@ -111,13 +146,14 @@ def run_once(nodes: int, run: int, phases: csv.writer, memory: csv.writer) -> No
             )
             for node in ctx.spec.engine_nodes:
                 memory.writerow([nodes, run, node.name, node_peak_rss_mib(ctx, node.name)])
-            memory.writerow([nodes, run, ctx.spec.kv.node, node_peak_rss_mib(ctx, "kv")])
+            if ctx.spec.kv is not None:
+                memory.writerow([nodes, run, ctx.spec.kv.node, node_peak_rss_mib(ctx, "kv")])
         finally:
             started = time.monotonic()
             ctx.provider.destroy()
             phases.writerow([nodes, run, "down", f"{time.monotonic() - started:.3f}", ""])
         print(
-            f"{nodes} nodes, run {run}: up {report.seconds:.1f}s, verify "
+            f"{mode}, {nodes} nodes, run {run}: up {report.seconds:.1f}s, verify "
             f"{verify.seconds:.1f}s ({len(verify.results)} results, {len(verify.failed)} "
             f"failed)",
             file=sys.stderr,
@@ -128,18 +164,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[3, 10])
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument(
+        "--mode",
+        choices=["none", "swarm-mode", "classic-swarm"],
+        default="none",
+        help="orchestration.mode of the labs (classic-swarm needs `swarm` on PATH)",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.mode == "none" else f"-{args.mode}"
     with (
-        (RESULTS / "phases.csv").open("w", newline="") as p,
-        (RESULTS / "memory.csv").open("w", newline="") as m,
+        (RESULTS / f"phases{suffix}.csv").open("w", newline="") as p,
+        (RESULTS / f"memory{suffix}.csv").open("w", newline="") as m,
     ):
         phases, memory = csv.writer(p), csv.writer(m)
         phases.writerow(["nodes", "run", "phase", "seconds", "detail"])
         memory.writerow(["nodes", "run", "node", "peak_rss_mib"])
         for nodes in args.nodes:
             for run in range(1, args.runs + 1):
-                run_once(nodes, run, phases, memory)
+                run_once(nodes, run, phases, memory, args.mode)
                 p.flush()
                 m.flush()
 

@@ -14,6 +14,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import docker
+import docker.errors
+
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.steps.images import BUSYBOX, HOST_TOOL_PACKAGES, HOST_TOOLS
 from overlaylab.steps.kv import ZOOKEEPER_SERVER
@@ -103,6 +106,36 @@ def kernel_feature(module: str) -> bool:
     )
 
 
+def _host_engine_has(image: str) -> bool:
+    try:
+        client = docker.from_env(timeout=3)
+        try:
+            client.images.get(image)
+            return True
+        finally:
+            client.close()
+    except docker.errors.DockerException:
+        return False
+
+
+def swarm_image_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
+    """Classic swarm runs from an image nothing can pull here: it must come from somewhere."""
+    image = spec.orchestration.swarm_image
+    if spec.orchestration.mode != "classic-swarm" or image in {i.name for i in spec.images}:
+        return []
+    if _which("swarm") or _host_engine_has(image):
+        return []
+    return [
+        (
+            f"classic swarm needs the {image} image, and there is none to load: not in the "
+            "spec's images, not in this machine's engine, no `swarm` binary on PATH",
+            f"`docker pull {image} && docker save -o swarm.tar {image}` where a registry "
+            "answers, then list it under images: with tarball: swarm.tar; or put a static "
+            "classic swarm 1.2.9 binary on PATH as `swarm` (the lab builds the image from it)",
+        )
+    ]
+
+
 def host_tool_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
     """What this machine itself needs whatever the provider: the probe image is built
     here, and compose runs here against the nodes' engines."""
@@ -122,6 +155,7 @@ def host_tool_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
                     f"{APT} {HOST_TOOL_PACKAGES[tool]}",
                 )
             )
+    gaps += swarm_image_gaps(spec)
     if spec.stacks and not _which("docker-compose"):
         gaps.append(
             ("`docker-compose` is not installed (the spec deploys stacks)", f"{APT} docker-compose")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from lab_specs import LAB_YML, SWARM_YML, ZK_YML, lab_variant
+from lab_specs import LAB_YML, REPO, SWARM_YML, ZK_YML, lab_variant
 
 from overlaylab.errors import PreflightError
 from overlaylab.spec import load_spec
@@ -248,3 +248,16 @@ def test_engine_dockerd_names_the_binary_checked(machine: Machine, tmp_path: Pat
     other.chmod(0o755)
     machine.stores.add("consul")
     assert local_preflight(spec, None) == []
+
+
+def test_classic_swarm_without_any_swarm_image_says_where_to_get_one(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(preflight, "_host_engine_has", lambda image: False)
+    classic = load_spec(REPO / "tests/testdata/labs/classic.yml")
+    assert "swarm" not in whats(local_preflight(classic, None))  # `swarm` is on PATH
+    machine.missing.add("swarm")
+    fix = fix_for(local_preflight(classic, None), "classic swarm needs the swarm:1.2.9 image")
+    assert "docker save" in fix and "binary on PATH" in fix
+    monkeypatch.setattr(preflight, "_host_engine_has", lambda image: image == "swarm:1.2.9")
+    assert "swarm" not in whats(local_preflight(classic, None))  # side-loaded from the host
