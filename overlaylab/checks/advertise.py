@@ -16,6 +16,7 @@ import re
 import docker.errors
 
 from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.registry import registered
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import StackContainer, stack_containers
 
@@ -183,10 +184,23 @@ def advertised(vctx: VerifyContext) -> list[CheckResult]:
                 "advertise.address", "stacks", "no stack containers on the spec's overlays"
             )
         ]
-    return vctx.map(
-        lambda c: [_check_one(vctx, c, rules.get((c.stack, c.service), "first-interface"))],
-        containers,
-    )
+    # An app that registered itself is judged by what it registered (discovery.endpoints).
+    found, _ = registered(vctx)
+    self_registered = {str(e.get("id")) for e in found or []}
+
+    def one(c: StackContainer) -> list[CheckResult]:
+        if c.short_id in self_registered and (c.stack, c.service) not in rules:
+            return [
+                CheckResult.skip(
+                    "advertise.address",
+                    f"{c.stack}/{c.service} on {c.node}",
+                    "it registered itself: discovery.endpoints checks the address it registered",
+                    nodes=[c.node],
+                )
+            ]
+        return [_check_one(vctx, c, rules.get((c.stack, c.service), "first-interface"))]
+
+    return vctx.map(one, containers)
 
 
 CHECKS = [

@@ -335,6 +335,22 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def registered_gwbridge(ev: Evidence) -> list[Diagnosis]:
+    """Apps whose registered address is their docker_gwbridge leg: one cause for all."""
+    failed = [r for r in ev.unexplained("discovery.endpoints") if r.details.get("gwbridge")]
+    if not failed:
+        return []
+    return [
+        Diagnosis(
+            cause=f"{len(failed)} app(s) registered their docker_gwbridge address for "
+            "discovery: peers on other hosts cannot reach it",
+            detail=f"{failed[0].subject}: {failed[0].message}. {failed[0].hint}",
+            nodes=sorted({r.target for r in failed if r.target}),
+            checks=ev.explain(failed),
+        )
+    ]
+
+
 def no_ipvs(ev: Evidence) -> list[Diagnosis]:
     """Swarm VIPs that do not answer on nodes whose kernel has no IPVS: one cause."""
     failed = [
@@ -407,6 +423,8 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     per_check(
         "advertise.address", "{n} app(s) would advertise an address their peers cannot reach"
     ),
+    registered_gwbridge,
+    per_check("discovery.endpoints", "{n} registered endpoint(s) do not answer from other hosts"),
     per_check("ports.published", "{n} published port(s) do not answer"),
     per_check("isolation.overlays", "overlays that should be isolated are joined ({n} paths)"),
     no_ipvs,

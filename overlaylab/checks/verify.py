@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from overlaylab.checks import (
     advertise,
     connectivity,
+    discovery,
     engines,
     isolation,
     kv,
@@ -40,6 +41,7 @@ ALL_CHECKS: list[Check] = [
     *connectivity.CHECKS,
     *names.CHECKS,
     *advertise.CHECKS,
+    *discovery.CHECKS,
     *ports.CHECKS,
     *isolation.CHECKS,
     *swarm.CHECKS,

@@ -298,6 +298,9 @@ class Stack(StrictModel):
 
 
 PROBE_IMAGE = "overlaylab/probe:1"
+APP_IMAGE = "overlaylab/pyapp:1"  # the discovery demo's app (steps/app_image.py)
+# Images the lab builds itself, offline: stacks may use them without listing them.
+BUILT_IMAGES = (PROBE_IMAGE, APP_IMAGE)
 
 
 class Image(StrictModel):

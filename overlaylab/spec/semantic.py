@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from overlaylab.spec.models import (
+    BUILT_IMAGES,
     DRIVER_MTU_OPTION,
     KV_SCHEMES,
     PROBE_IMAGE,
@@ -634,11 +635,12 @@ def _check_service_image(
             f"{where} has no image; the lab builds nothing and pulls nothing, "
             f"so use {PROBE_IMAGE} or an image listed under images:",
         )
-    elif _normalise_image(str(image)) not in listed | {PROBE_IMAGE}:
+    elif _normalise_image(str(image)) not in listed | set(BUILT_IMAGES):
         report.add(
             ("stacks", index, "file"),
-            f"{where} uses image {image!r}, which is neither {PROBE_IMAGE} nor listed "
-            f"under images:; add '- name: {image}' under images: (nothing is pulled)",
+            f"{where} uses image {image!r}, which is neither one the lab builds "
+            f"({', '.join(BUILT_IMAGES)}) nor listed under images:; add '- name: {image}' "
+            "under images: (nothing is pulled)",
         )
 
 

@@ -15,8 +15,10 @@ import docker.errors
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.spec.models import PROBE_IMAGE
+from overlaylab.spec.models import PROBE_IMAGE, Stack
+from overlaylab.steps import app_image
 from overlaylab.steps.classic_swarm import IMAGE_CHANGES, swarm_binary, swarm_nodes, swarm_rootfs
+from overlaylab.steps.rootfs import shared_libraries
 
 BUSYBOX = Path("/bin/busybox")
 PROBE_PAGE = b"overlaylab probe\n"
@@ -25,18 +27,6 @@ PROBE_PAGE = b"overlaylab probe\n"
 HOST_TOOLS_DIR = "opt/host/bin"
 HOST_TOOLS = {"ping": Path("/usr/bin/ping"), "socat": Path("/usr/bin/socat")}
 HOST_TOOL_PACKAGES = {"ping": "iputils-ping", "socat": "socat"}
-
-
-def shared_libraries(binary: Path) -> list[str]:
-    """Absolute paths of the libraries (and loader) `binary` needs, as ldd names them."""
-    out = subprocess.run(["ldd", str(binary)], capture_output=True, text=True, check=True).stdout
-    paths = []
-    for line in out.splitlines():
-        words = line.split()
-        candidates = [w for w in words if w.startswith("/")]
-        if candidates:
-            paths.append(candidates[0])
-    return paths
 
 
 def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -143,6 +133,13 @@ def _record_loaded(ctx: LabContext, node: str, names: list[str]) -> None:
     handle.put_file(handle.paths.images_record, "".join(f"{n}\n" for n in names).encode())
 
 
+def _compose_text(ctx: LabContext, stack: Stack) -> str:
+    try:
+        return ctx.resolve_spec_path(stack.file).read_text()
+    except OSError:
+        return ""  # the stacks step reports a missing file
+
+
 def ensure_images(ctx: LabContext) -> bool:
     spec = ctx.spec
     engine_nodes = [n.name for n in spec.engine_nodes]
@@ -150,6 +147,8 @@ def ensure_images(ctx: LabContext) -> bool:
     for image in spec.images:
         for node in image.nodes or engine_nodes:
             wanted.append((node, image.name, image.tarball))
+    if app_image.stacks_use_app_image([_compose_text(ctx, stack) for stack in spec.stacks]):
+        wanted += [(n, app_image.APP_IMAGE, None) for n in engine_nodes]
     swarm_image = spec.orchestration.swarm_image
     if spec.orchestration.mode == "classic-swarm" and swarm_image not in {
         i.name for i in spec.images
@@ -168,6 +167,14 @@ def ensure_images(ctx: LabContext) -> bool:
                     repository=repo,
                     tag=tag,
                     changes=["ENV PATH=/bin", 'CMD ["sh"]', "LABEL overlaylab.role=probe"],
+                )
+            elif name == app_image.APP_IMAGE:
+                repo, tag = name.rsplit(":", 1)
+                client.api.import_image_from_data(
+                    app_image.app_rootfs(),
+                    repository=repo,
+                    tag=tag,
+                    changes=app_image.IMAGE_CHANGES,
                 )
             elif name == spec.orchestration.swarm_image and tarball is None and swarm_binary():
                 repo, tag = name.rsplit(":", 1) if ":" in name else (name, "latest")

@@ -36,7 +36,18 @@ def compose_env(ctx: LabContext, node: str) -> dict[str, str]:
         if not k.startswith(("DOCKER_", "COMPOSE_")) and k not in _CA_OVERRIDES
     }
     env.update(ctx.node(node).docker_env())
+    # Apps that register themselves (stacks/discovery) find the lab's registry here.
+    registry = registry_url(ctx.spec)
+    if registry:
+        env["OVERLAYLAB_REGISTRY"] = registry
     return env
+
+
+def registry_url(spec: ClusterSpec) -> str | None:
+    """The lab's KV store as a service registry: consul://IP:PORT or etcd://IP:PORT."""
+    if spec.kv is None or spec.kv.backend == "zookeeper":
+        return None
+    return f"{spec.kv.backend}://{spec.address_of(spec.kv.node)}:{spec.kv.client_port}"
 
 
 def _fingerprint(ctx: LabContext, stack: Stack) -> str:

@@ -930,13 +930,16 @@ class FakeLab:
 
     def http_get(self, src: str, host: str, port: int, path: str) -> tuple[int, str]:
         """A GET from src's network, as a node's `http_get` does it: only etcd's listing
-        of the engines' registrations is served."""
+        of the engines' registrations is served (and an empty service registry)."""
         ok, why = self.tcp(src, host, port)
         if not ok:
             raise (TimeoutError if "timed out" in why else ConnectionRefusedError)(why)
         kv = self.spec.kv
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
             unknown(f"GET {path} on {host}:{port}")
+        if path == "/v2/keys/services?recursive=true":
+            # No app of the fake lab registers itself for discovery.
+            return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
         directory = "/" + path.removeprefix("/v2/keys/").strip("/")
         if directory != f"{kv.path}/docker/nodes":
             unknown(f"the etcd key {directory}")

@@ -22,6 +22,7 @@ ALL_IDS = [
     "mtu.df",
     "names.resolve",
     "advertise.address",
+    "discovery.endpoints",
     "ports.published",
     "isolation.overlays",
     "swarm.nodes",
@@ -131,6 +132,7 @@ def test_probes_running_cannot_be_skipped_while_a_check_needs_the_probes() -> No
             "isolation",
             "swarm.services",
             "swarm.schedule",
+            "discovery",
         )
     )
 

@@ -534,8 +534,9 @@ def test_compose_images_must_be_side_loaded(tmp_path: Path) -> None:
     )
     assert problems(tmp_path, body, {"stacks/v2.yml": compose}) == [
         "line 10, stacks[0].file: service 'cache' in stacks/v2.yml (line 7) uses image "
-        "'redis', which is neither overlaylab/probe:1 nor listed under images:; add "
-        "'- name: redis' under images: (nothing is pulled)",
+        "'redis', which is neither one the lab builds (overlaylab/probe:1, "
+        "overlaylab/pyapp:1) nor listed under images:; add '- name: redis' under images: "
+        "(nothing is pulled)",
         "line 10, stacks[0].file: service 'tool' in stacks/v2.yml (line 9) has no image; the "
         "lab builds nothing and pulls nothing, so use overlaylab/probe:1 or an image listed "
         "under images:",
