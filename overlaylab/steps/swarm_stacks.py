@@ -82,7 +82,14 @@ def deploy_file(ctx: LabContext, stack: Stack) -> Path:
             'version: "3.8" (deploy:, not container_name: or depends_on: conditions)'
         )
     leader = leader_of(ctx.spec).name
-    deployed = deployed_compose(compose, stack, has_ipvs(ctx, leader))
+    ipvs = has_ipvs(ctx, leader)
+    if not ipvs:
+        ctx.progress.item(
+            stack.name,
+            f"no IPVS in {leader}'s kernel: services without an endpoint_mode get dnsrr "
+            "and host-mode ports (a VIP would answer nothing)",
+        )
+    deployed = deployed_compose(compose, stack, ipvs)
     target = ctx.layout.state_dir / "stacks" / f"{stack.name}.yml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(deployed, sort_keys=False))

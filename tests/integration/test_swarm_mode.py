@@ -40,23 +40,26 @@ def test_verify_is_green_with_the_swarm_checks(swarm_lab: LabContext) -> None:
     passed = {c["id"]: c for c in report["checks"] if c["status"] == "pass"}
     assert {"swarm.nodes", "swarm.replicas", "swarm.services", "connectivity.tcp"} <= set(passed)
     roles = {r["subject"] for r in passed["swarm.nodes"]["results"]}
-    assert roles == {"m1 (manager)", "w1 (worker)", "w2 (worker)", "quorum"}
+    assert roles == {"m1 (manager)", "m2 (manager)", "w1 (worker)", "w2 (worker)", "quorum"}
 
 
 def test_nodes_joined_at_their_lab_addresses_with_the_specs_labels(swarm_lab: LabContext) -> None:
     with swarm_lab.node("m1").engine() as client:
         nodes = {n.attrs["Description"]["Hostname"]: n.attrs for n in client.nodes.list()}
-    assert {name: n["Status"]["Addr"] for name, n in nodes.items() if name != "m1"} == {
-        "w1": "192.168.88.11",
-        "w2": "192.168.88.12",
+    assert {name: n["Status"]["Addr"] for name, n in nodes.items() if name[0] == "w"} == {
+        "w1": "192.168.88.12",
+        "w2": "192.168.88.13",
     }
     assert nodes["m1"]["ManagerStatus"]["Addr"] == "192.168.88.10:2377"
+    assert nodes["m2"]["ManagerStatus"]["Addr"] == "192.168.88.11:2377"
+    assert nodes["m2"]["ManagerStatus"]["Reachability"] == "reachable"
     assert nodes["w1"]["Spec"]["Labels"] == {"zone": "a"}
     assert nodes["w2"]["Spec"]["Role"] == "worker"
     # Join tokens are read from the manager when needed, never kept by the lab (the
     # engines' own data and exec roots hold the swarm's raft, tokens included).
     state = swarm_lab.layout.state_dir
-    engines = [state / "nodes" / n / part for n in ("m1", "w1", "w2") for part in ("data", "exec")]
+    names = ("m1", "m2", "w1", "w2")
+    engines = [state / "nodes" / n / part for n in names for part in ("data", "exec")]
     own = [
         p for p in state.rglob("*") if p.is_file() and not any(p.is_relative_to(e) for e in engines)
     ]

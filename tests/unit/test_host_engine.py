@@ -44,6 +44,8 @@ case "$1 $2" in
   "network ls") case "$*" in *overlaylab.cluster=lab*) cat "$HOST/networks" ;; esac ;;
   "network inspect") [ -e "$HOST/gwbridge" ] ;;
   "rm -f") [ ! -e "$HOST/stuck" ] ;;
+  "info --format") [ -e "$HOST/swarm" ] && echo active || echo inactive ;;
+  "swarm leave") rm -f "$HOST/swarm" ;;
 esac
 """
 
@@ -246,3 +248,20 @@ def test_provider_engine_chooses_where_the_engine_lives(tmp_path: Path, choice: 
         assert node.paths.daemon_config == PurePosixPath("/etc/docker/daemon.json")
         assert not node.paths.private_engine
         assert node.host_docker.projects == ("demo",)
+
+
+def test_down_leaves_a_swarm_the_lab_made_but_not_one_the_host_had(host: ShellHost) -> None:
+    docker = engine(host)
+    docker.save(host)
+    lab_in_engine(host, docker)
+    (host.folder / "swarm").touch()  # swarm mode: the lab's `swarm init` / `join`
+    assert docker.restore(host) == []
+    assert "docker swarm leave --force" in host.calls()
+
+    docker = engine(host)
+    (host.folder / "running").touch()
+    (host.folder / "swarm").touch()  # the host was in a swarm before the lab
+    docker.save(host)
+    lab_in_engine(host, docker)
+    assert docker.restore(host) == []
+    assert "docker swarm leave --force" not in host.calls()

@@ -76,6 +76,8 @@ mkdir -p "$b"
 [ -e "$3" ] && touch "$b/had-tls-dir"
 [ -e /sys/class/net/docker_gwbridge ] && touch "$b/had-gwbridge"
 alive && touch "$b/was-running"
+alive && [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ] &&
+  touch "$b/had-swarm"
 echo $manager > "$b/saved"
 """
 )
@@ -98,6 +100,11 @@ b=$1 cluster=$2 config=$3 tls=$4 dropin=$5 images=$6; shift 6
 [ -e "$b/saved" ] || exit 0
 failed=""
 if alive; then
+  # A swarm the lab made (swarm mode) is left first: its tasks go with it.
+  if [ ! -e "$b/had-swarm" ] &&
+     [ "$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null)" = active ]; then
+    docker swarm leave --force >/dev/null || failed="$failed swarm"
+  fi
   ids=$(docker ps -aq --filter "label=overlaylab.cluster=$cluster")
   # Local networks only: the lab's overlays live in its KV store, which goes with the
   # lab, and cannot be removed here while another host still has containers on them.
