@@ -75,7 +75,7 @@ def nodes(vctx: VerifyContext) -> list[CheckResult]:
         _judge_node(n.name, str(n.address), n.roles, seen.get(n.name), leader)
         for n in spec.engine_nodes
     ]
-    results.append(_quorum(spec.engine_nodes, seen, leader, [m.name for m in managers(spec)]))
+    results.append(_quorum(seen, leader, [m.name for m in managers(spec)]))
     return results
 
 
@@ -120,9 +120,7 @@ def _judge_node(
     )
 
 
-def _quorum(
-    engine_nodes: list[Any], seen: dict[str, Any], leader: str, wanted: list[str]
-) -> CheckResult:
+def _quorum(seen: dict[str, Any], leader: str, wanted: list[str]) -> CheckResult:
     reachable = [
         name
         for name in wanted
@@ -248,7 +246,7 @@ def services(vctx: VerifyContext) -> list[CheckResult]:
     def one(item: tuple[str, str, str, str, dict[str, Any], list[str]]) -> list[CheckResult]:
         full, short, node, network, endpoint, addresses = item
         return [
-            _resolve_service(vctx, name, node, network, endpoint, addresses, ipvs)
+            _resolve_service(vctx, name, node, network, endpoint, addresses)
             for name in (short, full)
         ] + _reach_vip(vctx, full, node, network, endpoint, ipvs)
 
@@ -278,7 +276,6 @@ def _resolve_service(
     network: str,
     endpoint: dict[str, Any],
     addresses: list[str],
-    ipvs: dict[str, bool],
 ) -> CheckResult:
     expected = (
         sorted(addresses) if endpoint["mode"] == "dnsrr" else [endpoint["vips"].get(network, "")]

@@ -211,10 +211,10 @@ def _wait_for_agents(ctx: LabContext) -> dict[str, dict[str, str]]:
     return seen
 
 
-def swarm_env(ctx: LabContext) -> dict[str, str]:
-    """DOCKER_* for a docker CLI on this machine, pointed at the (first) master, as
-    `docker-machine env --swarm` printed them."""
-    master = masters(ctx.spec)[0]
+def swarm_env(ctx: LabContext, name: str | None = None) -> dict[str, str]:
+    """DOCKER_* for a docker CLI on this machine, pointed at a master (default: the
+    first), as `docker-machine env --swarm` printed them."""
+    master = ctx.spec.node(name) if name else masters(ctx.spec)[0]
     return {
         "DOCKER_HOST": f"tcp://{master.address}:{MANAGE_PORT}",
         "DOCKER_TLS_VERIFY": "1",

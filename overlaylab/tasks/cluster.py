@@ -14,6 +14,7 @@ from overlaylab import lab
 from overlaylab import status as lab_status
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
 from overlaylab.progress import Progress
+from overlaylab.steps.classic_swarm import masters as classic_masters
 from overlaylab.steps.classic_swarm import swarm_env
 from overlaylab.tasks.common import (
     DEFAULT_INVENTORY,
@@ -116,12 +117,12 @@ def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-u
 @task(
     help={
         "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
-        "node": "engine node to point the docker CLI at (with --swarm: optional)",
+        "node": "engine node to point the docker CLI at (with --swarm: a swarm master)",
         "swarm": "point at the classic swarm master (port 3376), as `docker-machine env --swarm`",
     }
 )
 @friendly_errors
-def env(c, node=None, inventory=DEFAULT_INVENTORY, swarm=False):  # type: ignore[no-untyped-def]
+def env(c, node, inventory=DEFAULT_INVENTORY, swarm=False):  # type: ignore[no-untyped-def]
     """Print `export DOCKER_*` lines for NODE, as `docker-machine env` does."""
     ctx = lab.open_lab(inventory, Progress(quiet=True))
     if swarm:
@@ -131,8 +132,14 @@ def env(c, node=None, inventory=DEFAULT_INVENTORY, swarm=False):  # type: ignore
                 f"orchestration.mode: {ctx.spec.orchestration.mode}; in swarm mode point the "
                 "CLI at a manager node: `invoke env NODE`"
             )
-        variables = swarm_env(ctx)
-        again = f"invoke env --swarm -i {inventory}"
+        masters = [n.name for n in classic_masters(ctx.spec)]
+        if node not in masters:
+            raise OverlaylabError(
+                f"--swarm points at a swarm master, and '{node}' is not one in {inventory}; "
+                f"masters: {', '.join(masters)} (as `docker-machine env --swarm MASTER`)"
+            )
+        variables = swarm_env(ctx, node)
+        again = f"invoke env --swarm {node} -i {inventory}"
     else:
         names = [n.name for n in ctx.spec.engine_nodes]
         if node not in names:

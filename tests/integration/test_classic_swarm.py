@@ -71,7 +71,7 @@ def test_verify_is_green_and_the_master_schedules_by_constraint(classic_lab: Lab
 
 
 def test_env_swarm_points_the_cli_at_the_master(classic_lab: LabContext) -> None:
-    exports = invoke("env", "--swarm", "-i", str(SPEC)).stdout
+    exports = invoke("env", "--swarm", "master", "-i", str(SPEC)).stdout
     env = dict(
         line.removeprefix("export ").split("=", 1)
         for line in exports.splitlines()

@@ -108,9 +108,9 @@ def test_a_node_missing_from_the_swarm_fails() -> None:
 def test_quorum_needs_a_majority_of_managers() -> None:
     reachable = {"ManagerStatus": {"Reachability": "reachable"}}
     seen = {"m1": reachable, "m2": reachable, "m3": {"ManagerStatus": {"Reachability": "x"}}}
-    assert _quorum([], seen, "m1", ["m1", "m2", "m3"]).status == "pass"
+    assert _quorum(seen, "m1", ["m1", "m2", "m3"]).status == "pass"
     del seen["m2"]
-    lost = _quorum([], seen, "m1", ["m1", "m2", "m3"])
+    lost = _quorum(seen, "m1", ["m1", "m2", "m3"])
     assert lost.status == "fail" and lost.nodes == ["m2", "m3"]
 
 
