@@ -98,7 +98,9 @@ def _swarm(ctx: LabContext) -> dict[str, Any] | None:
                 found = [n.attrs for n in client.nodes.list()]
             nodes = [
                 {
-                    "name": n["Description"]["Hostname"],
+                    "name": (n["Spec"].get("Labels") or {}).get(
+                        swarm.NODE_LABEL, n["Description"]["Hostname"]
+                    ),
                     "address": n["Status"].get("Addr", ""),
                     "state": f"{n['Status']['State']} ({n['Spec']['Role']})",
                 }

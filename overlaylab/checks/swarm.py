@@ -21,7 +21,7 @@ from overlaylab.checks.connectivity import resolved, until
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.spec.models import Stack
-from overlaylab.steps.swarm import SWARM_PORT, by_hostname, leader_of, managers
+from overlaylab.steps.swarm import SWARM_PORT, by_node, leader_of, managers, swarm_address
 from overlaylab.steps.swarm_stacks import has_ipvs
 
 NOT_SWARM = "orchestration.mode is not swarm-mode"
@@ -70,7 +70,7 @@ def nodes(vctx: VerifyContext) -> list[CheckResult]:
             CheckResult.untested("swarm.nodes", n.name, why, because="engines.api")
             for n in spec.engine_nodes
         ]
-    seen = by_hostname(listed)
+    seen = by_node(spec, listed)
     results = [
         _judge_node(n.name, str(n.address), n.roles, seen.get(n.name), leader)
         for n in spec.engine_nodes
@@ -85,7 +85,7 @@ def _judge_node(
     role = "manager" if "manager" in roles else "worker"
     problems = []
     if attrs is None:
-        problems.append(f"not in the swarm {leader} manages")
+        problems.append(f"no node of the swarm {leader} manages joined with {address}")
     else:
         state = attrs["Status"].get("State")
         if state != "ready":
@@ -94,8 +94,8 @@ def _judge_node(
             problems.append(f"availability {attrs['Spec'].get('Availability')}")
         if attrs["Spec"].get("Role") != role:
             problems.append(f"role {attrs['Spec'].get('Role')}, the spec says {role}")
-        seen_address = attrs["Status"].get("Addr")
-        if seen_address not in (address, "0.0.0.0"):
+        seen_address = swarm_address(attrs)
+        if seen_address != address:
             problems.append(f"address {seen_address}, its lab address is {address}")
         if role == "manager":
             reach = (attrs.get("ManagerStatus") or {}).get("Reachability")

@@ -5,7 +5,8 @@ read from that manager at the time (tokens are never stored), managers one at a 
 (each join changes the raft quorum), then the workers. Every node advertises its lab
 address, for the control plane (2377) and for the data path (VXLAN), so a second
 interface (docker_gwbridge, a NAT address) is never picked. Spec labels become swarm
-node labels, for placement constraints.
+node labels, with `overlaylab.node=<name>` on each for the stacks' placement (a host's
+own hostname need not be its node's name).
 """
 
 from __future__ import annotations
@@ -96,9 +97,20 @@ def _swarm_nodes(ctx: LabContext, leader: Node) -> list[dict[str, Any]]:
         return [n.attrs for n in client.nodes.list()]
 
 
-def by_hostname(nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Swarm nodes by hostname (the lab names every host after its node)."""
-    return {n["Description"]["Hostname"]: n for n in nodes}
+NODE_LABEL = "overlaylab.node"  # the spec's node name, on its swarm node (for placement)
+
+
+def swarm_address(attrs: dict[str, Any]) -> str:
+    """The address a swarm node joined with (a manager's Status.Addr may be 0.0.0.0)."""
+    manager = (attrs.get("ManagerStatus") or {}).get("Addr", "")
+    return manager.rsplit(":", 1)[0] if manager else str(attrs["Status"].get("Addr", ""))
+
+
+def by_node(spec: ClusterSpec, nodes: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Swarm nodes by the spec's node name, matched on the lab address each joined with:
+    a host's own name need not be its node's (existing hosts keep theirs)."""
+    names = {str(n.address): n.name for n in spec.engine_nodes}
+    return {names[a]: n for n in nodes if (a := swarm_address(n)) in names}
 
 
 def _wait_ready(ctx: LabContext, leader: Node) -> dict[str, dict[str, Any]]:
@@ -107,7 +119,7 @@ def _wait_ready(ctx: LabContext, leader: Node) -> dict[str, dict[str, Any]]:
 
     def all_ready() -> bool:
         seen.clear()
-        seen.update(by_hostname(_swarm_nodes(ctx, leader)))
+        seen.update(by_node(ctx.spec, _swarm_nodes(ctx, leader)))
         return all(seen.get(name, {}).get("Status", {}).get("State") == "ready" for name in wanted)
 
     if not wait_until(all_ready, READY_TIMEOUT, interval=0.25):
@@ -132,9 +144,10 @@ def _label(ctx: LabContext, leader: Node, seen: dict[str, dict[str, Any]]) -> li
             attrs = seen[node.name]
             spec = dict(attrs["Spec"])
             labels = dict(spec.get("Labels") or {})
-            if all(labels.get(k) == v for k, v in node.labels.items()):
+            wanted = {**node.labels, NODE_LABEL: node.name}
+            if all(labels.get(k) == v for k, v in wanted.items()):
                 continue
-            spec["Labels"] = {**labels, **node.labels}
+            spec["Labels"] = {**labels, **wanted}
             client.api.update_node(attrs["ID"], attrs["Version"]["Index"], spec)
             changed.append(node.name)
     return changed

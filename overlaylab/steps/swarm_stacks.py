@@ -1,7 +1,7 @@
 """Stacks in swarm mode: `docker stack deploy` of a compose v3 file, through a manager.
 
 The spec places each service on a node; that becomes a placement constraint
-(`node.hostname == <node>`, the lab names each host after its node). Without IPVS in
+(`node.labels.overlaylab.node == <node>`, a label the swarm step sets). Without IPVS in
 the kernel, a service's virtual IP answers nothing ("No route to host") and the
 ingress routing mesh cannot forward, so unless the compose file says otherwise each
 service gets `endpoint_mode: dnsrr` (its name resolves to its tasks' addresses) and
@@ -22,7 +22,7 @@ from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import Stack
-from overlaylab.steps.swarm import leader_of
+from overlaylab.steps.swarm import NODE_LABEL, leader_of
 
 _SHORT_PORT = re.compile(r"^(?:(\d+):)?(\d+)(?:/(tcp|udp))?$")
 DEPLOY_TIMEOUT = 180
@@ -56,7 +56,7 @@ def deployed_compose(compose: dict[str, Any], stack: Stack, ipvs: bool) -> dict[
         deploy = service.setdefault("deploy", {})
         placement = deploy.setdefault("placement", {})
         constraints = list(placement.get("constraints") or [])
-        wanted = f"node.hostname == {node}"
+        wanted = f"node.labels.{NODE_LABEL} == {node}"
         if wanted not in constraints:
             constraints.append(wanted)
         placement["constraints"] = constraints
@@ -114,7 +114,9 @@ def converged(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
     changes a service replaces its tasks: the old one still runs while the new one
     starts, so a running container alone proves nothing."""
     with ctx.node(leader_of(ctx.spec).name).engine() as client:
-        hosts = {n["ID"]: n["Description"]["Hostname"] for n in client.api.nodes()}
+        hosts = {
+            n["ID"]: (n["Spec"].get("Labels") or {}).get(NODE_LABEL) for n in client.api.nodes()
+        }
         filters = {"service": f"{stack.name}_{service}", "desired-state": "running"}
         tasks = client.api.tasks(filters=filters)
     return bool(tasks) and all(

@@ -53,7 +53,7 @@ def test_nodes_joined_at_their_lab_addresses_with_the_specs_labels(swarm_lab: La
     assert nodes["m1"]["ManagerStatus"]["Addr"] == "192.168.88.10:2377"
     assert nodes["m2"]["ManagerStatus"]["Addr"] == "192.168.88.11:2377"
     assert nodes["m2"]["ManagerStatus"]["Reachability"] == "reachable"
-    assert nodes["w1"]["Spec"]["Labels"] == {"zone": "a"}
+    assert nodes["w1"]["Spec"]["Labels"] == {"zone": "a", "overlaylab.node": "w1"}
     assert nodes["w2"]["Spec"]["Role"] == "worker"
     # Join tokens are read from the manager when needed, never kept by the lab (the
     # engines' own data and exec roots hold the swarm's raft, tokens included).

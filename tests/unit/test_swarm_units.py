@@ -27,10 +27,14 @@ def compose() -> dict[str, Any]:
     }
 
 
-def test_placements_become_constraints_on_the_nodes_hostname() -> None:
+def test_placements_become_constraints_on_the_labs_node_label() -> None:
     out = deployed_compose(compose(), STACK, ipvs=True)
-    assert out["services"]["web"]["deploy"]["placement"]["constraints"] == ["node.hostname == w1"]
-    assert out["services"]["api"]["deploy"]["placement"]["constraints"] == ["node.hostname == w2"]
+    assert out["services"]["web"]["deploy"]["placement"]["constraints"] == [
+        "node.labels.overlaylab.node == w1"
+    ]
+    assert out["services"]["api"]["deploy"]["placement"]["constraints"] == [
+        "node.labels.overlaylab.node == w2"
+    ]
 
 
 def test_with_ipvs_the_file_keeps_its_endpoint_mode_and_ports() -> None:
@@ -54,7 +58,9 @@ def test_without_ipvs_dnsrr_and_host_ports_unless_the_file_insists() -> None:
 def test_deploying_twice_adds_no_second_constraint() -> None:
     once = deployed_compose(compose(), STACK, ipvs=False)
     twice = deployed_compose(once, STACK, ipvs=False)
-    assert twice["services"]["web"]["deploy"]["placement"]["constraints"] == ["node.hostname == w1"]
+    assert twice["services"]["web"]["deploy"]["placement"]["constraints"] == [
+        "node.labels.overlaylab.node == w1"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -102,7 +108,8 @@ def test_a_worker_unlike_the_spec_fails_and_says_how(changes: dict[str, Any], pr
 
 def test_a_node_missing_from_the_swarm_fails() -> None:
     result = _judge_node("w2", "192.168.88.12", ["worker"], None, "m1")
-    assert result.status == "fail" and "not in the swarm m1 manages" in result.message
+    assert result.status == "fail"
+    assert "no node of the swarm m1 manages joined with 192.168.88.12" in result.message
 
 
 def test_quorum_needs_a_majority_of_managers() -> None:

@@ -16,6 +16,7 @@ import json
 import shlex
 import socket
 import ssl
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -98,6 +99,7 @@ class SSHNode:
         # Set when the lab's engine is the host's own Docker service (`engine: host`):
         # the engine service is then that service, every other one the lab's own.
         self.host_docker = host_docker
+        self._opening = threading.Lock()
 
     def __repr__(self) -> str:
         return f"SSHNode({self.name!r}, {self.connection.user}@{self.connection.host})"
@@ -115,6 +117,7 @@ class SSHNode:
         if self.sudo:
             command = "sudo -n -- " + command
         try:
+            self._connect()
             done = self.connection.run(
                 command,
                 warn=True,
@@ -129,6 +132,14 @@ class SSHNode:
         except (OSError, EOFError, SSHException) as exc:
             raise CommandError(argv, 255, "", f"ssh to {self.name}: {exc}", self.name) from exc
         return result.check() if check else result
+
+    def _connect(self) -> None:
+        """Open the connection once, whichever thread comes first. Checks run commands on
+        a node from many threads; each opening the one connection itself raced, and
+        paramiko then failed some of them with "No existing session"."""
+        with self._opening:
+            if not self.connection.is_connected:
+                self.connection.open()
 
     def _sh(self, script: str, *args: str, input: str | None = None) -> CommandResult:
         return self.run(["sh", "-c", script, "sh", *args], check=False, input=input)
