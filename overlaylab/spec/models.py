@@ -290,6 +290,13 @@ class Stack(StrictModel):
         "docker-compose resolves its own files), or absolute."
     )
     services: dict[str, Name] = Field(min_length=1, description="Service name -> node it runs on.")
+    via: Literal["node", "swarm-master"] = Field(
+        default="node",
+        description="How services reach their nodes: `node` (docker-compose against each "
+        "node's engine) or `swarm-master` (classic swarm: compose against the master, each "
+        "service pinned with a `constraint:node==<node>` environment entry, the 2015 way; "
+        "compose file version 2.0-2.3, as swarm 1.2.9 speaks API 1.30).",
+    )
     advertise: dict[str, AdvertiseRule] = Field(
         default_factory=dict,
         description="Service name -> how its app picks the address it advertises to peers "

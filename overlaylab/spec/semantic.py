@@ -437,6 +437,13 @@ def _check_advertise_ip(spec: ClusterSpec, address: ipaddress.IPv4Address, repor
 def check_orchestration(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     mode = spec.orchestration.mode
     loc: Loc = ("orchestration", "mode")
+    for index, stack in enumerate(spec.stacks):
+        if stack.via == "swarm-master" and mode != "classic-swarm":
+            report.add(
+                ("stacks", index, "via"),
+                f"via: swarm-master deploys through a classic swarm master, but "
+                f"orchestration.mode is {mode}; set mode: classic-swarm or via: node",
+            )
     if mode == "classic-swarm":
         if spec.kv is None:
             report.add(

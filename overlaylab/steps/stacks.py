@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from concurrent.futures import ThreadPoolExecutor
+
+import yaml
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec, Stack
+from overlaylab.steps.classic_swarm import masters, swarm_env
 from overlaylab.steps.swarm import leader_of
 from overlaylab.steps.swarm_stacks import converged, deploy_stack
 from overlaylab.waiting import wait_until
@@ -78,8 +82,37 @@ def _deploy(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) ->
         deploy_stack(ctx, stack, compose_env(ctx, leader_of(ctx.spec).name))
         _wait_placed(ctx, stack, placements)
         return
+    if stack.via == "swarm-master":
+        _up_through_master(ctx, stack, placements)
+        return
     with ThreadPoolExecutor(max_workers=len(placements)) as pool:
         list(pool.map(lambda p: _up_service(ctx, stack, *p), placements))
+
+
+def _up_through_master(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) -> None:
+    """docker-compose against the classic swarm master, each service pinned to its node
+    by swarm's `constraint:node==X` environment entry, in an override file."""
+    source = ctx.resolve_spec_path(stack.file)
+    version = str((yaml.safe_load(source.read_text()) or {}).get("version", "1"))
+    if not re.fullmatch(r"2(\.[0-3])?", version):
+        raise OverlaylabError(
+            f"stack {stack.name} (via: swarm-master): {source} is compose file version "
+            f"{version}; swarm 1.2.9 speaks API 1.30, which compose allows for versions "
+            '2.0 to 2.3: write it as version: "2.3", or use via: node'
+        )
+    override = {
+        "version": version,
+        "services": {
+            svc: {"environment": [f"constraint:node=={node}"]} for svc, node in placements
+        },
+    }
+    path = ctx.layout.state_dir / "stacks" / f"{stack.name}.swarm-master.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(override, sort_keys=False))
+    argv = [*compose_argv(ctx, stack), "-f", str(path), "up", "-d"]
+    env = {**compose_env(ctx, placements[0][1]), **swarm_env(ctx)}
+    with on_node(masters(ctx.spec)[0].name):
+        HostRunner().run(argv, env=env, timeout=180)
 
 
 def _wait_placed(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) -> None:

@@ -24,7 +24,7 @@ from lab_cli import ROOT, failures, invoke, verify_json
 
 from overlaylab import lab
 from overlaylab.context import LabContext
-from overlaylab.steps.classic_swarm import AGENT
+from overlaylab.steps.classic_swarm import AGENT, master_cli, masters
 
 SPEC = ROOT / "tests/testdata/labs/classic.yml"
 ETCD = "http://192.168.86.10:2379/v2/keys/docker/swarm/nodes"
@@ -126,3 +126,12 @@ def test_an_agent_advertising_the_wrong_address_is_named(classic_lab: LabContext
         with contextlib.suppress(urllib.error.HTTPError):
             forget("192.168.86.13:2375")
     assert swarm_results()["b"]["status"] == "pass"
+
+
+def test_the_stack_went_through_the_master_pinned_by_constraint(classic_lab: LabContext) -> None:
+    master = masters(classic_lab.spec)[0]
+    listed = master_cli(classic_lab, master, "ps", "--format", "{{.Names}}").stdout.split()
+    # Swarm 1.2.9 names each container <node>/<name>: placed as the spec says.
+    assert {"a/demo_web_1", "b/mongo"} <= set(listed), listed
+    override = classic_lab.layout.state_dir / "stacks" / "demo.swarm-master.yml"
+    assert "constraint:node==a" in override.read_text()

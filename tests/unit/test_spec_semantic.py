@@ -560,3 +560,15 @@ def test_unparsable_compose_file(tmp_path: Path) -> None:
     found = problems(tmp_path, body, {"stacks/bad.yml": "services: [\n"})
     assert len(found) == 1
     assert found[0].startswith("line 9, stacks[0].file: cannot read compose file stacks/bad.yml: ")
+
+
+def test_via_swarm_master_needs_classic_swarm(tmp_path: Path) -> None:
+    compose = "version: '2.3'\nservices:\n  web: {image: overlaylab/probe:1}\n"
+    body = (
+        "nodes:\n  - {name: kv, roles: [kv]}\n  - {name: a}\n"
+        "stacks:\n  - name: demo\n    file: c.yml\n    via: swarm-master\n    services: {web: a}\n"
+    )
+    assert problems(tmp_path, body, {"c.yml": compose}) == [
+        "line 10, stacks[0].via: via: swarm-master deploys through a classic swarm master, "
+        "but orchestration.mode is none; set mode: classic-swarm or via: node"
+    ]
