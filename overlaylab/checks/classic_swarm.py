@@ -19,6 +19,7 @@ from overlaylab.steps.classic_swarm import (
     AGENT,
     MANAGE_PORT,
     MASTER,
+    discovery_store,
     discovery_url,
     listed_nodes,
     master_cli,
@@ -36,16 +37,16 @@ DISCOVERY_PATH = "docker/swarm/nodes"
 def _discovered(vctx: VerifyContext) -> set[str] | None:
     """Addresses registered under swarm's discovery path (None: cannot tell)."""
     spec = vctx.lab.spec
-    assert spec.kv is not None
-    kv = vctx.lab.node(spec.kv.node)
-    address, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
+    store = discovery_store(spec)
+    kv = vctx.lab.node(store.node)
+    address, port = str(spec.address_of(store.node)), store.client_port
     try:
-        if spec.kv.backend == "etcd":
+        if store.backend == "etcd":
             status, body = kv.http_get(address, port, f"/v2/keys/{DISCOVERY_PATH}", timeout=2)
             if status == 404:
                 return set()
             return {n["value"] for n in json.loads(body).get("node", {}).get("nodes", [])}
-        if spec.kv.backend == "consul":
+        if store.backend == "consul":
             status, body = kv.http_get(address, port, f"/v1/kv/{DISCOVERY_PATH}/?keys", timeout=2)
             return set() if status == 404 else {k.rsplit("/", 1)[-1] for k in json.loads(body)}
     except (OSError, ValueError):

@@ -234,6 +234,12 @@ class Orchestration(StrictModel):
     mode: Literal["none", "classic-swarm", "swarm-mode"] = "none"
     swarm_image: str = Field(default="swarm:1.2.9", description="Classic swarm image.")
     strategy: Literal["spread", "binpack", "random"] = "spread"
+    discovery: Literal["kv", "consul"] = Field(
+        default="kv",
+        description="Classic swarm's discovery store: `kv` (the lab's KV store) or `consul` "
+        "(a consul agent on the KV node beside the engines' store, as the article's swarm "
+        "used consul whatever the engines used).",
+    )
 
 
 class Node(StrictModel):

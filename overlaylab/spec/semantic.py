@@ -437,6 +437,12 @@ def _check_advertise_ip(spec: ClusterSpec, address: ipaddress.IPv4Address, repor
 def check_orchestration(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     mode = spec.orchestration.mode
     loc: Loc = ("orchestration", "mode")
+    if spec.orchestration.discovery != "kv" and mode != "classic-swarm":
+        report.add(
+            ("orchestration", "discovery"),
+            f"discovery is classic swarm's store, and mode is {mode}; set mode: "
+            "classic-swarm or drop discovery",
+        )
     for index, stack in enumerate(spec.stacks):
         if stack.via == "swarm-master" and mode != "classic-swarm":
             report.add(

@@ -26,7 +26,7 @@ from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE
 from overlaylab.runners import CommandResult
-from overlaylab.spec.models import ClusterSpec, Node
+from overlaylab.spec.models import ClusterSpec, KVStore, Node
 from overlaylab.waiting import wait_until
 
 MANAGE_PORT = 3376
@@ -45,10 +45,19 @@ def swarm_nodes(spec: ClusterSpec) -> list[Node]:
     return [n for n in spec.engine_nodes if {"swarm-agent", "swarm-master"} & set(n.roles)]
 
 
-def discovery_url(spec: ClusterSpec) -> str:
+def discovery_store(spec: ClusterSpec) -> KVStore:
+    """Where the agents register: the lab's KV store, or a consul agent beside it on
+    the KV node (`orchestration.discovery: consul`)."""
     assert spec.kv is not None
-    scheme = {"etcd": "etcd", "consul": "consul", "zookeeper": "zk"}[spec.kv.backend]
-    return f"{scheme}://{spec.address_of(spec.kv.node)}:{spec.kv.client_port}"
+    if spec.orchestration.discovery == "consul" and spec.kv.backend != "consul":
+        return KVStore(backend="consul", node=spec.kv.node)
+    return spec.kv
+
+
+def discovery_url(spec: ClusterSpec) -> str:
+    store = discovery_store(spec)
+    scheme = {"etcd": "etcd", "consul": "consul", "zookeeper": "zk"}[store.backend]
+    return f"{scheme}://{spec.address_of(store.node)}:{store.client_port}"
 
 
 def master_argv(spec: ClusterSpec, node: Node) -> list[str]:

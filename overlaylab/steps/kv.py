@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.providers.base import tail
-from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec.models import ClusterSpec, KVStore
 from overlaylab.waiting import wait_until
 
 ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
@@ -128,7 +129,23 @@ def ensure_kv(ctx: LabContext) -> bool:
     if ctx.spec.kv is None:
         return False
     with on_node(ctx.spec.kv.node):
-        return _converge_kv(ctx)
+        changed = _converge_kv(ctx)
+        extra = discovery_context(ctx)
+        if extra is not None:  # classic swarm's own consul beside the engines' store
+            changed = _converge_kv(extra) or changed
+        return changed
+
+
+def discovery_context(ctx: LabContext) -> LabContext | None:
+    """The lab seen with classic swarm's discovery store as its KV store, when that is a
+    second store on the KV node (`orchestration.discovery: consul`); else None."""
+    spec = ctx.spec
+    if spec.kv is None or spec.orchestration.mode != "classic-swarm":
+        return None
+    if spec.orchestration.discovery != "consul" or spec.kv.backend == "consul":
+        return None
+    consul = KVStore(backend="consul", node=spec.kv.node)
+    return replace(ctx, spec=spec.model_copy(update={"kv": consul}))
 
 
 def _converge_kv(ctx: LabContext) -> bool:

@@ -194,6 +194,15 @@ def local_preflight(
                     "Debian's etcd-server)",
                 )
             )
+    swarm = spec.orchestration
+    if swarm.mode == "classic-swarm" and swarm.discovery == "consul" and not _which("consul"):
+        gaps.append(
+            (
+                "`consul` is not on PATH (orchestration.discovery: consul); Debian 12 "
+                "does not package it",
+                "put a consul binary on PATH, or set orchestration.discovery: kv",
+            )
+        )
     gaps += store_gaps(spec)
     version = dockerd_version(dockerd_binary(spec))
     if version and spec.engine.uses_cluster_store and version >= (23, 0):

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
-from lab_specs import LAB_YML
+from lab_specs import LAB_YML, REPO, make_ctx
 
 from overlaylab.checks.diagnosis import diagnose
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import Stack
+from overlaylab.steps.classic_swarm import discovery_url
+from overlaylab.steps.kv import discovery_context, kv_argv
 from overlaylab.steps.swarm_stacks import _host_mode_port, deployed_compose
 
 STACK = Stack(name="demo", file="c.yml", services={"web": "w1", "api": "w2"})
@@ -176,3 +179,18 @@ def test_apps_that_registered_their_gwbridge_address_are_one_cause() -> None:
     # Any other registered endpoint that does not answer: the check's own cause.
     [other] = diagnose(spec, [gwbridge_registration(False)])
     assert other.cause == "1 registered endpoint(s) do not answer from other hosts"
+
+
+def test_classic_swarm_discovers_through_a_consul_beside_etcd(tmp_path: Path) -> None:
+    spec = load_spec(REPO / "tests/testdata/labs/classic.yml")
+    assert discovery_url(spec) == "etcd://192.168.86.10:2379"
+    assert discovery_context(make_ctx(spec, tmp_path)) is None  # one store: nothing beside
+    spec = spec.model_copy(
+        update={"orchestration": spec.orchestration.model_copy(update={"discovery": "consul"})}
+    )
+    assert discovery_url(spec) == "consul://192.168.86.10:8500"
+    beside = discovery_context(make_ctx(spec, tmp_path))
+    assert beside is not None and beside.spec.kv is not None
+    assert (beside.spec.kv.backend, beside.spec.kv.node) == ("consul", "kv")
+    _binary, argv = kv_argv(beside.spec, tmp_path)
+    assert argv[:2] == ["consul", "agent"] and str(tmp_path / "consul") in argv

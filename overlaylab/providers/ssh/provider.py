@@ -189,6 +189,8 @@ class SSHProvider:
                 wanted.append("docker")  # the swarm manager is asked through it
             if kv is not None and node.name == kv.node:
                 wanted.append(KV_PROGRAMS[kv.backend])
+                if self.spec.orchestration.discovery == "consul":
+                    wanted.append(KV_PROGRAMS["consul"])  # classic swarm's discovery
             probe = (
                 'for t in "$@"; do command -v "$t" >/dev/null 2>&1 || [ -x "$t" ] || '
                 'echo "missing $t"; done; '
