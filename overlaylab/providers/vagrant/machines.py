@@ -13,6 +13,7 @@ provider each machine really got.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -175,7 +176,15 @@ class VagrantMachines:
                     _report_line(line, say)
         except subprocess.CalledProcessError as exc:
             raise VagrantError(self._failure("up", machine_selector(wanted), exc)) from exc
-        for status in self.status():
+        statuses = self.status()
+        missing = set(wanted) - {s.name for s in statuses}
+        if missing:
+            raw = self.client()._run_vagrant_command(["status", "--machine-readable"])
+            raise VagrantError(
+                f"after `vagrant up`, `vagrant status` does not list {', '.join(sorted(missing))}; "
+                f"Vagrant's output is in {self.log_file}. `vagrant status` said:\n{raw[-2000:]}"
+            )
+        for status in statuses:
             if wanted and status.name not in wanted:
                 continue
             if status.provider != self.provider:
@@ -193,11 +202,28 @@ class VagrantMachines:
         return time.monotonic() - started
 
     def status(self) -> list[MachineStatus]:
-        try:
-            found = self.client().status()
-        except subprocess.CalledProcessError as exc:
-            raise VagrantError(self._failure("status", None, exc)) from exc
+        """Every machine's state. Once in a CI run, `vagrant status` right after `vagrant
+        up` listed a machine of the machines file not at all; a listing that misses one
+        is asked again (it only reads), twice at most."""
+        expected = self._machine_names()
+        for _attempt in range(3):
+            try:
+                found = self.client().status()
+            except subprocess.CalledProcessError as exc:
+                raise VagrantError(self._failure("status", None, exc)) from exc
+            if expected <= {s.name for s in found}:
+                break
+            time.sleep(1)
         return [MachineStatus(s.name, s.state, s.provider) for s in found]
+
+    def _machine_names(self) -> set[str]:
+        if self.machines_file is None:
+            return set()
+        try:
+            machines = json.loads(self.machines_file.read_text()).get("machines", [])
+        except (OSError, ValueError):
+            return set()
+        return {str(m.get("name")) for m in machines}
 
     def ssh_targets(self, names: Iterable[str] = ()) -> dict[str, SSHTarget]:
         """Every running machine's SSH target, from one `vagrant ssh-config` call."""
