@@ -202,19 +202,20 @@ class VagrantMachines:
         return time.monotonic() - started
 
     def status(self) -> list[MachineStatus]:
-        """Every machine's state. Once in a CI run, `vagrant status` right after `vagrant
-        up` listed a machine of the machines file not at all; a listing that misses one
-        is asked again (it only reads), twice at most."""
+        """Every machine's state. Now and then, right after `vagrant up`, `vagrant status`
+        lists one machine twice and another of the machines file not at all (seen in CI:
+        `a` twice, `b` missing); a missing machine is then asked for by name."""
         expected = self._machine_names()
-        for _attempt in range(3):
-            try:
-                found = self.client().status()
-            except subprocess.CalledProcessError as exc:
-                raise VagrantError(self._failure("status", None, exc)) from exc
-            if expected <= {s.name for s in found}:
-                break
-            time.sleep(1)
-        return [MachineStatus(s.name, s.state, s.provider) for s in found]
+        try:
+            found = list(self.client().status())
+            # Seen in CI: one machine listed twice under another's name, one not at all.
+            # Asked by name, Vagrant reports that machine alone.
+            for name in sorted(expected - {s.name for s in found}):
+                found += [s for s in self.client().status(vm_name=name) if s.name == name]
+        except subprocess.CalledProcessError as exc:
+            raise VagrantError(self._failure("status", None, exc)) from exc
+        unique = {s.name: s for s in found}  # a machine listed twice counts once
+        return [MachineStatus(s.name, s.state, s.provider) for s in unique.values()]
 
     def _machine_names(self) -> set[str]:
         if self.machines_file is None:
