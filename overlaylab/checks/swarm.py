@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import docker.errors
@@ -20,8 +21,14 @@ from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.connectivity import resolved, until
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
-from overlaylab.spec.models import Stack
-from overlaylab.steps.swarm import SWARM_PORT, by_node, leader_of, managers, swarm_address
+from overlaylab.steps.swarm import (
+    SWARM_PORT,
+    by_node,
+    leader_of,
+    managers,
+    service_name,
+    swarm_address,
+)
 from overlaylab.steps.swarm_stacks import has_ipvs
 
 NOT_SWARM = "orchestration.mode is not swarm-mode"
@@ -80,7 +87,7 @@ def nodes(vctx: VerifyContext) -> list[CheckResult]:
 
 
 def _judge_node(
-    name: str, address: str, roles: list[str], attrs: dict[str, Any] | None, leader: str
+    name: str, address: str, roles: Sequence[str], attrs: dict[str, Any] | None, leader: str
 ) -> CheckResult:
     role = "manager" if "manager" in roles else "worker"
     problems = []
@@ -138,25 +145,36 @@ def _quorum(seen: dict[str, Any], leader: str, wanted: list[str]) -> CheckResult
     )
 
 
-def _service_name(stack: Stack, service: str) -> str:
-    return f"{stack.name}_{service}"
+def _stack_services(
+    vctx: VerifyContext, check: str
+) -> tuple[dict[str, Any] | None, list[CheckResult]]:
+    """The manager's services for a check on the stacks' services, listed once per
+    verify run; or the results that say why the check does not run."""
+    spec = vctx.lab.spec
+    if spec.orchestration.mode != "swarm-mode":
+        return None, [CheckResult.skip(check, "swarm", NOT_SWARM)]
+    if not spec.stacks:
+        return None, [CheckResult.skip(check, "stacks", "the spec has no stacks")]
+    if "swarm_services" not in vctx.cache:
+        vctx.cache["swarm_services"] = _leader_view(vctx, "services")
+    found, why = vctx.cache["swarm_services"]
+    if found is None:
+        leader = leader_of(spec).name
+        return None, [CheckResult.untested(check, leader, why, because="engines.api")]
+    return found, []
 
 
 def replicas(vctx: VerifyContext) -> list[CheckResult]:
-    spec = vctx.lab.spec
-    if spec.orchestration.mode != "swarm-mode":
-        return [CheckResult.skip("swarm.replicas", "swarm", NOT_SWARM)]
-    if not spec.stacks:
-        return [CheckResult.skip("swarm.replicas", "stacks", "the spec has no stacks")]
-    services, why = _leader_view(vctx, "services")
-    leader = leader_of(spec).name
+    services, refused = _stack_services(vctx, "swarm.replicas")
     if services is None:
-        return [CheckResult.untested("swarm.replicas", leader, why, because="engines.api")]
+        return refused
+    spec = vctx.lab.spec
+    leader = leader_of(spec).name
     results = []
     with vctx.lab.node(leader).engine(timeout=10) as client:
         for stack in spec.stacks:
             for service, node in sorted(stack.services.items()):
-                full = _service_name(stack, service)
+                full = service_name(stack.name, service)
                 attrs = services.get(full)
                 if attrs is None:
                     results.append(_replica_result(full, node, leader, None, 0, "not deployed"))
@@ -209,15 +227,11 @@ def _endpoints(attrs: dict[str, Any], overlay_ids: dict[str, str]) -> dict[str, 
 
 
 def services(vctx: VerifyContext) -> list[CheckResult]:
-    spec = vctx.lab.spec
-    if spec.orchestration.mode != "swarm-mode":
-        return [CheckResult.skip("swarm.services", "swarm", NOT_SWARM)]
-    if not spec.stacks:
-        return [CheckResult.skip("swarm.services", "stacks", "the spec has no stacks")]
-    found, why = _leader_view(vctx, "services")
-    leader = leader_of(spec).name
+    found, refused = _stack_services(vctx, "swarm.services")
     if found is None:
-        return [CheckResult.untested("swarm.services", leader, why, because="engines.api")]
+        return refused
+    spec = vctx.lab.spec
+    leader = leader_of(spec).name
     with vctx.lab.node(leader).engine(timeout=10) as client:
         overlay_ids = {
             n.id: n.name for n in client.networks.list(names=[n.name for n in spec.networks])
@@ -227,7 +241,7 @@ def services(vctx: VerifyContext) -> list[CheckResult]:
     work = []
     for stack in spec.stacks:
         for service, node in sorted(stack.services.items()):
-            full = _service_name(stack, service)
+            full = service_name(stack.name, service)
             if full not in found:
                 continue  # swarm.replicas reports it
             endpoint = _endpoints(found[full], overlay_ids)

@@ -70,6 +70,19 @@ class LocalProvider(StrictModel):
 VAGRANT_NODE_IMAGE = "overlaylab/vagrant-node:1"
 
 
+# Which dockerd a provider with real hosts configures (ssh, vagrant).
+EngineHome = Annotated[
+    Literal["lab", "host"],
+    Field(
+        description="Which dockerd the lab configures on each host. `lab`: one of the lab's own, "
+        "kept in the lab folder (the host's Docker is never touched). `host`: the host's own "
+        "Docker service, reconfigured the way docker-machine did it (/etc/docker/daemon.json, "
+        "a systemd drop-in where systemd runs, else the host's init script); `down` restores "
+        "the previous configuration and removes what the lab put in that engine.",
+    ),
+]
+
+
 class VagrantProvider(StrictModel):
     """VMs through python-vagrant; the top-level Vagrantfile reads the rendered data."""
 
@@ -88,14 +101,7 @@ class VagrantProvider(StrictModel):
     )
     memory: int = Field(default=1024, ge=256, description="MiB per VM.")
     cpus: int = Field(default=1, ge=1)
-    engine: Literal["lab", "host"] = Field(
-        default="lab",
-        description="Which dockerd the lab configures on each host. `lab`: one of the lab's own, "
-        "kept in the lab folder (the host's Docker is never touched). `host`: the host's own "
-        "Docker service, reconfigured the way docker-machine did it (/etc/docker/daemon.json, "
-        "a systemd drop-in where systemd runs, else the host's init script); `down` restores "
-        "the previous configuration and removes what the lab put in that engine.",
-    )
+    engine: EngineHome = "lab"
 
 
 class DockerMachineProvider(StrictModel):
@@ -124,14 +130,7 @@ class SSHProvider(StrictModel):
         default_factory=lambda: ["eth0", "eth1"],
         description="Interfaces the hosts are known to have (checked against cluster-advertise).",
     )
-    engine: Literal["lab", "host"] = Field(
-        default="lab",
-        description="Which dockerd the lab configures on each host. `lab`: one of the lab's own, "
-        "kept in the lab folder (the host's Docker is never touched). `host`: the host's own "
-        "Docker service, reconfigured the way docker-machine did it (/etc/docker/daemon.json, "
-        "a systemd drop-in where systemd runs, else the host's init script); `down` restores "
-        "the previous configuration and removes what the lab put in that engine.",
-    )
+    engine: EngineHome = "lab"
 
 
 Provider = Annotated[

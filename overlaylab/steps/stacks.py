@@ -15,7 +15,7 @@ from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec, Stack
 from overlaylab.steps.classic_swarm import masters, swarm_env
-from overlaylab.steps.swarm import leader_of
+from overlaylab.steps.swarm import leader_of, service_name
 from overlaylab.steps.swarm_stacks import converged, deploy_stack
 from overlaylab.waiting import wait_until
 
@@ -65,7 +65,7 @@ def service_labels(spec: ClusterSpec, stack: Stack, service: str) -> list[str]:
     if spec.orchestration.mode == "swarm-mode":
         return [
             f"com.docker.stack.namespace={stack.name}",
-            f"com.docker.swarm.service.name={stack.name}_{service}",
+            f"com.docker.swarm.service.name={service_name(stack.name, service)}",
         ]
     return [f"com.docker.compose.project={stack.name}", f"com.docker.compose.service={service}"]
 

@@ -27,6 +27,11 @@ READY_TIMEOUT = 60.0
 JOIN_TIMEOUT = 60  # seconds the engine may take to answer a join (it waits for the raft)
 
 
+def service_name(stack: str, service: str) -> str:
+    """The swarm service `docker stack deploy` makes of a stack's service."""
+    return f"{stack}_{service}"
+
+
 def managers(spec: ClusterSpec) -> list[Node]:
     return [n for n in spec.engine_nodes if "manager" in n.roles]
 

@@ -22,7 +22,7 @@ from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.runners import HostRunner
 from overlaylab.spec.models import Stack
-from overlaylab.steps.swarm import NODE_LABEL, leader_of
+from overlaylab.steps.swarm import NODE_LABEL, leader_of, service_name
 
 _SHORT_PORT = re.compile(r"^(?:(\d+):)?(\d+)(?:/(tcp|udp))?$")
 DEPLOY_TIMEOUT = 180
@@ -117,7 +117,7 @@ def converged(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
         hosts = {
             n["ID"]: (n["Spec"].get("Labels") or {}).get(NODE_LABEL) for n in client.api.nodes()
         }
-        filters = {"service": f"{stack.name}_{service}", "desired-state": "running"}
+        filters = {"service": service_name(stack.name, service), "desired-state": "running"}
         tasks = client.api.tasks(filters=filters)
     return bool(tasks) and all(
         t["Status"]["State"] == "running" and hosts.get(t.get("NodeID", "")) == node for t in tasks
