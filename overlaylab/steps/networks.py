@@ -15,13 +15,32 @@ from overlaylab.waiting import wait_until
 
 CREATE_TIMEOUT = 30.0  # the engine's KV session may still be forming right after start
 PROPAGATION_TIMEOUT = 30.0
+ALLOCATION_TIMEOUT = 10.0  # a swarm-mode overlay's driver shows once the manager allocated it
 
 
 def _find(client: docker.DockerClient, name: str) -> dict | None:
     for net in client.api.networks(names=[name]):
         if net["Name"] == name:
-            return client.api.inspect_network(net["Id"])
+            return _allocated(client, net["Id"])
     return None
+
+
+def _allocated(client: docker.DockerClient, net_id: str) -> dict:
+    """The network as inspected once the engine has filled in its driver.
+
+    A swarm-mode overlay is created in the swarm's store and allocated a moment
+    later; inspected in between, its Driver is empty (seen on a loaded machine),
+    which would read as a network of another driver."""
+    info: dict = client.api.inspect_network(net_id)
+    if info.get("Driver"):
+        return info
+
+    def settled() -> dict | None:
+        nonlocal info
+        info = client.api.inspect_network(net_id)
+        return info if info.get("Driver") else None
+
+    return wait_until(settled, ALLOCATION_TIMEOUT, interval=0.1) or info
 
 
 def _subnet_of(info: dict) -> str | None:
@@ -56,7 +75,7 @@ def _create(ctx: LabContext, client: docker.DockerClient, net: OverlayNetwork) -
                 attachable=net.attachable if ctx.spec.orchestration.mode == "swarm-mode" else None,
                 check_duplicate=True,
             )
-            return client.api.inspect_network(created["Id"])
+            return _allocated(client, created["Id"])
         except docker.errors.APIError as exc:
             refusals.append(exc)
             return None

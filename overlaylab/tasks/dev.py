@@ -13,7 +13,7 @@ PYTHON = ".venv/bin/python"
 
 def pytest_argv(k: str | None = None, unit: bool = False) -> list[str]:
     """The pytest command line for `test`, as an argument list."""
-    argv = [PYTHON, "-m", "pytest", "-q", "-rs", "tests/unit" if unit else "tests"]
+    argv = [PYTHON, "-m", "pytest", "-q", "-rfEs", "tests/unit" if unit else "tests"]
     if k:
         argv += ["-k", k]
     return argv

@@ -56,12 +56,12 @@ def test_hostile_k_is_one_literal_argument(scratch: Path, hostile: str) -> None:
     marker = scratch / "PWNED"
     expression = hostile.format(marker=marker)
     argv = run_test_task(scratch, k=expression, unit=True)
-    assert argv == ["-m", "pytest", "-q", "-rs", "tests/unit", "-k", expression]
+    assert argv == ["-m", "pytest", "-q", "-rfEs", "tests/unit", "-k", expression]
     assert not marker.exists(), "the shell ran part of the -k expression"
 
 
 def test_without_k_runs_the_whole_suite(scratch: Path) -> None:
-    assert run_test_task(scratch) == ["-m", "pytest", "-q", "-rs", "tests"]
+    assert run_test_task(scratch) == ["-m", "pytest", "-q", "-rfEs", "tests"]
 
 
 def test_pytest_argv_round_trips_through_shell_quoting() -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from fakes import (
+    FakeApi,
     FakeNetlink,
     FakeProvider,
     captured_progress,
@@ -381,20 +382,55 @@ def dockerd(layout_config: Path) -> tuple[str, ...]:
     return ("dockerd", "--config-file", str(layout_config))
 
 
-def test_engines_missing_are_started_one_by_one_with_their_daemon_json(tmp_path: Path) -> None:
+def test_engines_missing_start_first_alone_then_together_with_their_daemon_json(
+    tmp_path: Path,
+) -> None:
     engine_lab = EngineLab(tmp_path)
     ctx = engine_lab.ctx
     assert ensure_engines(ctx) is True
-    assert engine_lab.provider.actions("start_service", "stop_service") == [
-        ("start_service", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES
+    started = engine_lab.provider.actions("start_service", "stop_service")
+    assert started[0] == ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
+    assert sorted(started[1:]) == [
+        ("start_service", node, "dockerd", dockerd(engine_lab.config(node)))
+        for node in ENGINES[1:]
     ]
     for node in ENGINES:
         written = json.loads(engine_lab.config(node).read_text())
         assert written == engines.daemon_config(ctx, ctx.spec.node(node))
         assert engine_lab.outcome(node) == "started"
-    # Legacy overlay: each started engine's serf port is waited for before the next.
-    assert engine_lab.serf_asked == ENGINES
+    # Legacy overlay: the first engine's serf port is waited for before the rest start.
+    assert engine_lab.serf_asked == ["node1"]
     assert not ctx.layout.daemon_config("kv").exists()
+
+
+def test_engines_that_formed_a_gossip_island_are_restarted_one_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    engine_lab = EngineLab(tmp_path)
+    engine_lab.provider.island_once = {"node2", "node3"}
+    assert ensure_engines(engine_lab.ctx) is True
+    again = engine_lab.provider.actions("start_service", "stop_service")[3:]
+    assert again == [
+        ("stop_service", "node2", "dockerd"),
+        ("stop_service", "node3", "dockerd"),
+        ("start_service", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
+        ("start_service", "node3", "dockerd", dockerd(engine_lab.config("node3"))),
+    ]
+    assert engine_lab.serf_asked == ["node1", "node2", "node3"]
+    assert engine_lab.outcome("node2") == "started (rejoined the gossip cluster)"
+    assert engine_lab.outcome("node1") == "started"
+    assert "node2, node3 formed a gossip island" in engine_lab.said.getvalue()
+
+
+def test_an_island_that_a_restart_does_not_merge_fails_the_step_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    engine_lab = EngineLab(tmp_path)
+    engine_lab.provider.island_forever = {"node3"}
+    with pytest.raises(OverlaylabError, match=r"the engines node3 stay outside the first"):
+        ensure_engines(engine_lab.ctx)
 
 
 def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> None:
@@ -640,6 +676,32 @@ def test_network_present_but_missing_on_one_engine_names_it(
     with pytest.raises(OverlaylabError, match=r"did not appear on node3 within"):
         ensure_networks(ctx)
     assert created(provider) == {node: [] for node in ENGINES}
+
+
+def test_network_inspected_before_its_allocation_is_waited_for_not_called_a_mismatch(
+    tmp_path: Path,
+) -> None:
+    """A swarm-mode overlay shows an empty driver until the manager has allocated it."""
+    ctx, provider = network_lab(tmp_path)
+    for engine in provider.engines.values():
+        engine.networks["dn"] = network_info("dn", "overlay", SPEC_SUBNET, NET_ID)
+    first = provider.engines["node1"].networks["dn"]
+    allocated = dict(first)
+    first["Driver"] = ""
+    inspections = 0
+    real_inspect = FakeApi.inspect_network
+
+    def allocated_on_the_third_look(self: FakeApi, net_id: str) -> dict:
+        nonlocal inspections
+        inspections += 1
+        if inspections == 3:
+            first.update(allocated)
+        return real_inspect(self, net_id)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(FakeApi, "inspect_network", allocated_on_the_third_look)
+        assert ensure_networks(ctx) is False
+    assert inspections >= 3
 
 
 # --- stacks ----------------------------------------------------------------------------------
