@@ -33,6 +33,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SUBNETS = {
     ("none", 3): 94,
     ("none", 10): 95,
+    ("none", 20): 78,
     ("swarm-mode", 3): 82,
     ("swarm-mode", 10): 81,
     ("classic-swarm", 3): 80,

@@ -22,6 +22,9 @@ class VerifyContext:
     # Facts several checks read (the stack containers), looked up once per run.
     cache: dict[str, Any] = field(default_factory=dict)
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=16))
+    # The check ids this run was asked for: checks that share work (one batch of probe
+    # tests for every pair check) do it once for all of them.
+    selected: frozenset[str] = frozenset()
 
     def probes_on(self, network: str, slot: str | None = "a") -> list[Probe]:
         return [p for p in self.probes if p.network == network and (slot is None or p.slot == slot)]
@@ -43,9 +46,13 @@ class VerifyContext:
         node = probe_or_node.node if isinstance(probe_or_node, Probe) else probe_or_node
         name = container or (probe_or_node.name if isinstance(probe_or_node, Probe) else "")
         code, out = exec_in(self.lab, node, name, argv, timeout or self.timeout)
+        return code, out, self.command(node, name, argv)
+
+    def command(self, node: str, container: str, argv: list[str]) -> str:
+        """`docker exec` of argv in a container, as a user would paste it."""
         env = self.lab.node(node).docker_env()
         prefix = " ".join(f"{k}={v}" for k, v in env.items() if k != "DOCKER_MACHINE_NAME")
-        return code, out, f"{prefix} docker exec {name} {shlex.join(argv)}"
+        return f"{prefix} docker exec {container} {shlex.join(argv)}"
 
     def map(self, fn: Callable[[Any], list[CheckResult]], items: list[Any]) -> list[CheckResult]:
         results: list[CheckResult] = []

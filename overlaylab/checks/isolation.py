@@ -5,6 +5,8 @@ from __future__ import annotations
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.probe_batch import ProbeTest, run_tests
+from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 
 HINT = (
@@ -22,41 +24,50 @@ def overlays(vctx: VerifyContext) -> list[CheckResult]:
                 "isolation.overlays", "networks", "the spec has fewer than two overlays"
             )
         ]
-    work = []
+    work: list[tuple[Probe, Probe]] = []
     for net_a, net_b in permutations(nets, 2):
         for src in vctx.probes_on(net_a):
             for dst in vctx.probes_on(net_b):
                 work.append((src, dst))
 
-    def one(pair):  # type: ignore[no-untyped-def]
-        src, dst = pair
-        code, out, cmd = vctx.exec(
-            src, None, ["ping", "-c", "1", "-W", "1", dst.address], timeout=3
+    tests = [
+        ProbeTest(f"iso{i}", src, ["ping", "-c", "1", "-W", "1", dst.address], lambda _c, _o: True)
+        for i, (src, dst) in enumerate(work)
+    ]
+    answers = run_tests(vctx, tests, timeout=0)  # one look each: isolation needs no converging
+    return [
+        _judged(
+            src,
+            dst,
+            answers[test.id].code,
+            answers[test.id].output,
+            vctx.command(src.node, src.name, test.argv),
         )
-        leaked = code == 0
-        return [
-            CheckResult(
-                check="isolation.overlays",
-                subject=f"{src.node} on {src.network} -> {dst.node} on {dst.network}",
-                status="fail" if leaked else "pass",
-                message=(
-                    f"{src.name} reached {dst.name} ({dst.address}) across networks"
-                    if leaked
-                    else f"{dst.address} unreachable, as it should be"
-                ),
-                hint=HINT if leaked else "",
-                nodes=sorted({src.node, dst.node}),
-                source=src.node,
-                target=dst.node,
-                network=src.network,
-                path="same-host" if src.node == dst.node else "cross-host",
-                details={"from": src.name, "to": dst.name, "to_network": dst.network},
-                command=cmd,
-                output=out.strip()[-300:] if leaked else "",
-            )
-        ]
+        for (src, dst), test in zip(work, tests, strict=True)
+    ]
 
-    return vctx.map(one, work)
+
+def _judged(src: Probe, dst: Probe, code: int, out: str, cmd: str) -> CheckResult:
+    leaked = code == 0
+    return CheckResult(
+        check="isolation.overlays",
+        subject=f"{src.node} on {src.network} -> {dst.node} on {dst.network}",
+        status="fail" if leaked else "pass",
+        message=(
+            f"{src.name} reached {dst.name} ({dst.address}) across networks"
+            if leaked
+            else f"{dst.address} unreachable, as it should be"
+        ),
+        hint=HINT if leaked else "",
+        nodes=sorted({src.node, dst.node}),
+        source=src.node,
+        target=dst.node,
+        network=src.network,
+        path="same-host" if src.node == dst.node else "cross-host",
+        details={"from": src.name, "to": dst.name, "to_network": dst.network},
+        command=cmd,
+        output=out.strip()[-300:] if leaked else "",
+    )
 
 
 CHECKS = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.connectivity import resolved
+from overlaylab.checks.probe_batch import ProbeTest, run_tests
+from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import StackContainer, stack_containers
 
@@ -30,18 +32,36 @@ def candidate_names(c: StackContainer, network: str) -> list[str]:
     return list(dict.fromkeys(names))  # keep order, drop repeats
 
 
-def _resolve_from_others(vctx: VerifyContext, c: StackContainer, network: str, name: str):  # type: ignore[no-untyped-def]
-    observers = [p for p in vctx.probes_on(network) if p.node != c.node] or [
-        p for p in vctx.probes_on(network)
+Lookup = tuple[StackContainer, str, str]  # the container, the overlay, the name
+
+
+def _observers(vctx: VerifyContext, c: StackContainer, network: str) -> list[Probe]:
+    """Probes on other hosts; only when there are none, the probe beside it."""
+    on_network = vctx.probes_on(network)
+    return [p for p in on_network if p.node != c.node] or on_network
+
+
+def _resolve_from_others(
+    vctx: VerifyContext, work: list[Lookup]
+) -> list[tuple[dict[str, list[str]], str, str]]:
+    """Every name looked up from every observer, in one batch: for each lookup (in the
+    order of `work`), what each observing node resolved, and the command and output
+    that show the problem."""
+    tests = [
+        (i, probe, ProbeTest(f"name{i}.{j}", probe, ["nslookup", name], lambda _c, _o: True, 6))
+        for i, (c, network, name) in enumerate(work)
+        for j, probe in enumerate(_observers(vctx, c, network))
     ]
-    seen = {}
-    command, output = "", ""
-    for probe in observers:
-        _code, out, cmd = vctx.exec(probe, None, ["nslookup", name], timeout=6)
+    answers = run_tests(vctx, [test for _, _, test in tests], timeout=0)
+    found: list[tuple[dict[str, list[str]], str, str]] = [({}, "", "") for _ in work]
+    for i, probe, test in tests:
+        c, network, _name = work[i]
+        seen, command, _ = found[i]
+        out = answers[test.id].output
         seen[probe.node] = resolved(out)
         if not command or c.networks[network] not in seen[probe.node]:
-            command, output = cmd, out
-    return seen, command, output
+            found[i] = (seen, vctx.command(probe.node, probe.name, test.argv), out)
+    return found
 
 
 def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
@@ -102,15 +122,15 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
             )
         ]
 
-    def one(item):  # type: ignore[no-untyped-def]
-        c, net, name = item
-        seen, command, output = _resolve_from_others(vctx, c, net, name)
+    results = []
+    for (c, net, name), (seen, command, output) in zip(
+        work, _resolve_from_others(vctx, work), strict=True
+    ):
         result = _judge(c, net, name, seen)
         if result.failed:
             result.command, result.output = command, output.strip()[-600:]
-        return [result]
-
-    return vctx.map(one, work)
+        results.append(result)
+    return results
 
 
 CHECKS = [

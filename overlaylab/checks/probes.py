@@ -25,7 +25,7 @@ PROBE_COMMAND = [
     "-c",
     f"httpd -p {PROBE_PORT} -h /www "
     # -T 2 ends each forked echo child: a UDP peer never sends EOF, cat would wait forever.
-    f"&& exec {SOCAT} -T 2 UDP-RECVFROM:{PROBE_UDP_PORT},fork EXEC:/bin/cat",
+    f"&& exec {SOCAT} -T 0.2 UDP-RECVFROM:{PROBE_UDP_PORT},fork,reuseaddr EXEC:/bin/cat",
 ]
 # Two probes per node and network: the second one makes same-host paths testable.
 SLOTS = ("a", "b")

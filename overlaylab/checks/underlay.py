@@ -8,11 +8,11 @@ are its test). A failure here names the layer before any container is involved.
 
 from __future__ import annotations
 
-import re
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
+from overlaylab.gossip import serf_view
 from overlaylab.providers.base import ENGINE_SERVICE
 
 SERF_PORT = 7946
@@ -81,29 +81,6 @@ def engine_api(vctx: VerifyContext) -> list[CheckResult]:
         "nodes cannot reach each other's engine port: when every port to one node fails, "
         "that node is cut off the lab network (link, switch or firewall)",
     )
-
-
-SERF_EVENT = re.compile(
-    r"serf: Event(Member(?:Join|Leave|Failed|Reap)): (\S+)(?: ([0-9]+(?:\.[0-9]+){3}))?"
-)
-
-
-def serf_view(log_text: str, node_at: dict[str, str] | None = None) -> set[str]:
-    """Members an engine's serf agent believes in, from its own log lines.
-
-    libnetwork exposes no API for it; the serf library logs every membership event,
-    so replaying them gives the node's view of the gossip cluster. Serf names members
-    by hostname, which on real hosts is not the spec's node name: `node_at` (address ->
-    node) names them by the address they advertise instead.
-    """
-    members: set[str] = set()
-    for event, name, address in SERF_EVENT.findall(log_text):
-        member = (node_at or {}).get(address, name)
-        if event == "MemberJoin":
-            members.add(member)
-        else:
-            members.discard(member)
-    return members
 
 
 def members(vctx: VerifyContext) -> list[CheckResult]:

@@ -99,7 +99,13 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
     started = time.monotonic()
     report = VerifyReport(cluster=ctx.spec.name, checks_run=[c.id for c in checks])
     probes, problems = ensure_probes(ctx)
-    vctx = VerifyContext(lab=ctx, probes=probes, probe_problems=problems, timeout=timeout)
+    vctx = VerifyContext(
+        lab=ctx,
+        probes=probes,
+        probe_problems=problems,
+        timeout=timeout,
+        selected=frozenset(c.id for c in checks),
+    )
     try:
         for check in checks:
             try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
+from overlaylab.gossip import serf_view
 from overlaylab.providers.base import ENGINE_SERVICE, tail
 from overlaylab.providers.base import Node as NodeHandle
 from overlaylab.render import render
@@ -19,6 +20,10 @@ from overlaylab.waiting import wait_until
 
 READY_TIMEOUT = 30.0
 SERF_TIMEOUT = 15.0
+ISLAND_TIMEOUT = 3.0  # for every engine's gossip view to hold every engine
+# Engines starting at once on a small machine: dockerd's start is CPU-bound, so more
+# at a time only makes each one slower.
+MAX_PARALLEL_STARTS = 8
 SERF_PORT = 7946
 SERVICE = ENGINE_SERVICE
 
@@ -155,13 +160,7 @@ def _serf_listening(ctx: LabContext, node: Node) -> bool:
 
 
 def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
-    """Start legacy-overlay engines one at a time, each once the previous one gossips.
-
-    libnetwork joins the serf cluster through one neighbour, once, at start, retrying
-    only when the KV node list changes. Engines started together join neighbours that
-    are not listening yet and split into islands that never merge (seen with 10 nodes:
-    {n8, n9} apart from the rest). Waiting for each one's serf port avoids it.
-    """
+    """Start legacy-overlay engines one at a time, each once the previous one gossips."""
     outcomes = {}
     for node in nodes:
         outcomes[node.name] = _ensure_engine(ctx, node)
@@ -171,10 +170,87 @@ def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, 
     return outcomes
 
 
+def _in_parallel(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
+    if not nodes:
+        return {}
+    with ThreadPoolExecutor(max_workers=min(len(nodes), MAX_PARALLEL_STARTS)) as pool:
+        started = pool.map(lambda n: _ensure_engine(ctx, n), nodes)
+        return dict(zip([n.name for n in nodes], started, strict=True))
+
+
+def _gossip_views(ctx: LabContext, nodes: list[Node]) -> dict[str, set[str]]:
+    node_at = {str(n.address): n.name for n in nodes}
+    return {
+        n.name: serf_view(ctx.node(n.name).service_log(ENGINE_SERVICE) or "", node_at)
+        for n in nodes
+    }
+
+
+def _islanders(ctx: LabContext, nodes: list[Node]) -> list[Node]:
+    """Engines whose gossip cluster is not the first engine's, once views settle.
+
+    Every engine of one cluster lists the same members; `[]` once every view holds
+    every engine. Serf spreads a join in well under a second here, so views still
+    apart after ISLAND_TIMEOUT are islands, not gossip in flight."""
+    everyone = {n.name for n in nodes}
+    views: dict[str, set[str]] = {}
+
+    def settled() -> bool:
+        views.update(_gossip_views(ctx, nodes))
+        return all(view == everyone for view in views.values())
+
+    if wait_until(settled, ISLAND_TIMEOUT, interval=0.1):
+        return []
+    main = views[nodes[0].name]
+    return [n for n in nodes if n.name not in main or views[n.name] != main]
+
+
+def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
+    """Start legacy-overlay engines fast without leaving any on a gossip island.
+
+    libnetwork joins the serf cluster through ONE neighbour, picked at random among
+    the engines the KV store lists, once, at start, and retries only when the KV node
+    list changes. Engines started together can join each other before any of them has
+    joined the rest, and form islands that never merge (seen with 10 nodes: {n8, n9}
+    apart from the rest). So: the first engine alone; once its serf port listens, the
+    rest together; then every engine's own gossip view is read, and the engines of an
+    island are stopped and started again one at a time, each joining a cluster that
+    already holds the first engine. What could not merge is reported, not passed."""
+    first, rest = nodes[0], nodes[1:]
+    outcomes = {first.name: _ensure_engine(ctx, first)}
+    if outcomes[first.name] != "already running":
+        wait_until(partial(_serf_listening, ctx, first), SERF_TIMEOUT, interval=0.05)
+    outcomes.update(_in_parallel(ctx, rest))
+    if all(outcome == "already running" for outcome in outcomes.values()):
+        return outcomes  # joined (or not) long ago: underlay.members tells
+    islanders = _islanders(ctx, nodes)
+    if islanders:
+        ctx.progress.item(
+            "gossip",
+            f"{', '.join(n.name for n in islanders)} formed a gossip island: "
+            "restarting them one at a time",
+        )
+        for node in islanders:
+            ctx.node(node.name).stop_service(SERVICE, SERVICE)
+        merged = _ensure_engines_one_by_one(ctx, islanders)
+        outcomes.update(
+            {name: f"{verb} (rejoined the gossip cluster)" for name, verb in merged.items()}
+        )
+        still = _islanders(ctx, nodes)
+        if still:
+            raise OverlaylabError(
+                f"the engines {', '.join(n.name for n in still)} stay outside the first "
+                f"engine's gossip cluster after a restart one at a time: overlay traffic "
+                "between them and the rest would never flow. Check udp and tcp/7946 "
+                "between the nodes (`invoke verify --only underlay.*`) and their logs."
+            )
+    return outcomes
+
+
 def ensure_engines(ctx: LabContext) -> bool:
     nodes = ctx.spec.engine_nodes
     if ctx.spec.engine.uses_cluster_store and ctx.spec.kv is not None:
-        outcomes = _ensure_engines_one_by_one(ctx, nodes)
+        outcomes = _ensure_engines_gossiping(ctx, nodes)
         for name, outcome in outcomes.items():
             ctx.progress.item(name, f"dockerd {outcome}")
         return any(o != "already running" for o in outcomes.values())

@@ -29,6 +29,7 @@ import ipaddress
 import json
 import pkgutil
 import re
+import shlex
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from docker.models.containers import ExecResult
 from lab_specs import REPO, lab_data, lab_variant
 
 import overlaylab.checks
+from overlaylab.checks import probe_batch
 from overlaylab.checks.base import Check
 from overlaylab.checks.probes import (
     IPUTILS_PING,
@@ -75,7 +77,9 @@ DEAD_SOCKET = (
     "FileNotFoundError(2, 'No such file or directory'))"
 )
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
-UDP_SCRIPT = re.compile(rf'^echo (\S+) \| {re.escape(SOCAT)} .*- "UDP:\$1:\$2"$')
+UDP_SCRIPT = re.compile(
+    rf'^sleep "\$3"; echo (\S+) \| {re.escape(SOCAT)} .*- "UDP:\$1:\$2,readbytes=\d+"$'
+)
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
 # Modules whose functions reach the machine directly: a check holding one of them would
 # bypass the node handles (the local provider's plumbing, sockets, host commands).
@@ -728,6 +732,8 @@ class FakeLab:
     # --- commands in containers ----------------------------------------------------------
     def run_in(self, c: FakeContainer, argv: list[str]) -> tuple[int, str]:
         match argv:
+            case ["sh", "-c", script, "probe-batch", *tests] if script == probe_batch.RUNNER:
+                return 0, self._probe_batch(c, tests)
             case ["ping", "-c", "1", "-W", "1", address]:
                 return self._busybox_ping(c, address)
             case [ping, "-M", "do", "-s", size, "-c", "1", "-W", "1", address] if (
@@ -742,12 +748,21 @@ class FakeLab:
                 return self._nslookup(c, name)
             case ["sh", "-c", script, "tcp", name, port] if TCP_SCRIPT.match(script):
                 return self._http(c, name, int(port))
-            case ["sh", "-c", script, "udp", address, port] if UDP_SCRIPT.match(script):
-                token = UDP_SCRIPT.match(script)[1]  # type: ignore[index]
+            case ["sh", "-c", script, "udp", address, port, _delay] if UDP_SCRIPT.search(script):
+                token = UDP_SCRIPT.search(script)[1]  # type: ignore[index]
                 return self._udp_echo(c, address, int(port), token)
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
                 return 0, self._interfaces_hostname_hosts(c)
         unknown(f"the command {argv} in {c.name}")
+
+    def _probe_batch(self, c: FakeContainer, tests: list[str]) -> str:
+        """What the batch runner prints: each test's marker line, then its output."""
+        printed = ""
+        for test in tests:
+            test_id, _timeout, command = test.split(" ", 2)
+            code, out = self.run_in(c, shlex.split(command))
+            printed += f"\n{probe_batch.MARKER} {test_id} {code}\n{out}"
+        return printed
 
     def _busybox_ping(self, c: FakeContainer, address: str) -> tuple[int, str]:
         head = f"PING {address} ({address}): 56 data bytes\n"

@@ -229,6 +229,8 @@ class FakeNode:
         provider.calls.append(("start_service", self.name, service, tuple(argv)))
         provider.running[(self.name, service)] = Path(argv[0]).name
         provider.logs.setdefault((self.name, service), "")
+        if service == "dockerd":
+            provider.gossip_join(self.name)
         if provider.spawned_services_answer:
             provider.answering.add(self.name)
 
@@ -308,6 +310,28 @@ class FakeProvider:
         self.spec: ClusterSpec | None = None
         self.layout: LabLayout | None = None
         self._nodes: dict[str, FakeNode] = {}
+        # Gossip: a started dockerd joins the cluster of the engines already running,
+        # except the nodes listed here, which start an island of their own: once
+        # (a restart joins the rest) or for good.
+        self.island_once: set[str] = set()
+        self.island_forever: set[str] = set()
+        self._gossip: dict[str, str] = {}  # node -> the gossip cluster its engine is in
+
+    def gossip_join(self, node: str) -> None:
+        """A dockerd started on `node`: place it in a cluster and rewrite every running
+        engine's log with the serf events of its cluster's members."""
+        if node in self.island_once or node in self.island_forever:
+            self.island_once.discard(node)
+            self._gossip[node] = "island"
+        else:
+            self._gossip[node] = "main"
+        running = [n for (n, service) in self.running if service == "dockerd"]
+        for member in running:
+            cluster = self._gossip.get(member, "main")
+            peers = [n for n in running if self._gossip.get(n, "main") == cluster]
+            self.logs[(member, "dockerd")] = "".join(
+                f'level=info msg="serf: EventMemberJoin: {peer} x"\n' for peer in peers
+            )
 
     def place(self, spec: ClusterSpec, layout: LabLayout) -> None:
         """Serve the lab of `spec`, its node folders under `layout` (what a real

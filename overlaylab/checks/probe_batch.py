@@ -1,0 +1,129 @@
+"""Many probe tests in one `docker exec`: every test a source probe runs in a round.
+
+An exec costs tens of milliseconds of engine work; the ping or connect it carries
+takes well under one. So each source probe gets one exec per round, running all its
+tests at once (each bounded by `timeout`) and printing every test's exit code and
+output after a marker line. Only the tests that failed are run again, in the next
+round, until they pass or the run's deadline comes: a fault costs one shared retry
+window, not one per result.
+
+The runner is a fixed script; the tests reach it as arguments (`id`, `timeout`,
+the command shell-quoted), so nothing of a test is ever pasted into shell code.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from overlaylab.checks.base import VerifyContext
+from overlaylab.checks.probes import Probe
+
+MARKER = "@@overlaylab-test"
+# Each argument: "<id> <timeout> <command>". Every test runs in the background with its
+# output in its own file; after `wait`, each is printed after a marker with its exit code.
+RUNNER = f"""d=$(mktemp -d)
+for t in "$@"; do
+  id=${{t%% *}}; rest=${{t#* }}; to=${{rest%% *}}; cmd=${{rest#* }}
+  (eval "timeout $to $cmd" >"$d/$id" 2>&1; echo $? >"$d/$id.rc") &
+done
+wait
+for t in "$@"; do
+  id=${{t%% *}}
+  printf '\\n{MARKER} %s %s\\n' "$id" "$(cat "$d/$id.rc")"
+  cat "$d/$id"
+done
+rm -rf "$d"
+"""
+RETRY_PAUSE = 0.3  # between rounds: the overlay may still be converging
+
+
+@dataclass(frozen=True)
+class ProbeTest:
+    """One test run inside `source`: `argv` passes when `passed(code, output)` says so."""
+
+    id: str  # unique within a run; letters, digits, '.', '-' and '_'
+    source: Probe
+    argv: list[str]
+    passed: Callable[[int, str], bool]
+    timeout: int = 3
+
+    def argument(self) -> str:
+        return f"{self.id} {self.timeout} {shlex.join(self.argv)}"
+
+
+@dataclass
+class Outcome:
+    code: int
+    output: str
+    tries: int
+    seconds: float  # from the start of the run to this test's last round
+    ok: bool = False
+    history: list[int] = field(default_factory=list)  # exit code of every try
+
+
+def runner_argv(tests: Sequence[ProbeTest]) -> list[str]:
+    """The exec's argument list: the runner script, then one argument per test."""
+    return ["sh", "-c", RUNNER, "probe-batch", *(t.argument() for t in tests)]
+
+
+def parse(output: str) -> dict[str, tuple[int, str]]:
+    """The runner's output, back into (exit code, output) per test id."""
+    found: dict[str, tuple[int, str]] = {}
+    pattern = re.compile(rf"^{MARKER} (\S+) (-?\d*)$", re.MULTILINE)
+    marks = list(pattern.finditer(output))
+    for mark, following in zip(marks, [*marks[1:], None], strict=False):
+        end = following.start() if following else len(output)
+        body = output[mark.end() + 1 : end]
+        if following:  # the runner's printf put a newline before the next marker
+            body = body.removesuffix("\n")
+        code = int(mark[2]) if mark[2] else 124  # no exit code: killed before `echo $?`
+        found[mark[1]] = (code, body)
+    return found
+
+
+def _round(
+    vctx: VerifyContext, source: Probe, tests: list[ProbeTest]
+) -> dict[str, tuple[int, str]]:
+    """One exec in `source`: every test's (code, output); a test the runner lost fails."""
+    longest = max(t.timeout for t in tests)
+    code, out, _ = vctx.exec(source, None, runner_argv(tests), timeout=longest + 5)
+    found = parse(out)
+    lost = f"the probe batch printed no result for this test (exec exit {code}): {out[-300:]}"
+    return {t.id: found.get(t.id, (code or 1, lost)) for t in tests}
+
+
+def run_tests(
+    vctx: VerifyContext, tests: Iterable[ProbeTest], timeout: float | None = None
+) -> dict[str, Outcome]:
+    """Run `tests` in rounds until each passes or `timeout` (default: the verify
+    timeout) seconds pass; `timeout=0` runs one round, for tests that are not retried."""
+    started = time.monotonic()
+    deadline = started + (vctx.timeout if timeout is None else timeout)
+    pending = list(tests)
+    outcomes: dict[str, Outcome] = {}
+    while pending:
+        by_source: dict[Probe, list[ProbeTest]] = {}
+        for test in pending:
+            by_source.setdefault(test.source, []).append(test)
+        rounds = vctx.pool.map(lambda item: _round(vctx, *item), list(by_source.items()))
+        answers = {k: v for found in rounds for k, v in found.items()}
+        now = time.monotonic()
+        still: list[ProbeTest] = []
+        for test in pending:
+            code, out = answers[test.id]
+            seen = outcomes.setdefault(test.id, Outcome(code, out, 0, 0.0))
+            seen.code, seen.output, seen.seconds = code, out, round(now - started, 3)
+            seen.tries += 1
+            seen.history.append(code)
+            seen.ok = test.passed(code, out)
+            if not seen.ok:
+                still.append(test)
+        if not still or time.monotonic() >= deadline:
+            break
+        pending = still
+        time.sleep(RETRY_PAUSE)
+    return outcomes
