@@ -129,12 +129,17 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
     A CI job reading the report never sees a half-written file, and a crash leaves
     the previous report (or none) rather than a truncated one.
     """
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """`write_text_atomic` for bytes (a PNG picture of the lab)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         # mkstemp makes the file 0600; reports are artifacts other users read.

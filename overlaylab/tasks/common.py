@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import docker.errors
 import requests
+from invoke import Task
 from invoke.exceptions import Exit
 from rich.console import Console
 
@@ -37,6 +38,18 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class KeepsHelpFlag(Task):  # type: ignore[type-arg]
+    """A task whose options never take `-h` as a short flag: `invoke TASK -h` is help.
+
+    invoke gives each option the first free letter of its name, so verify's `--html`
+    would become `-h` and `invoke verify -h` would ask for a file name instead.
+    """
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names | {"h"})
+        return opts
 
 
 def friendly_errors(task_fn: F) -> F:

@@ -11,12 +11,17 @@ from invoke.exceptions import Exit
 
 from overlaylab import lab
 from overlaylab.checks.verify import VerifyReport, run_verify, select_checks
+from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.progress import Progress
+from overlaylab.report.html import render_error, render_report, write_html
 from overlaylab.report.json_report import write_json
 from overlaylab.report.junit import write_junit
 from overlaylab.report.table import print_report, report_console
-from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
+from overlaylab.report.topology import compose_networks
+from overlaylab.spec.loader import load_spec_file
+from overlaylab.spec.models import ClusterSpec
+from overlaylab.tasks.common import DEFAULT_INVENTORY, KeepsHelpFlag, err, friendly_errors, out
 
 __all__ = ["verify"]
 
@@ -24,6 +29,7 @@ FORMATS = ("table", "json")
 
 
 @task(
+    klass=KeepsHelpFlag,
     iterable=["only", "skip"],
     help={
         "inventory": f"cluster spec (default {DEFAULT_INVENTORY})",
@@ -32,6 +38,8 @@ FORMATS = ("table", "json")
         "timeout": "seconds each probe may retry for while the network converges",
         "format": "table (default) or json: json prints only the report document, for jq",
         "junit": "also write a JUnit XML report to FILE (written even if verify cannot run)",
+        "html": "also write a self-contained HTML report to FILE: diagnosis, a picture of "
+        "the lab, path matrices, every result (written even if verify cannot run)",
     },
 )
 @friendly_errors
@@ -43,6 +51,7 @@ def verify(  # type: ignore[no-untyped-def]
     timeout=10.0,
     format="table",
     junit=None,
+    html=None,
 ):
     """Prove what the lab's networks really do; exit non-zero on any failure."""
     selected: list[str] = []
@@ -50,15 +59,19 @@ def verify(  # type: ignore[no-untyped-def]
         if format not in FORMATS:
             raise OverlaylabError(f"--format must be one of {', '.join(FORMATS)}, not {format!r}")
         started_at = datetime.now(UTC)
-        report = _run(inventory, only or (), skip or (), float(timeout), selected)
+        ctx, report = _run(inventory, only or (), skip or (), float(timeout), selected)
     except BaseException as exc:
         # CI reads the JUnit file to decide what happened: it must exist even when the
         # lab is down or the spec is invalid. The original error still propagates.
         if junit:
             _write_early_junit(junit, exc, selected)
+        if html:
+            _write_early_html(html, exc, selected, inventory)
         raise
     if junit:
         _write_junit(junit, report)
+    if html:
+        _write_html(html, report, ctx, inventory, started_at)
     if format == "json":
         write_json(report, sys.stdout, spec_path=str(inventory), started_at=started_at)
     else:
@@ -73,7 +86,7 @@ def _run(
     skip: Sequence[str],
     timeout: float,
     selected: list[str],
-) -> VerifyReport:
+) -> tuple[LabContext, VerifyReport]:
     # Checks are chosen before the lab is opened so an early failure can still say,
     # in the JUnit file, which checks it kept from running. `selected` is filled in
     # place for the same reason: the caller sees it even if opening the lab raises.
@@ -82,7 +95,7 @@ def _run(
         raise OverlaylabError("--only/--skip left no checks to run")
     selected.extend(c.id for c in checks)
     ctx = lab.open_lab(inventory, Progress(quiet=True))
-    return run_verify(ctx, checks, timeout=timeout)
+    return ctx, run_verify(ctx, checks, timeout=timeout)
 
 
 def _write_junit(path: str, report: VerifyReport) -> None:
@@ -99,6 +112,57 @@ def _write_early_junit(path: str, exc: BaseException, selected: list[str]) -> No
     except OSError as write_exc:
         # Never let a report problem hide the error that stopped verify.
         err.print(f"[yellow]warning:[/] cannot write the JUnit report {path}: {write_exc}")
+
+
+def _write_html(
+    path: str, report: VerifyReport, ctx: LabContext, inventory: str, started_at: datetime
+) -> None:
+    page = render_report(
+        report,
+        spec=ctx.spec,
+        spec_path=str(inventory),
+        started_at=started_at,
+        service_networks=compose_networks(ctx.spec, ctx.spec_dir),
+        warn=_warn_picture,
+    )
+    try:
+        write_html(path, page)
+    except OSError as exc:
+        raise OverlaylabError(f"cannot write the HTML report {path}: {exc}") from exc
+
+
+def _write_early_html(path: str, exc: BaseException, selected: list[str], inventory: str) -> None:
+    message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
+    spec, networks = _spec_if_readable(inventory)
+    try:
+        page = render_error(
+            message,
+            checks_run=selected,
+            spec=spec,
+            spec_path=str(inventory),
+            service_networks=networks,
+            warn=_warn_picture,
+        )
+        write_html(path, page)
+    except (OSError, OverlaylabError) as write_exc:
+        # Never let a report problem hide the error that stopped verify.
+        err.print(f"[yellow]warning:[/] cannot write the HTML report {path}: {write_exc}")
+
+
+def _spec_if_readable(
+    inventory: str,
+) -> tuple[ClusterSpec | None, dict[tuple[str, str], list[str]]]:
+    # The early page still draws the lab when only the lab (not the spec) was the
+    # problem; when the spec is what failed, the page shows the error alone.
+    try:
+        loaded = load_spec_file(inventory)
+    except Exception:
+        return None, {}
+    return loaded.spec, compose_networks(loaded.spec, loaded.spec_dir)
+
+
+def _warn_picture(problem: str) -> None:
+    err.print(f"[yellow]warning:[/] the HTML report has no picture of the lab: {problem}")
 
 
 def _describe(exc: BaseException) -> str:
