@@ -217,10 +217,7 @@ def udp_script(token: str) -> str:
     # ends at once instead of waiting out -t, so a healthy pair costs milliseconds. -t:
     # how long it waits for the echo once stdin is done (0.5 s, the default, is shorter
     # than a first reply can take on a loaded host).
-    return (
-        f'sleep "$3"; echo {token} | {SOCAT} -T 3 -t 2 - '
-        f'"UDP:$1:$2,readbytes={len(token) + 1}"'
-    )
+    return f'sleep "$3"; echo {token} | {SOCAT} -T 3 -t 2 - "UDP:$1:$2,readbytes={len(token) + 1}"'
 
 
 def udp_delay(vctx: VerifyContext, a: Probe, b: Probe) -> str:

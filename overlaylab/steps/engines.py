@@ -215,7 +215,7 @@ def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, s
     apart from the rest). So: the first engine alone; once its serf port listens, the
     rest together; then every engine's own gossip view is read, and the engines of an
     island are stopped and started again one at a time, each joining a cluster that
-    already holds the first engine. What could not merge is reported, not passed."""
+    already holds the first engine. What still cannot merge is left to verify."""
     first, rest = nodes[0], nodes[1:]
     outcomes = {first.name: _ensure_engine(ctx, first)}
     if outcomes[first.name] != "already running":
@@ -238,11 +238,12 @@ def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, s
         )
         still = _islanders(ctx, nodes)
         if still:
-            raise OverlaylabError(
-                f"the engines {', '.join(n.name for n in still)} stay outside the first "
-                f"engine's gossip cluster after a restart one at a time: overlay traffic "
-                "between them and the rest would never flow. Check udp and tcp/7946 "
-                "between the nodes (`invoke verify --only underlay.*`) and their logs."
+            # Not an error of `up`: a spec can make gossip impossible on purpose (an
+            # advertised address peers cannot reach); underlay.members diagnoses it.
+            ctx.progress.item(
+                "gossip",
+                f"{', '.join(n.name for n in still)} still outside the first engine's gossip "
+                "cluster: `invoke verify` (underlay.*) tells why",
             )
     return outcomes
 

@@ -391,8 +391,7 @@ def test_engines_missing_start_first_alone_then_together_with_their_daemon_json(
     started = engine_lab.provider.actions("start_service", "stop_service")
     assert started[0] == ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
     assert sorted(started[1:]) == [
-        ("start_service", node, "dockerd", dockerd(engine_lab.config(node)))
-        for node in ENGINES[1:]
+        ("start_service", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES[1:]
     ]
     for node in ENGINES:
         written = json.loads(engine_lab.config(node).read_text())
@@ -423,14 +422,14 @@ def test_engines_that_formed_a_gossip_island_are_restarted_one_at_a_time(
     assert "node2, node3 formed a gossip island" in engine_lab.said.getvalue()
 
 
-def test_an_island_that_a_restart_does_not_merge_fails_the_step_naming_it(
+def test_an_island_that_a_restart_does_not_merge_is_named_and_left_to_verify(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_forever = {"node3"}
-    with pytest.raises(OverlaylabError, match=r"the engines node3 stay outside the first"):
-        ensure_engines(engine_lab.ctx)
+    assert ensure_engines(engine_lab.ctx) is True
+    assert "node3 still outside the first engine's gossip cluster" in engine_lab.said.getvalue()
 
 
 def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> None:
