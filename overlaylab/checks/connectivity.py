@@ -131,7 +131,7 @@ def icmp_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
     )
 
 
-def icmp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckResult:
+def icmp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
     latency = _latency(seen.output)
     message = f"ping {b.address}" + (
         f" in {latency:g} ms" if seen.ok and latency is not None else f" failed (exit {seen.code})"
@@ -143,7 +143,7 @@ def icmp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> Check
         seen,
         message,
         HINT_DATAPLANE,
-        vctx.command(a.node, a.name, icmp_test(vctx, a, b).argv),
+        cmd,
         latency_ms=latency,
     )
 
@@ -157,7 +157,7 @@ def dns_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
     )
 
 
-def dns_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckResult:
+def dns_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
     got = resolved(seen.output)
     message = f"{b.name} -> {', '.join(got) or 'nothing'}"
     if not seen.ok and got:
@@ -169,7 +169,7 @@ def dns_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckR
         seen,
         message,
         HINT_DNS,
-        vctx.command(a.node, a.name, dns_test(vctx, a, b).argv),
+        cmd,
         name=b.name,
         resolved=got,
     )
@@ -189,7 +189,7 @@ def tcp_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
     )
 
 
-def tcp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckResult:
+def tcp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
     message = f"tcp {b.name}:{PROBE_PORT} " + (
         "answered" if seen.ok else f"did not answer (exit {seen.code})"
     )
@@ -200,7 +200,7 @@ def tcp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckR
         seen,
         message,
         HINT_DATAPLANE,
-        vctx.command(a.node, a.name, tcp_test(vctx, a, b).argv),
+        cmd,
         port=PROBE_PORT,
     )
 
@@ -245,7 +245,7 @@ def udp_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
     )
 
 
-def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckResult:
+def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
     message = f"udp {b.address}:{PROBE_UDP_PORT} " + (
         "echoed" if seen.ok else f"no echo (exit {seen.code})"
     )
@@ -256,7 +256,7 @@ def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckR
         seen,
         message,
         HINT_DATAPLANE,
-        vctx.command(a.node, a.name, udp_test(vctx, a, b).argv),
+        cmd,
         port=PROBE_UDP_PORT,
     )
 
@@ -274,13 +274,10 @@ def overlay_mtus(vctx: VerifyContext, sources: list[Probe]) -> dict[Probe, int]:
     return known
 
 
-def _df_argv(vctx: VerifyContext, a: Probe, b: Probe) -> list[str]:
-    payload = overlay_mtus(vctx, [a])[a] - 28  # IPv4 (20) + ICMP (8) headers
-    return [IPUTILS_PING, "-M", "do", "-s", str(payload), "-c", "1", "-W", "1", b.address]
-
-
 def mtu_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
-    return ProbeTest(f"df.{a.name}.{b.name}", a, _df_argv(vctx, a, b), lambda c, _o: c == 0)
+    payload = overlay_mtus(vctx, [a])[a] - 28  # IPv4 (20) + ICMP (8) headers
+    argv = [IPUTILS_PING, "-M", "do", "-s", str(payload), "-c", "1", "-W", "1", b.address]
+    return ProbeTest(f"df.{a.name}.{b.name}", a, argv, lambda c, _o: c == 0)
 
 
 def small_ping_test(a: Probe, b: Probe) -> ProbeTest:
@@ -292,7 +289,7 @@ def small_ping_test(a: Probe, b: Probe) -> ProbeTest:
     )
 
 
-def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckResult:
+def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
     mtu = overlay_mtus(vctx, [a])[a]
     message = f"{mtu}-byte packet with don't-fragment to {b.address} " + (
         "crossed" if seen.ok else f"was lost (exit {seen.code})"
@@ -309,7 +306,7 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckR
         seen,
         message,
         hint,
-        vctx.command(a.node, a.name, _df_argv(vctx, a, b)),
+        cmd,
         overlay_mtu=mtu,
         lab_mtu=vctx.lab.spec.lab.mtu,
     )
@@ -318,7 +315,8 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome) -> CheckR
 @dataclass(frozen=True)
 class PairCheck:
     test: Callable[[VerifyContext, Probe, Probe], ProbeTest]
-    result: Callable[[VerifyContext, Probe, Probe, Outcome], CheckResult]
+    # The last argument: the `docker exec` that reproduces the test, as a user would paste it.
+    result: Callable[[VerifyContext, Probe, Probe, Outcome, str], CheckResult]
 
 
 PAIR_CHECKS: dict[str, PairCheck] = {
@@ -355,7 +353,8 @@ def _run_pair_checks(vctx: VerifyContext, check_ids: list[str]) -> dict[str, lis
         vctx.cache["small_ping"] = {pair: answers[t.id].ok for pair, t in small.items()}
     found: dict[str, list[CheckResult]] = {cid: [] for cid in check_ids}
     for (check_id, a, b), test in tests.items():
-        found[check_id].append(PAIR_CHECKS[check_id].result(vctx, a, b, seen[test.id]))
+        cmd = vctx.command(a.node, a.name, test.argv)
+        found[check_id].append(PAIR_CHECKS[check_id].result(vctx, a, b, seen[test.id], cmd))
     return found
 
 

@@ -17,7 +17,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.probes import Probe
@@ -62,7 +62,6 @@ class Outcome:
     tries: int
     seconds: float  # from the start of the run to this test's last round
     ok: bool = False
-    history: list[int] = field(default_factory=list)  # exit code of every try
 
 
 def runner_argv(tests: Sequence[ProbeTest]) -> list[str]:
@@ -118,7 +117,6 @@ def run_tests(
             seen = outcomes.setdefault(test.id, Outcome(code, out, 0, 0.0))
             seen.code, seen.output, seen.seconds = code, out, round(now - started, 3)
             seen.tries += 1
-            seen.history.append(code)
             seen.ok = test.passed(code, out)
             if not seen.ok:
                 still.append(test)
