@@ -11,7 +11,14 @@ from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.probe_batch import Outcome, ProbeTest, run_tests
-from overlaylab.checks.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, SOCAT, Probe
+from overlaylab.checks.probes import (
+    IPUTILS_PING,
+    PROBE_PORT,
+    PROBE_UDP_DATAGRAM,
+    PROBE_UDP_PORT,
+    SOCAT,
+    Probe,
+)
 from overlaylab.checks.result import CheckResult, PathKind
 from overlaylab.steps.images import PROBE_PAGE
 
@@ -206,27 +213,38 @@ def tcp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
 
 
 def udp_token(a: Probe) -> str:
-    return f"overlaylab-udp-{a.name}"
+    """What `a` sends: its name, padded so that with echo's newline the datagram is
+    PROBE_UDP_DATAGRAM bytes, the size the echo server reads (see PROBE_COMMAND)."""
+    return f"overlaylab-udp-{a.name}"[: PROBE_UDP_DATAGRAM - 1].ljust(PROBE_UDP_DATAGRAM - 1, "-")
 
 
 UDP_STAGGER = 0.04  # seconds between two sources' datagrams to one echo server
 
 
+UDP_RESEND = 0.25  # seconds between two datagrams of one UDP test
+UDP_SENDS = 12  # datagrams at most: UDP_SENDS x UDP_RESEND is the test's patience
+
+
 def udp_script(token: str) -> str:
-    # readbytes: the echo is the token and a newline; once that much came back socat
-    # ends at once instead of waiting out -t, so a healthy pair costs milliseconds. -t:
-    # how long it waits for the echo once stdin is done (0.5 s, the default, is shorter
-    # than a first reply can take on a loaded host).
-    return f'sleep "$3"; echo {token} | {SOCAT} -T 3 -t 2 - "UDP:$1:$2,readbytes={len(token) + 1}"'
+    # The token goes out every UDP_RESEND seconds until its echo is back: a datagram
+    # lost on the way costs a resend, not the test. readbytes: the
+    # echo is the token and a newline; once that much came back socat ends (and the
+    # sending loop at its next datagram); -t 0.01: without it socat would wait for the
+    # loop's end once the echo is in. UDP-SENDTO, not UDP: on a connected socket the
+    # ICMP "port unreachable" for a refused datagram ends socat with an error, and the
+    # resends with it.
+    return (
+        f'sleep "$3"; i=0; while [ $i -lt {UDP_SENDS} ]; do echo {token}; '
+        f"sleep {UDP_RESEND}; i=$((i+1)); done | "
+        f'{SOCAT} -T 1 -t 0.01 - "UDP-SENDTO:$1:$2,readbytes={len(token) + 1}"'
+    )
 
 
 def udp_delay(vctx: VerifyContext, a: Probe, b: Probe) -> str:
     """When `a` sends, so that the sources of one target take turns.
 
-    The probes' echo server (socat UDP-RECVFROM with fork) hands each datagram to a
-    child and binds a new socket; a datagram from another peer that arrives meanwhile
-    is lost, and a child flooded by other peers' datagrams can hold the port for long.
-    Source i waits (i - target) x UDP_STAGGER seconds: each server hears from one
+    The probes' echo server forks a child per datagram; sources taking turns keep
+    its children few. Source i waits (i - target) x UDP_STAGGER seconds: each server hears from one
     source at a time, and a lab of n engines spends n x UDP_STAGGER seconds on it."""
     nodes = [n.name for n in vctx.lab.spec.engine_nodes]
     turn = (nodes.index(a.node) - nodes.index(b.node)) % len(nodes)
@@ -241,7 +259,7 @@ def udp_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
         a,
         [*argv, udp_delay(vctx, a, b)],
         lambda _code, out: token in out,
-        timeout=4 + int(len(vctx.lab.spec.engine_nodes) * UDP_STAGGER),
+        timeout=2 + int(UDP_SENDS * UDP_RESEND + len(vctx.lab.spec.engine_nodes) * UDP_STAGGER),
     )
 
 

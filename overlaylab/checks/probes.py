@@ -6,10 +6,14 @@ one of them, so what is measured is what a container on that node experiences.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 import docker.errors
+from docker.models.containers import Container
 
 from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE
@@ -19,14 +23,23 @@ PROBE_PORT = 7070  # TCP: busybox httpd serving PROBE_PAGE
 PROBE_UDP_PORT = 7071  # UDP: socat echoing every datagram back
 SOCAT = "/opt/host/bin/socat"
 IPUTILS_PING = "/opt/host/bin/ping"
-# httpd daemonizes itself; socat then becomes the container's main process.
+T = TypeVar("T")
+PROBE_UDP_DATAGRAM = 64  # bytes: every UDP test sends datagrams of exactly this size
+# httpd daemonizes itself; socat then becomes the container's main process. The UDP
+# echo: with UDP-RECVFROM and fork, the child that answers a datagram shares the one
+# listening socket with the parent, and would read (and swallow) every other peer's
+# datagrams for as long as it lives; under load that silenced a probe for seconds.
+# readbytes of one datagram's size makes the child stop reading after its own. (UDP-
+# LISTEN instead refuses new peers while it binds a socket for each.) -T 0.2 ends an
+# idle child: a UDP peer never sends EOF.
 PROBE_COMMAND = [
     "sh",
     "-c",
-    f"httpd -p {PROBE_PORT} -h /www "
-    # -T 2 ends each forked echo child: a UDP peer never sends EOF, cat would wait forever.
-    f"&& exec {SOCAT} -T 0.2 UDP-RECVFROM:{PROBE_UDP_PORT},fork,reuseaddr EXEC:/bin/cat",
+    f"httpd -p {PROBE_PORT} -h /www && exec {SOCAT} -T 0.2 "
+    f"UDP-RECVFROM:{PROBE_UDP_PORT},fork,reuseaddr,readbytes={PROBE_UDP_DATAGRAM} PIPE",
 ]
+# Seconds for the removal of outdated probes to reach every engine by gossip.
+OUTDATED_SETTLE = 2.0
 # Two probes per node and network: the second one makes same-host paths testable.
 SLOTS = ("a", "b")
 
@@ -44,12 +57,29 @@ def probe_name(network: str, node: str, slot: str = "a") -> str:
     return f"probe-{network}-{node}" + ("" if slot == "a" else f"-{slot}")
 
 
+def _outdated(container: Container) -> bool:
+    return container.status != "running" or container.attrs["Config"]["Cmd"] != PROBE_COMMAND
+
+
+def _remove_if_outdated(ctx: LabContext, node: str, network: str, slot: str) -> bool:
+    """Remove the probe if it stopped or runs another command; True if it did."""
+    with ctx.node(node).engine() as client:
+        try:
+            container = client.containers.get(probe_name(network, node, slot))
+        except docker.errors.NotFound:
+            return False
+        if not _outdated(container):
+            return False
+        container.remove(force=True)
+        return True
+
+
 def _ensure_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
     name = probe_name(network, node, slot)
     with ctx.node(node).engine() as client:
         try:
             container = client.containers.get(name)
-            if container.status != "running" or container.attrs["Config"]["Cmd"] != PROBE_COMMAND:
+            if _outdated(container):
                 container.remove(force=True)
                 raise docker.errors.NotFound(name)
         except docker.errors.NotFound:
@@ -79,15 +109,31 @@ def ensure_probes(
     wanted = [(n, net.name, s) for net in ctx.spec.networks for n in names for s in SLOTS]
     problems: dict[str, str] = {}
 
-    def attempt(item: tuple[str, str, str]) -> Probe | None:
+    def attempt(step: Callable[..., T], item: tuple[str, str, str]) -> T | None:
         try:
-            return _ensure_probe(ctx, *item)
+            return step(ctx, *item)
         except Exception as exc:  # docker, requests and OS errors alike
             problems.setdefault(item[0], f"{type(exc).__name__}: {exc}"[:300])
             return None
 
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(wanted)))) as pool:
-        probes = [p for p in pool.map(attempt, wanted) if p is not None]
+        # Outdated probes all go before any new one starts. The legacy overlay spreads
+        # endpoint joins and leaves by gossip, unordered: a new probe given the address
+        # an old one on another node just freed could be "left" after it "joined", and
+        # engines would keep sending its traffic to the old node (seen: probes replaced
+        # all at once on 10 engines left a dozen paths dead until the lab was remade).
+        removed = list(pool.map(lambda item: attempt(_remove_if_outdated, item), wanted))
+        if any(removed):
+            time.sleep(OUTDATED_SETTLE)
+        # One probe at a time per engine, the engines side by side: dockerd 20.10 starting
+        # several overlay containers at once was seen to program a peer's entries into
+        # the wrong namespace ("dial tcp <kv>: network is unreachable" from a node whose
+        # route to the store was fine), leaving paths dead.
+        per_node = pool.map(
+            lambda node: [attempt(_ensure_probe, item) for item in wanted if item[0] == node],
+            names,
+        )
+        probes = [p for found in per_node for p in found if p is not None]
     return probes, problems
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Any
 
 from overlaylab.context import LabContext
@@ -19,12 +20,11 @@ from overlaylab.steps.tls import LabCA, NodeStore
 from overlaylab.waiting import wait_until
 
 READY_TIMEOUT = 30.0
-SERF_TIMEOUT = 15.0
 ISLAND_TIMEOUT = 3.0  # for every engine's gossip view to hold every engine
-# Engines starting at once on a small machine: dockerd's start is CPU-bound, so more
-# at a time only makes each one slower.
-MAX_PARALLEL_STARTS = 8
-SERF_PORT = 7946
+# Seconds between two legacy-overlay engine starts: wider than the jitter of dockerd's
+# first KV registration on a loaded 2-core machine (see _ensure_engines_gossiping).
+STAGGER = 0.15
+REPAIR_ROUNDS = 3
 SERVICE = ENGINE_SERVICE
 
 
@@ -108,12 +108,31 @@ def _certificates_digest(handle: NodeHandle) -> str:
     return digest.hexdigest()
 
 
-def _ensure_engine(ctx: LabContext, node: Node) -> str:
+class StartSlots:
+    """Hands out dockerd start times at least `gap` seconds apart, to threads in flight.
+
+    Only real starts take a slot: an engine found running takes none, so a no-op `up`
+    of a large lab does not wait out the stagger."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self._lock = threading.Lock()
+        self._next = 0.0
+
+    def take(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self.gap
+        time.sleep(at - now)
+
+
+def _ensure_engine(ctx: LabContext, node: Node, slots: StartSlots | None = None) -> str:
     with on_node(node.name):
-        return _converge_engine(ctx, node)
+        return _converge_engine(ctx, node, slots)
 
 
-def _converge_engine(ctx: LabContext, node: Node) -> str:
+def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = None) -> str:
     handle = ctx.node(node.name)
     config_path = handle.paths.daemon_config
     wanted = json.dumps(daemon_config(ctx, node), indent=2, sort_keys=True) + "\n"
@@ -137,6 +156,8 @@ def _converge_engine(ctx: LabContext, node: Node) -> str:
     handle.put_file(config_path, wanted.encode())
     handle.put_file(served_path, certs.encode())
     dockerd = ctx.spec.engine.dockerd or "dockerd"
+    if slots is not None:
+        slots.take()
     handle.start_service(SERVICE, [dockerd, "--config-file", str(config_path)])
 
     def ready_or_died() -> str:
@@ -155,26 +176,13 @@ def _converge_engine(ctx: LabContext, node: Node) -> str:
     )
 
 
-def _serf_listening(ctx: LabContext, node: Node) -> bool:
-    return ctx.node(node.name).tcp_connect(str(node.address), SERF_PORT, 0.5)[0]
-
-
-def _ensure_engines_one_by_one(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
-    """Start legacy-overlay engines one at a time, each once the previous one gossips."""
-    outcomes = {}
-    for node in nodes:
-        outcomes[node.name] = _ensure_engine(ctx, node)
-        if outcomes[node.name] == "already running":
-            continue  # it joined (or not) long ago: waiting cannot change that
-        wait_until(partial(_serf_listening, ctx, node), SERF_TIMEOUT, interval=0.05)
-    return outcomes
-
-
-def _in_parallel(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
+def _in_parallel(ctx: LabContext, nodes: list[Node], gap: float = 0.0) -> dict[str, str]:
+    """Converge engines together; real starts `gap` seconds apart."""
     if not nodes:
         return {}
-    with ThreadPoolExecutor(max_workers=min(len(nodes), MAX_PARALLEL_STARTS)) as pool:
-        started = pool.map(lambda n: _ensure_engine(ctx, n), nodes)
+    slots = StartSlots(gap)
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        started = pool.map(lambda n: _ensure_engine(ctx, n, slots), nodes)
         return dict(zip([n.name for n in nodes], started, strict=True))
 
 
@@ -187,11 +195,13 @@ def _gossip_views(ctx: LabContext, nodes: list[Node]) -> dict[str, set[str]]:
 
 
 def _islanders(ctx: LabContext, nodes: list[Node]) -> list[Node]:
-    """Engines whose gossip cluster is not the first engine's, once views settle.
+    """Engines outside the largest gossip cluster, once views settle.
 
     Every engine of one cluster lists the same members; `[]` once every view holds
     every engine. Serf spreads a join in well under a second here, so views still
-    apart after ISLAND_TIMEOUT are islands, not gossip in flight."""
+    apart after ISLAND_TIMEOUT are islands, not gossip in flight. The largest cluster
+    stays: an engine started again joins one registered engine picked at random, most
+    likely one of the largest cluster, so restarting the fewest merges fastest."""
     everyone = {n.name for n in nodes}
     views: dict[str, set[str]] = {}
 
@@ -201,50 +211,55 @@ def _islanders(ctx: LabContext, nodes: list[Node]) -> list[Node]:
 
     if wait_until(settled, ISLAND_TIMEOUT, interval=0.1):
         return []
-    main = views[nodes[0].name]
+    first = nodes[0].name
+    main = max(views.values(), key=lambda view: (len(view), first in view))
     return [n for n in nodes if n.name not in main or views[n.name] != main]
 
 
-def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
-    """Start legacy-overlay engines fast without leaving any on a gossip island.
+def _stop_engines(ctx: LabContext, nodes: list[Node]) -> None:
+    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+        list(pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE), nodes))
 
-    libnetwork joins the serf cluster through ONE neighbour, picked at random among
-    the engines the KV store lists, once, at start, and retries only when the KV node
-    list changes. Engines started together can join each other before any of them has
-    joined the rest, and form islands that never merge (seen with 10 nodes: {n8, n9}
-    apart from the rest). So: the first engine alone; once its serf port listens, the
-    rest together; then every engine's own gossip view is read, and the engines of an
-    island are stopped and started again one at a time, each joining a cluster that
-    already holds the first engine. What still cannot merge is left to verify."""
-    first, rest = nodes[0], nodes[1:]
-    outcomes = {first.name: _ensure_engine(ctx, first)}
-    if outcomes[first.name] != "already running":
-        wait_until(partial(_serf_listening, ctx, first), SERF_TIMEOUT, interval=0.05)
-    outcomes.update(_in_parallel(ctx, rest))
+
+def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
+    """Start legacy-overlay engines together without leaving any on a gossip island.
+
+    libnetwork joins the serf cluster once, through ONE neighbour: the engine the KV
+    store's node list named last before the engine's own registration showed up there
+    (the list arrives as a Go set, so "last" is random within one read). dockerd
+    registers about 0.5 s after it starts. Engines whose registrations land in the
+    same read can pick each other and form an island that never merges (seen with 10
+    engines started together: {n6..n10} apart from the rest). Starts STAGGER apart
+    give every engine registrations that are already gossiping to pick from, while
+    they still overlap. Each engine's own gossip view is then read: the engines outside
+    the largest cluster, should an island form anyway, are stopped and started again
+    (staggered) up to REPAIR_ROUNDS times. What still cannot merge is left to verify."""
+    outcomes = _in_parallel(ctx, nodes, STAGGER)
     if all(outcome == "already running" for outcome in outcomes.values()):
         return outcomes  # joined (or not) long ago: underlay.members tells
     islanders = _islanders(ctx, nodes)
-    if islanders:
+    for _ in range(REPAIR_ROUNDS):
+        if not islanders:
+            break
         ctx.progress.item(
             "gossip",
-            f"{', '.join(n.name for n in islanders)} formed a gossip island: "
-            "restarting them one at a time",
+            f"{', '.join(n.name for n in islanders)} outside the largest gossip cluster: "
+            "restarting them",
         )
-        for node in islanders:
-            ctx.node(node.name).stop_service(SERVICE, SERVICE)
-        merged = _ensure_engines_one_by_one(ctx, islanders)
+        _stop_engines(ctx, islanders)
+        merged = _in_parallel(ctx, islanders, STAGGER)
         outcomes.update(
             {name: f"{verb} (rejoined the gossip cluster)" for name, verb in merged.items()}
         )
-        still = _islanders(ctx, nodes)
-        if still:
-            # Not an error of `up`: a spec can make gossip impossible on purpose (an
-            # advertised address peers cannot reach); underlay.members diagnoses it.
-            ctx.progress.item(
-                "gossip",
-                f"{', '.join(n.name for n in still)} still outside the first engine's gossip "
-                "cluster: `invoke verify` (underlay.*) tells why",
-            )
+        islanders = _islanders(ctx, nodes)
+    if islanders:
+        # Not an error of `up`: a spec can make gossip impossible on purpose (an
+        # advertised address peers cannot reach); underlay.members diagnoses it.
+        ctx.progress.item(
+            "gossip",
+            f"{', '.join(n.name for n in islanders)} still outside the largest gossip "
+            "cluster: `invoke verify` (underlay.*) tells why",
+        )
     return outcomes
 
 
@@ -252,17 +267,8 @@ def ensure_engines(ctx: LabContext) -> bool:
     nodes = ctx.spec.engine_nodes
     if ctx.spec.engine.uses_cluster_store and ctx.spec.kv is not None:
         outcomes = _ensure_engines_gossiping(ctx, nodes)
-        for name, outcome in outcomes.items():
-            ctx.progress.item(name, f"dockerd {outcome}")
-        return any(o != "already running" for o in outcomes.values())
-    with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        outcomes = dict(
-            zip(
-                [n.name for n in nodes],
-                pool.map(lambda n: _ensure_engine(ctx, n), nodes),
-                strict=True,
-            )
-        )
+    else:
+        outcomes = _in_parallel(ctx, nodes)
     for name, outcome in outcomes.items():
         ctx.progress.item(name, f"dockerd {outcome}")
     return any(o != "already running" for o in outcomes.values())

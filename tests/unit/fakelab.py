@@ -78,7 +78,8 @@ DEAD_SOCKET = (
 )
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
 UDP_SCRIPT = re.compile(
-    rf'^sleep "\$3"; echo (\S+) \| {re.escape(SOCAT)} .*- "UDP:\$1:\$2,readbytes=\d+"$'
+    rf'^sleep "\$3"; .* do echo (\S+); .* \| {re.escape(SOCAT)} .*- '
+    r'"UDP-SENDTO:\$1:\$2,readbytes=\d+"$'
 )
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
 # Modules whose functions reach the machine directly: a check holding one of them would

@@ -13,6 +13,8 @@ from __future__ import annotations
 import contextlib
 import io
 import ipaddress
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -227,6 +229,7 @@ class FakeNode:
     def start_service(self, service: str, argv: Sequence[str]) -> None:
         provider = self.provider
         provider.calls.append(("start_service", self.name, service, tuple(argv)))
+        provider.started_at.append((self.name, time.monotonic()))
         provider.running[(self.name, service)] = Path(argv[0]).name
         provider.logs.setdefault((self.name, service), "")
         if service == "dockerd":
@@ -307,12 +310,13 @@ class FakeProvider:
         self.engines: dict[str, FakeEngine] = {}
         self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)
         self.probes: list[tuple[str, str, int, str | None]] = []  # (from, host, port, path)
+        self.started_at: list[tuple[str, float]] = []  # (node, monotonic) per start_service
         self.spec: ClusterSpec | None = None
         self.layout: LabLayout | None = None
         self._nodes: dict[str, FakeNode] = {}
-        # Gossip: a started dockerd joins the cluster of the engines already running,
-        # except the nodes listed here, which start an island of their own: once
-        # (a restart joins the rest) or for good.
+        # Gossip: a started dockerd joins the largest cluster of the engines already
+        # running (never an island), except the nodes listed here, which start an
+        # island of their own: once (a restart joins the rest) or for good.
         self.island_once: set[str] = set()
         self.island_forever: set[str] = set()
         self._gossip: dict[str, str] = {}  # node -> the gossip cluster its engine is in
@@ -320,12 +324,14 @@ class FakeProvider:
     def gossip_join(self, node: str) -> None:
         """A dockerd started on `node`: place it in a cluster and rewrite every running
         engine's log with the serf events of its cluster's members."""
+        running = [n for (n, service) in self.running if service == "dockerd"]
         if node in self.island_once or node in self.island_forever:
             self.island_once.discard(node)
             self._gossip[node] = "island"
         else:
-            self._gossip[node] = "main"
-        running = [n for (n, service) in self.running if service == "dockerd"]
+            joinable = [self._gossip.get(n, "main") for n in running if n != node]
+            sizes = Counter(c for c in joinable if c != "island")
+            self._gossip[node] = max(sizes, key=lambda c: (sizes[c], c == "main"), default="main")
         for member in running:
             cluster = self._gossip.get(member, "main")
             peers = [n for n in running if self._gossip.get(n, "main") == cluster]

@@ -8,6 +8,7 @@ it does exactly what is missing. Missing: it makes it. The provider, engines and
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -345,21 +346,13 @@ def test_kv_alive_but_not_serving_is_stopped_before_it_is_started_again(
 
 # --- engines ---------------------------------------------------------------------------------
 class EngineLab:
-    """Engines behind a fake provider: /_ping and the serf port answer when the
-    provider says the node answers (a started dockerd does at once)."""
+    """Engines behind a fake provider: /_ping answers when the provider says the node
+    answers (a started dockerd does at once); its log holds its serf gossip view."""
 
     def __init__(self, tmp_path: Path, spec: ClusterSpec | None = None) -> None:
         self.provider = FakeProvider()
         progress, self.said = captured_progress()
         self.ctx = fake_context(tmp_path, self.provider, spec=spec, progress=progress)
-
-    @property
-    def serf_asked(self) -> list[str]:
-        """The nodes whose serf port was probed, each from itself on its lab address."""
-        asked = [probe for probe in self.provider.probes if probe[2] == engines.SERF_PORT]
-        for node, host, _, _ in asked:
-            assert host == str(self.ctx.spec.address_of(node))
-        return [node for node, *_ in asked]
 
     def converge(self) -> None:
         """Bring every engine up, then forget what that took."""
@@ -382,54 +375,70 @@ def dockerd(layout_config: Path) -> tuple[str, ...]:
     return ("dockerd", "--config-file", str(layout_config))
 
 
-def test_engines_missing_start_first_alone_then_together_with_their_daemon_json(
-    tmp_path: Path,
+def test_engines_missing_start_staggered_with_their_daemon_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(engines, "STAGGER", 0.05)
     engine_lab = EngineLab(tmp_path)
     ctx = engine_lab.ctx
     assert ensure_engines(ctx) is True
     started = engine_lab.provider.actions("start_service", "stop_service")
-    assert started[0] == ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
-    assert sorted(started[1:]) == [
-        ("start_service", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES[1:]
+    assert sorted(started) == [
+        ("start_service", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES
     ]
     for node in ENGINES:
         written = json.loads(engine_lab.config(node).read_text())
         assert written == engines.daemon_config(ctx, ctx.spec.node(node))
         assert engine_lab.outcome(node) == "started"
-    # Legacy overlay: the first engine's serf port is waited for before the rest start.
-    assert engine_lab.serf_asked == ["node1"]
+    # Legacy overlay: no two engines start closer together than the stagger, so each
+    # one's KV registration finds the earlier ones already gossiping.
+    times = sorted(at for _, at in engine_lab.provider.started_at)
+    assert all(later - earlier >= 0.045 for earlier, later in itertools.pairwise(times))
     assert not ctx.layout.daemon_config("kv").exists()
 
 
-def test_engines_that_formed_a_gossip_island_are_restarted_one_at_a_time(
+def test_engines_outside_the_largest_gossip_cluster_are_restarted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(engines, "STAGGER", 0.0)
     engine_lab = EngineLab(tmp_path)
-    engine_lab.provider.island_once = {"node2", "node3"}
+    engine_lab.provider.island_once = {"node3"}
     assert ensure_engines(engine_lab.ctx) is True
     again = engine_lab.provider.actions("start_service", "stop_service")[3:]
     assert again == [
-        ("stop_service", "node2", "dockerd"),
         ("stop_service", "node3", "dockerd"),
-        ("start_service", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
         ("start_service", "node3", "dockerd", dockerd(engine_lab.config("node3"))),
     ]
-    assert engine_lab.serf_asked == ["node1", "node2", "node3"]
-    assert engine_lab.outcome("node2") == "started (rejoined the gossip cluster)"
-    assert engine_lab.outcome("node1") == "started"
-    assert "node2, node3 formed a gossip island" in engine_lab.said.getvalue()
+    assert engine_lab.outcome("node3") == "started (rejoined the gossip cluster)"
+    assert engine_lab.outcome("node1") == engine_lab.outcome("node2") == "started"
+    assert "node3 outside the largest gossip cluster: restarting" in engine_lab.said.getvalue()
+
+
+def test_when_the_first_engine_is_the_island_it_is_the_one_restarted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(engines, "STAGGER", 0.0)
+    engine_lab = EngineLab(tmp_path)
+    engine_lab.provider.island_once = {"node1"}
+    assert ensure_engines(engine_lab.ctx) is True
+    again = engine_lab.provider.actions("start_service", "stop_service")[3:]
+    assert [call[:2] for call in again] == [("stop_service", "node1"), ("start_service", "node1")]
+    assert engine_lab.outcome("node1") == "started (rejoined the gossip cluster)"
 
 
 def test_an_island_that_a_restart_does_not_merge_is_named_and_left_to_verify(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(engines, "STAGGER", 0.0)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_forever = {"node3"}
     assert ensure_engines(engine_lab.ctx) is True
-    assert "node3 still outside the first engine's gossip cluster" in engine_lab.said.getvalue()
+    restarts = engine_lab.provider.actions("stop_service")
+    assert restarts == [("stop_service", "node3", "dockerd")] * engines.REPAIR_ROUNDS
+    assert "node3 still outside the largest gossip cluster" in engine_lab.said.getvalue()
 
 
 def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> None:
@@ -438,7 +447,6 @@ def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> Non
     before = {node: engine_lab.config(node).stat().st_mtime_ns for node in ENGINES}
     assert ensure_engines(engine_lab.ctx) is False
     assert engine_lab.provider.actions("start_service", "stop_service") == []
-    assert engine_lab.serf_asked == []
     assert {node: engine_lab.config(node).stat().st_mtime_ns for node in ENGINES} == before
     assert [engine_lab.outcome(node) for node in ENGINES] == ["already running"] * 3
 
@@ -495,16 +503,17 @@ def test_an_engine_that_died_is_started_without_a_stop(tmp_path: Path) -> None:
         ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
     ]
     assert engine_lab.outcome("node1") == "started"
-    assert engine_lab.serf_asked == ["node1"]
 
 
-def test_engines_without_a_kv_start_side_by_side_without_waiting_for_serf(tmp_path: Path) -> None:
-    # Swarm mode: no KV store, so no serf gossip to join in order.
+def test_engines_without_a_kv_start_side_by_side_without_a_stagger(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Swarm mode: no KV store, so no serf gossip to join; nothing waits between starts.
+    monkeypatch.setattr(engines, "STAGGER", 60.0)
     engine_lab = EngineLab(tmp_path, spec=load_spec(SWARM_YML))
     assert ensure_engines(engine_lab.ctx) is True
     spawned = sorted(call[1] for call in engine_lab.provider.actions("start_service"))
     assert spawned == ["mgr", "w1"]
-    assert engine_lab.serf_asked == []
 
 
 # --- images ----------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from fakelab import FakeLab, FakeLabError, fault_lab_spec
 
 import overlaylab.checks.kv
+import overlaylab.checks.probes
 import overlaylab.providers.local.netns
 from overlaylab.checks.probes import ensure_probes, exec_in
 from overlaylab.runners import HostRunner
@@ -93,3 +94,24 @@ def test_two_labs_in_one_test_answer_each_for_itself(lab: FakeLab, tmp_path: Pat
     second = FakeLab(fault_lab_spec(), tmp_path / "second")
     assert second.verify().ok
     assert "kv.reachable" in {r.check for r in lab.verify().failed}
+
+
+def test_probes_with_an_older_command_all_go_before_a_new_one_starts(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The legacy overlay gossips endpoint joins and leaves unordered: a new probe must
+    # not start while an old one on another node may still hold its address.
+    monkeypatch.setattr(overlaylab.checks.probes, "OUTDATED_SETTLE", 0.0)
+    old = [c for c in lab.running_containers() if c.is_probe]
+    for c in old:
+        c.command = ["sh", "-c", "an older probe command"]
+    events: list[str] = []
+    remove, start = lab.remove, lab.start_container
+    monkeypatch.setattr(lab, "remove", lambda c: (events.append("remove"), remove(c))[1])
+    monkeypatch.setattr(
+        lab, "start_container", lambda *a, **k: (events.append("start"), start(*a, **k))[1]
+    )
+    probes, problems = ensure_probes(lab.ctx)
+    assert problems == {}
+    assert events == ["remove"] * len(old) + ["start"] * len(old)
+    assert {p.name for p in probes} == {c.name for c in old}

@@ -6,8 +6,10 @@ stop_service runs on real child processes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -127,33 +129,29 @@ def test_engine_that_dies_fails_at_once_with_its_log(
     assert "  | panic: no luck" in str(info.value)
 
 
-def test_engines_start_one_by_one_each_once_its_serf_port_listens(
-    ctx: LabContext, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    events: list[str] = []
-    listening_after = {"node1": 3, "node2": 1, "node3": 2}
+def test_start_slots_space_real_starts_and_cost_nothing_when_unused() -> None:
+    slots = engines.StartSlots(0.05)
+    taken: list[float] = []
+    lock = threading.Lock()
 
-    def start(ctx: LabContext, node: engines.Node) -> str:
-        events.append(f"start {node.name}")
-        return "already running" if node.name == "node3" else "started"
+    def take() -> None:
+        slots.take()
+        with lock:
+            taken.append(time.monotonic())
 
-    def serf(ctx: LabContext, node: engines.Node) -> bool:
-        events.append(f"serf? {node.name}")
-        listening_after[node.name] -= 1
-        return listening_after[node.name] <= 0
-
-    monkeypatch.setattr(engines, "_ensure_engine", start)
-    monkeypatch.setattr(engines, "_serf_listening", serf)
-    outcomes = engines._ensure_engines_one_by_one(ctx, ctx.spec.engine_nodes)
-    assert outcomes == {"node1": "started", "node2": "started", "node3": "already running"}
-    # node3 was already running: its serf port is not waited for.
-    assert events == [
-        "start node1",
-        *["serf? node1"] * 3,
-        "start node2",
-        "serf? node2",
-        "start node3",
-    ]
+    threads = [threading.Thread(target=take) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    taken.sort()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(taken)]
+    assert len(gaps) == 3 and all(gap >= 0.045 for gap in gaps), gaps
+    # A slot only waits for the ones taken before it: a fresh one is free at once.
+    fresh = engines.StartSlots(60.0)
+    before = time.monotonic()
+    fresh.take()
+    assert time.monotonic() - before < 30.0
 
 
 # --- overlay networks ---------------------------------------------------------------------
