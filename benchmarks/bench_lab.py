@@ -1,10 +1,10 @@
 """Time every phase of a lab's life, for 3 and 10 engine nodes, and measure memory.
 
     sudo .venv/bin/python benchmarks/bench_lab.py [--nodes 3 10] [--runs 3]
-        [--mode none|swarm-mode|classic-swarm]
+        [--mode none|swarm-mode|classic-swarm] [--label LABEL]
 
-Writes benchmarks/results/phases[-MODE].csv (nodes, run, phase, seconds, detail) and
-benchmarks/results/memory.csv (nodes, run, node, peak_rss_mib): the peak resident
+Writes benchmarks/results/phases[-MODE][-LABEL].csv (nodes, run, phase, seconds, detail) and
+benchmarks/results/memory[-MODE][-LABEL].csv (nodes, run, node, peak_rss_mib): the peak resident
 memory of everything running in the node's namespace (dockerd, containerd, shims,
 docker-proxy) plus its containers, read from /proc/PID/status VmHWM after verify.
 Labs get their own names and subnets, so a running default lab is not touched.
@@ -171,9 +171,14 @@ def main() -> None:
         default="none",
         help="orchestration.mode of the labs (classic-swarm needs `swarm` on PATH)",
     )
+    parser.add_argument(
+        "--label", default="", help="appended to the CSV names, to keep earlier results"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.mode == "none" else f"-{args.mode}"
+    suffix = ("" if args.mode == "none" else f"-{args.mode}") + (
+        f"-{args.label}" if args.label else ""
+    )
     with (
         (RESULTS / f"phases{suffix}.csv").open("w", newline="") as p,
         (RESULTS / f"memory{suffix}.csv").open("w", newline="") as m,
