@@ -145,6 +145,18 @@ def run_once(
                     f"{rate:.1f} results/s",
                 ]
             )
+            # Again, the probes running: what verify costs once the lab is set.
+            again = run_verify(ctx, ALL_CHECKS, timeout=10.0)
+            phases.writerow(
+                [
+                    nodes,
+                    run,
+                    "verify again",
+                    f"{again.seconds:.3f}",
+                    f"{len(again.results)} results, {len(again.failed)} failed, "
+                    f"{len(again.results) / again.seconds:.1f} results/s",
+                ]
+            )
             for node in ctx.spec.engine_nodes:
                 memory.writerow([nodes, run, node.name, node_peak_rss_mib(ctx, node.name)])
             if ctx.spec.kv is not None:
@@ -156,7 +168,7 @@ def run_once(
         print(
             f"{mode}, {nodes} nodes, run {run}: up {report.seconds:.1f}s, verify "
             f"{verify.seconds:.1f}s ({len(verify.results)} results, {len(verify.failed)} "
-            f"failed)",
+            f"failed), again {again.seconds:.1f}s ({len(again.failed)} failed)",
             file=sys.stderr,
         )
 

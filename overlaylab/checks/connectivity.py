@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
-from overlaylab.checks.probe_batch import Outcome, ProbeTest, run_tests
+from overlaylab.checks.probe_batch import Outcome, ProbeTest, run_phased, run_tests
 from overlaylab.checks.probes import (
     IPUTILS_PING,
     PROBE_PORT,
@@ -356,14 +356,11 @@ def _run_pair_checks(vctx: VerifyContext, check_ids: list[str]) -> dict[str, lis
         for check_id in check_ids
         for a, b in todo
     }
-    # UDP goes second, on its own: its echo server loses datagrams when it is busy,
-    # and the other tests' hundreds of processes keep it busy. Both phases share one
-    # retry window (each gets at least one round).
-    started = time.monotonic()
-    seen = run_tests(vctx, [t for (cid, _, _), t in tests.items() if cid != "connectivity.udp"])
-    left = max(0.0, vctx.timeout - (time.monotonic() - started))
+    # UDP goes second, on its own: the other tests' hundreds of processes slow the
+    # echo servers down. Failures of both are then retried together, in one window.
     udp = [t for (cid, _, _), t in tests.items() if cid == "connectivity.udp"]
-    seen.update(run_tests(vctx, udp, timeout=left))
+    rest = [t for (cid, _, _), t in tests.items() if cid != "connectivity.udp"]
+    seen = run_phased(vctx, [rest, udp])
     lost_df = [(a, b) for (cid, a, b), t in tests.items() if cid == "mtu.df" and not seen[t.id].ok]
     if lost_df:
         small = {pair: small_ping_test(*pair) for pair in lost_df}

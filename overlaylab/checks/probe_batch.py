@@ -95,33 +95,51 @@ def _round(
     return {t.id: found.get(t.id, (code or 1, lost)) for t in tests}
 
 
+def _one_round(
+    vctx: VerifyContext, tests: list[ProbeTest], outcomes: dict[str, Outcome], started: float
+) -> list[ProbeTest]:
+    """Every test once, one exec per source probe; records outcomes, returns failures."""
+    by_source: dict[Probe, list[ProbeTest]] = {}
+    for test in tests:
+        by_source.setdefault(test.source, []).append(test)
+    rounds = vctx.pool.map(lambda item: _round(vctx, *item), list(by_source.items()))
+    answers = {k: v for found in rounds for k, v in found.items()}
+    now = time.monotonic()
+    failed: list[ProbeTest] = []
+    for test in tests:
+        code, out = answers[test.id]
+        seen = outcomes.setdefault(test.id, Outcome(code, out, 0, 0.0))
+        seen.code, seen.output, seen.seconds = code, out, round(now - started, 3)
+        seen.tries += 1
+        seen.ok = test.passed(code, out)
+        if not seen.ok:
+            failed.append(test)
+    return failed
+
+
+def run_phased(
+    vctx: VerifyContext, phases: Sequence[Iterable[ProbeTest]], timeout: float | None = None
+) -> dict[str, Outcome]:
+    """Each phase's tests once, one phase after the other (for tests that would
+    disturb each other), then every failure of every phase again, together, until it
+    passes or `timeout` (default: the verify timeout) seconds from the start pass.
+    `timeout=0` runs each phase once, for tests that are not retried."""
+    started = time.monotonic()
+    deadline = started + (vctx.timeout if timeout is None else timeout)
+    outcomes: dict[str, Outcome] = {}
+    failed: list[ProbeTest] = []
+    for phase in phases:
+        if tests := list(phase):
+            failed += _one_round(vctx, tests, outcomes, started)
+    while failed and time.monotonic() < deadline:
+        time.sleep(RETRY_PAUSE)
+        failed = _one_round(vctx, failed, outcomes, started)
+    return outcomes
+
+
 def run_tests(
     vctx: VerifyContext, tests: Iterable[ProbeTest], timeout: float | None = None
 ) -> dict[str, Outcome]:
     """Run `tests` in rounds until each passes or `timeout` (default: the verify
     timeout) seconds pass; `timeout=0` runs one round, for tests that are not retried."""
-    started = time.monotonic()
-    deadline = started + (vctx.timeout if timeout is None else timeout)
-    pending = list(tests)
-    outcomes: dict[str, Outcome] = {}
-    while pending:
-        by_source: dict[Probe, list[ProbeTest]] = {}
-        for test in pending:
-            by_source.setdefault(test.source, []).append(test)
-        rounds = vctx.pool.map(lambda item: _round(vctx, *item), list(by_source.items()))
-        answers = {k: v for found in rounds for k, v in found.items()}
-        now = time.monotonic()
-        still: list[ProbeTest] = []
-        for test in pending:
-            code, out = answers[test.id]
-            seen = outcomes.setdefault(test.id, Outcome(code, out, 0, 0.0))
-            seen.code, seen.output, seen.seconds = code, out, round(now - started, 3)
-            seen.tries += 1
-            seen.ok = test.passed(code, out)
-            if not seen.ok:
-                still.append(test)
-        if not still or time.monotonic() >= deadline:
-            break
-        pending = still
-        time.sleep(RETRY_PAUSE)
-    return outcomes
+    return run_phased(vctx, [tests], timeout)

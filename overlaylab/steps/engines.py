@@ -24,6 +24,10 @@ ISLAND_TIMEOUT = 3.0  # for every engine's gossip view to hold every engine
 # Seconds between two legacy-overlay engine starts: wider than the jitter of dockerd's
 # first KV registration on a loaded 2-core machine (see _ensure_engines_gossiping).
 STAGGER = 0.15
+# Each engine joins exactly one other: with three or fewer, every way they can pick
+# makes one cluster (two clusters need two pairs that picked each other), so they
+# start at once.
+START_TOGETHER = 3
 REPAIR_ROUNDS = 3
 SERVICE = ENGINE_SERVICE
 
@@ -234,7 +238,7 @@ def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, s
     they still overlap. Each engine's own gossip view is then read: the engines outside
     the largest cluster, should an island form anyway, are stopped and started again
     (staggered) up to REPAIR_ROUNDS times. What still cannot merge is left to verify."""
-    outcomes = _in_parallel(ctx, nodes, STAGGER)
+    outcomes = _in_parallel(ctx, nodes, STAGGER if len(nodes) > START_TOGETHER else 0.0)
     if all(outcome == "already running" for outcome in outcomes.values()):
         return outcomes  # joined (or not) long ago: underlay.members tells
     islanders = _islanders(ctx, nodes)

@@ -379,6 +379,7 @@ def test_engines_missing_start_staggered_with_their_daemon_json(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(engines, "STAGGER", 0.05)
+    monkeypatch.setattr(engines, "START_TOGETHER", 2)
     engine_lab = EngineLab(tmp_path)
     ctx = engine_lab.ctx
     assert ensure_engines(ctx) is True
@@ -395,6 +396,17 @@ def test_engines_missing_start_staggered_with_their_daemon_json(
     times = sorted(at for _, at in engine_lab.provider.started_at)
     assert all(later - earlier >= 0.045 for earlier, later in itertools.pairwise(times))
     assert not ctx.layout.daemon_config("kv").exists()
+
+
+def test_three_legacy_engines_start_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each engine joins one other: three cannot split into two clusters.
+    monkeypatch.setattr(engines, "STAGGER", 2.0)
+    engine_lab = EngineLab(tmp_path)
+    assert ensure_engines(engine_lab.ctx) is True
+    times = sorted(at for _, at in engine_lab.provider.started_at)
+    assert len(times) == 3 and times[-1] - times[0] < 2.0
 
 
 def test_engines_outside_the_largest_gossip_cluster_are_restarted(

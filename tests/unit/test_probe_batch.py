@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from overlaylab.checks.probe_batch import MARKER, RUNNER, ProbeTest, parse, runner_argv
+from overlaylab.checks.probe_batch import (
+    MARKER,
+    RUNNER,
+    ProbeTest,
+    parse,
+    run_phased,
+    runner_argv,
+)
 from overlaylab.checks.probes import Probe
 
 SOURCE = Probe("node1", "dn", "probe-dn-node1", "10.0.9.2")
@@ -40,3 +49,54 @@ def test_a_test_is_passed_to_the_runner_as_data_never_as_shell_code() -> None:
 def test_parse_of_output_without_markers_finds_nothing() -> None:
     assert parse("OCI runtime exec failed") == {}
     assert parse(f"\n{MARKER} a \n") == {"a": (124, "")}  # killed before its exit code
+
+
+class HostProbes:
+    """What run_phased needs of a VerifyContext, the probes being this host's sh: each
+    round's exec is recorded with the ids of the tests it carried."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.pool = ThreadPoolExecutor(max_workers=4)
+        self.rounds: list[list[str]] = []
+
+    def exec(
+        self, source: Probe, container: None, argv: list[str], timeout: float
+    ) -> tuple[int, str, str]:
+        self.rounds.append(sorted(a.split(" ", 1)[0] for a in argv[4:]))
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        return done.returncode, done.stdout, shlex.join(argv)
+
+
+def test_phases_run_in_turn_then_their_failures_are_retried_together(tmp_path: Path) -> None:
+    flag, tries = tmp_path / "first-phase-ran", tmp_path / "tries"
+    ok = lambda code, _out: code == 0  # noqa: E731
+    first = [
+        ProbeTest("touch", SOURCE, ["touch", str(flag)], ok),
+        # Passes from its third try: a transient failure.
+        ProbeTest(
+            "flaky", SOURCE, ["sh", "-c", f"echo . >>{tries}; [ $(wc -l <{tries}) -ge 3 ]"], ok
+        ),
+    ]
+    second = [
+        ProbeTest("after", SOURCE, ["test", "-e", str(flag)], ok),
+        ProbeTest("never", SOURCE, ["false"], ok),
+    ]
+    vctx = HostProbes(timeout=3.0)
+    seen = run_phased(vctx, [first, second])  # type: ignore[arg-type]
+    assert vctx.rounds[:2] == [["flaky", "touch"], ["after", "never"]]
+    # Retries carry the failures of both phases in one exec each round.
+    assert vctx.rounds[2] == vctx.rounds[3] == ["flaky", "never"]
+    assert all(r == ["never"] for r in vctx.rounds[4:]) and len(vctx.rounds) >= 5
+    assert seen["after"].ok and seen["touch"].tries == 1
+    assert seen["flaky"].ok and seen["flaky"].tries == 3
+    assert not seen["never"].ok and seen["never"].tries == len(vctx.rounds) - 1
+    vctx.pool.shutdown()
+
+
+def test_timeout_zero_runs_each_phase_once(tmp_path: Path) -> None:
+    vctx = HostProbes(timeout=10.0)
+    ok = lambda code, _out: code == 0  # noqa: E731
+    seen = run_phased(vctx, [[ProbeTest("no", SOURCE, ["false"], ok)]], timeout=0)  # type: ignore[arg-type]
+    assert vctx.rounds == [["no"]] and seen["no"].tries == 1
+    vctx.pool.shutdown()
