@@ -21,9 +21,7 @@ class VerifyContext:
     timeout: float = 10.0  # per probe action, retries included
     # Facts several checks read (the stack containers), looked up once per run.
     cache: dict[str, Any] = field(default_factory=dict)
-    # Wide enough for the pair checks' one exec per probe and the other checks' reads
-    # at the same time (see run_verify's lanes).
-    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=48))
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=16))
     # The check ids this run was asked for: checks that share work (one batch of probe
     # tests for every pair check) do it once for all of them.
     selected: frozenset[str] = frozenset()

@@ -6,7 +6,6 @@ import fnmatch
 import time
 import traceback
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from overlaylab.checks import (
@@ -96,16 +95,6 @@ def crashed(check: Check, exc: Exception) -> CheckResult:
     )
 
 
-def _run_checks(
-    vctx: VerifyContext, checks: list[Check], found: dict[str, list[CheckResult]]
-) -> None:
-    for check in checks:
-        try:
-            found[check.id] = check.run(vctx)
-        except Exception as exc:  # a crashing check is reported, not fatal to the rest
-            found[check.id] = [crashed(check, exc)]
-
-
 def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:
     started = time.monotonic()
     report = VerifyReport(cluster=ctx.spec.name, checks_run=[c.id for c in checks])
@@ -117,21 +106,14 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
         timeout=timeout,
         selected=frozenset(c.id for c in checks),
     )
-    # Two lanes: the pair checks are one batch of probe tests that keeps the probes
-    # busy for seconds; every other check reads engines, the store and containers
-    # meanwhile. Results keep the checks' order.
-    found: dict[str, list[CheckResult]] = {}
-    pair_lane = [c for c in checks if c.id in connectivity.PAIR_CHECKS]
-    other_lane = [c for c in checks if c.id not in connectivity.PAIR_CHECKS]
     try:
-        with ThreadPoolExecutor(max_workers=1) as lane:
-            pairs = lane.submit(_run_checks, vctx, pair_lane, found)
-            _run_checks(vctx, other_lane, found)
-            pairs.result()
+        for check in checks:
+            try:
+                report.results.extend(check.run(vctx))
+            except Exception as exc:  # a crashing check is reported, not fatal to the rest
+                report.results.append(crashed(check, exc))
     finally:
         vctx.pool.shutdown(wait=True)
-    for check in checks:
-        report.results.extend(found[check.id])
     report.diagnosis = diagnose(ctx.spec, report.results)
     report.seconds = time.monotonic() - started
     return report
