@@ -100,3 +100,14 @@ def test_timeout_zero_runs_each_phase_once(tmp_path: Path) -> None:
     seen = run_phased(vctx, [[ProbeTest("no", SOURCE, ["false"], ok)]], timeout=0)  # type: ignore[arg-type]
     assert vctx.rounds == [["no"]] and seen["no"].tries == 1
     vctx.pool.shutdown()
+
+
+def test_a_failure_is_retried_once_even_when_the_first_rounds_outlast_the_window() -> None:
+    vctx = HostProbes(timeout=0.2)
+    ok = lambda code, _out: code == 0  # noqa: E731
+    slow = ProbeTest("slow", SOURCE, ["sleep", "0.5"], ok)
+    never = ProbeTest("never", SOURCE, ["false"], ok)
+    seen = run_phased(vctx, [[slow], [never]])  # type: ignore[arg-type]
+    assert vctx.rounds == [["slow"], ["never"], ["never"]]
+    assert seen["never"].tries == 2
+    vctx.pool.shutdown()
