@@ -8,9 +8,10 @@ staggers the engine starts and restarts the engines of an island should one form
 Each run brings a fresh lab up, runs `underlay.*` (`underlay.members`: every
 engine's own gossip view must hold every engine), and takes the lab down.
 
-Writes benchmarks/results/gossip.csv: nodes, run, engines_s (the engines step),
-up_s, islands (engines `up` found outside the first engine's cluster and restarted,
-in every repair round), members_failed (underlay.* failures after `up`).
+Writes benchmarks/results/gossip.csv: nodes, run, engines_s (the engines step), up_s,
+islanders (engines `up` found outside the largest gossip cluster and restarted, over
+every repair round), members_failed (underlay.* failures after `up`). The committed
+file joins two sessions of 5 runs (runs 1-5 and 6-10).
 """
 
 from __future__ import annotations
