@@ -19,11 +19,12 @@ from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE
 from overlaylab.spec.models import PROBE_IMAGE
 
+T = TypeVar("T")
+
 PROBE_PORT = 7070  # TCP: busybox httpd serving PROBE_PAGE
 PROBE_UDP_PORT = 7071  # UDP: socat echoing every datagram back
 SOCAT = "/opt/host/bin/socat"
 IPUTILS_PING = "/opt/host/bin/ping"
-T = TypeVar("T")
 PROBE_UDP_DATAGRAM = 64  # bytes: every UDP test sends datagrams of exactly this size
 # httpd daemonizes itself; socat then becomes the container's main process. The UDP
 # echo: with UDP-RECVFROM and fork, the child that answers a datagram shares the one
@@ -119,16 +120,16 @@ def ensure_probes(
     with ThreadPoolExecutor(max_workers=max(1, min(16, len(wanted)))) as pool:
         # Outdated probes all go before any new one starts. The legacy overlay spreads
         # endpoint joins and leaves by gossip, unordered: a new probe given the address
-        # an old one on another node just freed could be "left" after it "joined", and
-        # engines would keep sending its traffic to the old node (seen: probes replaced
-        # all at once on 10 engines left a dozen paths dead until the lab was remade).
+        # an old one on another node just freed could be "left" after it "joined".
+        # Probes replaced all at once on 10 engines left 33 of 190 paths dead; with this
+        # order still 41 of 200, so it narrows the race without closing it (the README
+        # says to remake the lab then). A fresh lab is not affected.
         removed = list(pool.map(lambda item: attempt(_remove_if_outdated, item), wanted))
         if any(removed):
             time.sleep(OUTDATED_SETTLE)
-        # One probe at a time per engine, the engines side by side: dockerd 20.10 starting
-        # several overlay containers at once was seen to program a peer's entries into
-        # the wrong namespace ("dial tcp <kv>: network is unreachable" from a node whose
-        # route to the store was fine), leaving paths dead.
+        # One probe at a time per engine, the engines side by side: while dockerd 20.10
+        # started several overlay containers at once, it once failed a start with "dial
+        # tcp <kv>: network is unreachable" on a node whose route to the store was fine.
         per_node = pool.map(
             lambda node: [attempt(_ensure_probe, item) for item in wanted if item[0] == node],
             names,
