@@ -219,20 +219,18 @@ def udp_token(a: Probe) -> str:
 
 
 UDP_STAGGER = 0.04  # seconds between two sources' datagrams to one echo server
-
-
 UDP_RESEND = 0.25  # seconds between two datagrams of one UDP test
 UDP_SENDS = 12  # datagrams at most: UDP_SENDS x UDP_RESEND is the test's patience
 
 
 def udp_script(token: str) -> str:
     # The token goes out every UDP_RESEND seconds until its echo is back: a datagram
-    # lost on the way costs a resend, not the test. readbytes: the
-    # echo is the token and a newline; once that much came back socat ends (and the
-    # sending loop at its next datagram); -t 0.01: without it socat would wait for the
-    # loop's end once the echo is in. UDP-SENDTO, not UDP: on a connected socket the
-    # ICMP "port unreachable" for a refused datagram ends socat with an error, and the
-    # resends with it.
+    # lost on the way costs a resend, not the test. readbytes: the echo is the token
+    # and a newline; once that much came back socat ends (and the sending loop at its
+    # next datagram). -t 0.01: without it socat would wait for the loop's end once the
+    # echo is in. UDP-SENDTO, not UDP: on a connected socket the ICMP "port
+    # unreachable" for a refused datagram ends socat with an error, and the resends
+    # with it.
     return (
         f'sleep "$3"; i=0; while [ $i -lt {UDP_SENDS} ]; do echo {token}; '
         f"sleep {UDP_RESEND}; i=$((i+1)); done | "
@@ -243,9 +241,10 @@ def udp_script(token: str) -> str:
 def udp_delay(vctx: VerifyContext, a: Probe, b: Probe) -> str:
     """When `a` sends, so that the sources of one target take turns.
 
-    The probes' echo server forks a child per datagram; sources taking turns keep
-    its children few. Source i waits (i - target) x UDP_STAGGER seconds: each server hears from one
-    source at a time, and a lab of n engines spends n x UDP_STAGGER seconds on it."""
+    The probes' echo server forks a child per datagram and waits until that child
+    has read it; sources taking turns keep the queue short. Source i waits
+    (i - target) x UDP_STAGGER seconds, and a lab of n engines spends n x UDP_STAGGER
+    seconds on it."""
     nodes = [n.name for n in vctx.lab.spec.engine_nodes]
     turn = (nodes.index(a.node) - nodes.index(b.node)) % len(nodes)
     return f"{turn * UDP_STAGGER + (UDP_STAGGER / 2 if b.slot != 'a' else 0):.2f}"
