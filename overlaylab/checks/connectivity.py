@@ -10,16 +10,10 @@ from dataclasses import dataclass
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
-from overlaylab.checks.probe_batch import Outcome, ProbeTest, run_phased, run_tests
-from overlaylab.checks.probes import (
-    IPUTILS_PING,
-    PROBE_PORT,
-    PROBE_UDP_DATAGRAM,
-    PROBE_UDP_PORT,
-    SOCAT,
-    Probe,
-)
+from overlaylab.checks.probe_batch import Outcome, ProbeTest, run_tests
+from overlaylab.checks.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, Probe
 from overlaylab.checks.result import CheckResult, PathKind
+from overlaylab.probe_tools import UDP_SEND
 from overlaylab.steps.images import PROBE_PAGE
 
 HINT_DATAPLANE = (
@@ -213,52 +207,25 @@ def tcp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
 
 
 def udp_token(a: Probe) -> str:
-    """What `a` sends: its name, padded so that with echo's newline the datagram is
-    PROBE_UDP_DATAGRAM bytes, the size the echo server reads (see PROBE_COMMAND)."""
-    return f"overlaylab-udp-{a.name}"[: PROBE_UDP_DATAGRAM - 1].ljust(PROBE_UDP_DATAGRAM - 1, "-")
+    """What `a` sends, and must hear back."""
+    return f"overlaylab-udp-{a.name}"
 
 
-UDP_STAGGER = 0.04  # seconds between two sources' datagrams to one echo server
 UDP_RESEND = 0.25  # seconds between two datagrams of one UDP test
 UDP_SENDS = 12  # datagrams at most: UDP_SENDS x UDP_RESEND is the test's patience
 
 
-def udp_script(token: str) -> str:
-    # The token goes out every UDP_RESEND seconds until its echo is back: a datagram
-    # lost on the way costs a resend, not the test. readbytes: the echo is the token
-    # and a newline; once that much came back socat ends (and the sending loop at its
-    # next datagram). -t 0.01: without it socat would wait for the loop's end once the
-    # echo is in. UDP-SENDTO, not UDP: on a connected socket the ICMP "port
-    # unreachable" for a refused datagram ends socat with an error, and the resends
-    # with it.
-    return (
-        f'sleep "$3"; i=0; while [ $i -lt {UDP_SENDS} ]; do echo {token}; '
-        f"sleep {UDP_RESEND}; i=$((i+1)); done | "
-        f'{SOCAT} -T 1 -t 0.01 - "UDP-SENDTO:$1:$2,readbytes={len(token) + 1}"'
-    )
-
-
-def udp_delay(vctx: VerifyContext, a: Probe, b: Probe) -> str:
-    """When `a` sends, so that the sources of one target take turns.
-
-    The probes' echo server forks a child per datagram and waits until that child
-    has read it; sources taking turns keep the queue short. Source i waits
-    (i - target) x UDP_STAGGER seconds, and a lab of n engines spends n x UDP_STAGGER
-    seconds on it."""
-    nodes = [n.name for n in vctx.lab.spec.engine_nodes]
-    turn = (nodes.index(a.node) - nodes.index(b.node)) % len(nodes)
-    return f"{turn * UDP_STAGGER + (UDP_STAGGER / 2 if b.slot != 'a' else 0):.2f}"
-
-
 def udp_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
     token = udp_token(a)
-    argv = ["sh", "-c", udp_script(token), "udp", b.address, str(PROBE_UDP_PORT)]
+    # probe_tools' udp-send: the token again every UDP_RESEND seconds until it is
+    # echoed, so a datagram lost on the way costs a resend, not the test.
+    argv = [UDP_SEND, b.address, str(PROBE_UDP_PORT), token, str(UDP_SENDS), str(UDP_RESEND)]
     return ProbeTest(
         f"udp.{a.name}.{b.name}",
         a,
-        [*argv, udp_delay(vctx, a, b)],
+        argv,
         lambda _code, out: token in out,
-        timeout=2 + int(UDP_SENDS * UDP_RESEND + len(vctx.lab.spec.engine_nodes) * UDP_STAGGER),
+        timeout=2 + int(UDP_SENDS * UDP_RESEND),
     )
 
 
@@ -278,22 +245,22 @@ def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
     )
 
 
-def overlay_mtus(vctx: VerifyContext, sources: list[Probe]) -> dict[Probe, int]:
-    """Each source probe's overlay MTU (its eth0), read once per verify run."""
-    known: dict[Probe, int] = vctx.cache.setdefault("overlay_mtu", {})
-    tests = [
-        ProbeTest(f"mtu.{p.name}", p, ["cat", "/sys/class/net/eth0/mtu"], lambda c, o: c == 0)
-        for p in {*sources} - set(known)
-    ]
-    for test, seen in zip(tests, run_tests(vctx, tests, timeout=0).values(), strict=True):
-        text = seen.output.strip()
-        known[test.source] = int(text) if seen.ok and text.isdigit() else 1450
-    return known
+# The source reads its overlay MTU (eth0's) and pings with the largest payload that
+# fits: MTU less the IPv4 (20) and ICMP (8) headers. The MTU goes first in the output.
+DF_SCRIPT = (
+    'm=$(cat /sys/class/net/eth0/mtu) && echo "overlay mtu $m" && '
+    f'exec {IPUTILS_PING} -M do -s $((m - 28)) -c 1 -W 1 "$1"'
+)
+DEFAULT_OVERLAY_MTU = 1450  # said when the source could not read its own
+
+
+def overlay_mtu(output: str) -> int:
+    found = re.search(r"^overlay mtu (\d+)$", output, re.MULTILINE)
+    return int(found[1]) if found else DEFAULT_OVERLAY_MTU
 
 
 def mtu_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
-    payload = overlay_mtus(vctx, [a])[a] - 28  # IPv4 (20) + ICMP (8) headers
-    argv = [IPUTILS_PING, "-M", "do", "-s", str(payload), "-c", "1", "-W", "1", b.address]
+    argv = ["sh", "-c", DF_SCRIPT, "df", b.address]
     return ProbeTest(f"df.{a.name}.{b.name}", a, argv, lambda c, _o: c == 0)
 
 
@@ -307,7 +274,7 @@ def small_ping_test(a: Probe, b: Probe) -> ProbeTest:
 
 
 def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
-    mtu = overlay_mtus(vctx, [a])[a]
+    mtu = overlay_mtu(seen.output)
     message = f"{mtu}-byte packet with don't-fragment to {b.address} " + (
         "crossed" if seen.ok else f"was lost (exit {seen.code})"
     )
@@ -348,18 +315,12 @@ PAIR_CHECKS: dict[str, PairCheck] = {
 def _run_pair_checks(vctx: VerifyContext, check_ids: list[str]) -> dict[str, list[CheckResult]]:
     """Every pair of every check in `check_ids`, in one shared set of rounds."""
     todo = pairs(vctx)
-    if "mtu.df" in check_ids:
-        overlay_mtus(vctx, [a for a, _ in todo])
     tests = {
         (check_id, a, b): PAIR_CHECKS[check_id].test(vctx, a, b)
         for check_id in check_ids
         for a, b in todo
     }
-    # UDP goes second, on its own: the other tests' hundreds of processes slow the
-    # echo servers down. Failures of both are then retried together, in one window.
-    udp = [t for (cid, _, _), t in tests.items() if cid == "connectivity.udp"]
-    rest = [t for (cid, _, _), t in tests.items() if cid != "connectivity.udp"]
-    seen = run_phased(vctx, [rest, udp])
+    seen = run_tests(vctx, tests.values())
     lost_df = [(a, b) for (cid, a, b), t in tests.items() if cid == "mtu.df" and not seen[t.id].ok]
     if lost_df:
         small = {pair: small_ping_test(*pair) for pair in lost_df}

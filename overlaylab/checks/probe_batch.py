@@ -23,19 +23,17 @@ from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.probes import Probe
 
 MARKER = "@@overlaylab-test"
-# Each argument: "<id> <timeout> <command>". Every test runs in the background with its
-# output in its own file; after `wait`, each is printed after a marker with its exit code.
+# Each argument: "<id> <timeout> <command>". Every test runs in the background, writing
+# its output and then a marker with its id and exit code to its own file; after `wait`,
+# one `cat` prints them all. (A marker before the output needed the exit code first: a
+# `cat` and a command substitution per test, which cost as much as the tests.)
 RUNNER = f"""d=$(mktemp -d)
 for t in "$@"; do
   id=${{t%% *}}; rest=${{t#* }}; to=${{rest%% *}}; cmd=${{rest#* }}
-  (eval "timeout $to $cmd" >"$d/$id" 2>&1; echo $? >"$d/$id.rc") &
+  {{ eval "timeout $to $cmd"; printf '\\n{MARKER} %s %s\\n' "$id" "$?"; }} >"$d/$id" 2>&1 &
 done
 wait
-for t in "$@"; do
-  id=${{t%% *}}
-  printf '\\n{MARKER} %s %s\\n' "$id" "$(cat "$d/$id.rc")"
-  cat "$d/$id"
-done
+cat "$d"/*
 rm -rf "$d"
 """
 RETRY_PAUSE = 0.3  # between rounds: the overlay may still be converging
@@ -70,17 +68,17 @@ def runner_argv(tests: Sequence[ProbeTest]) -> list[str]:
 
 
 def parse(output: str) -> dict[str, tuple[int, str]]:
-    """The runner's output, back into (exit code, output) per test id."""
+    """The runner's output, back into (exit code, output) per test id: each test's
+    output comes before its marker line."""
     found: dict[str, tuple[int, str]] = {}
-    pattern = re.compile(rf"^{MARKER} (\S+) (-?\d*)$", re.MULTILINE)
-    marks = list(pattern.finditer(output))
-    for mark, following in zip(marks, [*marks[1:], None], strict=False):
-        end = following.start() if following else len(output)
-        body = output[mark.end() + 1 : end]
-        if following:  # the runner's printf put a newline before the next marker
-            body = body.removesuffix("\n")
-        code = int(mark[2]) if mark[2] else 124  # no exit code: killed before `echo $?`
+    pattern = re.compile(rf"^{MARKER} (\S+) (-?\d*)$\n?", re.MULTILINE)
+    start = 0
+    for mark in pattern.finditer(output):
+        # The runner's printf put a newline between the output and the marker.
+        body = output[start : mark.start()].removesuffix("\n")
+        code = int(mark[2]) if mark[2] else 124  # no exit code: killed before `$?`
         found[mark[1]] = (code, body)
+        start = mark.end()
     return found
 
 
@@ -117,34 +115,22 @@ def _one_round(
     return failed
 
 
-def run_phased(
-    vctx: VerifyContext, phases: Sequence[Iterable[ProbeTest]], timeout: float | None = None
+def run_tests(
+    vctx: VerifyContext, tests: Iterable[ProbeTest], timeout: float | None = None
 ) -> dict[str, Outcome]:
-    """Each phase's tests once, one phase after the other (for tests that would
-    disturb each other), then every failure of every phase again, together, until it
-    passes or `timeout` (default: the verify timeout) seconds from the start pass.
-    A failure is retried at least once even when the first rounds alone outlast the
-    window (a large lab): one slow moment must not stand as a finding. `timeout=0`
-    runs each phase once, for tests that are not retried."""
+    """Every test once, one exec per source probe, then the failures again, together,
+    until they pass or `timeout` (default: the verify timeout) seconds from the start
+    pass. A failure is retried at least once even when the first round alone outlasts
+    the window (a large lab): one slow moment must not stand as a finding. `timeout=0`
+    runs one round, for tests that are not retried."""
     started = time.monotonic()
     window = vctx.timeout if timeout is None else timeout
     deadline = started + window
     outcomes: dict[str, Outcome] = {}
-    failed: list[ProbeTest] = []
-    for phase in phases:
-        if tests := list(phase):
-            failed += _one_round(vctx, tests, outcomes, started)
+    failed = _one_round(vctx, list(tests), outcomes, started)
     retries = 0
     while failed and (time.monotonic() < deadline or (window > 0 and retries == 0)):
         time.sleep(RETRY_PAUSE)
         failed = _one_round(vctx, failed, outcomes, started)
         retries += 1
     return outcomes
-
-
-def run_tests(
-    vctx: VerifyContext, tests: Iterable[ProbeTest], timeout: float | None = None
-) -> dict[str, Outcome]:
-    """Run `tests` in rounds until each passes or `timeout` (default: the verify
-    timeout) seconds pass; `timeout=0` runs one round, for tests that are not retried."""
-    return run_phased(vctx, [tests], timeout)

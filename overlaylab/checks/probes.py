@@ -17,28 +17,17 @@ from docker.models.containers import Container
 
 from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE
+from overlaylab.probe_tools import UDP_ECHO
 from overlaylab.spec.models import PROBE_IMAGE
+from overlaylab.steps.images import ensure_probe_image
 
 T = TypeVar("T")
 
 PROBE_PORT = 7070  # TCP: busybox httpd serving PROBE_PAGE
-PROBE_UDP_PORT = 7071  # UDP: socat echoing every datagram back
-SOCAT = "/opt/host/bin/socat"
+PROBE_UDP_PORT = 7071  # UDP: probe_tools' udp-echo answering every datagram
 IPUTILS_PING = "/opt/host/bin/ping"
-PROBE_UDP_DATAGRAM = 64  # bytes: every UDP test sends datagrams of exactly this size
-# httpd daemonizes itself; socat then becomes the container's main process. The UDP
-# echo: with UDP-RECVFROM and fork, the child that answers a datagram shares the one
-# listening socket with the parent, and would read (and swallow) every other peer's
-# datagrams for as long as it lives; under load that silenced a probe for seconds.
-# readbytes of one datagram's size makes the child stop reading after its own. (UDP-
-# LISTEN instead refuses new peers while it binds a socket for each.) -T 0.2 ends an
-# idle child: a UDP peer never sends EOF.
-PROBE_COMMAND = [
-    "sh",
-    "-c",
-    f"httpd -p {PROBE_PORT} -h /www && exec {SOCAT} -T 0.2 "
-    f"UDP-RECVFROM:{PROBE_UDP_PORT},fork,reuseaddr,readbytes={PROBE_UDP_DATAGRAM} PIPE",
-]
+# httpd daemonizes itself; the UDP echo then becomes the container's main process.
+PROBE_COMMAND = ["sh", "-c", f"httpd -p {PROBE_PORT} -h /www && exec {UDP_ECHO} {PROBE_UDP_PORT}"]
 # Seconds for the removal of outdated probes to reach every engine by gossip.
 OUTDATED_SETTLE = 2.0
 # Two probes per node and network: the second one makes same-host paths testable.
@@ -84,6 +73,7 @@ def _ensure_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
                 container.remove(force=True)
                 raise docker.errors.NotFound(name)
         except docker.errors.NotFound:
+            ensure_probe_image(ctx, node, client)  # an older image lacks the command's tools
             container = client.containers.run(
                 PROBE_IMAGE,
                 PROBE_COMMAND,

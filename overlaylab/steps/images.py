@@ -4,6 +4,7 @@ busybox; every other image is side-loaded from a tarball or the host's own engin
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import subprocess
 import tarfile
@@ -13,6 +14,7 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from overlaylab import probe_tools
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.spec.models import PROBE_IMAGE, Stack
@@ -23,10 +25,11 @@ from overlaylab.steps.rootfs import shared_libraries
 BUSYBOX = Path("/bin/busybox")
 PROBE_PAGE = b"overlaylab probe\n"
 # Host tools busybox lacks, copied in with their shared libraries: iputils ping can
-# set don't-fragment (MTU probes), socat speaks UDP. Called by absolute path.
+# set don't-fragment (MTU probes), perl runs the UDP tools (probe_tools). Called by
+# absolute path.
 HOST_TOOLS_DIR = "opt/host/bin"
-HOST_TOOLS = {"ping": Path("/usr/bin/ping"), "socat": Path("/usr/bin/socat")}
-HOST_TOOL_PACKAGES = {"ping": "iputils-ping", "socat": "socat"}
+HOST_TOOLS = {"ping": Path("/usr/bin/ping"), "perl": Path("/usr/bin/perl")}
+HOST_TOOL_PACKAGES = {"ping": "iputils-ping", "perl": "perl-base"}
 
 
 def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
@@ -62,6 +65,9 @@ def build_probe_rootfs(busybox: Path = BUSYBOX) -> bytes:
         _add_file(tar, "etc/group", b"root:x:0:\n")
         _add_file(tar, "www/index.html", PROBE_PAGE)
         _add_host_tools(tar)
+        _add_dir(tar, probe_tools.IMAGE_DIR)
+        for tool in probe_tools.TOOLS:
+            _add_file(tar, f"{probe_tools.IMAGE_DIR}/{tool}", probe_tools.source(tool), 0o755)
     return buffer.getvalue()
 
 
@@ -92,12 +98,42 @@ def _probe_rootfs() -> bytes:
     return build_probe_rootfs()
 
 
+# The probe image's tag stays overlaylab/probe:1 (stacks name it); this label tells
+# which rootfs it holds, so a changed one (new tools, a host upgrade) is imported again.
+ROOTFS_LABEL = "overlaylab.probe-rootfs"
+
+
+def _rootfs_digest() -> str:
+    return hashlib.sha256(_probe_rootfs()).hexdigest()[:16]
+
+
 def _has_image(client: docker.DockerClient, name: str) -> bool:
     try:
-        client.images.get(name)
-        return True
+        image = client.images.get(name)
     except docker.errors.ImageNotFound:
         return False
+    if name != PROBE_IMAGE:
+        return True
+    return (image.labels or {}).get(ROOTFS_LABEL) == _rootfs_digest()
+
+
+def ensure_probe_image(ctx: LabContext, node: str, client: docker.DockerClient) -> None:
+    """The probe image as this overlaylab builds it, on `node`: verify calls this before it
+    starts a probe, since a lab made by an older overlaylab holds an older image."""
+    if import_probe_image(client):
+        _record_loaded(ctx, node, [PROBE_IMAGE])
+
+
+def import_probe_image(client: docker.DockerClient) -> bool:
+    """Import the probe image unless the engine holds this very rootfs; True if it did."""
+    if _has_image(client, PROBE_IMAGE):
+        return False
+    repo, tag = PROBE_IMAGE.rsplit(":", 1)
+    labels = [f"LABEL overlaylab.role=probe {ROOTFS_LABEL}={_rootfs_digest()}"]
+    client.api.import_image_from_data(
+        _probe_rootfs(), repository=repo, tag=tag, changes=["ENV PATH=/bin", 'CMD ["sh"]', *labels]
+    )
+    return True
 
 
 def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
@@ -161,13 +197,7 @@ def ensure_images(ctx: LabContext) -> bool:
             if _has_image(client, name):
                 return False
             if name == PROBE_IMAGE:
-                repo, tag = name.rsplit(":", 1)
-                client.api.import_image_from_data(
-                    _probe_rootfs(),
-                    repository=repo,
-                    tag=tag,
-                    changes=["ENV PATH=/bin", 'CMD ["sh"]', "LABEL overlaylab.role=probe"],
-                )
+                import_probe_image(client)
             elif name == app_image.APP_IMAGE:
                 repo, tag = name.rsplit(":", 1)
                 client.api.import_image_from_data(

@@ -34,7 +34,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any, NoReturn
 
 import docker.errors
@@ -45,21 +45,23 @@ from lab_specs import REPO, lab_data, lab_variant
 import overlaylab.checks
 from overlaylab.checks import probe_batch
 from overlaylab.checks.base import Check
+from overlaylab.checks.connectivity import DF_SCRIPT
 from overlaylab.checks.probes import (
     IPUTILS_PING,
     PROBE_COMMAND,
     PROBE_PORT,
     PROBE_UDP_PORT,
     SLOTS,
-    SOCAT,
     probe_name,
 )
 from overlaylab.checks.verify import ALL_CHECKS, VerifyReport, run_verify
 from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
+from overlaylab.probe_tools import UDP_SEND
 from overlaylab.providers.base import NodePaths
 from overlaylab.runners import CommandResult
 from overlaylab.spec.models import DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
+from overlaylab.steps import images
 from overlaylab.steps.images import PROBE_PAGE
 
 FAULTS_YML = REPO / "tests" / "testdata" / "labs" / "faults.yml"
@@ -77,10 +79,6 @@ DEAD_SOCKET = (
     "FileNotFoundError(2, 'No such file or directory'))"
 )
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
-UDP_SCRIPT = re.compile(
-    rf'^sleep "\$3"; .* do echo (\S+); .* \| {re.escape(SOCAT)} .*- '
-    r'"UDP-SENDTO:\$1:\$2,readbytes=\d+"$'
-)
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
 # Modules whose functions reach the machine directly: a check holding one of them would
 # bypass the node handles (the local provider's plumbing, sockets, host commands).
@@ -245,11 +243,33 @@ class FakeContainers:
         )
 
 
+class FakeImages:
+    """The probe image, as the images step left it: this very rootfs, unless lost."""
+
+    def __init__(self, lab: FakeLab, node: str) -> None:
+        self.lab, self.node = lab, node
+
+    def get(self, name: str) -> SimpleNamespace:
+        if name != PROBE_IMAGE:
+            unknown(f"images.get({name!r})")
+        if self.node in self.lab.images_missing:
+            raise docker.errors.ImageNotFound(f"No such image: {name}")
+        return SimpleNamespace(labels={images.ROOTFS_LABEL: images._rootfs_digest()})
+
+
 class FakeAPI:
     """The low-level client (`client.api`)."""
 
     def __init__(self, lab: FakeLab, node: str) -> None:
         self.lab, self.node = lab, node
+
+    def import_image_from_data(self, data: bytes, **options: Any) -> dict[str, str]:
+        """A node that lost the probe image cannot take it again: its disk is full."""
+        if self.node in self.lab.images_missing:
+            raise docker.errors.APIError(
+                "500 Server Error: write /var/lib/docker/tmp/docker-import: no space left on device"
+            )
+        unknown(f"import_image_from_data on {self.node}, which has the probe image")
 
     def networks(self, names: list[str] | None = None) -> list[dict[str, Any]]:
         return [
@@ -278,6 +298,7 @@ class FakeEngine:
     def __init__(self, lab: FakeLab, node: str) -> None:
         self.lab, self.node = lab, node
         self.containers = FakeContainers(lab, node)
+        self.images = FakeImages(lab, node)
         self.api = FakeAPI(lab, node)
 
     def version(self) -> dict[str, str]:
@@ -512,7 +533,8 @@ class FakeLab:
                 c.status = "exited"
 
     def lose_probe_image(self, node: str) -> None:
-        """The probes on node are gone and the engine no longer has the probe image."""
+        """The probes on node are gone, the engine no longer has the probe image, and
+        importing it again fails (a full disk)."""
         self.images_missing.add(node)
         for c in self._all():
             if c.node == node and c.is_probe:
@@ -743,26 +765,26 @@ class FakeLab:
                 return self._iputils_ping(c, address, int(size))
             case [ping, "-c", "1", "-W", "1", address] if ping == IPUTILS_PING:
                 return self._iputils_ping(c, address, DEFAULT_PING_PAYLOAD, df=False)
-            case ["cat", "/sys/class/net/eth0/mtu"]:
-                return 0, f"{self.mtu(c)}\n"
+            case ["sh", "-c", script, "df", address] if script == DF_SCRIPT:
+                code, out = self._iputils_ping(c, address, self.mtu(c) - ICMP_OVERHEAD)
+                return code, f"overlay mtu {self.mtu(c)}\n{out}"
             case ["nslookup", name]:
                 return self._nslookup(c, name)
             case ["sh", "-c", script, "tcp", name, port] if TCP_SCRIPT.match(script):
                 return self._http(c, name, int(port))
-            case ["sh", "-c", script, "udp", address, port, _delay] if UDP_SCRIPT.search(script):
-                token = UDP_SCRIPT.search(script)[1]  # type: ignore[index]
+            case [tool, address, port, token, _sends, _every] if tool == UDP_SEND:
                 return self._udp_echo(c, address, int(port), token)
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
                 return 0, self._interfaces_hostname_hosts(c)
         unknown(f"the command {argv} in {c.name}")
 
     def _probe_batch(self, c: FakeContainer, tests: list[str]) -> str:
-        """What the batch runner prints: each test's marker line, then its output."""
+        """What the batch runner prints: each test's output, then its marker line."""
         printed = ""
         for test in tests:
             test_id, _timeout, command = test.split(" ", 2)
             code, out = self.run_in(c, shlex.split(command))
-            printed += f"\n{probe_batch.MARKER} {test_id} {code}\n{out}"
+            printed += f"{out}\n{probe_batch.MARKER} {test_id} {code}\n"
         return printed
 
     def _busybox_ping(self, c: FakeContainer, address: str) -> tuple[int, str]:
@@ -818,8 +840,9 @@ class FakeLab:
     def _udp_echo(self, c: FakeContainer, address: str, port: int, token: str) -> tuple[int, str]:
         found = self.holder(address)
         serves = found is not None and found[0].is_probe and port == PROBE_UDP_PORT
-        # socat exits 0 either way: it sent its line and waited -t for an answer.
-        return 0, f"{token}\n" if serves and self.reaches(c, address, "udp") else ""
+        if serves and self.reaches(c, address, "udp"):
+            return 0, f"{token}\n"
+        return 1, f"udp-send: no echo from {address}:{port} after 12 datagrams\n"
 
     def _interfaces_hostname_hosts(self, c: FakeContainer) -> str:
         """`ip -o -4 addr`, hostname and /etc/hosts. The engine attaches the first

@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
+from types import SimpleNamespace
 from typing import Any
 
 import docker.errors
@@ -59,10 +60,10 @@ class FakeImages:
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
 
-    def get(self, name: str) -> str:
+    def get(self, name: str) -> SimpleNamespace:
         if name not in self.engine.image_names:
             raise docker.errors.ImageNotFound(f"No such image: {name}")
-        return name
+        return SimpleNamespace(id=name, labels=dict(self.engine.image_labels.get(name, {})))
 
     def load(self, data: bytes) -> list[str]:
         """A tarball made by `image_tarball` holds its image; anything else is corrupt."""
@@ -92,6 +93,9 @@ class FakeApi:
     ) -> dict[str, str]:
         self.engine.imported.append(f"{repository}:{tag}")
         self.engine.image_names.add(f"{repository}:{tag}")
+        labels = [c.removeprefix("LABEL ") for c in changes or [] if c.startswith("LABEL ")]
+        pairs = [pair.split("=", 1) for line in labels for pair in line.split()]
+        self.engine.image_labels[f"{repository}:{tag}"] = dict(pairs)
         return {"status": "imported"}
 
     def networks(self, names: list[str]) -> list[dict[str, str]]:
@@ -150,6 +154,7 @@ class FakeEngine:
     def __init__(self, node: str) -> None:
         self.node = node
         self.image_names: set[str] = set()
+        self.image_labels: dict[str, dict[str, str]] = {}
         self.networks: dict[str, dict[str, Any]] = {}
         self.services: dict[tuple[str, str], str] = {}  # (project, service) -> status
         self.scope: list[FakeEngine] = [self]  # engines a created network appears on

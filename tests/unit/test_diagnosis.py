@@ -413,7 +413,7 @@ def test_node_that_cannot_start_its_probes(lab: FakeLab) -> None:
     report = lab.verify()
     assert failed_checks(report) == {"probes.running"}
     [result] = report.failed
-    assert "ImageNotFound" in result.message
+    assert "no space left on device" in result.message
     [found] = report.diagnosis
     assert found.cause == "1 node(s) run no probes: no path to or from them is tested"
     assert found.nodes == ["n3"]

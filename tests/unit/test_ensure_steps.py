@@ -553,7 +553,11 @@ class ImageLab:
         monkeypatch.setattr(images, "_probe_rootfs", lambda: b"probe rootfs")
 
     def holds(self, node: str, *names: str) -> None:
-        self.provider.engines[node].image_names.update(names)
+        """node's engine has these images; the probe image with this very rootfs."""
+        engine = self.provider.engines[node]
+        engine.image_names.update(names)
+        if PROBE_IMAGE in names:
+            engine.image_labels[PROBE_IMAGE] = {images.ROOTFS_LABEL: images._rootfs_digest()}
 
     def loaded(self) -> dict[str, list[str]]:
         """Per node, the images that were side-loaded or imported (sorted)."""
@@ -600,6 +604,25 @@ def test_images_are_loaded_only_where_they_are_missing(
     image_lab.holds("node2", "mongo:3.0")
     assert ensure_images(image_lab.ctx) is True
     assert image_lab.loaded() == {"node1": [], "node2": ["web:1"], "node3": ["web:1"]}
+
+
+def test_a_probe_image_of_another_rootfs_is_imported_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The tag stays overlaylab/probe:1 when the rootfs changes (new probe tools, a host
+    upgrade): its label tells the engine's copy is not this one."""
+    image_lab = ImageLab(tmp_path, monkeypatch)
+    for node in ENGINES:
+        image_lab.holds(node, PROBE_IMAGE, "web:1")
+    image_lab.holds("node2", "mongo:3.0")
+    image_lab.provider.engines["node3"].image_labels[PROBE_IMAGE] = {
+        images.ROOTFS_LABEL: "an-older-rootfs"
+    }
+    assert ensure_images(image_lab.ctx) is True
+    assert image_lab.loaded() == {"node1": [], "node2": [], "node3": [PROBE_IMAGE]}
+    labels = image_lab.provider.engines["node3"].image_labels[PROBE_IMAGE]
+    assert labels[images.ROOTFS_LABEL] == images._rootfs_digest()
+    assert labels["overlaylab.role"] == "probe"
 
 
 def test_a_corrupt_tarball_fails_naming_the_node(

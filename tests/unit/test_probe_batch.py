@@ -12,7 +12,7 @@ from overlaylab.checks.probe_batch import (
     RUNNER,
     ProbeTest,
     parse,
-    run_phased,
+    run_tests,
     runner_argv,
 )
 from overlaylab.checks.probes import Probe
@@ -52,7 +52,7 @@ def test_parse_of_output_without_markers_finds_nothing() -> None:
 
 
 class HostProbes:
-    """What run_phased needs of a VerifyContext, the probes being this host's sh: each
+    """What run_tests needs of a VerifyContext, the probes being this host's sh: each
     round's exec is recorded with the ids of the tests it carried."""
 
     def __init__(self, timeout: float) -> None:
@@ -68,46 +68,44 @@ class HostProbes:
         return done.returncode, done.stdout, shlex.join(argv)
 
 
-def test_phases_run_in_turn_then_their_failures_are_retried_together(tmp_path: Path) -> None:
-    flag, tries = tmp_path / "first-phase-ran", tmp_path / "tries"
+def test_failures_are_retried_together_until_they_pass_or_the_window_ends(
+    tmp_path: Path,
+) -> None:
+    tries = tmp_path / "tries"
     ok = lambda code, _out: code == 0  # noqa: E731
-    first = [
-        ProbeTest("touch", SOURCE, ["touch", str(flag)], ok),
+    tests = [
+        ProbeTest("true", SOURCE, ["true"], ok),
         # Passes from its third try: a transient failure.
         ProbeTest(
             "flaky", SOURCE, ["sh", "-c", f"echo . >>{tries}; [ $(wc -l <{tries}) -ge 3 ]"], ok
         ),
-    ]
-    second = [
-        ProbeTest("after", SOURCE, ["test", "-e", str(flag)], ok),
         ProbeTest("never", SOURCE, ["false"], ok),
     ]
     vctx = HostProbes(timeout=3.0)
-    seen = run_phased(vctx, [first, second])  # type: ignore[arg-type]
-    assert vctx.rounds[:2] == [["flaky", "touch"], ["after", "never"]]
-    # Retries carry the failures of both phases in one exec each round.
-    assert vctx.rounds[2] == vctx.rounds[3] == ["flaky", "never"]
-    assert all(r == ["never"] for r in vctx.rounds[4:]) and len(vctx.rounds) >= 5
-    assert seen["after"].ok and seen["touch"].tries == 1
+    seen = run_tests(vctx, tests)  # type: ignore[arg-type]
+    assert vctx.rounds[0] == ["flaky", "never", "true"]
+    # Retries carry every failure in one exec each round.
+    assert vctx.rounds[1] == vctx.rounds[2] == ["flaky", "never"]
+    assert all(r == ["never"] for r in vctx.rounds[3:]) and len(vctx.rounds) >= 4
+    assert seen["true"].ok and seen["true"].tries == 1
     assert seen["flaky"].ok and seen["flaky"].tries == 3
-    assert not seen["never"].ok and seen["never"].tries == len(vctx.rounds) - 1
+    assert not seen["never"].ok and seen["never"].tries == len(vctx.rounds)
     vctx.pool.shutdown()
 
 
-def test_timeout_zero_runs_each_phase_once(tmp_path: Path) -> None:
+def test_timeout_zero_runs_once(tmp_path: Path) -> None:
     vctx = HostProbes(timeout=10.0)
     ok = lambda code, _out: code == 0  # noqa: E731
-    seen = run_phased(vctx, [[ProbeTest("no", SOURCE, ["false"], ok)]], timeout=0)  # type: ignore[arg-type]
+    seen = run_tests(vctx, [ProbeTest("no", SOURCE, ["false"], ok)], timeout=0)  # type: ignore[arg-type]
     assert vctx.rounds == [["no"]] and seen["no"].tries == 1
     vctx.pool.shutdown()
 
 
-def test_a_failure_is_retried_once_even_when_the_first_rounds_outlast_the_window() -> None:
+def test_a_failure_is_retried_once_even_when_the_first_round_outlasts_the_window() -> None:
     vctx = HostProbes(timeout=0.2)
     ok = lambda code, _out: code == 0  # noqa: E731
-    slow = ProbeTest("slow", SOURCE, ["sleep", "0.5"], ok)
-    never = ProbeTest("never", SOURCE, ["false"], ok)
-    seen = run_phased(vctx, [[slow], [never]])  # type: ignore[arg-type]
-    assert vctx.rounds == [["slow"], ["never"], ["never"]]
-    assert seen["never"].tries == 2
+    slow = ProbeTest("slow", SOURCE, ["sh", "-c", "sleep 0.5; false"], ok)
+    seen = run_tests(vctx, [slow])  # type: ignore[arg-type]
+    assert vctx.rounds == [["slow"], ["slow"]]
+    assert seen["slow"].tries == 2
     vctx.pool.shutdown()

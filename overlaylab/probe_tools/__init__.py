@@ -1,0 +1,20 @@
+"""Small programs the probe image carries for tests busybox cannot do.
+
+They are Perl scripts run by the host's perl (copied into the image with its shared
+libraries, like iputils ping), using built-ins only: no Perl module is in the image.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+IMAGE_DIR = "opt/overlaylab"  # inside the probe image
+# The UDP echo server every probe runs, and the client of one UDP test.
+UDP_ECHO = f"/{IMAGE_DIR}/udp-echo"
+UDP_SEND = f"/{IMAGE_DIR}/udp-send"
+TOOLS = ("udp-echo", "udp-send")
+
+
+def source(tool: str) -> bytes:
+    """A tool's script, as it goes into the image (its #! line names the image's perl)."""
+    return resources.files(__name__).joinpath(tool).read_bytes()
