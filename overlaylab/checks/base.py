@@ -6,11 +6,14 @@ import shlex
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from overlaylab.checks.probes import Probe, exec_in
 from overlaylab.checks.result import CheckResult
 from overlaylab.context import LabContext
+
+if TYPE_CHECKING:  # probe_batch imports this module
+    from overlaylab.checks.probe_batch import ProbeTest
 
 
 @dataclass
@@ -25,6 +28,8 @@ class VerifyContext:
     # The check ids this run was asked for: checks that share work (one batch of probe
     # tests for every pair check) do it once for all of them.
     selected: frozenset[str] = frozenset()
+    # Per selected check with `ahead`: the function that lists its probe tests.
+    ahead: dict[str, Callable[[VerifyContext], list[ProbeTest]]] = field(default_factory=dict)
 
     def probes_on(self, network: str, slot: str | None = "a") -> list[Probe]:
         return [p for p in self.probes if p.network == network and (slot is None or p.slot == slot)]
@@ -70,3 +75,6 @@ class Check:
     # Checks that look through probe containers: running one also reports which nodes
     # have no probes, or a node never tested would pass unseen.
     needs_probes: bool = False
+    # The probe tests the check will run, known before it runs: they ride in the pair
+    # checks' round, where each source probe already gets an exec (see probe_batch.recall).
+    ahead: Callable[[VerifyContext], list[ProbeTest]] | None = None

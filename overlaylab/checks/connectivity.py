@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
-from overlaylab.checks.probe_batch import Outcome, ProbeTest, run_tests
+from overlaylab.checks.probe_batch import Outcome, ProbeTest, keep_ahead, riders, run_tests
 from overlaylab.checks.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, Probe
 from overlaylab.checks.result import CheckResult, PathKind
 from overlaylab.probe_tools import UDP_SEND
@@ -320,7 +320,9 @@ def _run_pair_checks(vctx: VerifyContext, check_ids: list[str]) -> dict[str, lis
         for check_id in check_ids
         for a, b in todo
     }
-    seen = run_tests(vctx, tests.values())
+    ahead, standing = riders(vctx)
+    seen = run_tests(vctx, [*tests.values(), *ahead])
+    keep_ahead(vctx, standing, seen)
     lost_df = [(a, b) for (cid, a, b), t in tests.items() if cid == "mtu.df" and not seen[t.id].ok]
     if lost_df:
         small = {pair: small_ping_test(*pair) for pair in lost_df}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
-from overlaylab.checks.probe_batch import ProbeTest, run_tests
+from overlaylab.checks.probe_batch import ProbeTest, recall
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 
@@ -16,25 +16,38 @@ HINT = (
 )
 
 
-def overlays(vctx: VerifyContext) -> list[CheckResult]:
+def _work(vctx: VerifyContext) -> list[tuple[Probe, Probe]]:
+    """Every probe to every probe of every other overlay."""
     nets = [n.name for n in vctx.lab.spec.networks]
-    if len(nets) < 2:
+    return [
+        (src, dst)
+        for net_a, net_b in permutations(nets, 2)
+        for src in vctx.probes_on(net_a)
+        for dst in vctx.probes_on(net_b)
+    ]
+
+
+def _tests(work: list[tuple[Probe, Probe]]) -> list[ProbeTest]:
+    return [
+        ProbeTest(f"iso{i}", src, ["ping", "-c", "1", "-W", "1", dst.address], lambda _c, _o: True)
+        for i, (src, dst) in enumerate(work)
+    ]
+
+
+def tests_ahead(vctx: VerifyContext) -> list[ProbeTest]:
+    return _tests(_work(vctx))
+
+
+def overlays(vctx: VerifyContext) -> list[CheckResult]:
+    if len(vctx.lab.spec.networks) < 2:
         return [
             CheckResult.skip(
                 "isolation.overlays", "networks", "the spec has fewer than two overlays"
             )
         ]
-    work: list[tuple[Probe, Probe]] = []
-    for net_a, net_b in permutations(nets, 2):
-        for src in vctx.probes_on(net_a):
-            for dst in vctx.probes_on(net_b):
-                work.append((src, dst))
-
-    tests = [
-        ProbeTest(f"iso{i}", src, ["ping", "-c", "1", "-W", "1", dst.address], lambda _c, _o: True)
-        for i, (src, dst) in enumerate(work)
-    ]
-    answers = run_tests(vctx, tests, timeout=0)  # one look each: isolation needs no converging
+    work = _work(vctx)
+    tests = _tests(work)
+    answers = recall(vctx, "isolation.overlays", tests)  # one look each: no converging
     return [
         _judged(
             src,
@@ -77,5 +90,6 @@ CHECKS = [
         "probes on different overlays cannot reach each other",
         overlays,
         needs_probes=True,
+        ahead=tests_ahead,
     )
 ]

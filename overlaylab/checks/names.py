@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.connectivity import resolved
-from overlaylab.checks.probe_batch import ProbeTest, run_tests
+from overlaylab.checks.probe_batch import ProbeTest, recall
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import StackContainer, stack_containers
@@ -41,18 +41,38 @@ def _observers(vctx: VerifyContext, c: StackContainer, network: str) -> list[Pro
     return [p for p in on_network if p.node != c.node] or on_network
 
 
+def _lookups(vctx: VerifyContext) -> list[Lookup]:
+    overlays = {n.name for n in vctx.lab.spec.networks}
+    return [
+        (c, net, name)
+        for c in stack_containers(vctx)
+        for net in c.networks
+        if net in overlays
+        for name in candidate_names(c, net)
+    ]
+
+
+def _lookup_tests(vctx: VerifyContext, work: list[Lookup]) -> list[tuple[int, Probe, ProbeTest]]:
+    """Every name looked up from every observer: (index in `work`, observer, test)."""
+    return [
+        (i, probe, ProbeTest(f"name{i}.{j}", probe, ["nslookup", name], lambda _c, _o: True, 6))
+        for i, (c, network, name) in enumerate(work)
+        for j, probe in enumerate(_observers(vctx, c, network))
+    ]
+
+
+def tests_ahead(vctx: VerifyContext) -> list[ProbeTest]:
+    return [test for _, _, test in _lookup_tests(vctx, _lookups(vctx))]
+
+
 def _resolve_from_others(
     vctx: VerifyContext, work: list[Lookup]
 ) -> list[tuple[dict[str, list[str]], str, str]]:
     """Every name looked up from every observer, in one batch: for each lookup (in the
     order of `work`), what each observing node resolved, and the command and output
     that show the problem."""
-    tests = [
-        (i, probe, ProbeTest(f"name{i}.{j}", probe, ["nslookup", name], lambda _c, _o: True, 6))
-        for i, (c, network, name) in enumerate(work)
-        for j, probe in enumerate(_observers(vctx, c, network))
-    ]
-    answers = run_tests(vctx, [test for _, _, test in tests], timeout=0)
+    tests = _lookup_tests(vctx, work)
+    answers = recall(vctx, "names.resolve", [test for _, _, test in tests])
     found: list[tuple[dict[str, list[str]], str, str]] = [({}, "", "") for _ in work]
     for i, probe, test in tests:
         c, network, _name = work[i]
@@ -107,14 +127,7 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
 
 
 def resolve(vctx: VerifyContext) -> list[CheckResult]:
-    overlays = {n.name for n in vctx.lab.spec.networks}
-    work = [
-        (c, net, name)
-        for c in stack_containers(vctx)
-        for net in c.networks
-        if net in overlays
-        for name in candidate_names(c, net)
-    ]
+    work = _lookups(vctx)
     if not work:
         return [
             CheckResult.skip(
@@ -140,5 +153,6 @@ CHECKS = [
         "every name of every stack container resolves, from other hosts, to its address",
         resolve,
         needs_probes=True,
+        ahead=tests_ahead,
     )
 ]

@@ -17,7 +17,7 @@ import re
 import shlex
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.probes import Probe
@@ -134,3 +134,47 @@ def run_tests(
         failed = _one_round(vctx, failed, outcomes, started)
         retries += 1
     return outcomes
+
+
+# --- tests that ride along ------------------------------------------------------------
+# A check with `ahead` (names.resolve, isolation.overlays) runs one look per test. Its
+# tests go into the pair checks' first round: an exec per source probe costs about as
+# much as the tests it carries, so a round of their own would cost one more.
+
+Ahead = dict[str, dict[str, tuple[list[str], Outcome]]]  # check -> test id -> (argv, seen)
+
+
+def riders(vctx: VerifyContext) -> tuple[list[ProbeTest], dict[str, tuple[str, ProbeTest]]]:
+    """The selected checks' tests known ahead, renamed apart (ids are unique per check
+    only): the tests, and what each new id stands for."""
+    tests: list[ProbeTest] = []
+    standing: dict[str, tuple[str, ProbeTest]] = {}
+    for n, (check_id, listed) in enumerate(sorted(vctx.ahead.items())):
+        try:
+            known = listed(vctx)
+        except Exception:  # the check finds out again when it runs, and reports it
+            continue
+        for test in known:
+            # One look, as the check would take: never retried with the pair tests.
+            rider = replace(test, id=f"ahead{n}.{test.id}", passed=lambda _code, _out: True)
+            tests.append(rider)
+            standing[rider.id] = (check_id, test)
+    return tests, standing
+
+
+def keep_ahead(
+    vctx: VerifyContext, standing: dict[str, tuple[str, ProbeTest]], seen: dict[str, Outcome]
+) -> None:
+    """Store the riders' outcomes under their own checks, for `recall`."""
+    kept: Ahead = vctx.cache.setdefault("ahead", {})
+    for rider_id, (check_id, test) in standing.items():
+        kept.setdefault(check_id, {})[test.id] = (test.argv, seen[rider_id])
+
+
+def recall(vctx: VerifyContext, check_id: str, tests: list[ProbeTest]) -> dict[str, Outcome]:
+    """One look at each test: the outcomes from the pair checks' round when every one of
+    these very tests rode there, else a round of their own."""
+    kept = vctx.cache.get("ahead", {}).get(check_id, {})
+    if all(t.id in kept and kept[t.id][0] == t.argv for t in tests):
+        return {t.id: kept[t.id][1] for t in tests}
+    return run_tests(vctx, tests, timeout=0)

@@ -105,6 +105,7 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
         probe_problems=problems,
         timeout=timeout,
         selected=frozenset(c.id for c in checks),
+        ahead={c.id: c.ahead for c in checks if c.ahead is not None},
     )
     try:
         for check in checks:

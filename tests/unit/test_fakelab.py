@@ -12,7 +12,9 @@ from fakelab import FakeLab, FakeLabError, fault_lab_spec
 import overlaylab.checks.kv
 import overlaylab.checks.probes
 import overlaylab.providers.local.netns
+from overlaylab.checks import probe_batch
 from overlaylab.checks.probes import ensure_probes, exec_in
+from overlaylab.checks.verify import select_checks
 from overlaylab.runners import HostRunner
 
 
@@ -115,3 +117,28 @@ def test_probes_with_an_older_command_all_go_before_a_new_one_starts(
     assert problems == {}
     assert events == ["remove"] * len(old) + ["start"] * len(old)
     assert {p.name for p in probes} == {c.name for c in old}
+
+
+def test_names_and_isolation_ride_in_the_pair_checks_round(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Their tests go into the round every source probe already gets: no exec of their
+    own. Asked for alone, they run their own round."""
+    own_rounds: list[list[str]] = []
+    run_tests = probe_batch.run_tests
+    monkeypatch.setattr(
+        probe_batch,
+        "run_tests",
+        lambda vctx, tests, timeout=None: (
+            own_rounds.append([t.id for t in tests]),
+            run_tests(vctx, tests, timeout),
+        )[1],
+    )
+    report = lab.verify()
+    assert report.ok, [f.message for f in report.failed]
+    checked = {r.check for r in report.results if r.status == "pass"}
+    assert {"names.resolve", "isolation.overlays", "connectivity.icmp"} <= checked
+    assert own_rounds == []
+    report = lab.verify(select_checks(only=("names.resolve",)))
+    assert report.ok and len(own_rounds) == 1
+    assert all(i.startswith("name") for i in own_rounds[0])

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from overlaylab.checks.probe_batch import (
     MARKER,
     RUNNER,
     ProbeTest,
+    keep_ahead,
     parse,
+    recall,
+    riders,
     run_tests,
     runner_argv,
 )
@@ -108,4 +113,64 @@ def test_a_failure_is_retried_once_even_when_the_first_round_outlasts_the_window
     seen = run_tests(vctx, [slow])  # type: ignore[arg-type]
     assert vctx.rounds == [["slow"], ["slow"]]
     assert seen["slow"].tries == 2
+    vctx.pool.shutdown()
+
+
+class AheadProbes(HostProbes):
+    """HostProbes with what riders and recall read: the checks' tests known ahead."""
+
+    def __init__(self, timeout: float, ahead: dict[str, Callable[[Any], list[ProbeTest]]]):
+        super().__init__(timeout)
+        self.cache: dict[str, Any] = {}
+        self.ahead = ahead
+
+
+def always(_code: int, _out: str) -> bool:
+    return True
+
+
+def test_tests_known_ahead_ride_in_the_round_and_are_recalled_without_an_exec() -> None:
+    ok = lambda code, _out: code == 0  # noqa: E731
+    names = [ProbeTest("name0", SOURCE, ["echo", "resolved"], always)]
+    iso = [ProbeTest("name0", SOURCE, ["false"], always)]  # the same id in another check
+    vctx = AheadProbes(
+        3.0, {"names.resolve": lambda _v: names, "isolation.overlays": lambda _v: iso}
+    )
+    ahead, standing = riders(vctx)  # type: ignore[arg-type]
+    pair = ProbeTest("never", SOURCE, ["false"], ok)
+    seen = run_tests(vctx, [pair, *ahead])  # type: ignore[arg-type]
+    keep_ahead(vctx, standing, seen)  # type: ignore[arg-type]
+    assert len(vctx.rounds[0]) == 3  # one exec carried the pair test and both riders
+    # A rider is one look: the failing pair test is retried, the failing rider is not.
+    assert all(r == ["never"] for r in vctx.rounds[1:]) and len(vctx.rounds) >= 2
+    rounds = len(vctx.rounds)
+    recalled = recall(vctx, "names.resolve", names)  # type: ignore[arg-type]
+    assert recalled["name0"].output == "resolved\n" and recalled["name0"].tries == 1
+    assert recall(vctx, "isolation.overlays", iso)["name0"].code == 1  # type: ignore[arg-type]
+    assert len(vctx.rounds) == rounds
+    vctx.pool.shutdown()
+
+
+def test_recall_runs_tests_that_did_not_ride_or_changed_since() -> None:
+    listed = [ProbeTest("name0", SOURCE, ["echo", "then"], always)]
+    vctx = AheadProbes(3.0, {"names.resolve": lambda _v: listed})
+    ahead, standing = riders(vctx)  # type: ignore[arg-type]
+    keep_ahead(vctx, standing, run_tests(vctx, ahead))  # type: ignore[arg-type]
+    changed = [ProbeTest("name0", SOURCE, ["echo", "now"], always)]
+    assert recall(vctx, "names.resolve", changed)["name0"].output == "now\n"  # type: ignore[arg-type]
+    extra = [*listed, ProbeTest("name1", SOURCE, ["echo", "new"], always)]
+    assert recall(vctx, "names.resolve", extra)["name1"].output == "new\n"  # type: ignore[arg-type]
+    assert recall(vctx, "other.check", listed)["name0"].tries == 1  # type: ignore[arg-type]
+    assert len(vctx.rounds) == 4  # the ride, then a round for each of the three recalls
+    vctx.pool.shutdown()
+
+
+def test_a_check_whose_tests_cannot_be_listed_ahead_does_not_ride() -> None:
+    def broken(_vctx: Any) -> list[ProbeTest]:
+        raise RuntimeError("engine on node2 is not answering")
+
+    listed = [ProbeTest("iso0", SOURCE, ["true"], always)]
+    vctx = AheadProbes(3.0, {"names.resolve": broken, "isolation.overlays": lambda _v: listed})
+    ahead, standing = riders(vctx)  # type: ignore[arg-type]
+    assert [standing[t.id][0] for t in ahead] == ["isolation.overlays"]
     vctx.pool.shutdown()
