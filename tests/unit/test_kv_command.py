@@ -34,6 +34,13 @@ def test_etcd_command(tmp_path: Path) -> None:
     assert (
         option(argv, "--initial-cluster") == f"kv={option(argv, '--initial-advertise-peer-urls')}"
     )
+    # A lone member elects itself quickly; etcd refuses an election timeout under
+    # five heartbeats.
+    heartbeat, election = (
+        int(option(argv, "--heartbeat-interval")),
+        int(option(argv, "--election-timeout")),
+    )
+    assert election <= 100 and election >= 5 * heartbeat
     # Building the command creates nothing.
     assert not any(tmp_path.iterdir())
 
