@@ -24,6 +24,8 @@ class LabContext:
     progress: Progress = field(default_factory=Progress)
     # Valid-but-surprising things about the spec, shown before `up` (never stop it).
     warnings: list[SpecWarning] = field(default_factory=list)
+    # Legacy-overlay engines this run of `up` started: the gossip step checks them.
+    engines_started: set[str] = field(default_factory=set)
 
     def resolve_spec_path(self, relative: str) -> Path:
         """A stack file or image tarball named in the spec, as an absolute path."""

@@ -17,7 +17,7 @@ from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
 from overlaylab.spec.paths import spec_dir_of
 from overlaylab.spec.warnings import SpecWarning, spec_warnings
-from overlaylab.steps.engines import ensure_engines, ensure_tls
+from overlaylab.steps.engines import ensure_engines, ensure_gossip, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
 from overlaylab.steps.networks import ensure_networks
@@ -71,6 +71,7 @@ UP_SEQUENCE: list[tuple[str, Callable[[LabContext], bool]]] = [
     ("kv", ensure_kv),
     ("engines", ensure_engines),
     ("images", ensure_images),  # before swarm: classic swarm runs as containers
+    ("gossip", ensure_gossip),  # after images: gossip settles while they load
     ("swarm", ensure_swarm),
     ("networks", ensure_networks),
     ("stacks", ensure_stacks),

@@ -225,23 +225,48 @@ def _stop_engines(ctx: LabContext, nodes: list[Node]) -> None:
         list(pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE), nodes))
 
 
-def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, str]:
-    """Start legacy-overlay engines together without leaving any on a gossip island.
+def _gossiping(ctx: LabContext) -> bool:
+    """Legacy overlay: the engines find each other through the KV store and serf."""
+    return ctx.spec.engine.uses_cluster_store and ctx.spec.kv is not None
 
-    libnetwork joins the serf cluster once, through ONE neighbour: the engine the KV
+
+def ensure_engines(ctx: LabContext) -> bool:
+    """Start (or restart) every engine whose daemon.json, certificates or process is not
+    what the spec wants, and wait until each answers.
+
+    Legacy-overlay engines start STAGGER apart once there are more than START_TOGETHER:
+    libnetwork joins the serf cluster once, through ONE neighbour, the engine the KV
     store's node list named last before the engine's own registration showed up there
     (the list arrives as a Go set, so "last" is random within one read). dockerd
-    registers about 0.5 s after it starts. Engines whose registrations land in the
-    same read can pick each other and form an island that never merges (seen with 10
-    engines started together: {n6..n10} apart from the rest). Starts STAGGER apart
-    give every engine registrations that are already gossiping to pick from, while
-    they still overlap. Each engine's own gossip view is then read: the engines outside
-    the largest cluster, should an island form anyway, are stopped and started again
-    (staggered) up to REPAIR_ROUNDS times. What still cannot merge is left to verify."""
-    outcomes = _in_parallel(ctx, nodes, STAGGER if len(nodes) > START_TOGETHER else 0.0)
-    if all(outcome == "already running" for outcome in outcomes.values()):
-        return outcomes  # joined (or not) long ago: underlay.members tells
+    registers about 0.5 s after it starts. Engines whose registrations land in the same
+    read can pick each other and form an island that never merges (seen with 10
+    engines started together: {n6..n10} apart from the rest). Staggered starts give
+    every engine registrations that are already gossiping to pick from, while they
+    still overlap. The engines started here are checked for islands by ensure_gossip,
+    after the images step: gossip settles while images load."""
+    nodes = ctx.spec.engine_nodes
+    gossip = _gossiping(ctx)
+    outcomes = _in_parallel(ctx, nodes, STAGGER if gossip and len(nodes) > START_TOGETHER else 0.0)
+    for name, outcome in outcomes.items():
+        ctx.progress.item(name, f"dockerd {outcome}")
+    started = [name for name, outcome in outcomes.items() if outcome != "already running"]
+    if gossip:
+        ctx.engines_started.update(started)
+    return bool(started)
+
+
+def ensure_gossip(ctx: LabContext) -> bool:
+    """No engine this `up` started is left on a gossip island.
+
+    Each engine's own gossip view is read: the engines outside the largest cluster are
+    stopped and started again (staggered) up to REPAIR_ROUNDS times. What still cannot
+    merge is named and left to verify. Engines that were running already joined (or
+    not) long ago: underlay.members tells."""
+    if not _gossiping(ctx) or not ctx.engines_started:
+        return False
+    nodes = ctx.spec.engine_nodes
     islanders = _islanders(ctx, nodes)
+    repaired = False
     for _ in range(REPAIR_ROUNDS):
         if not islanders:
             break
@@ -251,10 +276,9 @@ def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, s
             "restarting them",
         )
         _stop_engines(ctx, islanders)
-        merged = _in_parallel(ctx, islanders, STAGGER)
-        outcomes.update(
-            {name: f"{verb} (rejoined the gossip cluster)" for name, verb in merged.items()}
-        )
+        for name, verb in _in_parallel(ctx, islanders, STAGGER).items():
+            ctx.progress.item(name, f"dockerd {verb} (rejoined the gossip cluster)")
+        repaired = True
         islanders = _islanders(ctx, nodes)
     if islanders:
         # Not an error of `up`: a spec can make gossip impossible on purpose (an
@@ -264,15 +288,6 @@ def _ensure_engines_gossiping(ctx: LabContext, nodes: list[Node]) -> dict[str, s
             f"{', '.join(n.name for n in islanders)} still outside the largest gossip "
             "cluster: `invoke verify` (underlay.*) tells why",
         )
-    return outcomes
-
-
-def ensure_engines(ctx: LabContext) -> bool:
-    nodes = ctx.spec.engine_nodes
-    if ctx.spec.engine.uses_cluster_store and ctx.spec.kv is not None:
-        outcomes = _ensure_engines_gossiping(ctx, nodes)
     else:
-        outcomes = _in_parallel(ctx, nodes)
-    for name, outcome in outcomes.items():
-        ctx.progress.item(name, f"dockerd {outcome}")
-    return any(o != "already running" for o in outcomes.values())
+        ctx.progress.item("gossip", f"all {len(nodes)} engines in one cluster")
+    return repaired

@@ -69,7 +69,7 @@ def default_lab():
 
 def test_up_brings_up_the_default_lab(default_lab) -> None:
     err = default_lab["up"].stderr
-    for step in ("nodes", "kv", "engines", "images", "networks", "stacks"):
+    for step in ("nodes", "kv", "engines", "images", "gossip", "networks", "stacks"):
         assert f"✓ {step}" in err
     assert "lab 'lab' is up" in err
     # The snapshot must see a running lab, or the final leak check would prove nothing.

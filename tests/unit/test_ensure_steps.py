@@ -36,7 +36,7 @@ from overlaylab.runners import CommandResult, HostRunner
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
 from overlaylab.steps import engines, images, kv, networks, stacks, tls
-from overlaylab.steps.engines import ensure_engines, ensure_tls
+from overlaylab.steps.engines import ensure_engines, ensure_gossip, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
 from overlaylab.steps.networks import ensure_networks
@@ -365,10 +365,14 @@ class EngineLab:
     def config(self, node: str) -> Path:
         return self.ctx.layout.daemon_config(node)
 
-    def outcome(self, node: str) -> str:
+    def outcomes(self, node: str) -> list[str]:
+        """What `up` said of node's dockerd, in order."""
         lines = [line for line in self.said.getvalue().splitlines() if f" {node}: dockerd " in line]
-        assert len(lines) == 1, lines
-        return lines[0].split(": dockerd ", 1)[1]
+        return [line.split(": dockerd ", 1)[1] for line in lines]
+
+    def outcome(self, node: str) -> str:
+        [said] = self.outcomes(node)
+        return said
 
 
 def dockerd(layout_config: Path) -> tuple[str, ...]:
@@ -417,14 +421,17 @@ def test_engines_outside_the_largest_gossip_cluster_are_restarted(
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_once = {"node3"}
     assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_gossip(engine_lab.ctx) is True
     again = engine_lab.provider.actions("start_service", "stop_service")[3:]
     assert again == [
         ("stop_service", "node3", "dockerd"),
         ("start_service", "node3", "dockerd", dockerd(engine_lab.config("node3"))),
     ]
-    assert engine_lab.outcome("node3") == "started (rejoined the gossip cluster)"
+    assert engine_lab.outcomes("node3") == ["started", "started (rejoined the gossip cluster)"]
     assert engine_lab.outcome("node1") == engine_lab.outcome("node2") == "started"
-    assert "node3 outside the largest gossip cluster: restarting" in engine_lab.said.getvalue()
+    said = engine_lab.said.getvalue()
+    assert "node3 outside the largest gossip cluster: restarting" in said
+    assert "gossip: all 3 engines in one cluster" in said
 
 
 def test_when_the_first_engine_is_the_island_it_is_the_one_restarted(
@@ -435,9 +442,10 @@ def test_when_the_first_engine_is_the_island_it_is_the_one_restarted(
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_once = {"node1"}
     assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_gossip(engine_lab.ctx) is True
     again = engine_lab.provider.actions("start_service", "stop_service")[3:]
     assert [call[:2] for call in again] == [("stop_service", "node1"), ("start_service", "node1")]
-    assert engine_lab.outcome("node1") == "started (rejoined the gossip cluster)"
+    assert engine_lab.outcomes("node1")[-1] == "started (rejoined the gossip cluster)"
 
 
 def test_an_island_that_a_restart_does_not_merge_is_named_and_left_to_verify(
@@ -448,9 +456,25 @@ def test_an_island_that_a_restart_does_not_merge_is_named_and_left_to_verify(
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_forever = {"node3"}
     assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_gossip(engine_lab.ctx) is True
     restarts = engine_lab.provider.actions("stop_service")
     assert restarts == [("stop_service", "node3", "dockerd")] * engines.REPAIR_ROUNDS
     assert "node3 still outside the largest gossip cluster" in engine_lab.said.getvalue()
+
+
+def test_gossip_is_checked_only_for_engines_this_up_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An island among engines that were running already is verify's to report (a
+    spec can make gossip impossible): a no-op `up` restarts nothing."""
+    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    engine_lab = EngineLab(tmp_path)
+    engine_lab.provider.island_forever = {"node3"}
+    engine_lab.converge()  # engines only: node3 started on an island, and stays there
+    later = fake_context(tmp_path, engine_lab.provider, progress=captured_progress()[0])
+    assert ensure_engines(later) is False
+    assert ensure_gossip(later) is False
+    assert engine_lab.provider.actions("start_service", "stop_service") == []
 
 
 def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> None:

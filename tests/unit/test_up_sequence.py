@@ -55,7 +55,7 @@ class Sequence:
         return ensure
 
 
-NAMES = ["nodes", "tls", "kv", "engines", "images", "networks", "stacks"]
+NAMES = ["nodes", "tls", "kv", "engines", "images", "gossip", "networks", "stacks"]
 
 
 @pytest.fixture
