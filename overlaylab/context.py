@@ -12,6 +12,7 @@ from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.paths import resolve_in_spec_dir
 from overlaylab.spec.warnings import SpecWarning
 from overlaylab.state import LabState
+from overlaylab.steps.compose_warm import WarmCompose
 
 
 @dataclass
@@ -26,6 +27,8 @@ class LabContext:
     warnings: list[SpecWarning] = field(default_factory=list)
     # Legacy-overlay engines this run of `up` started: the gossip step checks them.
     engines_started: set[str] = field(default_factory=set)
+    # docker-compose interpreters a fresh `up` starts early, for the stacks step.
+    compose: WarmCompose = field(default_factory=WarmCompose)
 
     def resolve_spec_path(self, relative: str) -> Path:
         """A stack file or image tarball named in the spec, as an absolute path."""

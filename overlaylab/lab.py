@@ -21,7 +21,7 @@ from overlaylab.steps.engines import ensure_engines, ensure_gossip, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
 from overlaylab.steps.networks import ensure_networks
-from overlaylab.steps.stacks import ensure_stacks
+from overlaylab.steps.stacks import compose_base_env, compose_runs, ensure_stacks
 from overlaylab.steps.swarm import ensure_swarm
 
 DEFAULT_SPEC = Path("inventory/lab.yml")
@@ -104,22 +104,37 @@ def up(ctx: LabContext, retain: bool = False) -> UpReport:
     with ctx.progress.step("preflight"):
         preflight(ctx)
     fresh = not ctx.provider.exists()
-    for name, ensure in UP_SEQUENCE:
-        try:
-            with ctx.progress.step(name):
-                if ensure(ctx):
-                    report.changed.append(name)
-        except Exception as exc:
-            error = StepError(name, exc)
-            if fresh and not retain:
-                _remove_half_made_lab(ctx, error)
-            raise error from exc
-        except BaseException:
-            ctx.progress.say("[yellow]interrupted: run `invoke up` to finish or `invoke down`[/]")
-            raise
+    if fresh:  # every stack is composed: compose's Python start overlaps the steps before
+        ctx.compose.start(compose_runs(ctx.spec), compose_base_env())
+    try:
+        for name, ensure in UP_SEQUENCE:
+            _up_step(ctx, name, ensure, report, remove_on_failure=fresh and not retain)
+    finally:
+        ctx.compose.close()
     report.timings = dict(ctx.progress.timings)
     report.seconds = time.monotonic() - started
     return report
+
+
+def _up_step(
+    ctx: LabContext,
+    name: str,
+    ensure: Callable[[LabContext], bool],
+    report: UpReport,
+    remove_on_failure: bool,
+) -> None:
+    try:
+        with ctx.progress.step(name):
+            if ensure(ctx):
+                report.changed.append(name)
+    except Exception as exc:
+        error = StepError(name, exc)
+        if remove_on_failure:
+            _remove_half_made_lab(ctx, error)
+        raise error from exc
+    except BaseException:
+        ctx.progress.say("[yellow]interrupted: run `invoke up` to finish or `invoke down`[/]")
+        raise
 
 
 def _remove_half_made_lab(ctx: LabContext, error: StepError) -> None:

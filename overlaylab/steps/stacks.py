@@ -12,15 +12,15 @@ import yaml
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.runners import HostRunner
 from overlaylab.spec.models import ClusterSpec, Stack
 from overlaylab.steps.classic_swarm import masters, swarm_env
+from overlaylab.steps.compose_warm import COMPOSE
 from overlaylab.steps.swarm import leader_of, service_name
 from overlaylab.steps.swarm_stacks import converged, deploy_stack
 from overlaylab.waiting import wait_until
 
-COMPOSE = "docker-compose"
 PLACE_TIMEOUT = 90.0
+COMPOSE_TIMEOUT = 180.0
 
 
 def compose_argv(ctx: LabContext, stack: Stack, *args: str) -> list[str]:
@@ -33,12 +33,17 @@ def compose_argv(ctx: LabContext, stack: Stack, *args: str) -> list[str]:
 _CA_OVERRIDES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
-def compose_env(ctx: LabContext, node: str) -> dict[str, str]:
-    env = {
+def compose_base_env() -> dict[str, str]:
+    """This process's environment, less what would point compose at another engine."""
+    return {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("DOCKER_", "COMPOSE_")) and k not in _CA_OVERRIDES
     }
+
+
+def compose_env(ctx: LabContext, node: str) -> dict[str, str]:
+    env = compose_base_env()
     env.update(ctx.node(node).docker_env())
     # Apps that register themselves (stacks/discovery) find the lab's registry here.
     registry = registry_url(ctx.spec)
@@ -112,7 +117,7 @@ def _up_through_master(ctx: LabContext, stack: Stack, placements: list[tuple[str
     argv = [*compose_argv(ctx, stack), "-f", str(path), "up", "-d"]
     env = {**compose_env(ctx, placements[0][1]), **swarm_env(ctx)}
     with on_node(masters(ctx.spec)[0].name):
-        HostRunner().run(argv, env=env, timeout=180)
+        ctx.compose.run(argv, env=env, timeout=COMPOSE_TIMEOUT)
 
 
 def _wait_placed(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) -> None:
@@ -132,10 +137,17 @@ def _wait_placed(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]
         )
 
 
+def compose_runs(spec: ClusterSpec) -> int:
+    """How many docker-compose commands ensure_stacks runs for a fresh lab."""
+    if spec.orchestration.mode == "swarm-mode":
+        return 0  # `docker stack deploy`
+    return sum(1 if s.via == "swarm-master" else len(s.services) for s in spec.stacks)
+
+
 def _up_service(ctx: LabContext, stack: Stack, service: str, node: str) -> None:
     argv = compose_argv(ctx, stack, "up", "-d", "--no-deps", service)
     with on_node(node):
-        HostRunner().run(argv, env=compose_env(ctx, node), timeout=180)
+        ctx.compose.run(argv, env=compose_env(ctx, node), timeout=COMPOSE_TIMEOUT)
 
 
 def ensure_stacks(ctx: LabContext) -> bool:

@@ -26,6 +26,7 @@ from overlaylab.errors import (
     TeardownIncomplete,
     on_node,
 )
+from overlaylab.steps.compose_warm import WarmCompose
 
 Step = Callable[[LabContext], bool]
 
@@ -102,6 +103,28 @@ def test_success_records_the_steps_that_changed_something_and_every_timing(
     assert provider.actions("destroy") == []
     for name in NAMES:
         assert f"✓ {name} (" in said
+
+
+@pytest.mark.parametrize(("exists", "fails"), [(False, False), (False, True), (True, False)])
+def test_a_fresh_up_starts_compose_ahead_and_leaves_none_waiting(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    preflights: list[str],
+    exists: bool,
+    fails: bool,
+) -> None:
+    """One compose interpreter per service of the default spec's stack, for a fresh
+    lab only (a later `up` may compose nothing); none outlives `up`, failed or not."""
+    started: list[int] = []
+    monkeypatch.setattr(WarmCompose, "start", lambda _self, count, _env: started.append(count))
+    closed: list[bool] = []
+    monkeypatch.setattr(WarmCompose, "close", lambda _self: closed.append(True))
+    sequence = Sequence(NAMES)
+    if fails:
+        sequence.during("images", raiser(OverlaylabError("no space left on device")))
+    run_up(tmp_path, monkeypatch, sequence, FakeProvider(lab_exists=exists))
+    assert started == ([] if exists else [2])
+    assert closed == [True]
 
 
 def test_a_second_up_that_changes_nothing_reports_no_change(
