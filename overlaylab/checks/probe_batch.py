@@ -37,6 +37,10 @@ cat "$d"/*
 rm -rf "$d"
 """
 RETRY_PAUSE = 0.3  # between rounds: the overlay may still be converging
+# Retry rounds in a row that may pass nothing before the retries stop. An overlay that
+# converges passes some failures each round; a fault passes none, round after round,
+# and would otherwise hold verify for the whole retry window.
+STALL_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -119,19 +123,26 @@ def run_tests(
     vctx: VerifyContext, tests: Iterable[ProbeTest], timeout: float | None = None
 ) -> dict[str, Outcome]:
     """Every test once, one exec per source probe, then the failures again, together,
-    until they pass or `timeout` (default: the verify timeout) seconds from the start
-    pass. A failure is retried at least once even when the first round alone outlasts
-    the window (a large lab): one slow moment must not stand as a finding. `timeout=0`
-    runs one round, for tests that are not retried."""
+    until they pass, `timeout` (default: the verify timeout) seconds from the start
+    pass, or STALL_ROUNDS retry rounds in a row pass none of them. A failure is retried
+    at least once even when the first round alone outlasts the window (a large lab):
+    one slow moment must not stand as a finding. `timeout=0` runs one round, for tests
+    that are not retried."""
     started = time.monotonic()
     window = vctx.timeout if timeout is None else timeout
     deadline = started + window
     outcomes: dict[str, Outcome] = {}
     failed = _one_round(vctx, list(tests), outcomes, started)
-    retries = 0
-    while failed and (time.monotonic() < deadline or (window > 0 and retries == 0)):
+    retries = stalled = 0
+    while (
+        failed
+        and stalled < STALL_ROUNDS
+        and (time.monotonic() < deadline or (window > 0 and retries == 0))
+    ):
         time.sleep(RETRY_PAUSE)
-        failed = _one_round(vctx, failed, outcomes, started)
+        still = _one_round(vctx, failed, outcomes, started)
+        stalled = stalled + 1 if len(still) == len(failed) else 0
+        failed = still
         retries += 1
     return outcomes
 

@@ -767,13 +767,17 @@ class FakeLab:
                 return self._iputils_ping(c, address, DEFAULT_PING_PAYLOAD, df=False)
             case ["sh", "-c", script, "df", address] if script == DF_SCRIPT:
                 code, out = self._iputils_ping(c, address, self.mtu(c) - ICMP_OVERHEAD)
-                return code, f"overlay mtu {self.mtu(c)}\n{out}"
+                out = f"overlay mtu {self.mtu(c)}\n{out}"
+                if code == 0:
+                    return 0, out
+                small, _ = self._iputils_ping(c, address, DEFAULT_PING_PAYLOAD, df=False)
+                return 1, f"{out}small ping exit {small}\n"
             case ["nslookup", name]:
                 return self._nslookup(c, name)
             case ["sh", "-c", script, "tcp", name, port] if TCP_SCRIPT.match(script):
                 return self._http(c, name, int(port))
-            case [tool, address, port, token, _sends, _every] if tool == UDP_SEND:
-                return self._udp_echo(c, address, int(port), token)
+            case [tool, address, port, token, sends, _every] if tool == UDP_SEND:
+                return self._udp_echo(c, address, int(port), token, sends)
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
                 return 0, self._interfaces_hostname_hosts(c)
         unknown(f"the command {argv} in {c.name}")
@@ -837,12 +841,14 @@ class FakeLab:
             return 0, "HTTP/1.0 200 OK\r\nContent-type: text/html\r\n\r\n" + PROBE_PAGE.decode()
         return 1, ""
 
-    def _udp_echo(self, c: FakeContainer, address: str, port: int, token: str) -> tuple[int, str]:
+    def _udp_echo(
+        self, c: FakeContainer, address: str, port: int, token: str, sends: str
+    ) -> tuple[int, str]:
         found = self.holder(address)
         serves = found is not None and found[0].is_probe and port == PROBE_UDP_PORT
         if serves and self.reaches(c, address, "udp"):
             return 0, f"{token}\n"
-        return 1, f"udp-send: no echo from {address}:{port} after 12 datagrams\n"
+        return 1, f"udp-send: no echo from {address}:{port} after {sends} datagrams\n"
 
     def _interfaces_hostname_hosts(self, c: FakeContainer) -> str:
         """`ip -o -4 addr`, hostname and /etc/hosts. The engine attaches the first

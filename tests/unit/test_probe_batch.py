@@ -12,6 +12,7 @@ from typing import Any
 from overlaylab.checks.probe_batch import (
     MARKER,
     RUNNER,
+    STALL_ROUNDS,
     ProbeTest,
     keep_ahead,
     parse,
@@ -173,4 +174,34 @@ def test_a_check_whose_tests_cannot_be_listed_ahead_does_not_ride() -> None:
     vctx = AheadProbes(3.0, {"names.resolve": broken, "isolation.overlays": lambda _v: listed})
     ahead, standing = riders(vctx)  # type: ignore[arg-type]
     assert [standing[t.id][0] for t in ahead] == ["isolation.overlays"]
+    vctx.pool.shutdown()
+
+
+def passes_from_try(tries_file: Path, n: int) -> list[str]:
+    """A command that fails until its n-th run."""
+    return ["sh", "-c", f"echo . >>{tries_file}; [ $(wc -l <{tries_file}) -ge {n} ]"]
+
+
+def test_retries_stop_once_rounds_in_a_row_pass_nothing() -> None:
+    """A fault passes nothing round after round: it does not hold verify for the window."""
+    vctx = HostProbes(timeout=30.0)
+    ok = lambda code, _out: code == 0  # noqa: E731
+    seen = run_tests(vctx, [ProbeTest("never", SOURCE, ["false"], ok)])  # type: ignore[arg-type]
+    assert len(vctx.rounds) == 1 + STALL_ROUNDS
+    assert seen["never"].tries == 1 + STALL_ROUNDS and seen["never"].seconds < 10
+    vctx.pool.shutdown()
+
+
+def test_a_round_that_passes_something_keeps_the_retries_going(tmp_path: Path) -> None:
+    """Converging: each pass resets the count of rounds that passed nothing."""
+    vctx = HostProbes(timeout=30.0)
+    ok = lambda code, _out: code == 0  # noqa: E731
+    late = 2 + STALL_ROUNDS + 1  # passes after more stalled rounds than STALL_ROUNDS
+    tests = [
+        ProbeTest("soon", SOURCE, passes_from_try(tmp_path / "soon", STALL_ROUNDS + 1), ok),
+        ProbeTest("late", SOURCE, passes_from_try(tmp_path / "late", late), ok),
+    ]
+    seen = run_tests(vctx, tests)  # type: ignore[arg-type]
+    assert seen["soon"].ok and seen["late"].ok
+    assert seen["late"].tries == late
     vctx.pool.shutdown()
