@@ -51,41 +51,50 @@ def _outdated(container: Container) -> bool:
     return container.status != "running" or container.attrs["Config"]["Cmd"] != PROBE_COMMAND
 
 
-def _remove_if_outdated(ctx: LabContext, node: str, network: str, slot: str) -> bool:
-    """Remove the probe if it stopped or runs another command; True if it did."""
+@dataclass(frozen=True)
+class _Found:
+    """What one look at a probe found: it runs the current command, or it was
+    outdated and is removed now, or there was none."""
+
+    probe: Probe | None = None
+    removed: bool = False
+
+
+def _probe_of(container: Container, node: str, network: str, slot: str) -> Probe:
+    address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    return Probe(node, network, probe_name(network, node, slot), address, slot)
+
+
+def _look(ctx: LabContext, node: str, network: str, slot: str) -> _Found:
+    """The probe if it runs the current command; one that stopped or runs another is
+    removed."""
     with ctx.node(node).engine() as client:
         try:
             container = client.containers.get(probe_name(network, node, slot))
         except docker.errors.NotFound:
-            return False
-        if not _outdated(container):
-            return False
-        container.remove(force=True)
-        return True
+            return _Found()
+        if _outdated(container):
+            container.remove(force=True)
+            return _Found(removed=True)
+        return _Found(probe=_probe_of(container, node, network, slot))
 
 
-def _ensure_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
+def _start_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
+    """Start the probe (none runs: `_look` found none, or removed an outdated one)."""
     name = probe_name(network, node, slot)
     with ctx.node(node).engine() as client:
-        try:
-            container = client.containers.get(name)
-            if _outdated(container):
-                container.remove(force=True)
-                raise docker.errors.NotFound(name)
-        except docker.errors.NotFound:
-            ensure_probe_image(ctx, node, client)  # an older image lacks the command's tools
-            container = client.containers.run(
-                PROBE_IMAGE,
-                PROBE_COMMAND,
-                name=name,
-                hostname=name,
-                detach=True,
-                network=network,
-                labels={LABEL_CLUSTER: ctx.spec.name, LABEL_ROLE: "probe"},
-            )
+        ensure_probe_image(ctx, node, client)  # an older image lacks the command's tools
+        container = client.containers.run(
+            PROBE_IMAGE,
+            PROBE_COMMAND,
+            name=name,
+            hostname=name,
+            detach=True,
+            network=network,
+            labels={LABEL_CLUSTER: ctx.spec.name, LABEL_ROLE: "probe"},
+        )
         container.reload()
-        address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
-    return Probe(node, network, name, address, slot)
+        return _probe_of(container, node, network, slot)
 
 
 def ensure_probes(
@@ -114,18 +123,23 @@ def ensure_probes(
         # Probes replaced all at once on 10 engines left 33 of 190 paths dead; with this
         # order still 41 of 200, so it narrows the race without closing it (the README
         # says to remake the lab then). A fresh lab is not affected.
-        removed = list(pool.map(lambda item: attempt(_remove_if_outdated, item), wanted))
-        if any(removed):
+        found = dict(zip(wanted, pool.map(lambda item: attempt(_look, item), wanted), strict=True))
+        if any(f is not None and f.removed for f in found.values()):
             time.sleep(OUTDATED_SETTLE)
         # One probe at a time per engine, the engines side by side: while dockerd 20.10
         # started several overlay containers at once, it once failed a start with "dial
         # tcp <kv>: network is unreachable" on a node whose route to the store was fine.
-        per_node = pool.map(
-            lambda node: [attempt(_ensure_probe, item) for item in wanted if item[0] == node],
+        missing = [item for item, f in found.items() if f is None or f.probe is None]
+        started = pool.map(
+            lambda node: [(i, attempt(_start_probe, i)) for i in missing if i[0] == node],
             names,
         )
-        probes = [p for found in per_node for p in found if p is not None]
-    return probes, problems
+        probe_for = {item: f.probe for item, f in found.items() if f is not None and f.probe}
+        for pairs in started:
+            probe_for.update({item: probe for item, probe in pairs if probe is not None})
+    # Listed as always: by node, then network and slot.
+    ordered = [item for node in names for item in wanted if item[0] == node]
+    return [probe_for[item] for item in ordered if item in probe_for], problems
 
 
 def exec_in(

@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from fakelab import FakeLab, FakeLabError, fault_lab_spec
+from fakelab import FakeContainers, FakeLab, FakeLabError, fault_lab_spec
 
 import overlaylab.checks.kv
 import overlaylab.checks.probes
@@ -81,6 +81,21 @@ def test_probes_are_found_by_the_real_ensure_probes(lab: FakeLab) -> None:
     assert {p.address for p in probes} == {
         c.networks[p.network] for p in probes if (c := lab.container(p.name)) is not None
     }
+
+
+def test_running_probes_are_looked_up_once_each_and_none_is_started(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = ensure_probes(lab.ctx)
+    looked: list[str] = []
+    get = FakeContainers.get
+    monkeypatch.setattr(
+        FakeContainers, "get", lambda self, name: (looked.append(name), get(self, name))[1]
+    )
+    monkeypatch.setattr(FakeContainers, "run", lambda *_a, **_k: pytest.fail("started a probe"))
+    again, problems = ensure_probes(lab.ctx)
+    assert problems == {} and again == first
+    assert sorted(looked) == sorted(p.name for p in first)
 
 
 def test_a_dead_engine_is_a_problem_for_ensure_probes(lab: FakeLab) -> None:
