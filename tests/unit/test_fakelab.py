@@ -4,7 +4,10 @@ it models, and what it answers agrees with the code that reads it."""
 from __future__ import annotations
 
 import socket
+import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakelab import FakeContainers, FakeLab, FakeLabError, fault_lab_spec
@@ -13,6 +16,7 @@ import overlaylab.checks.kv
 import overlaylab.checks.probes
 import overlaylab.providers.local.netns
 from overlaylab.checks import probe_batch
+from overlaylab.checks import verify as verify_module
 from overlaylab.checks.probes import ensure_probes, exec_in
 from overlaylab.checks.verify import select_checks
 from overlaylab.runners import HostRunner
@@ -157,3 +161,31 @@ def test_names_and_isolation_ride_in_the_pair_checks_round(
     report = lab.verify(select_checks(only=("names.resolve",)))
     assert report.ok and len(own_rounds) == 1
     assert all(i.startswith("name") for i in own_rounds[0])
+
+
+def test_checks_that_need_no_probe_run_while_the_probes_start(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The probe start is held until engines.api has run: verify must not wait for the
+    probes before the checks that read none, and must wait before those that do."""
+    engines_checked = threading.Event()
+    start = verify_module.ensure_probes
+
+    def held_start(ctx: Any) -> Any:
+        assert engines_checked.wait(10), "no check ran while the probes were starting"
+        return start(ctx)
+
+    monkeypatch.setattr(verify_module, "ensure_probes", held_start)
+    checks = [
+        replace(c, run=lambda v, run=c.run: (engines_checked.set(), run(v))[1])
+        if c.id == "engines.api"
+        else c
+        for c in verify_module.ALL_CHECKS
+    ]
+    report = lab.verify(checks)
+    assert report.ok, [f.message for f in report.failed]
+    assert {r.check for r in report.results if r.status == "pass"} >= {
+        "engines.api",
+        "probes.running",
+        "connectivity.udp",
+    }
