@@ -99,35 +99,34 @@ def test_the_command_s_environment_is_the_one_it_runs_with(
     assert "image: overlaylab/probe:1" in result.stdout
 
 
-def test_commands_beyond_the_waiting_ones_run_the_usual_way(
-    warm: WarmCompose, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    usual: list[list[str]] = []
+@pytest.fixture
+def usual(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """Commands run the usual way (HostRunner), recorded and answered "usual"."""
+    ran: list[list[str]] = []
 
     def run(_runner: HostRunner, argv: list[str], **_options: Any) -> CommandResult:
-        usual.append(list(argv))
+        ran.append(list(argv))
         return CommandResult(tuple(argv), 0, "usual\n", "", "host")
 
     monkeypatch.setattr(HostRunner, "run", run)
+    return ran
+
+
+def test_commands_beyond_the_waiting_ones_run_the_usual_way(
+    warm: WarmCompose, usual: list[list[str]]
+) -> None:
     assert warm.run([COMPOSE, "ps"], env={}, timeout=5).stdout == "usual\n"
     assert usual == [[COMPOSE, "ps"]]
 
 
 def test_an_interpreter_without_compose_hands_the_command_back(
-    warm: WarmCompose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    warm: WarmCompose, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, usual: list[list[str]]
 ) -> None:
     """This test's own Python has no `compose` module: the preload says so and exits,
     and the command runs the usual way."""
     monkeypatch.setenv("PATH", fake_compose(tmp_path, f"#!{sys.executable}".encode()))
     warm.start(1, dict(os.environ))
     assert warm.waiting == 1
-    usual: list[list[str]] = []
-
-    def run(_runner: HostRunner, argv: list[str], **_options: Any) -> CommandResult:
-        usual.append(list(argv))
-        return CommandResult(tuple(argv), 0, "usual\n", "", "host")
-
-    monkeypatch.setattr(HostRunner, "run", run)
     assert warm.run([COMPOSE, "version"], env=dict(os.environ), timeout=30).ok
     assert usual == [[COMPOSE, "version"]]
 

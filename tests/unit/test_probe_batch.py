@@ -26,6 +26,15 @@ from overlaylab.checks.probes import Probe
 SOURCE = Probe("node1", "dn", "probe-dn-node1", "10.0.9.2")
 
 
+def exits_zero(code: int, _out: str) -> bool:
+    return code == 0
+
+
+def passes_from_try(tries_file: Path, n: int) -> list[str]:
+    """A command that fails until its n-th run."""
+    return ["sh", "-c", f"echo . >>{tries_file}; [ $(wc -l <{tries_file}) -ge {n} ]"]
+
+
 def test_the_runner_runs_every_test_and_parse_reads_each_ones_code_and_output() -> None:
     """The real runner script, in the host's sh: what each test printed, and its exit."""
     tests = [
@@ -78,14 +87,11 @@ def test_failures_are_retried_together_until_they_pass_or_the_window_ends(
     tmp_path: Path,
 ) -> None:
     tries = tmp_path / "tries"
-    ok = lambda code, _out: code == 0  # noqa: E731
     tests = [
-        ProbeTest("true", SOURCE, ["true"], ok),
+        ProbeTest("true", SOURCE, ["true"], exits_zero),
         # Passes from its third try: a transient failure.
-        ProbeTest(
-            "flaky", SOURCE, ["sh", "-c", f"echo . >>{tries}; [ $(wc -l <{tries}) -ge 3 ]"], ok
-        ),
-        ProbeTest("never", SOURCE, ["false"], ok),
+        ProbeTest("flaky", SOURCE, passes_from_try(tries, 3), exits_zero),
+        ProbeTest("never", SOURCE, ["false"], exits_zero),
     ]
     vctx = HostProbes(timeout=3.0)
     seen = run_tests(vctx, tests)  # type: ignore[arg-type]
@@ -101,16 +107,14 @@ def test_failures_are_retried_together_until_they_pass_or_the_window_ends(
 
 def test_timeout_zero_runs_once(tmp_path: Path) -> None:
     vctx = HostProbes(timeout=10.0)
-    ok = lambda code, _out: code == 0  # noqa: E731
-    seen = run_tests(vctx, [ProbeTest("no", SOURCE, ["false"], ok)], timeout=0)  # type: ignore[arg-type]
+    seen = run_tests(vctx, [ProbeTest("no", SOURCE, ["false"], exits_zero)], timeout=0)  # type: ignore[arg-type]
     assert vctx.rounds == [["no"]] and seen["no"].tries == 1
     vctx.pool.shutdown()
 
 
 def test_a_failure_is_retried_once_even_when_the_first_round_outlasts_the_window() -> None:
     vctx = HostProbes(timeout=0.2)
-    ok = lambda code, _out: code == 0  # noqa: E731
-    slow = ProbeTest("slow", SOURCE, ["sh", "-c", "sleep 0.5; false"], ok)
+    slow = ProbeTest("slow", SOURCE, ["sh", "-c", "sleep 0.5; false"], exits_zero)
     seen = run_tests(vctx, [slow])  # type: ignore[arg-type]
     assert vctx.rounds == [["slow"], ["slow"]]
     assert seen["slow"].tries == 2
@@ -131,14 +135,13 @@ def always(_code: int, _out: str) -> bool:
 
 
 def test_tests_known_ahead_ride_in_the_round_and_are_recalled_without_an_exec() -> None:
-    ok = lambda code, _out: code == 0  # noqa: E731
     names = [ProbeTest("name0", SOURCE, ["echo", "resolved"], always)]
     iso = [ProbeTest("name0", SOURCE, ["false"], always)]  # the same id in another check
     vctx = AheadProbes(
         3.0, {"names.resolve": lambda _v: names, "isolation.overlays": lambda _v: iso}
     )
     ahead, standing = riders(vctx)  # type: ignore[arg-type]
-    pair = ProbeTest("never", SOURCE, ["false"], ok)
+    pair = ProbeTest("never", SOURCE, ["false"], exits_zero)
     seen = run_tests(vctx, [pair, *ahead])  # type: ignore[arg-type]
     keep_ahead(vctx, standing, seen)  # type: ignore[arg-type]
     assert len(vctx.rounds[0]) == 3  # one exec carried the pair test and both riders
@@ -177,16 +180,10 @@ def test_a_check_whose_tests_cannot_be_listed_ahead_does_not_ride() -> None:
     vctx.pool.shutdown()
 
 
-def passes_from_try(tries_file: Path, n: int) -> list[str]:
-    """A command that fails until its n-th run."""
-    return ["sh", "-c", f"echo . >>{tries_file}; [ $(wc -l <{tries_file}) -ge {n} ]"]
-
-
 def test_retries_stop_once_rounds_in_a_row_pass_nothing() -> None:
     """A fault passes nothing round after round: it does not hold verify for the window."""
     vctx = HostProbes(timeout=30.0)
-    ok = lambda code, _out: code == 0  # noqa: E731
-    seen = run_tests(vctx, [ProbeTest("never", SOURCE, ["false"], ok)])  # type: ignore[arg-type]
+    seen = run_tests(vctx, [ProbeTest("never", SOURCE, ["false"], exits_zero)])  # type: ignore[arg-type]
     assert len(vctx.rounds) == 1 + STALL_ROUNDS
     assert seen["never"].tries == 1 + STALL_ROUNDS and seen["never"].seconds < 10
     vctx.pool.shutdown()
@@ -195,11 +192,10 @@ def test_retries_stop_once_rounds_in_a_row_pass_nothing() -> None:
 def test_a_round_that_passes_something_keeps_the_retries_going(tmp_path: Path) -> None:
     """Converging: each pass resets the count of rounds that passed nothing."""
     vctx = HostProbes(timeout=30.0)
-    ok = lambda code, _out: code == 0  # noqa: E731
     late = 2 + STALL_ROUNDS + 1  # passes after more stalled rounds than STALL_ROUNDS
     tests = [
-        ProbeTest("soon", SOURCE, passes_from_try(tmp_path / "soon", STALL_ROUNDS + 1), ok),
-        ProbeTest("late", SOURCE, passes_from_try(tmp_path / "late", late), ok),
+        ProbeTest("soon", SOURCE, passes_from_try(tmp_path / "soon", STALL_ROUNDS + 1), exits_zero),
+        ProbeTest("late", SOURCE, passes_from_try(tmp_path / "late", late), exits_zero),
     ]
     seen = run_tests(vctx, tests)  # type: ignore[arg-type]
     assert seen["soon"].ok and seen["late"].ok
