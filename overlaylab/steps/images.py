@@ -104,7 +104,13 @@ ROOTFS_LABEL = "overlaylab.probe-rootfs"
 
 
 def _rootfs_digest() -> str:
-    return hashlib.sha256(_probe_rootfs()).hexdigest()[:16]
+    return _digest(_probe_rootfs())
+
+
+@functools.lru_cache(maxsize=4)
+def _digest(data: bytes) -> str:
+    """Hashed once per rootfs, not once per engine and image check (it is 11 MB)."""
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _has_image(client: docker.DockerClient, name: str) -> bool:
@@ -128,12 +134,16 @@ def import_probe_image(client: docker.DockerClient) -> bool:
     """Import the probe image unless the engine holds this very rootfs; True if it did."""
     if _has_image(client, PROBE_IMAGE):
         return False
+    _import_probe_rootfs(client)
+    return True
+
+
+def _import_probe_rootfs(client: docker.DockerClient) -> None:
     repo, tag = PROBE_IMAGE.rsplit(":", 1)
     labels = [f"LABEL overlaylab.role=probe {ROOTFS_LABEL}={_rootfs_digest()}"]
     client.api.import_image_from_data(
         _probe_rootfs(), repository=repo, tag=tag, changes=["ENV PATH=/bin", 'CMD ["sh"]', *labels]
     )
-    return True
 
 
 def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
@@ -197,7 +207,7 @@ def ensure_images(ctx: LabContext) -> bool:
             if _has_image(client, name):
                 return False
             if name == PROBE_IMAGE:
-                import_probe_image(client)
+                _import_probe_rootfs(client)  # _has_image just found it missing or older
             elif name == app_image.APP_IMAGE:
                 repo, tag = name.rsplit(":", 1)
                 client.api.import_image_from_data(
