@@ -47,7 +47,6 @@ from overlaylab.checks import probe_batch
 from overlaylab.checks.base import Check
 from overlaylab.checks.connectivity import DF_SCRIPT
 from overlaylab.checks.probes import (
-    IPUTILS_PING,
     PROBE_COMMAND,
     PROBE_PORT,
     PROBE_UDP_PORT,
@@ -759,12 +758,6 @@ class FakeLab:
                 return 0, self._probe_batch(c, tests)
             case ["ping", "-c", "1", "-W", "1", address]:
                 return self._busybox_ping(c, address)
-            case [ping, "-M", "do", "-s", size, "-c", "1", "-W", "1", address] if (
-                ping == IPUTILS_PING
-            ):
-                return self._iputils_ping(c, address, int(size))
-            case [ping, "-c", "1", "-W", "1", address] if ping == IPUTILS_PING:
-                return self._iputils_ping(c, address, DEFAULT_PING_PAYLOAD, df=False)
             case ["sh", "-c", script, "df", address] if script == DF_SCRIPT:
                 code, out = self._iputils_ping(c, address, self.mtu(c) - ICMP_OVERHEAD)
                 out = f"overlay mtu {self.mtu(c)}\n{out}"
