@@ -16,7 +16,7 @@ from typing import Any
 
 from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.spec.models import ClusterSpec, VagrantProvider
+from overlaylab.spec.models import ClusterSpec, DockerMachineProvider, VagrantProvider
 
 # `docker run` arguments that let a node container run its own dockerd in this
 # sandbox (LAB-NOTES, "Vagrant - verified"): `--privileged` fails here for want of
@@ -35,10 +35,23 @@ SSH_USERNAME = "vagrant"
 MACHINES_TEMPLATE = "machines.json.j2"
 
 
+# docker-machine drivers and the Vagrant provider that makes the same kind of machine.
+VM_PROVIDER_OF_DRIVER = {"virtualbox": "virtualbox", "kvm": "libvirt", "docker": "docker"}
+
+
 def vagrant_options(spec: ClusterSpec) -> VagrantProvider:
-    """The spec's vagrant settings, or the defaults for a spec of another provider."""
+    """The spec's vagrant settings, or the defaults for a spec of another provider.
+
+    A docker-machine spec already says which hypervisor its machines run on: its
+    driver picks the Vagrant provider (the article's `driver: virtualbox` renders
+    VirtualBox machines, not the model's libvirt default).
+    """
     if isinstance(spec.provider, VagrantProvider):
         return spec.provider
+    if isinstance(spec.provider, DockerMachineProvider):
+        vm_provider = VM_PROVIDER_OF_DRIVER.get(spec.provider.driver)
+        if vm_provider is not None:
+            return VagrantProvider(type="vagrant", vm_provider=vm_provider)  # type: ignore[arg-type]
     return VagrantProvider(type="vagrant")
 
 

@@ -45,6 +45,16 @@ def render(c, inventory=DEFAULT_INVENTORY, out=None):  # type: ignore[no-untyped
         f"[bold green]rendered lab '{escape(loaded.spec.name)}'[/] from {escape(inventory)}: "
         f"{len(artifacts)} files; the Vagrantfile reads {escape(display(machines))}"
     )
+    err.print(validate_hint(out_dir / "machines.json"))
+
+
+def validate_hint(machines: Path) -> str:
+    """How to have Vagrant check the rendered machines where their provider is missing
+    (VirtualBox, vagrant-libvirt): `--ignore-provider` checks everything else."""
+    return (
+        "check the machines with Vagrant, even without their provider installed: "
+        f"OVERLAYLAB_MACHINES={escape(display(machines))} vagrant validate --ignore-provider"
+    )
 
 
 def display(path: Path) -> str:

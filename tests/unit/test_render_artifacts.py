@@ -483,3 +483,23 @@ def test_render_task_reports_a_bad_spec_without_a_traceback(tmp_path: Path) -> N
     assert "Traceback" not in result.stderr
     assert f"{bad}" in result.stderr and "name" in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("driver", "vm_provider"),
+    [("virtualbox", "virtualbox"), ("kvm", "libvirt"), ("docker", "docker")],
+)
+def test_vagrant_default_provider_follows_the_docker_machine_driver(
+    tmp_path: Path, driver: str, vm_provider: str
+) -> None:
+    data = lab_data(REPO / ARTICLE)
+    data["provider"]["driver"] = driver
+    machines = json.loads(by_path(spec_file(tmp_path, data))["machines.json"].text)
+    assert machines["default_provider"] == vm_provider
+
+
+def test_a_driver_vagrant_has_no_provider_for_keeps_the_vagrant_default(tmp_path: Path) -> None:
+    data = lab_data(REPO / ARTICLE)
+    data["provider"]["driver"] = "amazonec2"
+    machines = json.loads(by_path(spec_file(tmp_path, data))["machines.json"].text)
+    assert machines["default_provider"] == vagrant.VagrantProvider(type="vagrant").vm_provider

@@ -118,3 +118,33 @@ def test_a_missing_machines_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_machines_file_of_the_default_lab_names_every_node() -> None:
     data = json.loads(vagrant.machines_json(load_spec_file(LAB_YML)))
     assert [m["name"] for m in data["machines"]] == ["kv", "node1", "node2", "node3"]
+
+
+ARTICLE = REPO / "inventory" / "article-2015.yml"
+
+
+def test_the_articles_render_validates_with_its_own_provider(tmp_path: Path) -> None:
+    """`driver: virtualbox` renders VirtualBox machines: Vagrant validates them as
+    rendered, with no default provider forced from outside (libvirt would fail:
+    "The provider 'libvirt' could not be found")."""
+    machines = tmp_path / "machines.json"
+    machines.write_text(vagrant.machines_json(load_spec_file(ARTICLE)))
+    assert json.loads(machines.read_text())["default_provider"] == "virtualbox"
+    env = {k: v for k, v in os.environ.items() if k != "VAGRANT_DEFAULT_PROVIDER"}
+    result = subprocess.run(
+        ["vagrant", "validate", "--ignore-provider"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={
+            **env,
+            "VAGRANT_CWD": str(REPO),
+            "VAGRANT_DOTFILE_PATH": str(tmp_path / ".vagrant"),
+            "VAGRANT_HOME": str(tmp_path / "vagrant.d"),
+            "VAGRANT_CHECKPOINT_DISABLE": "1",
+            "OVERLAYLAB_MACHINES": str(machines),
+        },
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert VALIDATED in result.stdout
