@@ -23,6 +23,7 @@ import yaml
 from overlaylab.checks.probes import SLOTS, probe_name
 from overlaylab.checks.result import CheckResult, Status
 from overlaylab.errors import OverlaylabError
+from overlaylab.spec.compose import load_compose
 from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
 from overlaylab.spec.paths import resolve_in_spec_dir
 
@@ -283,7 +284,7 @@ def compose_networks(spec: ClusterSpec, spec_dir: Path) -> dict[tuple[str, str],
 
 def _compose_services(path: Path) -> dict[str, object]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_compose(path)
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
         return {}
     if not isinstance(data, dict):

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from overlaylab.errors import SpecError
+from overlaylab.spec.compose import NotARegularFile, read_regular_bytes
 from overlaylab.spec.models import NAME_PATTERN, ClusterSpec, LocalProvider
 from overlaylab.spec.paths import spec_dir_of
 from overlaylab.spec.semantic import Loc, format_problem, semantic_problems, suggest
@@ -168,9 +169,15 @@ def _child(node: yaml.Node, element: str | int) -> tuple[yaml.Node | None, yaml.
     return found
 
 
+# A spec of a hundred nodes is tens of KiB; past this it is not a spec.
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+
+
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
+        raw = read_regular_bytes(path, MAX_SPEC_BYTES)
+    except NotARegularFile as exc:
+        raise SpecError(str(path), [f"{exc}; pass the spec's YAML file"]) from None
     except FileNotFoundError:
         raise SpecError(
             str(path), ["file not found; pass the path of a cluster spec, e.g. inventory/lab.yml"]

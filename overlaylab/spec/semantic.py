@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from overlaylab.spec.compose import NotARegularFile, read_compose_text
 from overlaylab.spec.models import (
     BUILT_IMAGES,
     DRIVER_MTU_OPTION,
@@ -598,7 +599,7 @@ def _read_compose(
     loc: Loc = ("stacks", index, "file")
     path = resolve_in_spec_dir(spec_dir, stack.file)
     try:
-        loader = yaml.SafeLoader(path.read_text(encoding="utf-8"))
+        loader = yaml.SafeLoader(read_compose_text(path))
         try:
             node = loader.get_single_node()
             data = loader.construct_document(node) if node is not None else None
@@ -606,6 +607,9 @@ def _read_compose(
             loader.dispose()
     except FileNotFoundError:
         report.add(loc, f"compose file {path} not found; {_relative_to(spec_dir)}")
+        return None
+    except NotARegularFile as exc:
+        report.add(loc, f"{exc}: a stack's file must be a compose YAML file")
         return None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         report.add(loc, f"cannot read compose file {stack.file}: {_one_line(exc)}")

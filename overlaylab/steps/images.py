@@ -17,6 +17,7 @@ import docker.errors
 from overlaylab import probe_tools
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
+from overlaylab.spec.compose import read_compose_text, read_regular_bytes
 from overlaylab.spec.models import PROBE_IMAGE, Stack
 from overlaylab.steps import app_image
 from overlaylab.steps.classic_swarm import IMAGE_CHANGES, swarm_binary, swarm_nodes, swarm_rootfs
@@ -151,7 +152,7 @@ def _image_tarball(ctx: LabContext, name: str, tarball: str | None) -> bytes:
     if tarball:
         path = ctx.resolve_spec_path(tarball)
         try:
-            return path.read_bytes()
+            return read_regular_bytes(path)
         except OSError as exc:
             raise OverlaylabError(f"image {name}: cannot read tarball {path}: {exc}") from exc
     cache = ctx.layout.images_dir / (name.replace("/", "_").replace(":", "_") + ".tar")
@@ -181,7 +182,7 @@ def _record_loaded(ctx: LabContext, node: str, names: list[str]) -> None:
 
 def _compose_text(ctx: LabContext, stack: Stack) -> str:
     try:
-        return ctx.resolve_spec_path(stack.file).read_text()
+        return read_compose_text(ctx.resolve_spec_path(stack.file))
     except OSError:
         return ""  # the stacks step reports a missing file
 

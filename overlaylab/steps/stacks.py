@@ -12,6 +12,7 @@ import yaml
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
+from overlaylab.spec.compose import load_compose, read_compose_text
 from overlaylab.spec.models import ClusterSpec, Stack
 from overlaylab.steps.classic_swarm import masters, swarm_env
 from overlaylab.steps.compose_warm import COMPOSE
@@ -60,7 +61,7 @@ def registry_url(spec: ClusterSpec) -> str | None:
 
 
 def _fingerprint(ctx: LabContext, stack: Stack) -> str:
-    digest = hashlib.sha256(ctx.resolve_spec_path(stack.file).read_bytes())
+    digest = hashlib.sha256(read_compose_text(ctx.resolve_spec_path(stack.file)).encode())
     digest.update(repr(sorted(stack.services.items())).encode())
     return digest.hexdigest()
 
@@ -98,7 +99,7 @@ def _up_through_master(ctx: LabContext, stack: Stack, placements: list[tuple[str
     """docker-compose against the classic swarm master, each service pinned to its node
     by swarm's `constraint:node==X` environment entry, in an override file."""
     source = ctx.resolve_spec_path(stack.file)
-    version = str((yaml.safe_load(source.read_text()) or {}).get("version", "1"))
+    version = str((load_compose(source) or {}).get("version", "1"))
     if not re.fullmatch(r"2(\.[0-3])?", version):
         raise OverlaylabError(
             f"stack {stack.name} (via: swarm-master): {source} is compose file version "

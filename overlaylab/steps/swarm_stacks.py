@@ -21,6 +21,7 @@ import yaml
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.runners import HostRunner
+from overlaylab.spec.compose import load_compose
 from overlaylab.spec.models import Stack
 from overlaylab.steps.swarm import NODE_LABEL, leader_of, service_name
 
@@ -71,7 +72,7 @@ def deployed_compose(compose: dict[str, Any], stack: Stack, ipvs: bool) -> dict[
 def deploy_file(ctx: LabContext, stack: Stack) -> Path:
     source = ctx.resolve_spec_path(stack.file)
     try:
-        compose = yaml.safe_load(source.read_text()) or {}
+        compose = load_compose(source) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise OverlaylabError(f"stack {stack.name}: cannot read {source}: {exc}") from exc
     version = str(compose.get("version", "3"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from overlaylab.errors import SpecError
 from overlaylab.spec import load_spec
+from overlaylab.spec.compose import MAX_COMPOSE_BYTES
 from overlaylab.spec.semantic import format_path
 
 # Inline specs start with these three lines, so the body's first line is line 4.
@@ -434,6 +436,45 @@ def test_stack_file_missing(tmp_path: Path) -> None:
     assert problems(tmp_path, body) == [
         f"line 9, stacks[0].file: compose file {tmp_path}/stacks/nope.yml not found; "
         f"paths are relative to the spec's folder {tmp_path}"
+    ]
+
+
+def test_stack_file_that_is_a_device_is_refused_not_read(tmp_path: Path) -> None:
+    """/dev/zero once had validate read until the kernel killed it."""
+    body = (
+        STACK_NODES + "stacks:\n  - name: demo\n    file: /dev/zero\n    services: {web: node1}\n"
+    )
+    assert problems(tmp_path, body) == [
+        "line 9, stacks[0].file: /dev/zero is a character device, not a regular file: "
+        "a stack's file must be a compose YAML file"
+    ]
+
+
+def test_stack_file_that_is_a_fifo_is_refused_without_waiting(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yml")  # opening it for reading would wait for a writer
+    body = STACK_NODES + "stacks:\n  - name: demo\n    file: pipe.yml\n    services: {web: node1}\n"
+    assert problems(tmp_path, body) == [
+        f"line 9, stacks[0].file: {tmp_path}/pipe.yml is a FIFO, not a regular file: "
+        "a stack's file must be a compose YAML file"
+    ]
+
+
+def test_a_huge_stack_file_is_refused_after_its_limit(tmp_path: Path) -> None:
+    huge = tmp_path / "huge.yml"
+    with huge.open("wb") as f:
+        f.truncate(MAX_COMPOSE_BYTES + 1)  # sparse: nothing written, still too big
+    body = STACK_NODES + "stacks:\n  - name: demo\n    file: huge.yml\n    services: {web: node1}\n"
+    assert problems(tmp_path, body) == [
+        f"line 9, stacks[0].file: {huge} is larger than 1024 KiB: "
+        "a stack's file must be a compose YAML file"
+    ]
+
+
+def test_a_spec_that_is_a_device_is_refused() -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec(Path("/dev/zero"))
+    assert info.value.problems == [
+        "/dev/zero is a character device, not a regular file; pass the spec's YAML file"
     ]
 
 
