@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import docker.errors
 import requests
@@ -21,8 +22,22 @@ from overlaylab.errors import OverlaylabError
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory/lab.yml"
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+# Off a terminal (a pipe, a file, CI) rich would lay tables out at 80 columns and crop
+# every cell to fit ("192.168.9…"): output there is read by programs and people later,
+# so it keeps every character. COLUMNS, when set, still decides.
+UNBOUNDED_WIDTH = 100_000
+
+
+def console(file: TextIO | None = None) -> Console:
+    """A console for a task's output: the terminal's width, or unbounded off a terminal."""
+    made = Console(file=file, highlight=False, soft_wrap=True)
+    if made.is_terminal or os.environ.get("COLUMNS"):
+        return made
+    return Console(file=file, highlight=False, soft_wrap=True, width=UNBOUNDED_WIDTH)
+
+
+out = console()
+err = console(sys.stderr)
 
 
 @contextlib.contextmanager
