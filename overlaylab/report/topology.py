@@ -59,6 +59,7 @@ class Box:
     label: str
     parent: str | None = None
     status: Status | None = None
+    dashed: bool = False  # drawn with a dashed outline: an internal overlay (no egress)
 
 
 @dataclass(frozen=True)
@@ -177,9 +178,11 @@ def _add_overlays(topo: Topology, spec: ClusterSpec, results: Sequence[CheckResu
     by_probe = _statuses_by_probe(results)
     for net in spec.networks:
         subnet = f"\n{net.subnet}" if net.subnet else ""
+        internal = "\ninternal: no egress" if net.internal else ""
         status = worst(r.status for r in results if r.network == net.name)
+        label = f"{net.driver} {net.name}{subnet}{internal}"
         topo.boxes.append(
-            Box(overlay_id(net.name), "overlay", f"{net.driver} {net.name}{subnet}", None, status)
+            Box(overlay_id(net.name), "overlay", label, None, status, dashed=net.internal)
         )
         for node in spec.engine_nodes:
             for slot in SLOTS:
@@ -442,6 +445,8 @@ def _box_attrs(box: Box) -> dict[str, str]:
     attrs["color"] = line if box.status else attrs.get("color", PALETTE[None][1])
     if box.status in ("fail", "error"):
         attrs["penwidth"] = "2"
+    if box.dashed:
+        attrs["style"] = attrs["style"].replace("bold", "dashed")
     # A tooltip in the SVG: hovering a box says what verify found for it.
     attrs["tooltip"] = f"{box.label.splitlines()[0]}: {box.status or 'not tested'}"
     return attrs

@@ -48,6 +48,8 @@ class NetworkSummary:
     driver: str
     subnet: str | None  # None: the engine's IPAM picks one
     options: tuple[tuple[str, str], ...]
+    internal: bool = False  # no docker_gwbridge leg: no way out of the overlay
+    attachable: bool | None = None  # swarm mode only: plain containers may join
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,8 @@ def summarize(loaded: LoadedSpec) -> SpecSummary:
                 driver=network.driver,
                 subnet=str(network.subnet) if network.subnet is not None else None,
                 options=tuple(network.options.items()),
+                internal=network.internal,
+                attachable=network.attachable if spec.orchestration.mode == "swarm-mode" else None,
             )
             for network in spec.networks
         ),

@@ -104,8 +104,13 @@ def _sections(summary: SpecSummary) -> Iterable[tuple[str, list[str]]]:
 def _network_line(network: NetworkSummary) -> str:
     subnet = network.subnet or "subnet from the engine's pool"
     options = ", ".join(f'{key}: "{value}"' for key, value in network.options)
-    return f"{network.name} ({network.driver}) {subnet}" + (
-        f"; options {options}" if options else ""
+    flags = ["internal (no docker_gwbridge leg, no egress)"] if network.internal else []
+    if network.attachable is not None:
+        flags.append("attachable" if network.attachable else "not attachable (services only)")
+    return (
+        f"{network.name} ({network.driver}) {subnet}"
+        + "".join(f"; {flag}" for flag in flags)
+        + (f"; options {options}" if options else "")
     )
 
 

@@ -25,6 +25,7 @@ from overlaylab.report.topology import (
     probe_id,
     render,
     service_id,
+    to_dot,
 )
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
@@ -222,3 +223,14 @@ def test_compose_networks_are_best_effort(spec: ClusterSpec, tmp_path: Path) -> 
     compose.write_text("services:\n  web:\n    networks: {dn: {}, back: {}}\n  mongo: {}\n")
     moved = tmp_path / "inventory"
     assert compose_networks(spec, moved) == {("demo", "web"): ["dn", "back"], ("demo", "mongo"): []}
+
+
+def test_an_internal_overlay_is_drawn_as_one(spec: ClusterSpec) -> None:
+    internal = spec.model_copy(
+        update={"networks": [spec.networks[0].model_copy(update={"internal": True})]}
+    )
+    box = build_topology(internal).box(overlay_id("dn"))
+    assert box.dashed and "internal: no egress" in box.label
+    assert "dashed" in to_dot(build_topology(internal)).source
+    plain = build_topology(spec).box(overlay_id("dn"))
+    assert not plain.dashed and "internal" not in plain.label

@@ -107,7 +107,7 @@ def test_summary_without_kv_with_defaulted_addresses_and_a_warning(tmp_path: Pat
         ("m1", "192.168.99.10", ("manager",)),
         ("w1", "192.168.99.20", ("worker",)),
     ]
-    assert summary.networks[0] == NetworkSummary("front", "overlay", None, ())
+    assert summary.networks[0] == NetworkSummary("front", "overlay", None, (), False, True)
     assert summary.networks[1].options == (("com.docker.network.driver.mtu", "1450"),)
     assert summary.stacks == ()
     # The default-sized overlay warns; the one sized for the lab does not.
@@ -146,13 +146,26 @@ def test_rendered_summary_names_every_part_of_the_topology() -> None:
     assert lines[-1] == "  warnings  none"
 
 
+def test_rendered_summary_says_internal_and_attachable(tmp_path: Path) -> None:
+    body = SMALL_1450.replace(
+        "      - name: front\n", "      - {{name: front, internal: true, attachable: false}}\n"
+    )
+    path = write(tmp_path, "s.yml", body.format(name="s", state_dir=tmp_path / "st"))
+    text = rendered(print_summary, str(path), summarize(load_spec_file(path)))
+    assert (
+        "front (overlay) subnet from the engine's pool; internal (no docker_gwbridge leg, "
+        "no egress); not attachable (services only)"
+    ) in text
+    assert "back (overlay) 10.0.10.0/24; attachable; options" in text
+
+
 def test_rendered_summary_shows_warnings_and_absent_parts(tmp_path: Path) -> None:
     path = write(tmp_path, "s.yml", SMALL_1450.format(name="s", state_dir=tmp_path / "st"))
     text = rendered(print_summary, str(path), summarize(load_spec_file(path)))
     assert "  kv        none\n" in text
     assert "cluster-store none; cluster-advertise none" in text
-    assert "  networks  front (overlay) subnet from the engine's pool\n" in text
-    assert 'back (overlay) 10.0.10.0/24; options com.docker.network.driver.mtu: "1450"' in text
+    assert "  networks  front (overlay) subnet from the engine's pool; attachable\n" in text
+    assert 'back (overlay) 10.0.10.0/24; attachable; options com.docker.network.driver.mtu: "1450"' in text
     assert "  stacks    none\n" in text
     assert "  warnings  line 13, networks[0]: overlay front will drop full-size packets" in text
     assert 'fix: set `options: {com.docker.network.driver.mtu: "1450"}` on network front' in text
