@@ -165,7 +165,9 @@ def test_rendered_summary_shows_warnings_and_absent_parts(tmp_path: Path) -> Non
     assert "  kv        none\n" in text
     assert "cluster-store none; cluster-advertise none" in text
     assert "  networks  front (overlay) subnet from the engine's pool; attachable\n" in text
-    assert 'back (overlay) 10.0.10.0/24; attachable; options com.docker.network.driver.mtu: "1450"' in text
+    assert (
+        'back (overlay) 10.0.10.0/24; attachable; options com.docker.network.driver.mtu: "1450"'
+    ) in text
     assert "  stacks    none\n" in text
     assert "  warnings  line 13, networks[0]: overlay front will drop full-size packets" in text
     assert 'fix: set `options: {com.docker.network.driver.mtu: "1450"}` on network front' in text
