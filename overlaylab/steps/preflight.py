@@ -63,7 +63,8 @@ def binary_has_store(binary: str, scheme: str) -> bool:
 
 
 def store_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
-    """The engines' dockerd must exist and support the cluster store's backend."""
+    """The engines' dockerd must exist, accept a cluster store at all (before 23.0) and
+    have the store's backend compiled in."""
     binary = dockerd_binary(spec)
     if binary is None:
         if spec.engine.dockerd:
@@ -74,15 +75,36 @@ def store_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
                 )
             ]
         return []  # BASE_TOOLS reports a missing dockerd
+    version = dockerd_version(binary)
+    if version and spec.engine.uses_cluster_store and version >= (23, 0):
+        # One cause, not two: from 23.0 dockerd has no cluster store at all, so a libkv
+        # store missing from its binary is no news (and "use etcd" no fix).
+        return [
+            (
+                f"dockerd {version[0]}.{version[1]} refuses cluster-store (removed in 23.0)",
+                f"{APT} docker.io=20.10.* (Debian 12 ships 20.10), "
+                "or use swarm mode with cluster-store: null",
+            )
+        ]
     url = spec.cluster_store_url() or ""
     scheme = url.split("://", 1)[0]
     if scheme in _STORE_PACKAGES and not binary_has_store(binary, scheme):
+        why = (
+            " (Debian's docker.io leaves consul out: 'avoid dependencies on consul')"
+            if scheme == "consul"
+            else ""
+        )
+        others = [
+            backend
+            for backend, package in (("etcd", "etcd"), ("zookeeper", "zk"))
+            if package != scheme and binary_has_store(binary, package)
+        ]
+        instead = f"set kv.backend: {' or '.join(others)}, or " if others else ""
         return [
             (
-                f"{binary} is built without the {scheme} cluster store (Debian's docker.io "
-                "leaves consul out: 'avoid dependencies on consul'); its engines would die "
-                f"with 'discovery service not supported' on {url}",
-                "set kv.backend: etcd or zookeeper, or engine.dockerd: a dockerd that has it "
+                f"{binary} is built without the {scheme} cluster store{why}; its engines "
+                f"would die with 'discovery service not supported' on {url}",
+                f"{instead}set engine.dockerd to a dockerd that has it "
                 "(Docker CE's static 20.10 binaries, or one built from moby 20.10)",
             )
         ]
@@ -204,15 +226,6 @@ def local_preflight(
             )
         )
     gaps += store_gaps(spec)
-    version = dockerd_version(dockerd_binary(spec))
-    if version and spec.engine.uses_cluster_store and version >= (23, 0):
-        gaps.append(
-            (
-                f"dockerd {version[0]}.{version[1]} refuses cluster-store (removed in 23.0)",
-                f"{APT} docker.io=20.10.* (Debian 12 ships 20.10), "
-                "or use swarm mode with cluster-store: null",
-            )
-        )
     if SYSTEM_CONTAINERD_SOCKET.exists():
         gaps.append(
             (

@@ -261,3 +261,20 @@ def test_classic_swarm_without_any_swarm_image_says_where_to_get_one(
     assert "docker save" in fix and "binary on PATH" in fix
     monkeypatch.setattr(preflight, "_host_engine_has", lambda image: image == "swarm:1.2.9")
     assert "swarm" not in whats(local_preflight(classic, None))  # side-loaded from the host
+
+
+def test_a_dockerd_without_cluster_stores_is_one_problem_not_two(machine: Machine) -> None:
+    """Docker 28 has no libkv at all: "built without the etcd store, use etcd" on a lab
+    that already uses etcd would be a second, false cause beside the true one."""
+    machine.dockerd = (28, 5)
+    machine.stores = set()
+    gaps = local_preflight(load_spec(LAB_YML), None)
+    assert whats(gaps) == "dockerd 28.5 refuses cluster-store (removed in 23.0)"
+
+
+def test_a_20_10_dockerd_without_the_spec_store_is_still_named(machine: Machine) -> None:
+    machine.stores = {"zk"}
+    gaps = local_preflight(load_spec(LAB_YML), None)
+    assert "built without the etcd cluster store; its engines would die" in whats(gaps)
+    assert "consul" not in whats(gaps) and "refuses cluster-store" not in whats(gaps)
+    assert fix_for(gaps, "built without").startswith("set kv.backend: zookeeper, or ")
