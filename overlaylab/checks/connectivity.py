@@ -1,5 +1,6 @@
-"""Connectivity matrix: every ordered pair of probes on each overlay, cross-host and
-same-host, by ICMP, DNS, TCP, UDP and full-size don't-fragment packets."""
+"""Connectivity matrix on each overlay: every ordered cross-host pair of the nodes' first
+probes, and first -> second probe on each node (same-host), by ICMP, DNS, TCP, UDP and
+full-size don't-fragment packets."""
 
 from __future__ import annotations
 

@@ -13,7 +13,10 @@ PYTHON = ".venv/bin/python"
 
 def pytest_argv(k: str | None = None, unit: bool = False) -> list[str]:
     """The pytest command line for `test`, as an argument list."""
-    argv = [PYTHON, "-m", "pytest", "-q", "-rfEs", "tests/unit" if unit else "tests"]
+    # pytest collects its arguments in order: the unit tests run first, then the slow
+    # ones on real engines (given `tests`, it would start with `integration`).
+    folders = ["tests/unit"] if unit else ["tests/unit", "tests/integration"]
+    argv = [PYTHON, "-m", "pytest", "-q", "-rfEs", *folders]
     if k:
         argv += ["-k", k]
     return argv

@@ -60,8 +60,9 @@ def test_hostile_k_is_one_literal_argument(scratch: Path, hostile: str) -> None:
     assert not marker.exists(), "the shell ran part of the -k expression"
 
 
-def test_without_k_runs_the_whole_suite(scratch: Path) -> None:
-    assert run_test_task(scratch) == ["-m", "pytest", "-q", "-rfEs", "tests"]
+def test_without_k_runs_the_whole_suite_unit_tests_first(scratch: Path) -> None:
+    argv = run_test_task(scratch)
+    assert argv == ["-m", "pytest", "-q", "-rfEs", "tests/unit", "tests/integration"]
 
 
 def test_pytest_argv_round_trips_through_shell_quoting() -> None:
