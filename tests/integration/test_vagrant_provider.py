@@ -32,7 +32,7 @@ from node_contract import (  # noqa: F401 - collected here, with this module's f
 )
 from vagrant_tools import UP_TIMEOUT, host_tools_or_skip
 
-from overlaylab import lab
+from overlaylab import cgroups, lab
 from overlaylab.context import LabContext
 from overlaylab.providers.base import Node
 from overlaylab.providers.ssh.node import SSHNode
@@ -82,11 +82,7 @@ def machine_peaks_mib(provider: VagrantProvider) -> dict[str, float]:
     peaks = {}
     with provider.engine.client() as client:
         for container in client.containers.list():
-            pid = container.attrs["State"]["Pid"]
-            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-            path = next(line.split(":", 2)[2] for line in lines if ":memory:" in line)
-            peak = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.max_usage_in_bytes")
-            peaks[container.name] = round(int(peak.read_text()) / 2**20, 1)
+            peaks[container.name] = cgroups.memory_mib(container.attrs["State"]["Pid"], peak=True)
     return peaks
 
 

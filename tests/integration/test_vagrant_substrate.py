@@ -19,6 +19,7 @@ import yaml
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT
 
+from overlaylab import cgroups
 from overlaylab.artifacts.vagrant import machines_json
 from overlaylab.layout import LabLayout
 from overlaylab.providers.vagrant import image, outer
@@ -68,11 +69,7 @@ def machine_memory_mib(engine: outer.OuterEngine) -> dict[str, float]:
     usage = {}
     with engine.client() as client:
         for container in client.containers.list():
-            pid = container.attrs["State"]["Pid"]
-            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
-            path = next(line.split(":", 2)[2] for line in lines if ":memory:" in line)
-            used = Path("/sys/fs/cgroup/memory", path.lstrip("/"), "memory.usage_in_bytes")
-            usage[container.name] = round(int(used.read_text()) / 2**20, 1)
+            usage[container.name] = cgroups.memory_mib(container.attrs["State"]["Pid"])
     return usage
 
 

@@ -19,13 +19,14 @@ import shutil
 import signal
 from pathlib import Path
 
+from overlaylab import cgroups
 from overlaylab.errors import TeardownIncomplete
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import plumbing
 from overlaylab.waiting import wait_until
 
 MNT_DETACH = 2
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_ROOT = cgroups.CGROUP_ROOT
 # dockerd hard-codes its plugin socket folder; the lab records whether it made it.
 DOCKER_PLUGIN_DIR = Path("/run/docker/plugins")
 # containerd 1.6 puts each shim's socket at /run/containerd/s/sha256(<containerd
@@ -42,16 +43,16 @@ def lab_namespaces(layout: LabLayout) -> list[str]:
 
 
 def lab_cgroups(layout: LabLayout) -> list[Path]:
-    found: list[Path] = []
+    """The lab's cgroups at the top of each hierarchy (v1: one per controller; v2: the
+    unified one), where dockerd's `cgroup-parent` puts them."""
     if not CGROUP_ROOT.is_dir():
-        return found
-    hierarchies = [p for p in CGROUP_ROOT.iterdir() if p.is_dir()]
-    for top in [CGROUP_ROOT, *hierarchies]:
-        with contextlib.suppress(OSError):
-            found += [
-                c for c in top.iterdir() if c.is_dir() and c.name.startswith(layout.cgroup_prefix)
-            ]
-    return found
+        return []
+    return [
+        group
+        for top in cgroups.hierarchy_tops(CGROUP_ROOT)
+        for group in cgroups.subgroups(top)
+        if group.name.startswith(layout.cgroup_prefix)
+    ]
 
 
 def _cgroup_pids(group: Path) -> set[int]:

@@ -43,6 +43,7 @@ from typing import Any
 
 import docker
 
+from overlaylab import cgroups
 from overlaylab.errors import OverlaylabError
 from overlaylab.layout import CGROUP_PREFIX, LABEL_CLUSTER, LABEL_ROLE, LabLayout
 from overlaylab.providers.local import plumbing, teardown
@@ -306,17 +307,23 @@ def nested_lab_cgroups(layout: LabLayout, depth: int = 3) -> list[Path]:
     that root, e.g. memory/process_api/<id>/overlaylab-<cluster>._vagrant/<container>.
     """
     found: list[Path] = []
-    level = [p for p in teardown.CGROUP_ROOT.glob("*/*") if p.is_dir()]
+    # Top-level groups of the lab are teardown.lab_cgroups'; look below the others.
+    level = [
+        group
+        for top in cgroups.hierarchy_tops(teardown.CGROUP_ROOT)
+        for parent in cgroups.subgroups(top)
+        if not parent.name.startswith(CGROUP_PREFIX)
+        for group in cgroups.subgroups(parent)
+    ]
     for _ in range(depth):
         below: list[Path] = []
         for group in level:
             if group.name.startswith(layout.cgroup_prefix):
                 found.append(group)
             elif not group.name.startswith(CGROUP_PREFIX):
-                with contextlib.suppress(OSError):
-                    below += [p for p in group.iterdir() if p.is_dir()]
+                below += cgroups.subgroups(group)
         level = below
-    return [g for g in found if g.parent.parent != teardown.CGROUP_ROOT]
+    return found
 
 
 def remove_nested_cgroups(layout: LabLayout) -> int:
