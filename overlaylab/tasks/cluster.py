@@ -13,6 +13,7 @@ from invoke import task
 from overlaylab import lab
 from overlaylab import status as lab_status
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
+from overlaylab.lablock import lab_lock
 from overlaylab.progress import Progress
 from overlaylab.steps.classic_swarm import masters as classic_masters
 from overlaylab.steps.classic_swarm import swarm_env
@@ -42,7 +43,7 @@ def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: igno
     ctx = lab.open_lab(inventory, Progress(quiet=quiet))
     # Shown even with --quiet, before anything starts; they never stop `up`.
     print_warnings(err, inventory, ctx.warnings)
-    with terminate_as_interrupt():
+    with terminate_as_interrupt(), lab_lock(ctx.spec.name, f"invoke up -i {inventory}", _busy):
         report = lab.up(ctx, retain=retain)
     if report.changed:
         err.print(
@@ -54,6 +55,10 @@ def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: igno
             f"[bold green]lab '{ctx.spec.name}' is up to date[/]: nothing changed "
             f"({report.seconds:.1f}s)"
         )
+
+
+def _busy(message: str) -> None:
+    err.print(f"[yellow]{message}[/]")
 
 
 def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[[], list[str]]]:
@@ -86,8 +91,10 @@ def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[
 def down(c, inventory=DEFAULT_INVENTORY, name=None):  # type: ignore[no-untyped-def]
     """Remove every trace of the lab: processes, namespaces, links, mounts, files."""
     cluster, take_down = _what_to_take_down(inventory, name)
+    command = f"invoke down --name {name}" if name else f"invoke down -i {inventory}"
     try:
-        done = take_down()
+        with lab_lock(cluster, command, _busy):
+            done = take_down()
     except TeardownIncomplete as exc:
         for line in exc.done:
             err.print(f"  · {line}")

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import invoke
+from lab_cli import ROOT, invoke
 
+from overlaylab import lablock
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import teardown
+from overlaylab.waiting import wait_until
 
 SMALL = "tests/testdata/labs/small.yml"
 
@@ -72,4 +75,32 @@ def test_down_names_what_it_could_not_remove_and_fails(
     subprocess.run(["chattr", "-i", str(pinned)], check=True)
     again = invoke("down", "--name", "stuck")
     assert "lab 'stuck' is down" in again.stderr
+    assert wait_until_clean(before) == []
+
+
+def test_down_during_up_waits_for_it_then_takes_the_whole_lab_away() -> None:
+    """Two commands on one lab: the second waits for the first and says why, and the lab
+    ends fully gone (down after up), never half torn down under a running `up`."""
+    before = HostSnapshot.take()
+    up = subprocess.Popen(
+        [sys.executable, "-m", "invoke", "up", "-i", SMALL],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_until(lambda: lablock.lock_path("sm").exists(), 30, 0.05)
+        down = invoke("down", "-i", SMALL)
+        _, up_err = up.communicate(timeout=300)
+    finally:
+        if up.poll() is None:
+            up.kill()
+        invoke("down", "-i", SMALL, check=False)
+    assert up.returncode == 0, up_err
+    assert "lab 'sm' is up" in up_err
+    assert f"lab 'sm' is busy: pid {up.pid}, `invoke up -i {SMALL}`" in down.stderr
+    assert "lab 'sm' is down" in down.stderr
+    assert "nothing was running" not in down.stderr  # it took down the finished lab
+    assert not lablock.lock_path("sm").exists()
     assert wait_until_clean(before) == []
