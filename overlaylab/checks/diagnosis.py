@@ -89,8 +89,8 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
     found = []
     for result in ev.failed("engines.api"):
         node = result.target
-        if node not in ev.engine_nodes:
-            continue
+        if node not in ev.engine_nodes or result.details.get("ipv4_forwarding") is False:
+            continue  # an engine that answers is not down (forwarding_off explains it)
         explained = [
             result,
             *ev.involving(
@@ -115,6 +115,22 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
             )
         )
     return found
+
+
+def forwarding_off(ev: Evidence) -> list[Diagnosis]:
+    """Engines that answer but believe IPv4 forwarding is off: one cause for all."""
+    failed = [r for r in ev.unexplained("engines.api") if r.details.get("ipv4_forwarding") is False]
+    if not failed:
+        return []
+    nodes = sorted(r.target for r in failed)
+    return [
+        Diagnosis(
+            cause=f"{len(nodes)} engine(s) believe IPv4 forwarding is off",
+            detail=f"{', '.join(nodes)}: {failed[0].hint}",
+            nodes=nodes,
+            checks=ev.explain(failed),
+        )
+    ]
 
 
 def _kv_reachable_from(ev: Evidence, node: str) -> bool | None:
@@ -408,6 +424,7 @@ def per_check(check: str, cause: str) -> Callable[[Evidence], list[Diagnosis]]:
 
 RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     dead_engines,
+    forwarding_off,
     cut_off_nodes,
     kv_down,
     wrong_store,

@@ -50,19 +50,8 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
         handle = vctx.lab.node(node.name)
         if handle.engine_ping(timeout=2):
             with handle.engine(timeout=10) as client:
-                version = client.version().get("Version", "?")
-            results.append(
-                CheckResult(
-                    check="engines.api",
-                    subject=node.name,
-                    status="pass",
-                    message=f"engine {version} answers",
-                    nodes=[node.name],
-                    target=node.name,
-                    details={"version": version},
-                    seconds=round(time.monotonic() - started, 3),
-                )
-            )
+                info = client.info()
+            results.append(_answering(node.name, info, round(time.monotonic() - started, 3)))
             continue
         message, hint = _death_reason(vctx, node.name)
         results.append(
@@ -80,6 +69,34 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
             )
         )
     return results
+
+
+FORWARDING_HINT = (
+    "the engine read net.ipv4.ip_forward = 0 when it started and goes on believing it "
+    "(`docker run` warns 'IPv4 forwarding is disabled. Networking will not work.'), "
+    "whatever the node's setting is now: `invoke up` turns forwarding on in the node "
+    "and restarts the engine"
+)
+
+
+def _answering(node: str, info: dict, seconds: float) -> CheckResult:
+    """An engine that answers: it passes unless it believes IPv4 forwarding is off."""
+    version = info.get("ServerVersion", "?")
+    forwarding = info.get("IPv4Forwarding")
+    believes_off = forwarding is False
+    return CheckResult(
+        check="engines.api",
+        subject=node,
+        status="fail" if believes_off else "pass",
+        message=f"engine {version} answers but believes IPv4 forwarding is off"
+        if believes_off
+        else f"engine {version} answers",
+        hint=FORWARDING_HINT if believes_off else "",
+        nodes=[node],
+        target=node,
+        details={"version": version, "ipv4_forwarding": forwarding},
+        seconds=seconds,
+    )
 
 
 def _info(vctx: VerifyContext, node: str) -> dict | None:

@@ -131,6 +131,24 @@ class StartSlots:
         time.sleep(at - now)
 
 
+# dockerd reads net.ipv4.ip_forward when it starts and keeps what it read: an engine
+# started before forwarding is on in its node warns "IPv4 forwarding is disabled.
+# Networking will not work." on every `docker run` until it restarts.
+ENABLE_FORWARDING = ["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]
+
+
+def enable_forwarding(handle: NodeHandle) -> None:
+    """Forwarding on in the node, before its engine starts (every provider: through the
+    node handle, in the node's own network namespace)."""
+    handle.run(ENABLE_FORWARDING, timeout=10)
+
+
+def believes_forwarding(handle: NodeHandle) -> bool:
+    """Does the running engine believe IPv4 forwarding is on? (`docker info`)"""
+    with handle.engine(timeout=10) as client:
+        return client.info().get("IPv4Forwarding") is not False
+
+
 def _ensure_engine(ctx: LabContext, node: Node, slots: StartSlots | None = None) -> str:
     with on_node(node.name):
         return _converge_engine(ctx, node, slots)
@@ -147,7 +165,9 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
     served = handle.read_file(served_path)
     alive = handle.service_alive(SERVICE, SERVICE)
     unchanged = current == wanted.encode() and served == certs.encode()
-    if alive and unchanged and handle.engine_ping():
+    answering = alive and handle.engine_ping()
+    forwarding_believed = answering and believes_forwarding(handle)
+    if unchanged and forwarding_believed:
         return "already running"
     verb = "started"
     if alive:
@@ -157,8 +177,11 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
             verb = "restarted (daemon.json changed)"
         elif served != certs.encode():
             verb = "restarted (certificates renewed)"
+        elif answering and not forwarding_believed:
+            verb = "restarted (it believed IPv4 forwarding was off)"
     handle.put_file(config_path, wanted.encode())
     handle.put_file(served_path, certs.encode())
+    enable_forwarding(handle)
     dockerd = ctx.spec.engine.dockerd or "dockerd"
     if slots is not None:
         slots.take()

@@ -60,3 +60,15 @@ def failures(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def causes(report: dict[str, Any]) -> list[str]:
     return [d["cause"] for d in report["diagnosis"]]
+
+
+def forwarding_per_engine(ctx: Any) -> dict[str, tuple[str, bool | None]]:
+    """Per engine node, through its handle: (net.ipv4.ip_forward in the node, whether
+    its engine believes forwarding is on), as `up` must leave them: ("1", True)."""
+    seen = {}
+    for node in ctx.spec.engine_nodes:
+        handle = ctx.node(node.name)
+        value = handle.run(["cat", "/proc/sys/net/ipv4/ip_forward"]).stdout.strip()
+        with handle.engine(timeout=10) as client:
+            seen[node.name] = (value, client.info().get("IPv4Forwarding"))
+    return seen

@@ -13,8 +13,9 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, invoke
+from lab_cli import ROOT, forwarding_per_engine, invoke
 
+from overlaylab import lab
 from overlaylab.layout import LabLayout
 
 LAYOUT = LabLayout.for_cluster("lab")
@@ -84,6 +85,11 @@ def test_up_brings_up_the_default_lab(default_lab) -> None:
         client.close()
         assert info["ClusterStore"] == "etcd://192.168.99.10:2379"
         assert info["Name"] == node  # its own UTS namespace
+
+
+def test_every_engine_believes_forwarding_is_on_right_after_up(default_lab) -> None:
+    seen = forwarding_per_engine(lab.open_lab("inventory/lab.yml"))
+    assert seen == {node: ("1", True) for node in ("node1", "node2", "node3")}
 
 
 def test_container_on_node1_reaches_container_on_node2_by_name(default_lab) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import failures, invoke, verify_json
+from lab_cli import failures, forwarding_per_engine, invoke, verify_json
 from sshd_hosts import ssh_spec, sshd_hosts
 
 from overlaylab import lab
@@ -29,6 +29,14 @@ def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, La
             down = invoke("down", "-i", str(spec), check=False)
             assert down.returncode == 0, down.stderr
     assert wait_until_clean(before) == []
+
+
+def test_every_engine_believes_forwarding_is_on_right_after_up(
+    ssh_lab: tuple[Path, LabContext],
+) -> None:
+    _, ctx = ssh_lab
+    seen = forwarding_per_engine(ctx)
+    assert seen and set(seen.values()) == {("1", True)}
 
 
 def test_up_over_ssh_verifies_green(ssh_lab: tuple[Path, LabContext]) -> None:

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, failures, invoke, verify_json
+from lab_cli import ROOT, failures, forwarding_per_engine, invoke, verify_json
 from node_contract import (  # noqa: F401 - collected here, with this module's fixtures
     test_a_service_starts_logs_and_stops,
     test_files_round_trip_with_their_mode,
@@ -125,6 +125,11 @@ def test_up_on_vagrant_machines_verifies_green(vagrant_lab: LabContext, measures
     assert report["ok"], failures(report)
     ran = {c["id"] for c in report["checks"] if c["status"] == "pass"}
     assert {"engines.advertise", "kv.registered", "connectivity.tcp", "names.resolve"} <= ran
+
+
+def test_every_engine_believes_forwarding_is_on_right_after_up(vagrant_lab: LabContext) -> None:
+    seen = forwarding_per_engine(vagrant_lab)
+    assert seen and set(seen.values()) == {("1", True)}
 
 
 def test_a_second_up_changes_nothing(vagrant_lab: LabContext, measures: Measures) -> None:

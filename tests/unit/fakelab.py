@@ -308,10 +308,15 @@ class FakeEngine:
         return {"Version": ENGINE_VERSION, "ApiVersion": "1.41"}
 
     def info(self) -> dict[str, Any]:
+        if self.node in self.lab.api_errors:
+            raise docker.errors.APIError(
+                "500 Server Error for http+docker://localhost/info: Internal Server Error"
+            )
         return {
             "ServerVersion": ENGINE_VERSION,
             "ClusterStore": self.lab.stores[self.node] or "",
             "ClusterAdvertise": self.lab.advertised[self.node] or "",
+            "IPv4Forwarding": self.node not in self.lab.forwarding_off,
         }
 
 
@@ -476,6 +481,7 @@ class FakeLab:
         self.same_host_blocked: set[tuple[str, str]] = set()  # (node, icmp|tcp|udp)
         self.images_missing: set[str] = set()
         self.api_errors: set[str] = set()
+        self.forwarding_off: set[str] = set()  # engines that read ip_forward=0 at start
         self.registrations_expired = False
         # What runs.
         self._lock = threading.RLock()
@@ -489,6 +495,11 @@ class FakeLab:
     def kill_engine(self, node: str) -> None:
         """kill -9 dockerd: its socket and ports close; peers mark it failed in serf."""
         self.dead.add(node)
+
+    def start_engine_before_forwarding(self, node: str) -> None:
+        """The engine started while net.ipv4.ip_forward was 0 in its node: it answers,
+        and believes forwarding is off until it restarts."""
+        self.forwarding_off.add(node)
 
     def cut_off(self, node: str) -> None:
         """Its switch port down: nothing crosses between it and any other node."""
@@ -556,7 +567,7 @@ class FakeLab:
         self.registrations_expired = True
 
     def break_engine_api(self, node: str) -> None:
-        """The engine answers its ping but errors (500) on /version."""
+        """The engine answers its ping but errors (500) on /version and /info."""
         self.api_errors.add(node)
 
     # --- running verify ----------------------------------------------------------------

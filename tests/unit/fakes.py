@@ -33,6 +33,7 @@ from overlaylab.providers.base import NodePaths
 from overlaylab.runners import CommandResult
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.steps.engines import ENABLE_FORWARDING
 
 
 def captured_progress() -> tuple[Progress, io.StringIO]:
@@ -165,6 +166,11 @@ class FakeEngine:
         self.images = FakeImages(self)
         self.api = FakeApi(self)
         self.containers = FakeContainers(self)
+        # What dockerd read of net.ipv4.ip_forward when it last started.
+        self.forwarding_at_start = True
+
+    def info(self) -> dict[str, Any]:
+        return {"ServerVersion": "20.10.24", "IPv4Forwarding": self.forwarding_at_start}
 
 
 def engines_sharing_a_kv(nodes: list[str]) -> dict[str, FakeEngine]:
@@ -209,7 +215,11 @@ class FakeNode:
         timeout: float | None = 60,
         input: str | None = None,
     ) -> CommandResult:
-        raise NotModelled(f"no step runs commands on a node yet: {list(argv)} on {self.name}")
+        if list(argv) == ENABLE_FORWARDING:
+            self.provider.calls.append(("forwarding on", self.name))
+            self.provider.forwarding.add(self.name)
+            return CommandResult(tuple(argv), 0, "", "", self.name)
+        raise NotModelled(f"no step runs this command on a node yet: {list(argv)} on {self.name}")
 
     def _local(self, path: PurePosixPath) -> Path:
         target = Path(path)
@@ -239,6 +249,8 @@ class FakeNode:
         provider.logs.setdefault((self.name, service), "")
         if service == "dockerd":
             provider.gossip_join(self.name)
+            if self.name in provider.engines:
+                provider.engines[self.name].forwarding_at_start = self.name in provider.forwarding
         if provider.spawned_services_answer:
             provider.answering.add(self.name)
 
@@ -311,6 +323,7 @@ class FakeProvider:
         self.running: dict[tuple[str, str], str] = {}
         self.logs: dict[tuple[str, str], str] = {}  # (node, service) -> its latest run's log
         self.answering: set[str] = set()
+        self.forwarding: set[str] = set()  # nodes where net.ipv4.ip_forward is 1
         self.spawned_services_answer = True
         self.engines: dict[str, FakeEngine] = {}
         self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)

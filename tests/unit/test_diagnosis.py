@@ -278,6 +278,18 @@ def test_dead_engine_is_one_cause_that_explains_what_it_left_untested(lab: FakeL
     all_failures_explained(report)
 
 
+def test_an_engine_that_believes_forwarding_is_off_is_not_down(lab: FakeLab) -> None:
+    lab.start_engine_before_forwarding("n2")
+    report = lab.verify()
+    [api] = failing(report, "engines.api")
+    assert (api.target, api.details["ipv4_forwarding"]) == ("n2", False)
+    assert "believes IPv4 forwarding is off" in api.message
+    assert causes(report) == ["1 engine(s) believe IPv4 forwarding is off"]
+    assert report.diagnosis[0].nodes == ["n2"]
+    assert "`invoke up`" in report.diagnosis[0].detail
+    all_failures_explained(report)
+
+
 def test_two_dead_engines_two_diagnoses(lab: FakeLab) -> None:
     lab.kill_engine("n2")
     lab.kill_engine("n3")
@@ -477,11 +489,14 @@ def test_a_crashing_check_is_an_error_that_could_not_be_tested(lab: FakeLab) -> 
 
 
 def test_engine_api_error_is_not_a_dead_engine(lab: FakeLab) -> None:
-    lab.break_engine_api("n1")  # /_ping answers, /version fails with a 500
+    lab.break_engine_api("n1")  # /_ping answers, /version and /info fail with a 500
     report = lab.verify()
     [error] = [r for r in report.results if r.check == "engines.api"]
     assert error.status == "error" and error.details["exception"] == "APIError"
-    assert causes(report) == ["1 result(s) could not be tested"]
+    # engines.advertise reads the same /info: it could not be tested either.
+    [advertise] = [r for r in report.results if r.check == "engines.advertise"]
+    assert advertise.status == "error"
+    assert causes(report) == ["2 result(s) could not be tested"]
 
 
 def test_crashed_kv_check_is_not_a_kv_outage(lab: FakeLab) -> None:

@@ -18,6 +18,7 @@ import pytest
 from cryptography import x509
 from fakes import (
     FakeApi,
+    FakeEngine,
     FakeNetlink,
     FakeProvider,
     captured_progress,
@@ -353,6 +354,8 @@ class EngineLab:
         self.provider = FakeProvider()
         progress, self.said = captured_progress()
         self.ctx = fake_context(tmp_path, self.provider, spec=spec, progress=progress)
+        for node in self.ctx.spec.engine_nodes:
+            self.provider.engines[node.name] = FakeEngine(node.name)
 
     def converge(self) -> None:
         """Bring every engine up, then forget what that took."""
@@ -539,6 +542,29 @@ def test_an_engine_that_died_is_started_without_a_stop(tmp_path: Path) -> None:
         ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
     ]
     assert engine_lab.outcome("node1") == "started"
+
+
+def test_forwarding_is_on_in_each_node_before_its_engine_starts(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
+    assert ensure_engines(engine_lab.ctx) is True
+    for node in ENGINES:
+        mine = [c[:2] for c in engine_lab.provider.calls if c[1] == node]
+        assert mine.index(("forwarding on", node)) < mine.index(("start_service", node))
+        assert engine_lab.provider.engines[node].info()["IPv4Forwarding"] is True
+
+
+def test_an_engine_that_believes_forwarding_is_off_is_restarted(tmp_path: Path) -> None:
+    engine_lab = EngineLab(tmp_path)
+    engine_lab.converge()
+    engine_lab.provider.engines["node2"].forwarding_at_start = False  # read 0 at its start
+    assert ensure_engines(engine_lab.ctx) is True
+    assert engine_lab.provider.actions("start_service", "stop_service") == [
+        ("stop_service", "node2", "dockerd"),
+        ("start_service", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
+    ]
+    assert engine_lab.outcome("node2") == "restarted (it believed IPv4 forwarding was off)"
+    assert engine_lab.provider.engines["node2"].info()["IPv4Forwarding"] is True
+    assert ensure_engines(engine_lab.ctx) is False
 
 
 def test_engines_without_a_kv_start_side_by_side_without_a_stagger(

@@ -19,6 +19,7 @@ import pytest
 
 from overlaylab.context import LabContext
 from overlaylab.errors import NodeError, OverlaylabError
+from overlaylab.runners import CommandResult
 from overlaylab.steps import engines, kv, networks
 from overlaylab.waiting import wait_until
 
@@ -38,6 +39,11 @@ class FakeService:
         monkeypatch.setattr(self.node, "start_service", self.start_service)
         monkeypatch.setattr(self.node, "service_alive", self.service_alive)
         monkeypatch.setattr(self.node, "service_log", self.service_log)
+        monkeypatch.setattr(self.node, "run", self.run)
+
+    def run(self, argv: Sequence[str], **options: object) -> CommandResult:
+        assert list(argv) == engines.ENABLE_FORWARDING, argv  # the one command modelled
+        return CommandResult(tuple(argv), 0, "", "", self.node.name)
 
     def start_service(self, service: str, argv: Sequence[str]) -> None:
         self.spawned.append(list(argv))
