@@ -12,7 +12,11 @@ IMAGE_DIR = "opt/overlaylab"  # inside the probe image
 # The UDP echo server every probe runs, and the client of one UDP test.
 UDP_ECHO = f"/{IMAGE_DIR}/udp-echo"
 UDP_SEND = f"/{IMAGE_DIR}/udp-send"
-TOOLS = ("udp-echo", "udp-send")
+# The HTTP client people reach for first in a probe; busybox's wget crashes on Debian 12.
+HTTP_GET = f"/{IMAGE_DIR}/http-get"
+TOOLS = ("udp-echo", "udp-send", "http-get")
+# Commands of the image that are probe tools instead of busybox applets (bin/NAME).
+COMMANDS = {"wget": HTTP_GET, "curl": HTTP_GET}
 
 
 def source(tool: str) -> bytes:

@@ -46,7 +46,8 @@ def _add_dir(tar: tarfile.TarFile, name: str) -> None:
 
 
 def build_probe_rootfs(busybox: Path = BUSYBOX) -> bytes:
-    """A rootfs tarball: static busybox, one symlink per applet, a page for httpd.
+    """A rootfs tarball: static busybox, one symlink per applet, a page for httpd and
+    the probe tools (`wget` and `curl` are the probe's own HTTP client, not busybox's).
 
     Deterministic (no timestamps), so the same busybox always gives the same image.
     """
@@ -58,9 +59,13 @@ def build_probe_rootfs(busybox: Path = BUSYBOX) -> bytes:
         for folder in ("bin", "etc", "tmp", "www", "proc", "sys", "dev"):
             _add_dir(tar, folder)
         _add_file(tar, "bin/busybox", busybox.read_bytes(), 0o755)
-        for applet in sorted(set(applets) - {"busybox"}):
+        for applet in sorted(set(applets) - {"busybox"} - set(probe_tools.COMMANDS)):
             link = tarfile.TarInfo(f"bin/{applet}")
             link.type, link.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(link)
+        for command, tool in sorted(probe_tools.COMMANDS.items()):
+            link = tarfile.TarInfo(f"bin/{command}")
+            link.type, link.linkname = tarfile.SYMTYPE, tool
             tar.addfile(link)
         _add_file(tar, "etc/passwd", b"root:x:0:0:root:/:/bin/sh\n")
         _add_file(tar, "etc/group", b"root:x:0:\n")

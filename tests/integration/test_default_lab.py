@@ -112,6 +112,18 @@ def test_container_on_node1_reaches_container_on_node2_by_name(default_lab) -> N
     assert mongo_ip.stdout.strip() in ping.stdout
 
 
+@pytest.mark.parametrize(
+    "client",
+    [["wget", "-qO-", "http://web:5000/"], ["curl", "-sf", "http://demo_web_1:5000/"]],
+)
+def test_a_probe_reaches_the_demo_web_service_over_http_by_name(
+    default_lab, client: list[str]
+) -> None:
+    """What a user tries first inside a probe (busybox's own wget crashed: exit 139)."""
+    got = docker("node2", "run", "--rm", "--network", "dn", "overlaylab/probe:1", *client)
+    assert (got.returncode, got.stdout) == (0, "overlaylab probe\n"), got.stderr
+
+
 def test_overlay_is_one_network_on_every_engine(default_lab) -> None:
     ids = {
         docker(n, "network", "inspect", "-f", "{{.Id}} {{.Scope}}", "dn").stdout.strip()

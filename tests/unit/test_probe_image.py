@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from overlaylab import probe_tools
 from overlaylab.steps.images import BUSYBOX, PROBE_PAGE, build_probe_rootfs
 
 
@@ -41,11 +42,19 @@ def test_busybox_binary_is_executable_and_intact(rootfs: bytes) -> None:
     assert read(rootfs, "bin/busybox") == BUSYBOX.read_bytes()
 
 
-@pytest.mark.parametrize("applet", ["sh", "nc", "httpd", "ping", "nslookup", "wget"])
+@pytest.mark.parametrize("applet", ["sh", "nc", "httpd", "ping", "nslookup"])
 def test_applets_are_symlinks_to_busybox(rootfs: bytes, applet: str) -> None:
     info = members(rootfs)[f"bin/{applet}"]
     assert info.issym()
     assert info.linkname == "busybox"
+
+
+@pytest.mark.parametrize("command", ["wget", "curl"])
+def test_wget_and_curl_are_the_probes_http_client(rootfs: bytes, command: str) -> None:
+    """Not busybox's wget, which segfaults on Debian 12 (exit 139)."""
+    info = members(rootfs)[f"bin/{command}"]
+    assert info.issym() and info.linkname == probe_tools.HTTP_GET
+    assert members(rootfs)[probe_tools.HTTP_GET.lstrip("/")].mode == 0o755
 
 
 def test_every_listed_applet_has_a_link(rootfs: bytes) -> None:
@@ -53,7 +62,7 @@ def test_every_listed_applet_has_a_link(rootfs: bytes) -> None:
         subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True).stdout.split()
     )
     links = {n.removeprefix("bin/") for n, i in members(rootfs).items() if i.issym()}
-    assert links == applets - {"busybox"}
+    assert links == (applets - {"busybox"}) | set(probe_tools.COMMANDS)
 
 
 def test_files_for_httpd_and_users(rootfs: bytes) -> None:
@@ -79,5 +88,6 @@ def test_fake_busybox_listing_itself_does_not_replace_the_binary(tmp_path: Path)
     infos = members(data)
     assert infos["bin/busybox"].isreg()
     assert read(data, "bin/busybox") == fake.read_bytes()
-    assert sorted(n for n, i in infos.items() if i.issym()) == ["bin/ls", "bin/sh"]
+    links = sorted(n for n, i in infos.items() if i.issym())
+    assert links == ["bin/curl", "bin/ls", "bin/sh", "bin/wget"]
     assert build_probe_rootfs(fake) == data
