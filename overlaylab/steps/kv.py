@@ -9,6 +9,7 @@ from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.providers.base import tail
 from overlaylab.spec.models import ClusterSpec, KVStore
+from overlaylab.steps.kv_program import program_on_node
 from overlaylab.waiting import wait_until
 
 ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
@@ -170,7 +171,7 @@ def _converge_kv(ctx: LabContext) -> bool:
     if alive:
         # Alive but not serving: a second one beside it would fight over its port and data.
         handle.stop_service(service, binary)
-    handle.start_service(service, argv)
+    handle.start_service(service, [program_on_node(ctx, handle, argv[0]), *argv[1:]])
     why = ""
 
     def ready_or_died() -> str:

@@ -4,8 +4,9 @@ node namespaces (network + UTS, on one lab switch), each running its own sshd.""
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,9 +42,31 @@ def _sshd_config(folder: Path, address: str, host: str) -> Path:
     return config
 
 
+# Run sshd in a mount namespace of its own where each program named is an empty file
+# that cannot run: the host then "has" only what an SSH session there can find.
+_HIDING_SSHD = (
+    'empty="$1"; shift; '
+    'while [ "$1" != -- ]; do mount --bind "$empty" "$1"; shift; done; shift; exec "$@"'
+)
+
+
+def _sshd_argv(folder: Path, config: Path, hidden: Sequence[str]) -> list[str]:
+    sshd = [str(SSHD), "-D", "-e", "-f", str(config)]
+    if not hidden:
+        return sshd
+    empty = folder / "not-installed"
+    empty.write_bytes(b"")
+    empty.chmod(0o644)
+    paths = [shutil.which(program) or f"/usr/bin/{program}" for program in hidden]
+    return ["unshare", "--mount", "sh", "-c", _HIDING_SSHD, "sh", str(empty), *paths, "--", *sshd]
+
+
 @contextlib.contextmanager
-def sshd_hosts(folder: Path) -> Iterator[Hosts]:
-    """Bring the bare hosts up with sshd on each; take every trace away afterwards."""
+def sshd_hosts(folder: Path, hidden: Sequence[str] = ()) -> Iterator[Hosts]:
+    """Bring the bare hosts up with sshd on each; take every trace away afterwards.
+
+    `hidden`: programs of this machine that the hosts do not have (the hosts share this
+    machine's files: sshd and what runs under it see each one as an empty file)."""
     if not SSHD.exists():
         pytest.skip(f"{SSHD} is missing (./lab test installs openssh-server)")
     ctx: LabContext = lab.open_lab(HOSTS_SPEC)
@@ -57,7 +80,7 @@ def sshd_hosts(folder: Path) -> Iterator[Hosts]:
         addresses = {}
         for node in ctx.provider.nodes():
             config = _sshd_config(folder, str(node.address), node.name)
-            node.start_service("sshd", [str(SSHD), "-D", "-e", "-f", str(config)])
+            node.start_service("sshd", _sshd_argv(folder, config, hidden))
             addresses[node.name] = str(node.address)
         for node in ctx.provider.nodes():
             assert wait_until(lambda n=node: n.tcp_connect(str(n.address), 22)[0], 10), (

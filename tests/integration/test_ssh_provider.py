@@ -19,7 +19,8 @@ from overlaylab.context import LabContext
 def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LabContext]]:
     before = HostSnapshot.take()
     folder = tmp_path_factory.mktemp("ssh")
-    with sshd_hosts(folder) as hosts:
+    # Hosts with sshd and Docker and nothing else (no etcd): the lab brings its own.
+    with sshd_hosts(folder, hidden=["etcd"]) as hosts:
         spec = ssh_spec(folder, hosts)
         try:
             up = invoke("up", "-i", str(spec))
@@ -37,6 +38,17 @@ def test_every_engine_believes_forwarding_is_on_right_after_up(
     _, ctx = ssh_lab
     seen = forwarding_per_engine(ctx)
     assert seen and set(seen.values()) == {("1", True)}
+
+
+def test_a_kv_host_without_etcd_runs_the_copy_the_lab_brought(
+    ssh_lab: tuple[Path, LabContext],
+) -> None:
+    _, ctx = ssh_lab
+    kv_host = ctx.node("kv")
+    assert kv_host.run(["sh", "-c", "command -v etcd"], check=False).returncode != 0
+    brought = kv_host.paths.root / "bin" / "etcd"
+    processes = kv_host.run(["sh", "-c", "ps -eo args"]).stdout
+    assert any(line.startswith(f"{brought} ") for line in processes.splitlines()), processes
 
 
 def test_up_over_ssh_verifies_green(ssh_lab: tuple[Path, LabContext]) -> None:

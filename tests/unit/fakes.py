@@ -219,6 +219,13 @@ class FakeNode:
             self.provider.calls.append(("forwarding on", self.name))
             self.provider.forwarding.add(self.name)
             return CommandResult(tuple(argv), 0, "", "", self.name)
+        if argv[:3] == ["sh", "-c", 'command -v "$1"']:  # is a program installed?
+            missing = argv[4] in self.provider.programs_missing.get(self.name, set())
+            return CommandResult(tuple(argv), 1 if missing else 0, "", "", self.name)
+        if argv[:3] == ["sh", "-c", '[ -x "$1" ] && wc -c < "$1"']:  # a brought program
+            target = self._local(PurePosixPath(argv[4]))
+            size = f"{target.stat().st_size}\n" if target.exists() else ""
+            return CommandResult(tuple(argv), 0 if size else 1, size, "", self.name)
         raise NotModelled(f"no step runs this command on a node yet: {list(argv)} on {self.name}")
 
     def _local(self, path: PurePosixPath) -> Path:
@@ -324,6 +331,7 @@ class FakeProvider:
         self.logs: dict[tuple[str, str], str] = {}  # (node, service) -> its latest run's log
         self.answering: set[str] = set()
         self.forwarding: set[str] = set()  # nodes where net.ipv4.ip_forward is 1
+        self.programs_missing: dict[str, set[str]] = {}  # node -> programs not installed
         self.spawned_services_answer = True
         self.engines: dict[str, FakeEngine] = {}
         self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)

@@ -36,7 +36,7 @@ from overlaylab.providers.local import plumbing, teardown
 from overlaylab.runners import CommandResult, HostRunner
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
-from overlaylab.steps import engines, images, kv, networks, stacks, tls
+from overlaylab.steps import engines, images, kv, kv_program, networks, stacks, tls
 from overlaylab.steps.engines import ensure_engines, ensure_gossip, ensure_tls
 from overlaylab.steps.images import ensure_images
 from overlaylab.steps.kv import ensure_kv
@@ -307,6 +307,39 @@ def test_kv_missing_is_started(kv_lab: tuple[LabContext, FakeProvider]) -> None:
     # Readiness was asked of etcd's v2 API, from the KV node itself.
     assert provider.probes[-1] == ("kv", *KV_ADDRESS, "/v2/keys/")
     assert "kv: etcd serving on 192.168.99.10:2379" in said(ctx)
+
+
+def test_a_kv_node_without_etcd_gets_this_machines_copy(
+    kv_lab: tuple[LabContext, FakeProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx, provider = kv_lab
+    provider.programs_missing["kv"] = {"etcd"}
+    here = tmp_path / "here-etcd"
+    here.write_bytes(b"\x7fELF etcd of this machine")
+    monkeypatch.setattr(kv_program, "local_program", lambda program: str(here))
+    assert ensure_kv(ctx) is True
+    brought = ctx.layout.node_dir("kv") / "bin" / "etcd"
+    assert brought.read_bytes() == here.read_bytes()
+    assert brought.stat().st_mode & 0o777 == 0o755
+    [(_, _, _, argv)] = provider.actions("start_service")
+    assert argv[0] == str(brought)
+    assert "kv: etcd is not installed there: brought this machine's" in said(ctx)
+    # A second start finds the copy in place and does not send it again.
+    provider.running.clear()
+    before = said(ctx)
+    assert ensure_kv(ctx) is True
+    assert "brought" not in said(ctx)[len(before) :]
+
+
+def test_a_kv_node_without_its_program_and_none_here_is_a_clear_error(
+    kv_lab: tuple[LabContext, FakeProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ctx, provider = kv_lab
+    provider.programs_missing["kv"] = {"etcd"}
+    monkeypatch.setattr(kv_program, "local_program", lambda program: None)
+    with pytest.raises(OverlaylabError, match="etcd is not installed on kv, and this machine"):
+        ensure_kv(ctx)
+    assert provider.actions("start_service") == []
 
 
 def test_kv_pid_of_another_program_counts_as_missing(

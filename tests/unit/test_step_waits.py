@@ -42,7 +42,8 @@ class FakeService:
         monkeypatch.setattr(self.node, "run", self.run)
 
     def run(self, argv: Sequence[str], **options: object) -> CommandResult:
-        assert list(argv) == engines.ENABLE_FORWARDING, argv  # the one command modelled
+        # The commands modelled: forwarding on, and "is the KV program installed" (yes).
+        assert list(argv) == engines.ENABLE_FORWARDING or argv[2] == 'command -v "$1"', argv
         return CommandResult(tuple(argv), 0, "", "", self.node.name)
 
     def start_service(self, service: str, argv: Sequence[str]) -> None:

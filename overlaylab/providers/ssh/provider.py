@@ -29,6 +29,7 @@ from overlaylab.providers.ssh.node import SSHNode
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import SSHProvider as SSHProviderSpec
 from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
+from overlaylab.steps.kv_program import BRINGABLE, INSTALL_HERE, local_program
 from overlaylab.steps.preflight import host_tool_gaps
 
 REMOTE_ROOT = PurePosixPath("/var/lib/overlaylab")
@@ -212,6 +213,8 @@ class SSHProvider:
                 f"`{line.split(' ', 1)[1]}` is not installed"
                 for line in result.stdout.splitlines()
                 if line.startswith("missing ")
+                # A KV program this machine has is brought along by the kv step.
+                and local_program(line.split(" ", 1)[1]) is None
             ]
             if "no consul store" in result.stdout:
                 problems.append(
@@ -286,7 +289,10 @@ def _fix_for(problem: str) -> str:
         package = {"dockerd": "docker.io", "containerd": "containerd", "runc": "runc"}.get(
             tool, "etcd-server" if tool == "etcd" else tool
         )
-        return f"install it on that host (Debian: apt-get install -y {package})"
+        fix = f"install it on that host (Debian: apt-get install -y {package})"
+        if tool in BRINGABLE:
+            fix += f", or here ({INSTALL_HERE[tool]}): the lab brings it along"
+        return fix
     if "SSH" in problem:
         return "check provider.hosts (address, port, user) and provider.key_file"
     if "vxlan" in problem:
