@@ -88,6 +88,8 @@ def kv_argv(spec: ClusterSpec, node_dir: Path) -> tuple[str, list[str]]:
         config = node_dir / ZOOKEEPER_CONFIG
         return KV_BINARIES["zookeeper"], [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
     # One server that elects itself; no UI, no update checks (nothing leaves the lab).
+    # raft_multiplier 1 (consul's default is 5, for slow shared machines): a lone server
+    # at default timing took about 7 s to elect itself, the whole of a consul lab's `up`.
     return KV_BINARIES["consul"], [
         "consul",
         "agent",
@@ -95,6 +97,8 @@ def kv_argv(spec: ClusterSpec, node_dir: Path) -> tuple[str, list[str]]:
         "-bootstrap-expect=1",
         "-hcl",
         "disable_update_check = true",
+        "-hcl",  # consul takes -hcl several times, one fragment each
+        "performance { raft_multiplier = 1 }",
         "-disable-host-node-id",
         "-data-dir",
         str(data),

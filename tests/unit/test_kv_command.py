@@ -83,7 +83,9 @@ def test_consul_command(tmp_path: Path) -> None:
     assert binary == "consul"
     assert argv[:2] == ["consul", "agent"]
     assert "-server" in argv and "-bootstrap-expect=1" in argv
-    assert "disable_update_check = true" in argv  # nothing leaves the lab
+    fragments = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-hcl"]
+    assert "disable_update_check = true" in fragments  # nothing leaves the lab
+    assert "performance { raft_multiplier = 1 }" in fragments  # elects itself fast
     assert option(argv, "-bind") == "192.168.99.10"
     assert option(argv, "-client") == "192.168.99.10"
     assert option(argv, "-http-port") == "8500"
