@@ -99,6 +99,18 @@ def _where(spec: ClusterSpec) -> list[str]:
     return [n.name for n in spec.engine_nodes]
 
 
+def _clash(net: OverlayNetwork, net_id: str, first: str, node: str, info: dict) -> str:
+    other = f"driver {info.get('Driver') or '?'}, subnet {_subnet_of(info) or '?'}"
+    scope = info.get("Scope") or "?"
+    return (
+        f"network {net.name} on {node} is another network than on {first}: {node} lists "
+        f"{info['Id'][:12]} ({other}, scope {scope}), {first} made {net_id[:12]}. "
+        f"Either a network of that name was created on {node} by hand (remove it there: "
+        f"`docker network rm {info['Id'][:12]}`), or {node}'s engine is on another cluster "
+        "store than the others (`invoke status` shows each engine's)."
+    )
+
+
 def ensure_networks(ctx: LabContext) -> bool:
     spec = ctx.spec
     nodes = _where(spec)
@@ -123,14 +135,19 @@ def ensure_networks(ctx: LabContext) -> bool:
 
 
 def _wait_everywhere(ctx: LabContext, net: OverlayNetwork, net_id: str, nodes: list[str]) -> None:
+    """Wait until every engine lists the network `nodes[0]` has; an engine that lists
+    another network of that name is a clash, named at once (no wait helps it)."""
     missing = list(nodes)
 
     def present_everywhere() -> bool:
         for node in list(missing):
             with on_node(node), ctx.node(node).engine() as client:
                 info = _find(client, net.name)
-            if info is not None and info["Id"] == net_id:
-                missing.remove(node)
+            if info is None:
+                continue
+            if info["Id"] != net_id:
+                raise OverlaylabError(_clash(net, net_id, nodes[0], node, info))
+            missing.remove(node)
         return not missing
 
     if not wait_until(present_everywhere, PROPAGATION_TIMEOUT, interval=0.1):

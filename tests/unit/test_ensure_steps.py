@@ -804,6 +804,23 @@ def test_network_present_but_missing_on_one_engine_names_it(
     assert created(provider) == {node: [] for node in ENGINES}
 
 
+def test_a_network_of_the_same_name_elsewhere_is_named_as_a_clash_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a timeout ("did not appear"): node2 lists another network called dn."""
+    monkeypatch.setattr(networks, "PROPAGATION_TIMEOUT", 0.2)
+    ctx, provider = network_lab(tmp_path)
+    for node in ("node1", "node3"):
+        provider.engines[node].networks["dn"] = network_info("dn", "overlay", SPEC_SUBNET, NET_ID)
+    provider.engines["node2"].networks["dn"] = network_info("dn", "bridge", None, "a" * 64)
+    with pytest.raises(OverlaylabError) as raised:
+        ensure_networks(ctx)
+    message = str(raised.value)
+    assert message.startswith("network dn on node2 is another network than on node1:")
+    assert "aaaaaaaaaaaa (driver bridge, subnet ?" in message
+    assert "`docker network rm aaaaaaaaaaaa`" in message
+
+
 def test_network_inspected_before_its_allocation_is_waited_for_not_called_a_mismatch(
     tmp_path: Path,
 ) -> None:
