@@ -42,6 +42,15 @@ def test_files_round_trip_with_their_mode(node: Node) -> None:
     assert node.read_file(PurePosixPath(str(path) + ".missing")) is None
 
 
+def test_a_program_sized_file_round_trips(node: Node) -> None:
+    """A program brought along (etcd, 21 MB) takes the large-file path of a handle."""
+    path = node.paths.root / "contract" / "bin" / "program"
+    data = bytes(range(256)) * (12 * 1024)  # 3 MiB: past every handle's small-file path
+    node.put_file(path, data, 0o755)
+    assert node.read_file(path) == data
+    assert node.run(["stat", "-c", "%a", str(path)]).stdout.strip() == "755"
+
+
 def test_a_service_starts_logs_and_stops(node: Node) -> None:
     node.start_service("contract", ["sh", "-c", "echo started-on-$(hostname); exec sleep 60"])
     hostname = node.run(["hostname"]).stdout.strip()

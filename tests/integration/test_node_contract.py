@@ -8,6 +8,7 @@ import pytest
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, invoke
 from node_contract import (  # noqa: F401 - collected here, with this module's fixtures
+    test_a_program_sized_file_round_trips,
     test_a_service_starts_logs_and_stops,
     test_files_round_trip_with_their_mode,
     test_run_sees_the_node_network_and_reports_failures,

@@ -17,7 +17,6 @@ import shlex
 import socket
 import ssl
 import threading
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -63,11 +62,12 @@ _PUT_CHUNK = (
 _PUT_START = 'rm -f "$1.part"'
 _PUT_DONE = 'chmod "$2" "$1.part" && mv "$1.part" "$1"'
 CHUNK = 64 * 1024
-# Past this size a file goes over SFTP (see SSHNode._put_by_sftp).
-SFTP_ABOVE = 1024 * 1024
-_PUT_STAGED = (
-    'set -e; trap \'rm -f "$2"\' EXIT; mkdir -p "$(dirname "$1")"; '
-    'chown 0:0 "$2"; chmod "$3" "$2"; mv "$2" "$1"'
+# Past this size a file goes as one command's standard input (SSHNode._put_streamed).
+STREAM_ABOVE = 1024 * 1024
+STREAM_TIMEOUT = 120.0
+_PUT_STREAM = (
+    'set -e; mkdir -p "$(dirname "$1")"; umask 077; cat > "$1.part"; '
+    'chmod "$2" "$1.part"; mv "$1.part" "$1"'
 )
 _READ = '[ -e "$1" ] || exit 3; base64 < "$1"'
 _TCP = 'exec 3<>"/dev/tcp/$1/$2"'
@@ -152,8 +152,8 @@ class SSHNode:
         return self.run(["sh", "-c", script, "sh", *args], check=False, input=input)
 
     def put_file(self, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
-        if len(data) > SFTP_ABOVE:
-            self._put_by_sftp(path, data, mode)
+        if len(data) > STREAM_ABOVE:
+            self._put_streamed(path, data, mode)
             return
         encoded = base64.b64encode(data).decode()
         self._sh(_PUT_START, str(path)).check()
@@ -161,18 +161,28 @@ class SSHNode:
             self._sh(_PUT_CHUNK, str(path), "", encoded[start : start + CHUNK]).check()
         self._sh(_PUT_DONE, str(path), f"{mode:o}").check()
 
-    def _put_by_sftp(self, path: PurePosixPath, data: bytes, mode: int) -> None:
-        """A large file (a program brought along) in one SFTP transfer: as chunks of
-        shell commands, 20 MB took hundreds of round trips. SFTP writes as the login
-        user, so the file lands in /tmp first and moves into place as root."""
-        self._connect()
-        staged = f"/tmp/.overlaylab-put-{uuid.uuid4().hex}"
+    def _put_streamed(self, path: PurePosixPath, data: bytes, mode: int) -> None:
+        """A large file (a program brought along) as the standard input of one command:
+        in chunks of shell commands 20 MB took hundreds of round trips, and SFTP needs a
+        subsystem not every sshd offers (and writes as the login user, not root)."""
+        argv = ["sh", "-c", _PUT_STREAM, "sh", str(path), f"{mode:o}"]
+        command = shlex.join(argv)
+        if self.sudo:
+            command = "sudo -n -- " + command
         try:
-            with self.connection.sftp() as sftp:
-                sftp.putfo(io.BytesIO(data), staged)
-        except (OSError, SSHException) as exc:
-            raise CommandError(["sftp", "put", staged], 255, "", str(exc), self.name) from exc
-        self._sh(_PUT_STAGED, str(path), staged, f"{mode:o}").check()
+            self._connect()
+            client = self.connection.client
+            stdin, stdout, stderr = client.exec_command(command, timeout=STREAM_TIMEOUT)
+            stdin.write(data)
+            stdin.channel.shutdown_write()
+            code = stdout.channel.recv_exit_status()
+            out, err = (
+                stdout.read().decode(errors="replace"),
+                stderr.read().decode(errors="replace"),
+            )
+        except (OSError, EOFError, SSHException) as exc:
+            raise CommandError(argv, 255, "", f"ssh to {self.name}: {exc}", self.name) from exc
+        CommandResult(tuple(argv), code, out, err, self.name).check()
 
     def read_file(self, path: PurePosixPath) -> bytes | None:
         result = self._sh(_READ, str(path))
