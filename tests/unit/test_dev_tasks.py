@@ -56,7 +56,7 @@ def test_hostile_k_is_one_literal_argument(scratch: Path, hostile: str) -> None:
     marker = scratch / "PWNED"
     expression = hostile.format(marker=marker)
     argv = run_test_task(scratch, k=expression, unit=True)
-    assert argv == ["-m", "pytest", "-q", "-rfEs", "tests/unit", "-k", expression]
+    assert argv == ["-m", "pytest", "-q", "-rfEs", "-m", "unit", "tests/unit", "-k", expression]
     assert not marker.exists(), "the shell ran part of the -k expression"
 
 

@@ -187,6 +187,7 @@ def test_in_inventory_the_schema_is_found_next_to_the_spec(tmp_path: Path) -> No
     assert text.splitlines()[0] == "# yaml-language-server: $schema=schema.json"
 
 
+@pytest.mark.tools
 def test_new_task(tmp_path: Path) -> None:
     def new(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

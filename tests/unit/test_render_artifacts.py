@@ -451,6 +451,7 @@ def test_write_replaces_only_what_the_last_render_wrote(tmp_path: Path) -> None:
     assert json.loads((out / MANIFEST).read_text()) == ["machines.sh"]
 
 
+@pytest.mark.tools
 def test_render_task_writes_the_folder_and_the_vagrant_machines(tmp_path: Path) -> None:
     out = tmp_path / "render"
     machines = tmp_path / "machines.json"
@@ -470,6 +471,7 @@ def test_render_task_writes_the_folder_and_the_vagrant_machines(tmp_path: Path) 
     assert machines.read_text() == (out / "machines.json").read_text()
 
 
+@pytest.mark.tools
 def test_render_task_reports_a_bad_spec_without_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text("apiVersion: overlaylab/v1\nkind: Cluster\nname: Bad\nnodes: []\n")

@@ -30,6 +30,7 @@ from overlaylab.report.topology import compose_networks
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
 
+pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1280, 1800)
 

@@ -23,10 +23,13 @@ from lab_specs import LAB_YML, REPO, lab_data
 from overlaylab.artifacts import vagrant
 from overlaylab.spec import load_spec_file
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("vagrant") is None,
-    reason="vagrant is not installed (apt-get install --no-install-recommends vagrant)",
-)
+pytestmark = [
+    pytest.mark.tools,
+    pytest.mark.skipif(
+        shutil.which("vagrant") is None,
+        reason="vagrant is not installed (apt-get install --no-install-recommends vagrant)",
+    ),
+]
 VALIDATED = "Vagrantfile validated successfully."
 
 

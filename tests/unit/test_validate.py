@@ -243,6 +243,7 @@ def run_validate(home: Path, *specs: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.tools
 def test_validate_runs_unprivileged_and_exits_by_validity(shared_dir: Path) -> None:
     name = "valnobody"  # a cluster name no other lab on this machine uses
     state_dir = shared_dir / "state"
