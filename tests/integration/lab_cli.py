@@ -72,3 +72,26 @@ def forwarding_per_engine(ctx: Any) -> dict[str, tuple[str, bool | None]]:
         with handle.engine(timeout=10) as client:
             seen[node.name] = (value, client.info().get("IPv4Forwarding"))
     return seen
+
+
+def evidence(archive: Path) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """An `invoke logs` archive: (its manifest, every other file by its path in the lab)."""
+    import tarfile
+
+    files: dict[str, bytes] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            handle = tar.extractfile(member)
+            if handle is not None:
+                files[member.name.split("/", 1)[1]] = handle.read()
+    return json.loads(files.pop("manifest.json")), files
+
+
+def key_material(folder: Path) -> list[bytes]:
+    """The body lines of every PEM private key under `folder` (the lab's TLS keys)."""
+    found = []
+    for path in folder.rglob("*.pem"):
+        text = path.read_bytes()
+        if b"PRIVATE KEY" in text:
+            found += [line for line in text.splitlines() if line and not line.startswith(b"-----")]
+    return found

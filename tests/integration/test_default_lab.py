@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import ssl
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import docker as docker_sdk
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, forwarding_per_engine, invoke
+from lab_cli import ROOT, evidence, forwarding_per_engine, invoke, key_material
 
 from overlaylab import lab
 from overlaylab.layout import LabLayout
@@ -191,6 +192,58 @@ def test_minimal_verify_passes_on_a_healthy_lab(default_lab) -> None:
     result = invoke("verify", "--only", "connectivity")
     # 9 paths (6 cross-host, 3 same-host) x ICMP, DNS, TCP, UDP, and probes.running per node
     assert "0/39 checks failed" in result.stdout, result.stdout
+
+
+NODE_EVIDENCE = (
+    "engine/dockerd.log",
+    "engine/info.json",
+    "engine/overlays.json",
+    "net/iptables-save.txt",
+    "net/overlay-sandboxes.txt",
+    "kernel/sysctl.txt",
+)
+
+
+def test_logs_archives_the_labs_evidence_without_secrets(default_lab, tmp_path: Path) -> None:
+    target = tmp_path / "evidence.tar.gz"
+    done = invoke("logs", "-o", str(target))
+    assert done.stdout.strip() == str(target)
+    manifest, files = evidence(target)
+    assert manifest["cluster"] == "lab" and manifest["not_collected"] == []
+    report = json.loads(files["verify/report.json"])
+    assert report["ok"] and manifest["verify"].startswith("ran: 0/")
+    for node in ("node1", "node2", "node3"):
+        for item in NODE_EVIDENCE:
+            assert files[f"{node}/{item}"], (node, item)
+        assert json.loads(files[f"{node}/engine/info.json"])["Name"] == node
+        assert b"vxlan" in files[f"{node}/net/overlay-sandboxes.txt"]  # the overlay's device
+    assert b"/docker/nodes/" in files["lab/kv-keys-etcd.txt"]
+    assert b"API listen on" in files["node1/engine/dockerd.log"]
+    assert "verify/report.html" in files and "lab/rendered/machines.json" in files
+    every_byte = b"".join(files.values())
+    assert b"PRIVATE KEY" not in every_byte
+    secrets = key_material(LAYOUT.state_dir)
+    assert secrets and not any(line in every_byte for line in secrets)
+    assert target.stat().st_size < 2 * 1024 * 1024
+
+
+def test_logs_of_a_lab_with_a_dead_engine_says_what_it_could_not_collect(
+    default_lab, tmp_path: Path
+) -> None:
+    pid = int(LAYOUT.pid_file("node3", "dockerd").read_text())
+    os.kill(pid, signal.SIGKILL)
+    try:
+        target = tmp_path / "dead.tar.gz"
+        done = invoke("logs", "--no-verify", "-o", str(target))
+        assert "not collected node3/engine/info.json" in done.stderr
+        manifest, files = evidence(target)
+        missing = {m["path"]: m["reason"] for m in manifest["not_collected"]}
+        assert "node3/engine/info.json" in missing and "node1/engine/info.json" not in missing
+        assert files["node3/engine/dockerd.log"]  # what it said before it died
+        assert files["node3/net/iptables-save.txt"]  # the node is still there
+        assert manifest["verify"] == "skipped (--no-verify)"
+    finally:
+        invoke("up")  # restarts node3's engine for the tests after this one
 
 
 def test_down_leaves_the_host_as_it_found_it(default_lab) -> None:

@@ -3,13 +3,14 @@ and the hosts left as they were. The node contract holds for SSH nodes too."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import failures, forwarding_per_engine, invoke, verify_json
-from sshd_hosts import ssh_spec, sshd_hosts
+from lab_cli import evidence, failures, forwarding_per_engine, invoke, verify_json
+from sshd_hosts import HOST_OF, ssh_spec, sshd_hosts
 
 from overlaylab import lab
 from overlaylab.context import LabContext
@@ -57,6 +58,22 @@ def test_up_over_ssh_verifies_green(ssh_lab: tuple[Path, LabContext]) -> None:
     assert report["ok"], failures(report)
     ran = {c["id"] for c in report["checks"] if c["status"] == "pass"}
     assert {"engines.advertise", "kv.registered", "connectivity.tcp", "names.resolve"} <= ran
+
+
+def test_logs_collects_every_hosts_evidence_over_ssh(
+    ssh_lab: tuple[Path, LabContext], tmp_path: Path
+) -> None:
+    spec, _ = ssh_lab
+    target = tmp_path / "ssh-evidence.tar.gz"
+    invoke("logs", "-i", str(spec), "--no-verify", "-o", str(target))
+    manifest, files = evidence(target)
+    assert manifest["not_collected"] == []
+    for node in ("n1", "n2"):
+        assert b"API listen on" in files[f"{node}/engine/dockerd.log"]
+        assert json.loads(files[f"{node}/engine/info.json"])["Name"] == HOST_OF[node]
+        assert b"vxlan" in files[f"{node}/net/overlay-sandboxes.txt"]
+    assert files["kv/etcd.log"] and b"/docker/nodes/" in files["lab/kv-keys-etcd.txt"]
+    assert b"PRIVATE KEY" not in b"".join(files.values())
 
 
 def test_a_second_up_changes_nothing(ssh_lab: tuple[Path, LabContext]) -> None:
