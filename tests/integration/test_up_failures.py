@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from hostsnap import HostSnapshot
-from lab_cli import ROOT, invoke
+from lab_cli import ROOT, evidence, invoke
 
 from overlaylab.layout import LabLayout
 
@@ -79,6 +79,13 @@ def test_a_failed_up_keeps_the_lab_with_retain(tmp_path: Path) -> None:
         assert "removing the half-made lab" not in result.stderr
         status = invoke("status", "-i", str(spec), "--format", "json")
         assert '"engine": "up"' in status.stdout  # kept for debugging, engines still answer
+        # The evidence of the failed `up`, when it is needed most.
+        archive = tmp_path / "failed-up.tar.gz"
+        invoke("logs", "-i", str(spec), "--no-verify", "-o", str(archive))
+        manifest, files = evidence(archive)
+        assert files["a/engine/dockerd.log"] and files["b/engine/dockerd.log"]
+        assert b"broken:1" in files["lab/spec.yml"]
+        assert manifest["cluster"] == "sm"
     finally:
         invoke("down", "-i", str(spec))
     assert before.differences(HostSnapshot.take()) == []
