@@ -22,7 +22,7 @@ from typing import TypeVar
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, failures, forwarding_per_engine, invoke, verify_json
+from lab_cli import ROOT, evidence, failures, forwarding_per_engine, invoke, verify_json
 from node_contract import (  # noqa: F401 - collected here, with this module's fixtures
     test_a_program_sized_file_round_trips,
     test_a_service_starts_logs_and_stops,
@@ -131,6 +131,17 @@ def test_up_on_vagrant_machines_verifies_green(vagrant_lab: LabContext, measures
 def test_every_engine_believes_forwarding_is_on_right_after_up(vagrant_lab: LabContext) -> None:
     seen = forwarding_per_engine(vagrant_lab)
     assert seen and set(seen.values()) == {("1", True)}
+
+
+def test_logs_collects_every_machines_evidence(vagrant_lab: LabContext, tmp_path: Path) -> None:
+    archive = tmp_path / "vagrant-evidence.tar.gz"
+    invoke("logs", "-i", str(SPEC), "--no-verify", "-o", str(archive))
+    manifest, files = evidence(archive)
+    assert manifest["not_collected"] == []
+    for node in (n.name for n in vagrant_lab.spec.engine_nodes):
+        assert json.loads(files[f"{node}/engine/info.json"])["Name"] == node
+        assert files[f"{node}/net/iptables-save.txt"] and files[f"{node}/engine/dockerd.log"]
+    assert b"PRIVATE KEY" not in b"".join(files.values())
 
 
 def test_a_second_up_changes_nothing(vagrant_lab: LabContext, measures: Measures) -> None:
