@@ -53,8 +53,11 @@ def pairs(vctx: VerifyContext) -> list[tuple[Probe, Probe]]:
 
 
 def until(vctx: VerifyContext, attempt: Attempt) -> tuple[bool, int, str, str, int]:
-    """Retry until it succeeds or the verify timeout passes (the overlay may converge)."""
-    deadline = time.monotonic() + vctx.timeout
+    """Retry until it succeeds or the check's window closes (the overlay may converge).
+
+    Every attempt runs at least once: a window used up by earlier probes of the same
+    check leaves one look at each remaining one, which is what a fault needs."""
+    deadline = time.monotonic() + vctx.timeout if vctx.deadline is None else vctx.deadline
     tries = 0
     while True:
         tries += 1
