@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,12 +17,21 @@ if TYPE_CHECKING:  # probe_batch imports this module
     from overlaylab.checks.probe_batch import ProbeTest
 
 
+# Seconds a command in a probe gets at least, even once its check's window has closed:
+# one look (a lookup, a connect) on a healthy overlay takes milliseconds.
+LAST_LOOK = 2.0
+
+
 @dataclass
 class VerifyContext:
     lab: LabContext
     probes: list[Probe]
     probe_problems: dict[str, str] = field(default_factory=dict)  # node -> why no probes
     timeout: float = 10.0  # per probe action, retries included
+    # When the running check's retries stop: run_verify gives each check one window of
+    # `timeout`, shared by all it retries, so a fault seen from many probes costs one
+    # window, not one per probe and name (None: each retry loop gets a window of its own).
+    deadline: float | None = None
     # Facts several checks read (the stack containers), looked up once per run.
     cache: dict[str, Any] = field(default_factory=dict)
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=16))
@@ -46,11 +56,20 @@ class VerifyContext:
         container: str | None,
         argv: list[str],
         timeout: float | None = None,
+        bounded: bool = True,
     ) -> tuple[int, str, str]:
-        """Run argv in a container: (exit code, output, the command as a user would type it)."""
+        """Run argv in a container: (exit code, output, the command as a user would type it).
+
+        `bounded`: the command gets no more than what is left of the check's window, and
+        at least LAST_LOOK seconds. A name no DNS knows waits on an upstream resolver the
+        lab cannot reach until its timeout; looked up from every probe in turn, that cost
+        a whole timeout per look, far past the window --timeout gives the check."""
         node = probe_or_node.node if isinstance(probe_or_node, Probe) else probe_or_node
         name = container or (probe_or_node.name if isinstance(probe_or_node, Probe) else "")
-        code, out = exec_in(self.lab, node, name, argv, timeout or self.timeout)
+        limit = timeout or self.timeout
+        if bounded and self.deadline is not None:
+            limit = min(limit, max(LAST_LOOK, self.deadline - time.monotonic()))
+        code, out = exec_in(self.lab, node, name, argv, limit)
         return code, out, self.command(node, name, argv)
 
     def command(self, node: str, container: str, argv: list[str]) -> str:

@@ -30,6 +30,11 @@ HINT_DNS = (
     "overlay names are answered by the engine's embedded DNS (127.0.0.11), which learns "
     "remote containers through the KV store: check kv.* and the engine on both nodes"
 )
+HINT_DNS_SWARM = (
+    "overlay names are answered by the engine's embedded DNS (127.0.0.11), which learns "
+    "other nodes' containers over the swarm's gossip (networkdb, tcp+udp 7946): check "
+    "underlay.gossip and the engine on both nodes"
+)
 HINT_MTU = (
     "containers on an overlay get its links' MTU less 50 bytes of VXLAN headers (1500 - 50 "
     "= 1450 by default); when the lab links carry less than that + 50, full-size packets "
@@ -54,8 +59,11 @@ def pairs(vctx: VerifyContext) -> list[tuple[Probe, Probe]]:
 
 
 def until(vctx: VerifyContext, attempt: Attempt) -> tuple[bool, int, str, str, int]:
-    """Retry until it succeeds or the verify timeout passes (the overlay may converge)."""
-    deadline = time.monotonic() + vctx.timeout
+    """Retry until it succeeds or the check's window closes (the overlay may converge).
+
+    Every attempt runs at least once: a window used up by earlier probes of the same
+    check leaves one look at each remaining one, which is what a fault needs."""
+    deadline = time.monotonic() + vctx.timeout if vctx.deadline is None else vctx.deadline
     tries = 0
     while True:
         tries += 1
@@ -84,7 +92,7 @@ def _result(
     cmd: str,
     **details: object,
 ) -> CheckResult:
-    if not seen.ok and path_of(a, b) == "same-host" and hint != HINT_DNS:
+    if not seen.ok and path_of(a, b) == "same-host" and hint not in (HINT_DNS, HINT_DNS_SWARM):
         hint = HINT_SAME_HOST
     return CheckResult(
         check=check,
@@ -170,7 +178,7 @@ def dns_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         b,
         seen,
         message,
-        HINT_DNS,
+        HINT_DNS_SWARM if vctx.lab.spec.orchestration.mode == "swarm-mode" else HINT_DNS,
         cmd,
         name=b.name,
         resolved=got,

@@ -261,6 +261,70 @@ def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
     return found
 
 
+def swarm_gossip_blocked(ev: Evidence) -> list[Diagnosis]:
+    """Swarm mode: peers that cannot open a node's gossip port (networkdb) soon declare it
+    failed and drop what it told them: its containers' names, then their overlay peer
+    entries. Every lookup of, and path to, that node's containers follows from it."""
+    if ev.spec.orchestration.mode != "swarm-mode":
+        return []
+    failed = ev.unexplained("underlay.gossip")
+    follows = (*DATA_CHECKS, "connectivity.dns", "names.resolve", "swarm.services")
+    found = []
+    for node in sorted({r.target for r in failed}):
+        mine = [r for r in failed if r.target == node]
+        mine += [
+            r
+            for c in follows
+            for r in ev.unexplained(c)
+            if node in (r.source, r.target) and r.path != "same-host"
+        ]
+        found.append(
+            Diagnosis(
+                cause=f"swarm gossip to {node} is blocked (tcp+udp 7946)",
+                detail=f"the other nodes cannot open {node}'s gossip port (the swarm's "
+                "networkdb) while its engine API answers: a firewall drops 7946. They "
+                f"declare {node} failed and drop what it told them: the names of its "
+                "containers and tasks first, then their overlay peer entries, so lookups "
+                f"of them and then connections to them fail. Open tcp+udp 7946 on {node}.",
+                nodes=[node],
+                checks=ev.explain(mine),
+            )
+        )
+    return found
+
+
+def swarm_quorum_lost(ev: Evidence) -> list[Diagnosis]:
+    """Fewer than half of the swarm's managers up: no leader, so nothing about the swarm
+    can be listed or changed. The managers that are down are the cause, not the one that
+    counted them, and what no manager could list follows from it."""
+    failed = [r for r in ev.unexplained("swarm.nodes") if r.details.get("quorum") is False]
+    if not failed:
+        return []
+    quorum = failed[0]
+    lost = list(quorum.details.get("lost", []))
+    total = len(quorum.details.get("managers", []))
+    follows = [r for r in ev.unexplained("swarm.nodes") if r.target in lost]
+    untested = [
+        r
+        for r in ev.results
+        if r.status == "error"
+        and r.details.get("untested_because") == "swarm.nodes"
+        and id(r) not in ev.explained
+    ]
+    up = total - len(lost)
+    leaderless = quorum.details.get("leader") is None
+    return [
+        Diagnosis(
+            cause=f"no leader: {up} of {total} managers up"
+            if leaderless
+            else f"no manager quorum: {up} of {total} managers reachable",
+            detail=f"{quorum.message}. {quorum.hint}",
+            nodes=lost,
+            checks=ev.explain([*failed, *follows, *untested]),
+        )
+    ]
+
+
 def gossip_partition(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained("underlay.members")
     if not failed:
@@ -342,7 +406,9 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     return [
         Diagnosis(
             cause=f"overlay data (VXLAN, udp/4789) is blocked {where}",
-            detail="the control plane works (engines, KV store, gossip and API ports answer) but "
+            detail="the control plane works (engines, "
+            + ("KV store, " if ev.spec.kv is not None else "")
+            + "gossip and API ports answer) but "
             "overlay packets do not cross: udp/4789 is dropped on the way (a firewall on "
             "the node, or between the nodes). Names still resolve; connections fail.",
             nodes=sorted(common),
@@ -427,8 +493,10 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     forwarding_off,
     cut_off_nodes,
     kv_down,
+    swarm_quorum_lost,
     wrong_store,
     wrong_advertise,
+    swarm_gossip_blocked,
     gossip_blocked,
     gossip_partition,
     probe_names_wrong,

@@ -16,6 +16,13 @@ HINT = (
     "project folder and scale; a stale answer means a removed container's record is still "
     "in the KV store (remove it with `docker rm`, or restart the stack)."
 )
+# Swarm mode keeps no KV store: each node learns the others' names over gossip.
+HINT_SWARM = (
+    "names on a swarm overlay come from the engines' embedded DNS (127.0.0.11), which "
+    "learns other nodes' tasks over the swarm's gossip (networkdb, tcp+udp 7946): no "
+    "answer from other nodes means they do not hear this node's gossip (underlay.gossip); "
+    "a stale answer is a removed task's record still held by a node (restart the stack)."
+)
 
 
 def candidate_names(c: StackContainer, network: str) -> list[str]:
@@ -84,7 +91,9 @@ def _resolve_from_others(
     return found
 
 
-def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
+def _judge(
+    c: StackContainer, network: str, name: str, seen: dict[str, list[str]], hint: str = HINT
+) -> CheckResult:
     expected = c.networks[network]
     if not seen:  # no probe could look: no evidence either way, and that is no pass
         return CheckResult.untested(
@@ -118,7 +127,7 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
         subject=f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
         status="fail" if wrong else "pass",
         message="; ".join(problems) or f"-> {expected} from {where}",
-        hint=HINT if wrong else "",
+        hint=hint if wrong else "",
         nodes=sorted({c.node, *seen}),
         target=c.node,
         network=network,
@@ -139,7 +148,8 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
     for (c, net, name), (seen, command, output) in zip(
         work, _resolve_from_others(vctx, work), strict=True
     ):
-        result = _judge(c, net, name, seen)
+        swarm = vctx.lab.spec.orchestration.mode == "swarm-mode"
+        result = _judge(c, net, name, seen, HINT_SWARM if swarm else HINT)
         if result.failed:
             result.command, result.output = command, output.strip()[-600:]
         results.append(result)

@@ -1,17 +1,45 @@
-"""Each spec overlay exists on every engine: same id, driver and subnet everywhere."""
+"""Each spec overlay exists where its orchestration keeps it: same id, driver and subnet.
+
+A legacy overlay (cluster-store, classic swarm) is global: every engine reads it from
+the KV store, so every engine lists it. A swarm-mode overlay lives in the managers'
+raft store: every manager lists it, and a worker lists it only once a task or
+container of its own uses it (the first verify checks while its probes start). So in
+swarm mode a worker that does not list it yet is no failure; one that lists another
+one is. Whether a worker can use it is what its probes show (probes.running)."""
 
 from __future__ import annotations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
+from overlaylab.spec.models import ClusterSpec
+
+HINT_KV = (
+    "a global-scope network lives in the KV store: engines that miss it, or see "
+    "another id, use another store or cannot reach it (kv.*, engines.advertise)"
+)
+HINT_SWARM = (
+    "a swarm-scope network lives in the managers' raft store: a manager that misses it, "
+    "or a node that sees another id, is not in the lab's swarm or lost touch with its "
+    "managers (swarm.nodes); `docker network inspect` on the first manager shows the one "
+    "the swarm holds"
+)
+
+
+def must_list(spec: ClusterSpec) -> set[str]:
+    """The engines that list an overlay whether or not they use it."""
+    if spec.orchestration.mode == "swarm-mode":
+        return {n.name for n in spec.engine_nodes if "manager" in n.roles}
+    return {n.name for n in spec.engine_nodes}
 
 
 def present(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
+    listing = must_list(spec)
+    swarm = spec.orchestration.mode == "swarm-mode"
     results = []
     for net in spec.networks:
         seen: dict[str, tuple[str, str, str | None]] = {}
-        missing, down = [], []
+        missing, down, idle = [], [], []
         for node in spec.engine_nodes:
             handle = vctx.lab.node(node.name)
             if not handle.engine_ping(timeout=2):
@@ -20,7 +48,7 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
             with handle.engine(timeout=10) as client:
                 found = [n for n in client.api.networks(names=[net.name]) if n["Name"] == net.name]
             if not found:
-                missing.append(node.name)
+                (missing if node.name in listing else idle).append(node.name)
                 continue
             info = found[0]
             config = (info.get("IPAM") or {}).get("Config") or [{}]
@@ -54,18 +82,21 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                 or (
                     f"{net.driver} {any_seen[2] if any_seen else '?'} on "
                     f"{len(seen)} engines ({any_seen[0][:12] if any_seen else '?'})"
+                    + (
+                        f"; not used on {', '.join(idle)} yet (swarm workers list it then)"
+                        if idle
+                        else ""
+                    )
                 ),
-                hint=""
-                if not problems
-                else (
-                    "a global-scope network lives in the KV store: engines that miss it, or see "
-                    "another id, use another store or cannot reach it (kv.*, engines.advertise)"
-                ),
+                hint="" if not problems else HINT_SWARM if swarm else HINT_KV,
                 # Blame where it differs; with no odd one out, every node is involved.
                 nodes=sorted(odd) if problems and odd else sorted([*seen, *missing]),
                 target=next(iter(odd)) if problems and len(odd) == 1 else "",
                 network=net.name,
-                details={n: {"id": v[0], "driver": v[1], "subnet": v[2]} for n, v in seen.items()},
+                details={
+                    **{n: {"id": v[0], "driver": v[1], "subnet": v[2]} for n, v in seen.items()},
+                    **{n: {"unused": True} for n in idle},
+                },
             )
         )
         results += [

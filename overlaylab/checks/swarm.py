@@ -28,6 +28,7 @@ from overlaylab.steps.swarm import (
     managers,
     service_name,
     swarm_address,
+    swarm_state,
 )
 from overlaylab.steps.swarm_stacks import has_ipvs
 
@@ -49,19 +50,27 @@ IPVS_HINT = (
 )
 
 
-def _leader_view(vctx: VerifyContext, what: str) -> tuple[Any, str]:
-    """(leader's engine data via `what`, "" ) or (None, why not)."""
+# What a manager answers for the swarm's state while fewer than half of the managers
+# are up: the raft cannot elect a leader. That is a finding (swarm.nodes reports it).
+NO_LEADER = "does not have a leader"
+
+
+def _leader_view(vctx: VerifyContext, what: str) -> tuple[Any, str, str]:
+    """(leader's engine data via `what`, "", "") or (None, why not, the check whose
+    finding that follows from)."""
     leader = leader_of(vctx.lab.spec)
     handle = vctx.lab.node(leader.name)
     if not handle.engine_ping(timeout=2):
-        return None, f"the manager {leader.name}'s engine does not answer"
+        return None, f"the manager {leader.name}'s engine does not answer", "engines.api"
     try:
         with handle.engine(timeout=10) as client:
             if what == "nodes":
-                return [n.attrs for n in client.nodes.list()], ""
-            return {s.name: s.attrs for s in client.services.list()}, ""
+                return [n.attrs for n in client.nodes.list()], "", ""
+            return {s.name: s.attrs for s in client.services.list()}, "", ""
     except docker.errors.APIError as exc:
-        return None, f"{leader.name} cannot list swarm {what}: {exc.explanation}"
+        if NO_LEADER in str(exc.explanation):
+            return None, f"the swarm has no leader to list its {what}", "swarm.nodes"
+        return None, f"{leader.name} cannot list swarm {what}: {exc.explanation}", "engines.api"
 
 
 def nodes(vctx: VerifyContext) -> list[CheckResult]:
@@ -71,12 +80,13 @@ def nodes(vctx: VerifyContext) -> list[CheckResult]:
     if spec.orchestration.mode != "swarm-mode":
         return [CheckResult.skip("swarm.nodes", "swarm", "orchestration.mode is none")]
     leader = leader_of(spec).name
-    listed, why = _leader_view(vctx, "nodes")
+    listed, why, because = _leader_view(vctx, "nodes")
     if listed is None:
-        return [
-            CheckResult.untested("swarm.nodes", n.name, why, because="engines.api")
+        untested = [
+            CheckResult.untested("swarm.nodes", n.name, why, because=because)
             for n in spec.engine_nodes
         ]
+        return untested + ([_no_leader(vctx, leader)] if because == "swarm.nodes" else [])
     seen = by_node(spec, listed)
     results = [
         _judge_node(n.name, str(n.address), n.roles, seen.get(n.name), leader)
@@ -127,21 +137,65 @@ def _judge_node(
     )
 
 
+QUORUM_HINT = (
+    "the swarm's raft needs more than half of its managers up to keep a leader: without "
+    "one nothing is scheduled and no service or node can change (running tasks keep "
+    "running). Bring the managers back (`invoke up` restarts their engines); with an "
+    "even number of managers, one more keeps the quorum when one is lost"
+)
+
+
 def _quorum(seen: dict[str, Any], leader: str, wanted: list[str]) -> CheckResult:
     reachable = [
         name
         for name in wanted
         if (seen.get(name, {}).get("ManagerStatus") or {}).get("Reachability") == "reachable"
     ]
+    lost = sorted(set(wanted) - set(reachable))
     ok = len(reachable) > len(wanted) / 2
     return CheckResult(
         check="swarm.nodes",
         subject="quorum",
         status="pass" if ok else "fail",
-        message=f"{len(reachable)} of {len(wanted)} managers reachable",
-        hint="" if ok else "without a majority of managers the swarm cannot change anything",
-        nodes=sorted(set(wanted) - set(reachable)) or [leader],
+        message=f"{len(reachable)} of {len(wanted)} managers reachable"
+        + (f" ({', '.join(lost)} not)" if lost else ""),
+        hint="" if ok else QUORUM_HINT,
+        # The managers it lacks are the ones to look at, not the one that counted them.
+        nodes=lost or [leader],
         source=leader,
+        target=lost[0] if len(lost) == 1 else "",
+        details={"quorum": ok, "leader": leader, "managers": wanted, "lost": lost},
+    )
+
+
+def _manager_down(vctx: VerifyContext, name: str) -> str:
+    """Why a manager does not count for the quorum ("" when it is up in the swarm)."""
+    handle = vctx.lab.node(name)
+    if not handle.engine_ping(timeout=2):
+        return "its engine does not answer"
+    with handle.engine(timeout=10) as client:
+        state = swarm_state(client)
+    if state.get("LocalNodeState") != "active" or not state.get("ControlAvailable"):
+        return f"not a manager of the swarm (state {state.get('LocalNodeState')})"
+    return ""
+
+
+def _no_leader(vctx: VerifyContext, leader: str) -> CheckResult:
+    """The managers answer that the swarm has no leader: count the ones that are up."""
+    wanted = [m.name for m in managers(vctx.lab.spec)]
+    why = {name: _manager_down(vctx, name) for name in wanted}
+    lost = sorted(name for name, reason in why.items() if reason)
+    return CheckResult(
+        check="swarm.nodes",
+        subject="quorum",
+        status="fail",
+        message=f"no leader: {len(wanted) - len(lost)} of {len(wanted)} managers up"
+        + "".join(f"; {name}: {why[name]}" for name in lost),
+        hint=QUORUM_HINT,
+        nodes=lost or wanted,
+        source=leader,
+        target=lost[0] if len(lost) == 1 else "",
+        details={"quorum": False, "leader": None, "managers": wanted, "lost": lost},
     )
 
 
@@ -157,10 +211,10 @@ def _stack_services(
         return None, [CheckResult.skip(check, "stacks", "the spec has no stacks")]
     if "swarm_services" not in vctx.cache:
         vctx.cache["swarm_services"] = _leader_view(vctx, "services")
-    found, why = vctx.cache["swarm_services"]
+    found, why, because = vctx.cache["swarm_services"]
     if found is None:
         leader = leader_of(spec).name
-        return None, [CheckResult.untested(check, leader, why, because="engines.api")]
+        return None, [CheckResult.untested(check, leader, why, because=because)]
     return found, []
 
 

@@ -1,9 +1,10 @@
 """The lab network under the overlays: can each node reach each other's control ports?
 
 Overlay peers talk on three ports of each other's advertised address: the engine API
-(2376), serf gossip (tcp+udp 7946, how legacy overlays learn where containers are)
-and VXLAN (udp 4789, the data itself; connectionless, so the connectivity checks
-are its test). A failure here names the layer before any container is involved.
+(2376), gossip (tcp+udp 7946: serf on legacy overlays, the swarm's networkdb in swarm
+mode; how each node learns where the others' containers are) and VXLAN (udp 4789,
+the data itself; connectionless, so the connectivity checks are its test). A failure
+here names the layer before any container is involved.
 """
 
 from __future__ import annotations
@@ -47,22 +48,32 @@ def _probe_port(
     return vctx.map(one, list(permutations(nodes, 2)))
 
 
+HINT_SERF = (
+    "legacy overlays learn which node holds which container over serf (tcp+udp/7946 on "
+    "the advertised address): open it between the nodes; without it, containers started "
+    "later on a node are unreachable from the others"
+)
+HINT_NETWORKDB = (
+    "swarm nodes learn which node holds which container (its address, its DNS names) "
+    "over the swarm's gossip, networkdb (tcp+udp/7946 on the advertise address): open it "
+    "between the nodes; without it, the others soon declare the node failed and drop "
+    "its containers' names and overlay peer entries"
+)
+
+
 def gossip(vctx: VerifyContext) -> list[CheckResult]:
-    if not vctx.lab.spec.engine.uses_cluster_store:
+    spec = vctx.lab.spec
+    if spec.orchestration.mode == "swarm-mode":
+        return _probe_port(
+            vctx, "underlay.gossip", SERF_PORT, "swarm gossip (networkdb)", HINT_NETWORKDB
+        )
+    if not spec.engine.uses_cluster_store:
         return [
             CheckResult.skip(
-                "underlay.gossip", "serf", "no legacy overlay (cluster-store) in the spec"
+                "underlay.gossip", "serf", "no overlay gossip: no cluster-store nor swarm mode"
             )
         ]
-    return _probe_port(
-        vctx,
-        "underlay.gossip",
-        SERF_PORT,
-        "serf gossip",
-        "legacy overlays learn which node holds which container over serf (tcp+udp/7946 on "
-        "the advertised address): open it between the nodes; without it, containers started "
-        "later on a node are unreachable from the others",
-    )
+    return _probe_port(vctx, "underlay.gossip", SERF_PORT, "serf gossip", HINT_SERF)
 
 
 def engine_api(vctx: VerifyContext) -> list[CheckResult]:
@@ -156,7 +167,7 @@ CHECKS = [
     Check(
         "underlay.gossip",
         "underlay",
-        "serf gossip (7946) is open between every pair of nodes",
+        "overlay gossip (7946: serf, or swarm's networkdb) is open between every pair of nodes",
         gossip,
     ),
     Check(

@@ -120,6 +120,7 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
             if probes is not None and check.id not in WITHOUT_PROBES:
                 vctx.probes, vctx.probe_problems = probes.result()
                 probes = None
+            vctx.deadline = time.monotonic() + timeout  # --timeout bounds each check
             try:
                 report.results.extend(check.run(vctx))
             except Exception as exc:  # a crashing check is reported, not fatal to the rest

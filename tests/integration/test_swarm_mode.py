@@ -4,6 +4,9 @@ VIP diagnosis on a kernel without IPVS, and `down` leaving the host as it was.""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,13 +14,16 @@ from pathlib import Path
 import pytest
 import yaml
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, failures, invoke, verify_json
+from lab_cli import ROOT, causes, failures, invoke, verify_json
 
 from overlaylab import lab
 from overlaylab.context import LabContext
+from overlaylab.layout import LabLayout
+from overlaylab.waiting import wait_until
 
 SPEC = ROOT / "tests/testdata/labs/swarm.yml"
 STACK = ROOT / "stacks/swarm-demo/docker-compose.yml"
+LAYOUT = LabLayout.for_cluster("sw")
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +120,75 @@ def test_a_vip_service_gets_the_exact_diagnosis_without_ipvs(
         assert "endpoint_mode: dnsrr" in cause["detail"]
     finally:
         invoke("up", "-i", str(SPEC))  # the module's stack again, for later tests
+
+
+def no_kv_store_named(report: dict) -> None:
+    """The lab has no KV store: no cause or hint may send anyone to one."""
+    for d in report["diagnosis"]:
+        assert "KV" not in d["cause"] + d["detail"] and "kv." not in d["detail"], d
+
+
+def in_w2(*argv: str) -> None:
+    subprocess.run(["nsenter", f"--net=/run/netns/{LAYOUT.node_ns('w2')}", *argv], check=True)
+
+
+def names_of_w2_dropped(swarm_lab: LabContext) -> bool:
+    """Have the others dropped w2 from their gossip (its probe's name gone from m1)?"""
+    with swarm_lab.node("m1").engine() as client:
+        code, _out = client.containers.get("probe-dn-m1").exec_run(
+            ["timeout", "3", "nslookup", "probe-dn-w2"]
+        )
+    return code != 0
+
+
+def test_gossip_blocked_on_a_worker_is_named_as_such(swarm_lab: LabContext) -> None:
+    """tcp+udp 7946 dropped on w2: the others declare it failed and drop its names.
+    underlay.gossip says so, one cause names the port on w2, never a KV store or VXLAN."""
+    assert verify_json(str(SPEC))["ok"]  # every probe in place before the fault
+    rules = [("tcp", "7946"), ("udp", "7946")]
+    for proto, port in rules:
+        in_w2("iptables", "-I", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+    try:
+        assert wait_until(lambda: names_of_w2_dropped(swarm_lab), 60, 2)
+        report = verify_json(str(SPEC), timeout=10)
+    finally:
+        for proto, port in rules:
+            in_w2("iptables", "-D", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+    failed = failures(report)
+    assert {r["target"] for r in failed["underlay.gossip"]} == {"w2"}
+    assert causes(report) == ["swarm gossip to w2 is blocked (tcp+udp 7946)"]
+    assert report["diagnosis"][0]["nodes"] == ["w2"]
+    assert not any("VXLAN" in c for c in causes(report))
+    no_kv_store_named(report)
+    # The others' networkdb takes w2 back once they hear it again.
+    assert wait_until(lambda: verify_json(str(SPEC))["ok"], 120, 5)
+
+
+def test_a_lost_quorum_is_a_finding_naming_the_manager_down(swarm_lab: LabContext) -> None:
+    """m2's engine killed: 1 of 2 managers, no leader. That is the finding, on m2; what
+    no manager could list follows from it ('could not be tested' on no healthy node)."""
+    os.kill(int(LAYOUT.pid_file("m2", "dockerd").read_text()), signal.SIGKILL)
+    try:
+
+        def leaderless() -> bool:
+            with swarm_lab.node("m1").engine() as client:
+                return "leader" in (client.info().get("Swarm") or {}).get("Error", "")
+
+        assert wait_until(leaderless, 60, 1)
+        report = verify_json(str(SPEC))
+    finally:
+        # up restarts m2's engine. Without a leader, dockerd answers only once it gives
+        # up waiting for its swarm component, which can outlast up's engine wait: the
+        # second up then finds it running.
+        if invoke("up", "-i", str(SPEC), check=False).returncode != 0:
+            invoke("up", "-i", str(SPEC))
+    [quorum] = [r for r in failures(report)["swarm.nodes"] if r["subject"] == "quorum"]
+    assert quorum["message"].startswith("no leader: 1 of 2 managers up")
+    assert quorum["nodes"] == ["m2"]
+    assert causes(report) == ["the engine on m2 is down", "no leader: 1 of 2 managers up"]
+    assert report["diagnosis"][1]["nodes"] == ["m2"]
+    explained = {c for d in report["diagnosis"] for c in d["checks"]}
+    assert {"swarm.nodes", "swarm.replicas", "swarm.services"} <= explained
+    no_kv_store_named(report)
+    healed = verify_json(str(SPEC))
+    assert healed["ok"], failures(healed)

@@ -65,6 +65,17 @@ from overlaylab.steps.images import PROBE_PAGE
 
 FAULTS_YML = REPO / "tests" / "testdata" / "labs" / "faults.yml"
 FAULTS_NAT_YML = REPO / "tests" / "testdata" / "labs" / "faults-nat.yml"
+SWARM_IDLE_YML = REPO / "tests" / "testdata" / "labs" / "swarm-idle.yml"
+# What a swarm manager answers for the swarm's state while it has no leader.
+NO_LEADER = (
+    "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that "
+    "too few managers are online. Make sure more than half of the managers are online."
+)
+NOT_A_MANAGER = (
+    "This node is not a swarm manager. Worker nodes can't be used to view or modify "
+    "cluster state. Please run this command on a manager node or promote the current node "
+    "to a manager."
+)
 NAT_ADDRESS = "10.0.2.15"  # the NAT eth0 every VirtualBox-style node has (provider nat: true)
 GWBRIDGE = ipaddress.IPv4Network("172.18.0.0/16")
 ENGINE_VERSION = "20.10.24"
@@ -130,6 +141,16 @@ def fault_lab_spec(
     if lab_mtu is not None:
         sections["lab"] = {"mtu": lab_mtu}
     return lab_variant(base, **sections)
+
+
+def swarm_lab_spec(
+    managers: Sequence[str] = ("mgr1",), workers: Sequence[str] = ("wrk1", "wrk2")
+) -> ClusterSpec:
+    """A swarm-mode lab with nothing deployed (tests/testdata/labs/swarm-idle.yml: one
+    attachable overlay, appnet), with the managers and workers a scenario needs."""
+    nodes = [{"name": m, "roles": ["manager"]} for m in managers]
+    nodes += [{"name": w, "roles": ["worker"]} for w in workers]
+    return lab_variant(SWARM_IDLE_YML, nodes=nodes)
 
 
 # --- containers ------------------------------------------------------------------------
@@ -228,7 +249,7 @@ class FakeContainers:
         if self.node in self.lab.images_missing:
             raise docker.errors.ImageNotFound(f"No such image: {image}")
         network = options["network"]
-        if not self.lab.lists_network(self.node, network):
+        if not self.lab.can_attach(self.node, network):
             raise docker.errors.NotFound(f"network {network} not found")
         if self.lab.container(options["name"], self.node) is not None:
             raise docker.errors.APIError(f'409 Client Error: Conflict ("{options["name"]}")')
@@ -299,6 +320,7 @@ class FakeEngine:
         self.containers = FakeContainers(lab, node)
         self.images = FakeImages(lab, node)
         self.api = FakeAPI(lab, node)
+        self.nodes = FakeSwarmNodes(lab, node)
 
     def version(self) -> dict[str, str]:
         if self.node in self.lab.api_errors:
@@ -317,7 +339,24 @@ class FakeEngine:
             "ClusterStore": self.lab.stores[self.node] or "",
             "ClusterAdvertise": self.lab.advertised[self.node] or "",
             "IPv4Forwarding": self.node not in self.lab.forwarding_off,
+            "Swarm": self.lab.swarm_info(self.node),
         }
+
+
+class FakeSwarmNodes:
+    """`client.nodes` of a swarm engine: only a manager of a swarm with a leader lists."""
+
+    def __init__(self, lab: FakeLab, node: str) -> None:
+        self.lab, self.node = lab, node
+
+    def list(self) -> list[SimpleNamespace]:
+        if not self.lab.swarm:
+            unknown(f"a swarm node listing on {self.node}, in a lab without swarm mode")
+        if self.node not in self.lab.managers:
+            raise docker.errors.APIError("503 Server Error", explanation=NOT_A_MANAGER)
+        if not self.lab.has_leader():
+            raise docker.errors.APIError("500 Server Error", explanation=NO_LEADER)
+        return [SimpleNamespace(attrs=self.lab.swarm_node(n)) for n in self.lab.engine_nodes]
 
 
 class FakeNode:
@@ -465,6 +504,8 @@ class FakeLab:
             provider=self.provider,
         )
         self.engine_nodes = [n.name for n in spec.engine_nodes]
+        self.swarm = spec.orchestration.mode == "swarm-mode"
+        self.managers = [n.name for n in spec.engine_nodes if "manager" in n.roles]
         # Faults (a healthy lab has none).
         self.dead: set[str] = set()
         self.cut: set[str] = set()
@@ -483,6 +524,7 @@ class FakeLab:
         self.api_errors: set[str] = set()
         self.forwarding_off: set[str] = set()  # engines that read ip_forward=0 at start
         self.registrations_expired = False
+        self.leader_lingers = False
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -500,6 +542,12 @@ class FakeLab:
         """The engine started while net.ipv4.ip_forward was 0 in its node: it answers,
         and believes forwarding is off until it restarts."""
         self.forwarding_off.add(node)
+
+    def kill_manager_just_now(self, node: str) -> None:
+        """kill -9 a manager's dockerd a moment ago: the leader still answers for the
+        swarm until the raft notices it lost its quorum (seconds later)."""
+        self.kill_engine(node)
+        self.leader_lingers = True
 
     def cut_off(self, node: str) -> None:
         """Its switch port down: nothing crosses between it and any other node."""
@@ -603,6 +651,8 @@ class FakeLab:
         return next((n.name for n in self.spec.nodes if self.address(n.name) == address), None)
 
     def advertises_lab_address(self, node: str) -> bool:
+        if self.swarm:
+            return True  # `up` inits and joins with --advertise-addr <lab address>
         advertised = self.advertised[node]
         return advertised is not None and advertised.rsplit(":", 1)[0] == self.address(node)
 
@@ -621,6 +671,8 @@ class FakeLab:
             return True
         if port == SERF_PORT and self.stores[node] is not None:
             return self.advertises_lab_address(node)  # serf binds the advertised address
+        if port == SERF_PORT and self.swarm:
+            return True  # the swarm's networkdb
         return any(
             int(binding["HostPort"]) == port
             for c in self.running_containers()
@@ -654,8 +706,71 @@ class FakeLab:
         )
 
     def lists_network(self, node: str, network: str) -> bool:
+        if self.swarm:
+            return self._swarm_lists(node, network)
         # Global-scope networks live in the store: an engine that cannot read it lists none.
         return any(n.name == network for n in self.spec.networks) and self.in_store(node)
+
+    def _swarm_lists(self, node: str, network: str) -> bool:
+        """A swarm-scope overlay shows on the managers, and on a worker once a container
+        of its own uses it."""
+        if node in self.dead or not any(n.name == network for n in self.spec.networks):
+            return False
+        return node in self.managers or any(
+            c.node == node and network in c.networks for c in self.running_containers()
+        )
+
+    def can_attach(self, node: str, network: str) -> bool:
+        """docker run --network: a swarm worker asks a manager to attach it to an
+        attachable overlay it does not list yet."""
+        if self.lists_network(node, network):
+            return True
+        net = next((n for n in self.spec.networks if n.name == network), None)
+        return self.swarm and net is not None and net.attachable and self.has_leader()
+
+    # --- swarm mode ------------------------------------------------------------------------
+    def has_leader(self) -> bool:
+        """The raft elects a leader while more than half of the managers are up."""
+        up = [m for m in self.managers if m not in self.dead | self.cut]
+        return self.leader_lingers or len(up) > len(self.managers) / 2
+
+    def swarm_info(self, node: str) -> dict[str, Any]:
+        if not self.swarm:
+            return {"LocalNodeState": "inactive", "ControlAvailable": False}
+        manager = node in self.managers
+        return {
+            "LocalNodeState": "active",
+            "ControlAvailable": manager,
+            "Error": "" if not manager or self.has_leader() else NO_LEADER,
+        }
+
+    def swarm_node(self, name: str) -> dict[str, Any]:
+        """A node as `docker node inspect` on a manager shows it."""
+        up = name not in self.dead | self.cut
+        attrs: dict[str, Any] = {
+            "ID": hashlib.sha256(f"swarm-node/{name}".encode()).hexdigest()[:25],
+            "Description": {"Hostname": name},
+            "Status": {"State": "ready" if up else "down", "Addr": self.address(name)},
+            "Spec": {
+                "Role": "manager" if name in self.managers else "worker",
+                "Availability": "active",
+                "Labels": {"overlaylab.node": name},
+            },
+        }
+        if name in self.managers:
+            attrs["ManagerStatus"] = {
+                "Addr": f"{self.address(name)}:2377",
+                "Reachability": "reachable" if up else "unreachable",
+            }
+        return attrs
+
+    def hears(self, observer: str, node: str) -> bool:
+        """Does `observer` know what `node` announced? Swarm nodes learn each other's
+        containers over networkdb and drop a node whose gossip port they cannot open (a
+        legacy overlay reads them from the store)."""
+        if not self.swarm or observer == node:
+            return True
+        return self.tcp(observer, self.address(node), SERF_PORT)[0]
 
     def network_info(self, name: str) -> dict[str, Any]:
         net = next(n for n in self.spec.networks if n.name == name)
@@ -663,7 +778,7 @@ class FakeLab:
             "Name": name,
             "Id": hashlib.sha256(f"network/{name}".encode()).hexdigest(),
             "Driver": net.driver,
-            "Scope": "global",
+            "Scope": "swarm" if self.swarm else "global",
             "IPAM": {"Config": [{"Subnet": str(self._subnet(name))}]},
         }
 
@@ -757,6 +872,8 @@ class FakeLab:
         answers: list[str] = []
         for network in src.networks:
             for c in self.running_containers():
+                if not self.hears(src.node, c.node):
+                    continue
                 if network in c.networks and name in self.names(c, network):
                     stale = c.node != src.node and c.name in self.stale_records
                     answers.append(self.stale_records[c.name] if stale else c.networks[network])

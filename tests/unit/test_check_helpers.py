@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 from lab_specs import make_ctx
 
-from overlaylab.checks import advertise, connectivity, engines, names, probes_running
+from overlaylab.checks import advertise, base, connectivity, engines, names, probes_running
 from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.stack_containers import StackContainer
@@ -525,3 +526,42 @@ def test_death_reason_ignores_a_panic_from_an_earlier_run(
     n3.write_log(PANIC_LOG + f"{START_MARKER} dockerd at 2.0\n" + START_LOG)
     message, _ = n3.death_reason()
     assert message == "dockerd on n3 is not running"
+
+
+# --- the check's window (--timeout) ----------------------------------------------------------
+
+
+def test_until_shares_the_checks_window_and_looks_once_when_it_has_closed(make_vctx: Any) -> None:
+    """Many probes retried one after another each got a window of their own (76 s for a
+    check with --timeout 10): once the check's window closes, each gets one look."""
+    vctx = make_vctx([])
+    vctx.timeout = 60.0
+    vctx.deadline = time.monotonic() - 1  # the check spent its window on earlier probes
+    tries: list[int] = []
+
+    def failing() -> tuple[bool, int, str, str]:
+        tries.append(1)
+        return False, 1, "", "cmd"
+
+    ok, *_rest, count = connectivity.until(vctx, failing)
+    assert (ok, count, len(tries)) == (False, 1, 1)
+
+
+def test_a_command_gets_what_is_left_of_the_checks_window(
+    make_vctx: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[float] = []
+
+    def exec_in(_lab: Any, _node: str, _name: str, _argv: list[str], timeout: float) -> Any:
+        asked.append(timeout)
+        return 0, ""
+
+    monkeypatch.setattr(base, "exec_in", exec_in)
+    vctx = make_vctx([])
+    vctx.lab.node = lambda _name: SimpleNamespace(docker_env=dict)
+    vctx.deadline = time.monotonic() - 1
+    vctx.exec("n1", "probe", ["nslookup", "web"], timeout=6)  # closed: one short look
+    vctx.exec("n1", "probe", ["batch"], timeout=9, bounded=False)  # bounds itself
+    vctx.deadline = time.monotonic() + 100
+    vctx.exec("n1", "probe", ["nslookup", "web"], timeout=6)  # open: its own timeout
+    assert asked == [base.LAST_LOOK, 9, 6]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakelab import NAT_ADDRESS, FakeLab, fault_lab_spec
+from fakelab import NAT_ADDRESS, SWARM_IDLE_YML, FakeLab, fault_lab_spec, swarm_lab_spec
 from rich.console import Console
 
 from overlaylab.checks import connectivity
@@ -472,6 +472,120 @@ def test_per_check_detail_lists_three_subjects_then_counts(lab: FakeLab) -> None
     assert found.cause == "overlays that should be isolated are joined (6 paths)"
     first = [r.subject for r in report.failed[:3]]
     assert found.detail.startswith("; ".join(first) + " (+3 more): ")
+
+
+# --- swarm mode: no KV store; overlays, gossip and the quorum are the swarm's ---------------
+
+
+@pytest.fixture
+def start_swarm(tmp_path: Path) -> StartLab:
+    """start_swarm(managers, workers) -> a healthy swarm-mode fake lab with nothing
+    deployed (tests/testdata/labs/swarm-idle.yml: one attachable overlay, appnet)."""
+
+    def start(
+        managers: tuple[str, ...] = ("mgr1",), workers: tuple[str, ...] = ("wrk1", "wrk2")
+    ) -> FakeLab:
+        return FakeLab(swarm_lab_spec(managers, workers), tmp_path / "state", SWARM_IDLE_YML)
+
+    return start
+
+
+def no_kv_wording(report: VerifyReport) -> None:
+    """A lab without a KV store is never told to look at one."""
+    for d in report.diagnosis:
+        assert "KV" not in d.cause + d.detail and "kv." not in d.detail, d
+
+
+def test_healthy_swarm_lab_passes_and_checks_its_gossip(start_swarm: StartLab) -> None:
+    report = start_swarm().verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    assert {r.status for r in report.results if r.check == "underlay.gossip"} == {"pass"}
+    assert report.diagnosis == []
+
+
+def test_swarm_overlay_not_yet_used_on_a_worker_is_no_failure(start_swarm: StartLab) -> None:
+    """A swarm overlay shows on a worker only once something there uses it: a worker
+    whose probes cannot start does not list it, and only the probes are the finding."""
+    lab = start_swarm()
+    lab.lose_probe_image("wrk1")
+    report = lab.verify()
+    assert failed_checks(report) == {"probes.running"}
+    [present] = [r for r in report.results if r.check == "networks.present"]
+    assert present.status == "pass" and "not used on wrk1 yet" in present.message
+    assert causes(report) == ["1 node(s) run no probes: no path to or from them is tested"]
+    no_kv_wording(report)
+
+
+def test_swarm_gossip_dropped_on_a_worker(start_swarm: StartLab) -> None:
+    """tcp+udp 7946 dropped on wrk2: the others drop its containers' names. One cause,
+    the gossip port, never a KV store or VXLAN."""
+    lab = start_swarm()
+    lab.drop("wrk2", "tcp", 7946)
+    lab.drop("wrk2", "udp", 7946)
+    report = lab.verify()
+    gossip = failing(report, "underlay.gossip")
+    assert {(r.source, r.target) for r in gossip} == {("mgr1", "wrk2"), ("wrk1", "wrk2")}
+    assert {"connectivity.dns", "connectivity.tcp"} <= failed_checks(report)
+    [found] = report.diagnosis
+    assert found.cause == "swarm gossip to wrk2 is blocked (tcp+udp 7946)"
+    assert found.nodes == ["wrk2"]
+    assert {"underlay.gossip", "connectivity.dns", "connectivity.tcp"} <= set(found.checks)
+    all_failures_explained(report)
+    no_kv_wording(report)
+    dns = failing(report, "connectivity.dns")
+    assert dns and all("KV" not in r.hint and "7946" in r.hint for r in dns)
+
+
+def test_swarm_lost_quorum_is_a_finding_that_names_the_manager_down(
+    start_swarm: StartLab,
+) -> None:
+    """Two managers, m2's engine killed: no leader. That is the finding, naming m2, and
+    what no manager could list follows from it, not 'could not be tested'."""
+    lab = start_swarm(("m1", "m2"), ("w1", "w2"))
+    lab.kill_engine("m2")
+    report = lab.verify()
+    [quorum] = [r for r in failing(report, "swarm.nodes") if r.subject == "quorum"]
+    assert quorum.message.startswith("no leader: 1 of 2 managers up")
+    assert quorum.nodes == ["m2"] and quorum.target == "m2"
+    assert causes(report) == ["the engine on m2 is down", "no leader: 1 of 2 managers up"]
+    assert report.diagnosis[1].nodes == ["m2"]
+    assert "swarm.nodes" in report.diagnosis[1].checks
+    all_failures_explained(report)
+    explained = {c for d in report.diagnosis for c in d.checks}
+    assert {r.check for r in report.results if r.status == "error"} <= explained
+    no_kv_wording(report)
+
+
+def test_swarm_quorum_lost_a_moment_ago_names_the_manager_down(start_swarm: StartLab) -> None:
+    """Right after the kill the leader still lists the nodes: the quorum it lacks is m2,
+    not m1, the manager that counted."""
+    lab = start_swarm(("m1", "m2"), ("w1", "w2"))
+    lab.kill_manager_just_now("m2")
+    report = lab.verify()
+    assert causes(report) == [
+        "the engine on m2 is down",
+        "no manager quorum: 1 of 2 managers reachable",
+    ]
+    assert report.diagnosis[1].nodes == ["m2"]
+    all_failures_explained(report)
+    no_kv_wording(report)
+
+
+def test_swarm_manager_down_with_the_quorum_kept_blames_that_manager(
+    start_swarm: StartLab,
+) -> None:
+    lab = start_swarm(("m1", "m2", "m3"), ("w1",))
+    lab.kill_engine("m3")
+    report = lab.verify()
+    [quorum] = [r for r in report.results if r.check == "swarm.nodes" and r.subject == "quorum"]
+    assert quorum.status == "pass"
+    [node] = failing(report, "swarm.nodes")
+    assert node.target == "m3"
+    assert causes(report) == [
+        "the engine on m3 is down",
+        "1 swarm node(s) are not as the spec says",
+    ]
+    assert report.diagnosis[1].nodes == ["m3"]
 
 
 # --- checks that could not run ---------------------------------------------------------------

@@ -76,7 +76,7 @@ class HostProbes:
         self.rounds: list[list[str]] = []
 
     def exec(
-        self, source: Probe, container: None, argv: list[str], timeout: float
+        self, source: Probe, container: None, argv: list[str], timeout: float, bounded: bool = True
     ) -> tuple[int, str, str]:
         self.rounds.append(sorted(a.split(" ", 1)[0] for a in argv[4:]))
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
