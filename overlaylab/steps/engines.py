@@ -20,6 +20,10 @@ from overlaylab.steps.tls import LabCA, NodeStore
 from overlaylab.waiting import wait_until
 
 READY_TIMEOUT = 30.0
+# A swarm manager restarted while its swarm has no leader answers its API only once it
+# gives up waiting for the swarm component (about 30 s and more, measured here): the
+# first `up` after a lost quorum then failed where the second succeeded in 3 s.
+MANAGER_READY_TIMEOUT = 90.0
 ISLAND_TIMEOUT = 3.0  # for every engine's gossip view to hold every engine
 # Seconds between two legacy-overlay engine starts: wider than the jitter of dockerd's
 # first KV registration on a loaded 2-core machine (see _ensure_engines_gossiping).
@@ -194,7 +198,9 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
         # Not alive: it died (not just mid-exec), and waiting longer cannot help.
         return "" if handle.service_alive(SERVICE) else "died"
 
-    if wait_until(ready_or_died, READY_TIMEOUT, interval=0.05) == "ready":
+    manager = ctx.spec.orchestration.mode == "swarm-mode" and "manager" in node.roles
+    patience = MANAGER_READY_TIMEOUT if manager else READY_TIMEOUT
+    if wait_until(ready_or_died, patience, interval=0.05) == "ready":
         return verb
     raise OverlaylabError(
         f"dockerd on {node.name} did not answer on {handle.paths.docker_socket}.\n"

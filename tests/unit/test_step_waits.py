@@ -13,13 +13,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 
 import docker.errors
 import pytest
+from lab_specs import REPO, make_ctx
 
 from overlaylab.context import LabContext
 from overlaylab.errors import NodeError, OverlaylabError
 from overlaylab.runners import CommandResult
+from overlaylab.spec import load_spec
 from overlaylab.steps import engines, kv, networks
 from overlaylab.waiting import wait_until
 
@@ -134,6 +137,33 @@ def test_engine_that_dies_fails_at_once_with_its_log(
     assert info.value.node == "node1"
     assert str(info.value.cause).startswith(f"dockerd on node1 did not answer on {socket}.")
     assert "  | panic: no luck" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("spec_file", "node", "patience"),
+    [
+        ("inventory/lab.yml", "node1", engines.READY_TIMEOUT),
+        ("tests/testdata/labs/swarm.yml", "m2", engines.MANAGER_READY_TIMEOUT),
+        ("tests/testdata/labs/swarm.yml", "w1", engines.READY_TIMEOUT),
+    ],
+)
+def test_a_swarm_manager_is_given_longer_to_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spec_file: str, node: str, patience: float
+) -> None:
+    """A manager of a leaderless swarm answers only once its swarm component gives up."""
+    ctx = make_ctx(load_spec(REPO / spec_file), tmp_path / "state")
+    service = FakeService(ctx, node, monkeypatch)
+    service.pings(monkeypatch, True)
+    waited: list[float] = []
+    real_wait = engines.wait_until
+
+    def recording(condition, timeout, interval=0.05):  # type: ignore[no-untyped-def]
+        waited.append(timeout)
+        return real_wait(condition, timeout, interval)
+
+    monkeypatch.setattr(engines, "wait_until", recording)
+    assert engines._ensure_engine(ctx, ctx.spec.node(node)) == "started"
+    assert waited == [patience]
 
 
 def test_start_slots_space_real_starts_and_cost_nothing_when_unused() -> None:
