@@ -91,24 +91,27 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
         node = result.target
         if node not in ev.engine_nodes:
             continue
+        follows: tuple[str, ...] = (
+            "underlay.api",
+            "underlay.gossip",
+            "underlay.members",
+            "probes.running",
+            "kv.registered",  # a dead engine's registration expires with its TTL
+        )
+        died_now = bool(result.details.get("died_during_verify"))
+        if died_now:
+            # Its probes ran until it died: what they measured through it failed with it
+            # (the store is reached from the node itself, which stays up).
+            follows += tuple(c for c in NODE_DEPENDENT if c not in (*follows, "kv.reachable"))
         explained = [
             result,
-            *ev.involving(
-                node,
-                (
-                    "underlay.api",
-                    "underlay.gossip",
-                    "underlay.members",
-                    "probes.running",
-                    "kv.registered",  # a dead engine's registration expires with its TTL
-                ),
-            ),
+            *ev.involving(node, follows),
             *ev.untested_because(node, "engines.api"),
             *ev.untested_because(node, "probes.running"),
         ]
         found.append(
             Diagnosis(
-                cause=f"the engine on {node} is down",
+                cause=f"the engine on {node} " + ("died during verify" if died_now else "is down"),
                 detail=f"{result.message}. {result.hint}",
                 nodes=[node],
                 checks=ev.explain(explained),

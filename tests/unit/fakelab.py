@@ -33,11 +33,13 @@ import shlex
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http.client import RemoteDisconnected
 from pathlib import Path, PurePosixPath
 from types import ModuleType, SimpleNamespace
 from typing import Any, NoReturn
 
 import docker.errors
+import requests
 import yaml
 from docker.models.containers import ExecResult
 from lab_specs import REPO, lab_data, lab_variant
@@ -77,6 +79,19 @@ DEAD_SOCKET = (
     "Error while fetching server API version: ('Connection aborted.', "
     "FileNotFoundError(2, 'No such file or directory'))"
 )
+# What dockerd 20.10.24 (Debian) printed on a ZooKeeper-backed lab when a container
+# joined the overlay (tests/integration/test_zookeeper_lab.py).
+LIBNETWORK_PANIC = """panic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x1c pc=0x5561e53846c7]
+
+goroutine 83 [running]:
+github.com/docker/libnetwork.(*endpointCnt).Key(0x0)
+	/build/src/github.com/docker/libnetwork/endpoint_cnt.go:22 +0x47
+github.com/docker/libnetwork/datastore.(*datastore).Watch(0xc0008199c0, {0x5561e6ad8260?, 0x0})
+	/build/src/github.com/docker/libnetwork/datastore/datastore.go:310 +0x117
+github.com/docker/libnetwork.(*controller).processEndpointCreate(0xc000797400, 0xc001b16160)
+	/build/src/github.com/docker/libnetwork/store.go:388 +0x4bf
+"""
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
 # Modules whose functions reach the machine directly: a check holding one of them would
@@ -227,6 +242,8 @@ class FakeContainers:
             unknown(f"containers.run({image!r}, {command!r})")
         if self.node in self.lab.images_missing:
             raise docker.errors.ImageNotFound(f"No such image: {image}")
+        if self.node in self.lab.panics_on_join:
+            self.lab.panic(self.node)
         network = options["network"]
         if not self.lab.lists_network(self.node, network):
             raise docker.errors.NotFound(f"network {network} not found")
@@ -305,6 +322,7 @@ class FakeEngine:
             raise docker.errors.APIError(
                 "500 Server Error for http+docker://localhost/version: Internal Server Error"
             )
+        self.lab.answered_version(self.node).set()
         return {"Version": ENGINE_VERSION, "ApiVersion": "1.41"}
 
     def info(self) -> dict[str, Any]:
@@ -477,6 +495,9 @@ class FakeLab:
         self.images_missing: set[str] = set()
         self.api_errors: set[str] = set()
         self.registrations_expired = False
+        self.panics_on_join: set[str] = set()
+        self.panicked: set[str] = set()
+        self._version_answered: dict[str, threading.Event] = {}
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -554,6 +575,31 @@ class FakeLab:
     def expire_registrations(self) -> None:
         """The discovery TTL (60 s) passes: keys no engine refreshes are gone."""
         self.registrations_expired = True
+
+    def panic_on_overlay_join(self, node: str) -> None:
+        """dockerd 20.10 on a ZooKeeper store: the next container to join an overlay on
+        node makes it panic in libnetwork. As after `up`, node runs no probes yet: verify
+        starts them, and the engine dies answering that start. On the real lab that
+        start came after engines.api had its answer: so here too."""
+        self.panics_on_join.add(node)
+        for c in self._all():
+            if c.node == node and c.is_probe:
+                self.remove(c)
+
+    def answered_version(self, node: str) -> threading.Event:
+        with self._lock:
+            return self._version_answered.setdefault(node, threading.Event())
+
+    def panic(self, node: str) -> NoReturn:
+        self.answered_version(node).wait(timeout=5)
+        self.dead.add(node)
+        self.panicked.add(node)
+        raise requests.exceptions.ConnectionError(
+            (
+                "Connection aborted.",
+                RemoteDisconnected("Remote end closed connection without response"),
+            )
+        )
 
     def break_engine_api(self, node: str) -> None:
         """The engine answers its ping but errors (500) on /version."""
@@ -692,6 +738,8 @@ class FakeLab:
         lines = [f'time="2026-11-28T01:07:32.0Z" level=info msg="Starting up" node={node}']
         lines += [line("EventMemberJoin", m) for m in joined]
         lines += [line("EventMemberFailed", m) for m in joined if m not in view]
+        if node in self.panicked:
+            lines.append(LIBNETWORK_PANIC)
         return "\n".join(lines) + "\n"
 
     def tunnel(self, a: str, b: str) -> bool:

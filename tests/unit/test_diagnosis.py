@@ -296,6 +296,49 @@ def test_dead_engine_whose_registration_expired_is_still_one_cause(lab: FakeLab)
     assert causes(lab.verify()) == ["the engine on n3 is down"]
 
 
+def test_engines_that_die_during_verify_are_the_cause_not_a_firewall(lab: FakeLab) -> None:
+    """The zk lab's first verify: engines.api passes, then verify's probes join the
+    overlay and both engines panic; the checks after that find closed ports."""
+    lab.panic_on_overlay_join("n2")
+    lab.panic_on_overlay_join("n3")
+    report = lab.verify()
+    dead = {r.target: r for r in failing(report, "engines.api")}
+    assert sorted(dead) == ["n2", "n3"]
+    for node, result in dead.items():
+        assert result.details["died_during_verify"]
+        # The death, where it happened and what set it off.
+        assert result.message.startswith(f"dockerd on {node} crashed: panic: runtime error")
+        assert "libnetwork.(*endpointCnt).Key" in result.message
+        assert "processEndpointCreate" in result.message
+        assert "died while verify started its probe containers on dn, other there" in (
+            result.message
+        )
+        assert "Connection aborted" in result.message
+    # Passes measured before the deaths are looked at again: none that tested a dead
+    # engine remains (its registration outlives it, as on the real lab, until its TTL).
+    assert not [
+        (r.check, r.subject)
+        for r in report.results
+        if r.status == "pass" and r.target in dead and not r.check.startswith("kv.")
+    ]
+    assert {r.status for r in report.results if r.check == "underlay.gossip"} == {"pass", "fail"}
+    assert causes(report) == [
+        "the engine on n2 died during verify",
+        "the engine on n3 died during verify",
+    ]
+    assert not any("7946" in d.cause + d.detail for d in report.diagnosis)
+    all_failures_explained(report)
+
+
+def test_an_engine_dead_before_verify_is_not_said_to_die_during_it(lab: FakeLab) -> None:
+    lab.panic_on_overlay_join("n3")
+    lab.verify()
+    report = lab.verify()  # the second verify finds it dead from the start
+    [api] = failing(report, "engines.api")
+    assert not api.details["died_during_verify"] and "during" not in api.message
+    assert causes(report) == ["the engine on n3 is down"]
+
+
 def test_dead_engine_and_blocked_gossip_elsewhere(lab: FakeLab) -> None:
     lab.kill_engine("n3")
     lab.drop("n1", "tcp", 7946)
