@@ -13,6 +13,9 @@ IMAGE_DIR = "opt/overlaylab"  # inside the probe image
 UDP_ECHO = f"/{IMAGE_DIR}/udp-echo"
 UDP_SEND = f"/{IMAGE_DIR}/udp-send"
 TOOLS = ("udp-echo", "udp-send")
+# Not in the image: the DF test hands it to the image's perl (`perl -e`), so probes
+# started from an older image run it too.
+DF_ECHO = "df-echo"
 
 
 def source(tool: str) -> bytes:

@@ -58,6 +58,8 @@ def test_zookeeper_backed_lab_comes_up_and_verify_tells_the_truth() -> None:
         # Both engines registered under the discovery znode, read with zkCli on the KV node.
         [registered] = results["kv.registered"][:1]
         assert registered["details"]["registered"] == ["192.168.98.11:2376", "192.168.98.12:2376"]
+        # The store answered ZooKeeper's own health word, from each engine node.
+        assert [r["message"] for r in results["kv.reachable"]] == ["connected; ruok: imok"] * 2
         if report["ok"]:
             _assert_traffic_crossed(results)
         else:
