@@ -138,6 +138,9 @@ def looked_at_again(
     crashes = {r.check for r in results if r.status == "error" and "where" in r.details}
     rerun = {c.id for c in checks if c.id in WITHOUT_PROBES or c.id in crashes}
     fresh = {c.id: _run(c, vctx) for c in checks if c.id in rerun}
+    # Only what engines.api, run again, finds down (an engine slow to answer one ping
+    # answers the next: its results stand).
+    died = died & {r.target for r in fresh.get("engines.api", []) if r.status == "fail"}
     again: list[CheckResult] = []
     for result in results:
         if result.check in fresh:
