@@ -4,6 +4,7 @@ node's namespace, killed processes, a cut switch port and real misconfigurations
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -186,10 +187,15 @@ def test_kv_store_hung(lab) -> None:
     try:
         report = verify(SPEC, "--skip", "names", "--skip", "advertise")
     finally:
-        os.kill(pid, signal.SIGCONT)
+        # As the diagnosis says: `up` stops the store that does not answer, starts it again.
+        up = invoke("up", "-i", SPEC, check=False)
+        replaced = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text()) != pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # up failed to replace it: the next tests need it
         registered = wait_until(
             lambda: verify(SPEC, "--only", "kv.registered")["ok"], 90, interval=5
         )
+    assert up.returncode == 0 and replaced, up.stdout + up.stderr
     failed = failures(report)
     assert registered, "the engines did not register again within 90 s of the store's return"
     reach = failed["kv.reachable"]
