@@ -14,7 +14,7 @@ from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.probe_batch import Outcome, ProbeTest, keep_ahead, riders, run_tests
 from overlaylab.checks.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, Probe
 from overlaylab.checks.result import CheckResult, PathKind
-from overlaylab.probe_tools import UDP_SEND
+from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
 from overlaylab.steps.images import PROBE_PAGE
 
 HINT_DATAPLANE = (
@@ -254,14 +254,17 @@ def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
     )
 
 
-# The source reads its overlay MTU (eth0's) and pings with the largest payload that
-# fits: MTU less the IPv4 (20) and ICMP (8) headers. When that is lost, a small ping
-# tells whether anything crosses at all (if not, it is not the MTU), in the same test:
-# a round of its own would cost a fault one more exec and ping timeout.
+# The source reads its overlay MTU (eth0's) and sends one echo of that size with
+# don't-fragment, past any path MTU its kernel cached (probe_tools' df-echo, run by the
+# image's perl; `ping -M do` refuses locally for 10 minutes after a link was too small,
+# however well it carries now). When that is lost, a small ping tells whether anything
+# crosses at all (if not, it is not the MTU), in the same test: a round of its own would
+# cost a fault one more exec and ping timeout.
+PERL = "/opt/host/bin/perl"
 DF_SCRIPT = (
     "m=$(cat /sys/class/net/eth0/mtu) || exit 2; "
     'echo "overlay mtu $m"; '
-    f'{IPUTILS_PING} -M do -s $((m - 28)) -c 1 -W 1 "$1" && exit 0; '
+    f'{PERL} -e "$2" "$1" "$m" && exit 0; '
     f'{IPUTILS_PING} -c 1 -W 1 "$1" >/dev/null 2>&1; '
     'echo "small ping exit $?"; exit 1'
 )
@@ -273,6 +276,12 @@ def overlay_mtu(output: str) -> int:
     return int(found[1]) if found else DEFAULT_OVERLAY_MTU
 
 
+def held_path_mtu(output: str) -> int | None:
+    """The path MTU the source's kernel holds for the target (df-echo's first line)."""
+    found = re.search(r"^path mtu (\d+)$", output, re.MULTILINE)
+    return int(found[1]) if found else None
+
+
 def small_packets_lost(output: str) -> bool:
     """The DF test's small ping after a lost full-size one: did it fail too?"""
     found = re.search(r"^small ping exit (\d+)$", output, re.MULTILINE)
@@ -280,7 +289,7 @@ def small_packets_lost(output: str) -> bool:
 
 
 def mtu_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
-    argv = ["sh", "-c", DF_SCRIPT, "df", b.address]
+    argv = ["sh", "-c", DF_SCRIPT, "df", b.address, source(DF_ECHO).decode()]
     return ProbeTest(f"df.{a.name}.{b.name}", a, argv, lambda c, _o: c == 0)
 
 
@@ -290,8 +299,19 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         "crossed" if seen.ok else f"was lost (exit {seen.code})"
     )
     hint = HINT_MTU
+    held = held_path_mtu(seen.output)
+    cached = held if held is not None and held < mtu else None
+    if seen.ok and cached:
+        # Not a fault of the path: it carries full-size packets now. The kernel forgets
+        # the smaller value by itself; until then it sends smaller packets to b.
+        message += (
+            f" (the source's kernel still holds a path MTU of {cached} for it, cached from "
+            "an earlier 'fragmentation needed': it expires by itself, net.ipv4.route."
+            "mtu_expires)"
+        )
+    small_lost = not seen.ok and small_packets_lost(seen.output)
     # Only an MTU problem if small packets get through: otherwise nothing does.
-    if not seen.ok and small_packets_lost(seen.output):
+    if small_lost:
         message += "; small packets are lost too, so this is not the MTU"
         hint = HINT_DATAPLANE
     return _result(
@@ -304,6 +324,9 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         cmd,
         overlay_mtu=mtu,
         lab_mtu=vctx.lab.spec.lab.mtu,
+        cached_path_mtu=cached,
+        # Whether the test's small ping crossed after a lost full-size echo (else None).
+        small_packets_cross=not small_lost if "small ping exit" in seen.output else None,
     )
 
 

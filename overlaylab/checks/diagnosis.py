@@ -91,24 +91,27 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
         node = result.target
         if node not in ev.engine_nodes or result.details.get("ipv4_forwarding") is False:
             continue  # an engine that answers is not down (forwarding_off explains it)
+        follows: tuple[str, ...] = (
+            "underlay.api",
+            "underlay.gossip",
+            "underlay.members",
+            "probes.running",
+            "kv.registered",  # a dead engine's registration expires with its TTL
+        )
+        died_now = bool(result.details.get("died_during_verify"))
+        if died_now:
+            # Its probes ran until it died: what they measured through it failed with it
+            # (the store is reached from the node itself, which stays up).
+            follows += tuple(c for c in NODE_DEPENDENT if c not in (*follows, "kv.reachable"))
         explained = [
             result,
-            *ev.involving(
-                node,
-                (
-                    "underlay.api",
-                    "underlay.gossip",
-                    "underlay.members",
-                    "probes.running",
-                    "kv.registered",  # a dead engine's registration expires with its TTL
-                ),
-            ),
+            *ev.involving(node, follows),
             *ev.untested_because(node, "engines.api"),
             *ev.untested_because(node, "probes.running"),
         ]
         found.append(
             Diagnosis(
-                cause=f"the engine on {node} is down",
+                cause=f"the engine on {node} " + ("died during verify" if died_now else "is down"),
                 detail=f"{result.message}. {result.hint}",
                 nodes=[node],
                 checks=ev.explain(explained),
@@ -177,6 +180,20 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
         return []
     kv = ev.spec.kv
     checks = ev.explain([*failed, *ev.failed("kv.registered"), *ev.failed("networks.present")])
+    if all(r.details.get("connected") for r in failed):
+        # Every node opens its port and none gets an answer: the store itself is stuck.
+        return [
+            Diagnosis(
+                cause=f"the KV store ({kv.backend} on {kv.node}) does not answer",
+                detail=f"{failed[0].message}. It accepts connections but answers no request "
+                "(the process is stopped, hung or overloaded): engines cannot register, and "
+                "cannot list or create global (overlay) networks. Containers already running "
+                "keep talking over the overlay; new ones cannot join it. `invoke up` stops the "
+                "store and starts it again.",
+                nodes=[kv.node],
+                checks=checks,
+            )
+        ]
     return [
         Diagnosis(
             cause=f"the KV store ({kv.backend} on {kv.node}) is down or unreachable",
@@ -384,37 +401,51 @@ def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def _common_nodes(ev: Evidence, results: list[CheckResult]) -> list[str]:
+    common = set(ev.engine_nodes)
+    for r in results:
+        common &= set(r.nodes)
+    return sorted(common)
+
+
 def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
     failed = [r for c in DATA_CHECKS for r in ev.unexplained(c) if r.path == "cross-host"]
     if not failed:
         return []
-    common = set(ev.engine_nodes)
-    for r in failed:
-        common &= set(r.nodes)
-    checks = ev.explain(failed)
-    if checks == ["mtu.df"]:
-        return [
+    # Full-size packets lost where small ones crossed (in the same test) are the MTU's
+    # evidence; everything else that fails to cross is VXLAN's. Both can hold at once
+    # (a small link on one node, udp/4789 dropped on another): each is named.
+    too_big = [r for r in failed if r.check == "mtu.df" and r.details.get("small_packets_cross")]
+    rest = [r for r in failed if not any(r is t for t in too_big)]
+    if all(r.check == "mtu.df" for r in rest):
+        too_big, rest = failed, []  # no data check fails: every lost DF packet is the MTU
+    found = []
+    if too_big:
+        found.append(
             Diagnosis(
                 cause="full-size packets do not cross the overlay (MTU)",
                 detail="small packets pass but full-size ones with don't-fragment are lost: "
-                + failed[0].hint,
-                nodes=sorted(common),
-                checks=checks,
+                + too_big[0].hint,
+                nodes=_common_nodes(ev, too_big),
+                checks=ev.explain(too_big),
             )
-        ]
-    where = f"to and from {', '.join(sorted(common))}" if common else "between the nodes"
-    return [
-        Diagnosis(
-            cause=f"overlay data (VXLAN, udp/4789) is blocked {where}",
-            detail="the control plane works (engines, "
-            + ("KV store, " if ev.spec.kv is not None else "")
-            + "gossip and API ports answer) but "
-            "overlay packets do not cross: udp/4789 is dropped on the way (a firewall on "
-            "the node, or between the nodes). Names still resolve; connections fail.",
-            nodes=sorted(common),
-            checks=checks,
         )
-    ]
+    if rest:
+        common = _common_nodes(ev, rest)
+        where = f"to and from {', '.join(common)}" if common else "between the nodes"
+        found.append(
+            Diagnosis(
+                cause=f"overlay data (VXLAN, udp/4789) is blocked {where}",
+                detail="the control plane works (engines, "
+                + ("KV store, " if ev.spec.kv is not None else "")
+                + "gossip and API ports answer) but overlay packets do not cross: udp/4789 "
+                "is dropped on the way (a firewall on the node, or between the nodes). Names "
+                "still resolve; connections fail.",
+                nodes=common,
+                checks=ev.explain(rest),
+            )
+        )
+    return found
 
 
 def registered_gwbridge(ev: Evidence) -> list[Diagnosis]:

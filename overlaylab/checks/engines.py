@@ -16,6 +16,50 @@ def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
     return tail(vctx.lab.node(node).service_log(ENGINE_SERVICE), lines)
 
 
+# vctx.cache key: engines that answered engines.api when this verify began but no longer
+# answer at its end (see `died_during_verify`).
+DIED_DURING_VERIFY = "engines.died_during_verify"
+
+
+def died_during_verify(vctx: VerifyContext, results: list[CheckResult]) -> set[str]:
+    """Nodes whose engine passed engines.api in this verify and does not answer now.
+
+    An engine can die while verify runs, set off by verify itself (dockerd 20.10 on a
+    ZooKeeper store panics once a container joins the overlay: verify's probes). What
+    was measured before the death no longer holds, and what failed after it failed
+    because of it: verify looks at the engines again before anything is diagnosed.
+    """
+    answered = {r.target for r in results if r.check == "engines.api" and r.status == "pass"}
+    died = {n for n in answered if not vctx.lab.node(n).engine_ping(timeout=2)}
+    vctx.cache[DIED_DURING_VERIFY] = died
+    return died
+
+
+def _what_verify_did(vctx: VerifyContext, node: str) -> str:
+    """What verify was doing on `node` when its engine died: the probes, if any."""
+    networks = ", ".join(n.name for n in vctx.lab.spec.networks) or "its overlays"
+    problem = vctx.probe_problems.get(node)
+    if problem:
+        return f"started its probe containers on {networks} there (cut off: {problem})"
+    if any(p.node == node for p in vctx.probes):
+        return f"ran its probe containers on {networks} there"
+    return "ran its checks"
+
+
+def _panic_message(vctx: VerifyContext, node: str, panic: re.Match[str], text: str) -> str:
+    frames = re.findall(r"^(github\.com/docker/\S+)\(", text[panic.end() :], re.M)[:3]
+    where = f" in {frames[0]}" if frames else ""
+    message = f"dockerd on {node} crashed: {panic.group(0)}{where}"
+    if node in vctx.cache.get(DIED_DURING_VERIFY, ()):
+        # The stack names the code path the trigger went through (e.g. an endpoint
+        # created by a container joining an overlay): what set the crash off.
+        path = " < ".join(f.rsplit("/", 1)[-1] for f in frames[1:])
+        message += f" (called from {path})" if path else ""
+        message += "; it answered when this verify began and died while verify "
+        message += _what_verify_did(vctx, node)
+    return message
+
+
 def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
     """(message, hint) for an engine that does not answer, read from its own log."""
     handle = vctx.lab.node(node)
@@ -24,13 +68,17 @@ def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
     panic = PANIC.search(text)
     alive = handle.service_alive(ENGINE_SERVICE, "dockerd")
     if panic:
-        frames = re.findall(r"^(github\.com/docker/\S+)\(", text[panic.end() :], re.M)[:3]
-        where = f" in {frames[0]}" if frames else ""
         return (
-            f"dockerd on {node} crashed: {panic.group(0)}{where}",
+            _panic_message(vctx, node, panic, text),
             f"the engine itself failed (see {log_path}); this is a bug in the engine, "
             "triggered by what the lab did last: note the backend and version, restart it "
             "with `invoke up`",
+        )
+    if node in vctx.cache.get(DIED_DURING_VERIFY, ()):
+        return (
+            f"dockerd on {node} {'stopped answering' if alive else 'exited'} during this "
+            f"verify (it answered when verify began; verify {_what_verify_did(vctx, node)})",
+            f"see its log: {log_path}; `invoke up` restarts it",
         )
     if not alive:
         return (
@@ -65,6 +113,7 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
                 target=node.name,
                 output=_log_tail(vctx, node.name),
                 command=f"tail {handle.service_log_location('dockerd')}",
+                details={"died_during_verify": node.name in vctx.cache.get(DIED_DURING_VERIFY, ())},
                 seconds=round(time.monotonic() - started, 3),
             )
         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.providers.base import tail
+from overlaylab.providers.base import Node, tail
 from overlaylab.steps.kv import ZOOKEEPER_SERVER
 
 # Debian's zookeeper package ships its CLI next to the server script.
@@ -17,38 +18,96 @@ ZOOKEEPER_CLI = ZOOKEEPER_SERVER.parent / "zkCli.sh"
 DISCOVERY_PATH = "docker/nodes"  # libkv's default kv.path for engine discovery
 
 
+# ZooKeeper's four-letter health word (whitelisted in the lab's zoo.cfg): "imok" back.
+# bash's /dev/tcp, as the node has no ZooKeeper client that answers in under a second.
+RUOK_SCRIPT = 'exec 3<>"/dev/tcp/$1/$2" || exit 3; printf ruok >&3; head -c 4 <&3'
+ANSWER_TIMEOUT = 2.0  # seconds a store has to answer a health request
+
+
+def _http_health(
+    handle: Node, ip: str, port: int, path: str, healthy: Callable[[str], bool]
+) -> tuple[bool, str]:
+    try:
+        status, body = handle.http_get(ip, port, path, timeout=ANSWER_TIMEOUT)
+    except OSError as exc:
+        return False, f"no answer to GET {path} within {ANSWER_TIMEOUT:g} s ({exc})"
+    said = " ".join(body.split())[:120]
+    if status == 200 and healthy(body):
+        return True, f"GET {path}: {said}"
+    return False, f"GET {path} answered HTTP {status}: {said or 'nothing'}"
+
+
+def _zookeeper_health(handle: Node, ip: str, port: int) -> tuple[bool, str]:
+    seconds = str(int(ANSWER_TIMEOUT))
+    argv = ["timeout", seconds, "bash", "-c", RUOK_SCRIPT, "ruok", ip, str(port)]
+    result = handle.run(argv, check=False, timeout=ANSWER_TIMEOUT + 5)
+    if result.stdout == "imok":
+        return True, "ruok: imok"
+    if result.returncode == 124:
+        return False, f"no answer to ruok within {seconds} s"
+    said = result.stdout.strip() or tail(result.stderr, 1) or f"exit {result.returncode}"
+    return False, f"ruok answered {said!r}, not imok (is ruok in 4lw.commands.whitelist?)"
+
+
+def store_answers(handle: Node, backend: str, ip: str, port: int) -> tuple[bool, str]:
+    """Does the store answer a health request in its own protocol, from `handle`'s node?
+
+    An open port is not a working store: a stopped (SIGSTOP) or wedged server still
+    accepts connections (the kernel completes the handshake) and never answers."""
+    if backend == "etcd":
+        return _http_health(handle, ip, port, "/health", lambda b: '"true"' in b)
+    if backend == "consul":
+        return _http_health(
+            handle, ip, port, "/v1/status/leader", lambda b: bool(b.strip().strip('"'))
+        )
+    return _zookeeper_health(handle, ip, port)
+
+
+def _reachable_from(vctx: VerifyContext, node: str) -> CheckResult:
+    spec = vctx.lab.spec
+    assert spec.kv is not None
+    kv_ip, port, backend = str(spec.address_of(spec.kv.node)), spec.kv.client_port, spec.kv.backend
+    started = time.monotonic()
+    handle = vctx.lab.node(node)
+    connected, why = handle.tcp_connect(kv_ip, port, timeout=2)
+    answered, said = store_answers(handle, backend, kv_ip, port) if connected else (False, "")
+    if answered:
+        message, hint = f"connected; {said}", ""
+    elif connected:
+        message = f"connected, but {backend} does not answer: {said}"
+        hint = (
+            f"{backend} on {spec.kv.node} accepts connections but does not serve them: the "
+            "process is stopped, hung or overloaded (its log, `invoke status`); the engines "
+            "cannot read or write overlay state until it answers"
+        )
+    else:
+        message = f"cannot connect: {why}"
+        hint = (
+            "the engines keep overlay state in the KV store: is "
+            f"{backend} running on {spec.kv.node} (`invoke status`), and can "
+            f"{node} reach the lab network (underlay.*)?"
+        )
+    return CheckResult(
+        check="kv.reachable",
+        subject=f"{node} -> {backend} {kv_ip}:{port}",
+        status="pass" if answered else "fail",
+        message=message,
+        hint=hint,
+        nodes=[node, spec.kv.node],
+        source=node,
+        target=spec.kv.node,
+        details={"port": port, "connected": connected, "answered": answered},
+        command=handle.tcp_probe_command(kv_ip, port),
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
 def reachable(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if spec.kv is None:
         return [CheckResult.skip("kv.reachable", "kv", "the spec has no KV store")]
-    kv_ip, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
-    results = []
-    for node in spec.engine_nodes:
-        started = time.monotonic()
-        handle = vctx.lab.node(node.name)
-        ok, why = handle.tcp_connect(kv_ip, port, timeout=2)
-        results.append(
-            CheckResult(
-                check="kv.reachable",
-                subject=f"{node.name} -> {spec.kv.backend} {kv_ip}:{port}",
-                status="pass" if ok else "fail",
-                message="connected" if ok else f"cannot connect: {why}",
-                hint=""
-                if ok
-                else (
-                    "the engines keep overlay state in the KV store: is "
-                    f"{spec.kv.backend} running on {spec.kv.node} (`invoke status`), and can "
-                    f"{node.name} reach the lab network (underlay.*)?"
-                ),
-                nodes=[node.name, spec.kv.node],
-                source=node.name,
-                target=spec.kv.node,
-                details={"port": port},
-                command=handle.tcp_probe_command(kv_ip, port),
-                seconds=round(time.monotonic() - started, 3),
-            )
-        )
-    return results
+    # Side by side: a store that does not answer costs each node the full wait.
+    return vctx.map(lambda node: [_reachable_from(vctx, node)], [n.name for n in spec.engine_nodes])
 
 
 def _discovery_path(vctx: VerifyContext) -> str:
@@ -151,7 +210,12 @@ def registered(vctx: VerifyContext) -> list[CheckResult]:
 
 
 CHECKS = [
-    Check("kv.reachable", "kv", "every engine node reaches the KV store's client port", reachable),
+    Check(
+        "kv.reachable",
+        "kv",
+        "every engine node reaches the KV store, and it answers a health request",
+        reachable,
+    ),
     Check(
         "kv.registered",
         "kv",

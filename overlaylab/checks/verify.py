@@ -7,7 +7,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from overlaylab.checks import (
     advertise,
@@ -103,6 +103,58 @@ def crashed(check: Check, exc: Exception) -> CheckResult:
     )
 
 
+def _run(check: Check, vctx: VerifyContext) -> list[CheckResult]:
+    vctx.deadline = time.monotonic() + vctx.timeout  # --timeout bounds each check
+    try:
+        return check.run(vctx)
+    except Exception as exc:  # a crashing check is reported, not fatal to the rest
+        return [crashed(check, exc)]
+
+
+def _measured_before(result: CheckResult, died: set[str]) -> CheckResult:
+    """A pass that involved an engine which died later in this verify: it no longer
+    holds, and what it covers is untested now (filed under the engine's death)."""
+    dead = ", ".join(sorted(died & set(result.nodes)))
+    return replace(
+        result,
+        status="error",
+        message=f"not tested any more: passed ({result.message}) before the engine on {dead} "
+        "died during this verify",
+        hint="see engines.api",
+        details={**result.details, "untested_because": "engines.api"},
+    )
+
+
+def looked_at_again(
+    vctx: VerifyContext, checks: list[Check], results: list[CheckResult], died: set[str]
+) -> list[CheckResult]:
+    """The results once engines died during verify: the checks that read no probe run
+    again (quick, and they now see the death and say what it was); passes of the
+    others that involve a dead engine were measured before it died and are withdrawn."""
+    # Facts looked up once per run (the stack containers...) date from before the death.
+    for fact in ("stack_containers", "stack_nodes_down"):
+        vctx.cache.pop(fact, None)
+    # A check that crashed on the dying engine (an exec into a container there) runs
+    # again too: now it sees the engine down, and says so as it does for any dead engine.
+    crashes = {r.check for r in results if r.status == "error" and "where" in r.details}
+    rerun = {c.id for c in checks if c.id in WITHOUT_PROBES or c.id in crashes}
+    fresh = {c.id: _run(c, vctx) for c in checks if c.id in rerun}
+    # Only what engines.api, run again, finds down (an engine slow to answer one ping
+    # answers the next: its results stand).
+    died = died & {r.target for r in fresh.get("engines.api", []) if r.status == "fail"}
+    again: list[CheckResult] = []
+    for result in results:
+        if result.check in fresh:
+            again += fresh.pop(result.check)  # in place of the first of its old results
+        elif result.check in rerun:
+            continue
+        elif result.status == "pass" and died & set(result.nodes):
+            again.append(_measured_before(result, died))
+        else:
+            again.append(result)
+    return again
+
+
 def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:
     started = time.monotonic()
     report = VerifyReport(cluster=ctx.spec.name, checks_run=[c.id for c in checks])
@@ -120,13 +172,14 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
             if probes is not None and check.id not in WITHOUT_PROBES:
                 vctx.probes, vctx.probe_problems = probes.result()
                 probes = None
-            vctx.deadline = time.monotonic() + timeout  # --timeout bounds each check
-            try:
-                report.results.extend(check.run(vctx))
-            except Exception as exc:  # a crashing check is reported, not fatal to the rest
-                report.results.append(crashed(check, exc))
+            report.results.extend(_run(check, vctx))
         if probes is not None:
-            probes.result()  # no check asked for them: they are in place for the next run
+            # No check asked for them: they are in place for the next run (and what their
+            # start did to an engine is known before the engines are looked at again).
+            vctx.probes, vctx.probe_problems = probes.result()
+        died = engines.died_during_verify(vctx, report.results)
+        if died:
+            report.results = looked_at_again(vctx, checks, report.results, died)
     finally:
         starting.shutdown(wait=True)
         vctx.pool.shutdown(wait=True)

@@ -17,6 +17,9 @@ HTTP_GET = f"/{IMAGE_DIR}/http-get"
 TOOLS = ("udp-echo", "udp-send", "http-get")
 # Commands of the image that are probe tools instead of busybox applets (bin/NAME).
 COMMANDS = {"wget": HTTP_GET, "curl": HTTP_GET}
+# Not in the image: the DF test hands it to the image's perl (`perl -e`), so probes
+# started from an older image run it too.
+DF_ECHO = "df-echo"
 
 
 def source(tool: str) -> bytes:

@@ -4,6 +4,7 @@ node's namespace, killed processes, a cut switch port and real misconfigurations
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,6 +89,48 @@ def test_vxlan_dropped_on_one_node(lab) -> None:
     assert after["ok"], failures(after)
 
 
+@contextmanager
+def link_mtu(node: str, mtu: int) -> Iterator[None]:
+    netns_exec(node, "ip", "link", "set", "eth1", "mtu", str(mtu))
+    try:
+        yield
+    finally:
+        netns_exec(node, "ip", "link", "set", "eth1", "mtu", "1500")
+
+
+def test_mended_link_mtu_is_not_blamed_for_a_cached_path_mtu(lab) -> None:
+    with link_mtu("n2", 1400):
+        small = verify()
+    # The probes on n2 learned a path MTU of 1350 (ICMP "fragmentation needed" from n2's
+    # VXLAN device); the kernel keeps it for net.ipv4.route.mtu_expires (600 s).
+    mended = verify()
+    assert causes(small) == ["full-size packets do not cross the overlay (MTU)"]
+    assert set(failures(small)) == {"mtu.df"}
+    assert small["diagnosis"][0]["nodes"] == ["n2"]
+    assert mended["ok"], failures(mended)
+    held = [
+        r
+        for c in mended["checks"]
+        if c["id"] == "mtu.df"
+        for r in c["results"]
+        if r["details"]["cached_path_mtu"]
+    ]
+    assert held and {r["source"] for r in held} == {"n2"}
+    assert all("still holds a path MTU of 1350" in r["message"] for r in held)
+
+
+def test_mtu_and_vxlan_failing_together_are_both_named(lab) -> None:
+    with link_mtu("n2", 1400), iptables_drop("n3", ("udp", "4789")):
+        report = verify()
+    assert causes(report) == [
+        "full-size packets do not cross the overlay (MTU)",
+        "overlay data (VXLAN, udp/4789) is blocked to and from n3",
+    ]
+    mtu, vxlan = report["diagnosis"]
+    assert "n2" in mtu["nodes"] and "n3" not in mtu["nodes"] and mtu["checks"] == ["mtu.df"]
+    assert vxlan["nodes"] == ["n3"]
+
+
 def test_gossip_dropped_on_one_node(lab) -> None:
     with iptables_drop("n2", ("tcp", "7946"), ("udp", "7946")):
         # Quick, as the check is: given longer, serf itself declares n2 failed, and the
@@ -134,6 +177,33 @@ def test_kv_store_stopped(lab) -> None:
     assert len(failed["kv.reachable"]) == 3
     assert not set(failed) & {*DATA, "engines.api", "underlay.api", "underlay.gossip"}
     assert causes(report) == ["the KV store (etcd on kv) is down or unreachable"]
+
+
+def test_kv_store_hung(lab) -> None:
+    """A stopped store still completes TCP handshakes: only a request in its own protocol
+    (etcd's /health) shows that it does not answer."""
+    pid = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text())
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        report = verify(SPEC, "--skip", "names", "--skip", "advertise")
+    finally:
+        # As the diagnosis says: `up` stops the store that does not answer, starts it again.
+        up = invoke("up", "-i", SPEC, check=False)
+        replaced = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text()) != pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # up failed to replace it: the next tests need it
+        registered = wait_until(
+            lambda: verify(SPEC, "--only", "kv.registered")["ok"], 90, interval=5
+        )
+    assert up.returncode == 0 and replaced, up.stdout + up.stderr
+    failed = failures(report)
+    assert registered, "the engines did not register again within 90 s of the store's return"
+    reach = failed["kv.reachable"]
+    assert len(reach) == 3
+    assert all(r["details"]["connected"] and not r["details"]["answered"] for r in reach)
+    assert all("etcd does not answer" in r["message"] for r in reach)
+    assert not set(failed) & {*DATA, "engines.api", "underlay.api", "underlay.gossip"}
+    assert causes(report) == ["the KV store (etcd on kv) does not answer"]
 
 
 def test_one_engine_killed(lab) -> None:

@@ -33,11 +33,13 @@ import shlex
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from http.client import RemoteDisconnected
 from pathlib import Path, PurePosixPath
 from types import ModuleType, SimpleNamespace
 from typing import Any, NoReturn
 
 import docker.errors
+import requests
 import yaml
 from docker.models.containers import ExecResult
 from lab_specs import REPO, lab_data, lab_variant
@@ -56,7 +58,7 @@ from overlaylab.checks.probes import (
 from overlaylab.checks.verify import ALL_CHECKS, VerifyReport, run_verify
 from overlaylab.context import LabContext
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
-from overlaylab.probe_tools import UDP_SEND
+from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
 from overlaylab.providers.base import NodePaths
 from overlaylab.runners import CommandResult
 from overlaylab.spec.models import DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
@@ -88,6 +90,19 @@ DEAD_SOCKET = (
     "Error while fetching server API version: ('Connection aborted.', "
     "FileNotFoundError(2, 'No such file or directory'))"
 )
+# What dockerd 20.10.24 (Debian) printed on a ZooKeeper-backed lab when a container
+# joined the overlay (tests/integration/test_zookeeper_lab.py).
+LIBNETWORK_PANIC = """panic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x1c pc=0x5561e53846c7]
+
+goroutine 83 [running]:
+github.com/docker/libnetwork.(*endpointCnt).Key(0x0)
+	/build/src/github.com/docker/libnetwork/endpoint_cnt.go:22 +0x47
+github.com/docker/libnetwork/datastore.(*datastore).Watch(0xc0008199c0, {0x5561e6ad8260?, 0x0})
+	/build/src/github.com/docker/libnetwork/datastore/datastore.go:310 +0x117
+github.com/docker/libnetwork.(*controller).processEndpointCreate(0xc000797400, 0xc001b16160)
+	/build/src/github.com/docker/libnetwork/store.go:388 +0x4bf
+"""
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
 # Modules whose functions reach the machine directly: a check holding one of them would
@@ -248,6 +263,8 @@ class FakeContainers:
             unknown(f"containers.run({image!r}, {command!r})")
         if self.node in self.lab.images_missing:
             raise docker.errors.ImageNotFound(f"No such image: {image}")
+        if self.node in self.lab.panics_on_join:
+            self.lab.panic(self.node)
         network = options["network"]
         if not self.lab.can_attach(self.node, network):
             raise docker.errors.NotFound(f"network {network} not found")
@@ -327,6 +344,7 @@ class FakeEngine:
             raise docker.errors.APIError(
                 "500 Server Error for http+docker://localhost/version: Internal Server Error"
             )
+        self.lab.answered_version(self.node).set()
         return {"Version": ENGINE_VERSION, "ApiVersion": "1.41"}
 
     def info(self) -> dict[str, Any]:
@@ -334,6 +352,7 @@ class FakeEngine:
             raise docker.errors.APIError(
                 "500 Server Error for http+docker://localhost/info: Internal Server Error"
             )
+        self.lab.answered_version(self.node).set()  # engines.api reads /info
         return {
             "ServerVersion": ENGINE_VERSION,
             "ClusterStore": self.lab.stores[self.node] or "",
@@ -510,6 +529,7 @@ class FakeLab:
         self.dead: set[str] = set()
         self.cut: set[str] = set()
         self.kv_running = True
+        self.kv_hung = False
         self.dropped: list[tuple[str, str, int, str | None]] = []  # (node, proto, port, from)
         self.advertised: dict[str, str | None] = {
             n: self._configured_advertise(n) for n in self.engine_nodes
@@ -525,6 +545,11 @@ class FakeLab:
         self.forwarding_off: set[str] = set()  # engines that read ip_forward=0 at start
         self.registrations_expired = False
         self.leader_lingers = False
+        self.panics_on_join: set[str] = set()
+        self.link_mtu: dict[str, int] = {}  # node -> its lab link's MTU, when not lab.mtu
+        self.path_mtu: dict[tuple[str, str], int] = {}  # (container, address) -> cached PMTU
+        self.panicked: set[str] = set()
+        self._version_answered: dict[str, threading.Event] = {}
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -555,6 +580,11 @@ class FakeLab:
 
     def stop_kv(self) -> None:
         self.kv_running = False
+
+    def hang_kv(self) -> None:
+        """kill -STOP the store: the kernel still completes TCP handshakes on its port,
+        nothing answers a request."""
+        self.kv_hung = True
 
     def drop(self, node: str, proto: str, port: int, source: str | None = None) -> None:
         """iptables -I INPUT -p PROTO --dport PORT [-s SOURCE's address] -j DROP in node's
@@ -613,6 +643,36 @@ class FakeLab:
     def expire_registrations(self) -> None:
         """The discovery TTL (60 s) passes: keys no engine refreshes are gone."""
         self.registrations_expired = True
+
+    def set_link_mtu(self, node: str, mtu: int) -> None:
+        """ip link set eth1 mtu MTU in node's namespace. Path MTUs containers cached
+        while it was smaller stay cached (net.ipv4.route.mtu_expires: 600 s)."""
+        self.link_mtu[node] = mtu
+
+    def panic_on_overlay_join(self, node: str) -> None:
+        """dockerd 20.10 on a ZooKeeper store: the next container to join an overlay on
+        node makes it panic in libnetwork. As after `up`, node runs no probes yet: verify
+        starts them, and the engine dies answering that start. On the real lab that
+        start came after engines.api had its answer: so here too."""
+        self.panics_on_join.add(node)
+        for c in self._all():
+            if c.node == node and c.is_probe:
+                self.remove(c)
+
+    def answered_version(self, node: str) -> threading.Event:
+        with self._lock:
+            return self._version_answered.setdefault(node, threading.Event())
+
+    def panic(self, node: str) -> NoReturn:
+        self.answered_version(node).wait(timeout=5)
+        self.dead.add(node)
+        self.panicked.add(node)
+        raise requests.exceptions.ConnectionError(
+            (
+                "Connection aborted.",
+                RemoteDisconnected("Remote end closed connection without response"),
+            )
+        )
 
     def break_engine_api(self, node: str) -> None:
         """The engine answers its ping but errors (500) on /version and /info."""
@@ -703,6 +763,7 @@ class FakeLab:
             node not in self.dead
             and self.stores[node] == self.spec.cluster_store_url()
             and self.reaches_kv(node)
+            and not self.kv_hung
         )
 
     def lists_network(self, node: str, network: str) -> bool:
@@ -818,6 +879,8 @@ class FakeLab:
         lines = [f'time="2026-11-28T01:07:32.0Z" level=info msg="Starting up" node={node}']
         lines += [line("EventMemberJoin", m) for m in joined]
         lines += [line("EventMemberFailed", m) for m in joined if m not in view]
+        if node in self.panicked:
+            lines.append(LIBNETWORK_PANIC)
         return "\n".join(lines) + "\n"
 
     def tunnel(self, a: str, b: str) -> bool:
@@ -859,7 +922,8 @@ class FakeLab:
             return False  # overlays are separate segments
         if target.node == src.node:
             return (src.node, proto) not in self.same_host_blocked
-        fits = payload + ICMP_OVERHEAD + VXLAN_OVERHEAD <= self.spec.lab.mtu
+        links = (self.link_mtu.get(n, self.spec.lab.mtu) for n in (src.node, target.node))
+        fits = payload + ICMP_OVERHEAD + VXLAN_OVERHEAD <= min(links)
         return self.tunnel(src.node, target.node) and fits
 
     def names(self, c: FakeContainer, network: str) -> set[str]:
@@ -886,8 +950,10 @@ class FakeLab:
                 return 0, self._probe_batch(c, tests)
             case ["ping", "-c", "1", "-W", "1", address]:
                 return self._busybox_ping(c, address)
-            case ["sh", "-c", script, "df", address] if script == DF_SCRIPT:
-                code, out = self._iputils_ping(c, address, self.mtu(c) - ICMP_OVERHEAD)
+            case ["sh", "-c", script, "df", address, echo] if script == DF_SCRIPT and (
+                echo == source(DF_ECHO).decode()
+            ):
+                code, out = self._df_echo(c, address)
                 out = f"overlay mtu {self.mtu(c)}\n{out}"
                 if code == 0:
                     return 0, out
@@ -943,6 +1009,20 @@ class FakeLab:
             f"{head}\n--- {address} ping statistics ---\n"
             "1 packets transmitted, 0 received, 100% packet loss, time 0ms\n"
         )
+
+    def _df_echo(self, c: FakeContainer, address: str) -> tuple[int, str]:
+        """probe_tools' df-echo: the path MTU c's kernel holds for `address`, then one
+        echo of c's MTU with don't-fragment, past that cached value."""
+        size = self.mtu(c)
+        out = f"path mtu {self.path_mtu.get((c.name, address), size)}\n"
+        if self.reaches(c, address, "icmp", size - ICMP_OVERHEAD):
+            return 0, f"{out}echo of {size} bytes with don't-fragment came back\n"
+        # c's own node's VXLAN device refuses what does not fit its link, and says so
+        # (ICMP "fragmentation needed"): c's kernel caches the smaller path MTU.
+        link = self.link_mtu.get(c.node, self.spec.lab.mtu)
+        if size + VXLAN_OVERHEAD > link:
+            self.path_mtu[(c.name, address)] = link - VXLAN_OVERHEAD
+        return 1, f"{out}no echo of {size} bytes with don't-fragment within 1 s\n"
 
     def _nslookup(self, c: FakeContainer, name: str) -> tuple[int, str]:
         head = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n"
@@ -1095,12 +1175,17 @@ class FakeLab:
                     unknown(f"{where}, which {module.__name__} holds: reach nodes through Node")
 
     def http_get(self, src: str, host: str, port: int, path: str) -> tuple[int, str]:
-        """A GET from src's network, as a node's `http_get` does it: only etcd's listing
-        of the engines' registrations is served (and an empty service registry)."""
+        """A GET from src's network, as a node's `http_get` does it: only etcd's health,
+        its listing of the engines' registrations is served (and an empty service
+        registry)."""
         ok, why = self.tcp(src, host, port)
         if not ok:
             raise (TimeoutError if "timed out" in why else ConnectionRefusedError)(why)
         kv = self.spec.kv
+        if kv is not None and self.node_at(host) == kv.node and self.kv_hung:
+            raise TimeoutError("timed out")
+        if kv is not None and kv.backend == "etcd" and path == "/health":
+            return 200, '{"health":"true","reason":""}'
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
             unknown(f"GET {path} on {host}:{port}")
         if path == "/v2/keys/services?recursive=true":

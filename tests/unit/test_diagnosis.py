@@ -140,6 +140,39 @@ def test_lab_links_too_small_for_the_overlay_mtu(start_lab: StartLab) -> None:
     assert found.nodes == []  # every cross-host pair: no single node to blame
 
 
+def test_a_mended_link_whose_path_mtu_is_still_cached_is_not_blamed(lab: FakeLab) -> None:
+    """Lower n2's lab link, verify (right), put it back: the probes on n2 keep a cached
+    path MTU of 1350 for 10 minutes, and `ping -M do` would refuse to send."""
+    lab.set_link_mtu("n2", 1400)
+    before = lab.verify()
+    assert causes(before) == ["full-size packets do not cross the overlay (MTU)"]
+    assert before.diagnosis[0].nodes == ["n2"]
+    lab.set_link_mtu("n2", 1500)
+    after = lab.verify()
+    assert after.ok, [(r.check, r.subject, r.message) for r in after.failed]
+    assert after.diagnosis == []
+    # The cache is seen, and said to be one: not a fault of the path.
+    held = [r for r in after.results if r.check == "mtu.df" and r.details["cached_path_mtu"]]
+    assert held and {r.source for r in held} == {"n2"}
+    assert {r.details["cached_path_mtu"] for r in held} == {1350}
+    assert all("still holds a path MTU of 1350" in r.message for r in held)
+
+
+def test_mtu_and_vxlan_failing_together_are_both_named(lab: FakeLab) -> None:
+    lab.set_link_mtu("n2", 1400)
+    lab.drop("n3", "udp", 4789)
+    report = lab.verify()
+    assert causes(report) == [
+        "full-size packets do not cross the overlay (MTU)",
+        "overlay data (VXLAN, udp/4789) is blocked to and from n3",
+    ]
+    mtu, vxlan = report.diagnosis
+    # With n3 out of reach, only n1 <-> n2 carries MTU evidence: both are named.
+    assert mtu.nodes == ["n1", "n2"] and mtu.checks == ["mtu.df"]
+    assert vxlan.nodes == ["n3"] and vxlan.checks == sorted(DATA)
+    all_failures_explained(report)
+
+
 def test_same_host_failures_are_not_vxlan(lab: FakeLab) -> None:
     lab.block_same_host("n2", "tcp")
     report = lab.verify()
@@ -232,6 +265,27 @@ def test_kv_store_down(lab: FakeLab) -> None:
     assert found.checks == ["kv.reachable", "kv.registered", "networks.present"]
 
 
+def test_kv_store_that_accepts_connections_but_never_answers_is_named(lab: FakeLab) -> None:
+    lab.hang_kv()  # kill -STOP: its port still completes TCP handshakes
+    report = lab.verify()
+    reach = failing(report, "kv.reachable")
+    assert len(reach) == 3
+    for r in reach:
+        assert r.details["connected"] and not r.details["answered"]
+        assert r.message.startswith("connected, but etcd does not answer: no answer to GET /health")
+    assert failed_checks(report) == {"kv.reachable", "kv.registered", "networks.present"}
+    [found] = report.diagnosis
+    assert found.cause == "the KV store (etcd on kv) does not answer"
+    assert found.nodes == ["kv"]
+    assert found.checks == ["kv.reachable", "kv.registered", "networks.present"]
+
+
+def test_a_healthy_store_answers_in_its_own_protocol(lab: FakeLab) -> None:
+    [result, *_] = [r for r in lab.verify().results if r.check == "kv.reachable"]
+    assert result.status == "pass"
+    assert result.message == 'connected; GET /health: {"health":"true","reason":""}'
+
+
 def test_kv_unreachable_from_one_node_is_not_the_kv_store_down(lab: FakeLab) -> None:
     lab.drop("kv", "tcp", 2379, source="n1")
     report = lab.verify()
@@ -306,6 +360,49 @@ def test_dead_engine_whose_registration_expired_is_still_one_cause(lab: FakeLab)
     lab.kill_engine("n3")
     lab.expire_registrations()
     assert causes(lab.verify()) == ["the engine on n3 is down"]
+
+
+def test_engines_that_die_during_verify_are_the_cause_not_a_firewall(lab: FakeLab) -> None:
+    """The zk lab's first verify: engines.api passes, then verify's probes join the
+    overlay and both engines panic; the checks after that find closed ports."""
+    lab.panic_on_overlay_join("n2")
+    lab.panic_on_overlay_join("n3")
+    report = lab.verify()
+    dead = {r.target: r for r in failing(report, "engines.api")}
+    assert sorted(dead) == ["n2", "n3"]
+    for node, result in dead.items():
+        assert result.details["died_during_verify"]
+        # The death, where it happened and what set it off.
+        assert result.message.startswith(f"dockerd on {node} crashed: panic: runtime error")
+        assert "libnetwork.(*endpointCnt).Key" in result.message
+        assert "processEndpointCreate" in result.message
+        assert "died while verify started its probe containers on dn, other there" in (
+            result.message
+        )
+        assert "Connection aborted" in result.message
+    # Passes measured before the deaths are looked at again: none that tested a dead
+    # engine remains (its registration outlives it, as on the real lab, until its TTL).
+    assert not [
+        (r.check, r.subject)
+        for r in report.results
+        if r.status == "pass" and r.target in dead and not r.check.startswith("kv.")
+    ]
+    assert {r.status for r in report.results if r.check == "underlay.gossip"} == {"pass", "fail"}
+    assert causes(report) == [
+        "the engine on n2 died during verify",
+        "the engine on n3 died during verify",
+    ]
+    assert not any("7946" in d.cause + d.detail for d in report.diagnosis)
+    all_failures_explained(report)
+
+
+def test_an_engine_dead_before_verify_is_not_said_to_die_during_it(lab: FakeLab) -> None:
+    lab.panic_on_overlay_join("n3")
+    lab.verify()
+    report = lab.verify()  # the second verify finds it dead from the start
+    [api] = failing(report, "engines.api")
+    assert not api.details["died_during_verify"] and "during" not in api.message
+    assert causes(report) == ["the engine on n3 is down"]
 
 
 def test_dead_engine_and_blocked_gossip_elsewhere(lab: FakeLab) -> None:
