@@ -281,8 +281,9 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         "crossed" if seen.ok else f"was lost (exit {seen.code})"
     )
     hint = HINT_MTU
+    small_lost = not seen.ok and small_packets_lost(seen.output)
     # Only an MTU problem if small packets get through: otherwise nothing does.
-    if not seen.ok and small_packets_lost(seen.output):
+    if small_lost:
         message += "; small packets are lost too, so this is not the MTU"
         hint = HINT_DATAPLANE
     return _result(
@@ -295,6 +296,7 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         cmd,
         overlay_mtu=mtu,
         lab_mtu=vctx.lab.spec.lab.mtu,
+        small_lost=small_lost,
     )
 
 

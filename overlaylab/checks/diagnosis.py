@@ -33,7 +33,9 @@ NODE_DEPENDENT = (
     "connectivity.dns",
     "names.resolve",
     "networks.present",
+    "networks.peers",
 )
+PROTOCOLS = {"connectivity.icmp": "icmp", "connectivity.tcp": "tcp", "connectivity.udp": "udp"}
 
 
 @dataclass
@@ -212,7 +214,9 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
     nodes = [r.target for r in failed]
     explained = [*failed]
     for node in nodes:
-        explained += ev.involving(node, ("kv.registered", "underlay.gossip", "underlay.members"))
+        explained += ev.involving(
+            node, ("kv.registered", "underlay.gossip", "underlay.members", "networks.peers")
+        )
         explained += [r for r in ev.involving(node, DATA_CHECKS) if r.path == "cross-host"]
     advertised = sorted({str(r.details.get("cluster_advertise")) for r in failed})
     checks = ev.explain(explained)
@@ -225,6 +229,48 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
             checks=checks,
         )
     ]
+
+
+def engine_not_gossiping(ev: Evidence) -> list[Diagnosis]:
+    """Gossip refused (nothing listens on 7946) by a node whose engine answers: its serf
+    never started. libnetwork starts it only once it has read the engine list from the
+    store, and the engine's log says what stopped it."""
+    failed = [r for r in ev.unexplained("underlay.gossip") if r.details.get("refused")]
+    found = []
+    for node in sorted({r.target for r in failed}):
+        mine = [r for r in failed if r.target == node]
+        complaint = next((r.details["complaint"] for r in mine if r.details.get("complaint")), "")
+        follows = [
+            *mine,
+            *(r for r in ev.unexplained("underlay.members") if node in r.nodes),
+            *(r for r in ev.unexplained("networks.peers") if node in r.nodes),
+            *(
+                r
+                for c in (*DATA_CHECKS, "connectivity.dns", "names.resolve")
+                for r in ev.unexplained(c)
+                if node in r.nodes and r.path != "same-host"
+            ),
+        ]
+        found.append(
+            Diagnosis(
+                cause=f"{node}'s engine does not gossip"
+                + (f": {complaint}" if complaint else " (nothing listens on 7946)"),
+                detail=f"connections to {node}:7946 are refused, not dropped: nothing listens "
+                f"there while its engine answers. libnetwork starts serf only once it has "
+                "read the engine list from the KV store"
+                + (
+                    f", and {node}'s engine says why it could not: {complaint}. Every key "
+                    "under the discovery path (docker/nodes) must be an engine's host:port; "
+                    f"remove the others, then `invoke up` restarts {node}'s engine."
+                    if complaint
+                    else f"; see {node}'s engine log. `invoke up` restarts the engine."
+                )
+                + f" Until then no other node learns of {node}'s containers, nor it of theirs.",
+                nodes=[node],
+                checks=ev.explain(follows),
+            )
+        )
+    return found
 
 
 def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
@@ -258,6 +304,14 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
         for r in ev.unexplained(c)
         if r.source and r.target and island_of.get(r.source) != island_of.get(r.target)
     ]
+    # Engines on other islands never exchange peer entries either.
+    across += [
+        r
+        for r in ev.unexplained("networks.peers")
+        if any(
+            island_of.get(n) != island_of.get(r.target) for n in r.details.get("missing_nodes", [])
+        )
+    ]
     described = " | ".join("{" + ", ".join(sorted(i)) + "}" for i in islands)
     return [
         Diagnosis(
@@ -269,6 +323,101 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
             checks=ev.explain([*failed, *across]),
         )
     ]
+
+
+def _between(ev: Evidence, node: str, others: set[str], network: str) -> list[CheckResult]:
+    """Cross-host data failures on `network` between `node` and any of `others`."""
+    return [
+        r
+        for c in DATA_CHECKS
+        for r in ev.unexplained(c)
+        if r.path == "cross-host"
+        and r.network == network
+        and {r.source, r.target} & {node}
+        and {r.source, r.target} - {node} <= others
+    ]
+
+
+def _schedule_failures(ev: Evidence, node: str) -> list[CheckResult]:
+    """swarm.schedule runs whose probe container could not reach (or be reached by)
+    `node`'s probes."""
+    return [r for r in ev.unexplained("swarm.schedule") if node in r.details.get("unreached", [])]
+
+
+def stale_peer_entries(ev: Evidence) -> list[Diagnosis]:
+    """An engine that sends other containers' (or free) addresses to itself or to the
+    wrong engine: one cause per engine, with what those entries break."""
+    failed = [
+        r
+        for r in ev.unexplained("networks.peers")
+        if r.details.get("stale") or r.details.get("wrong")
+    ]
+    found = []
+    for node in sorted({r.target for r in failed} | _stale_in_schedules(ev)):
+        mine = [r for r in failed if r.target == node]
+        follows = [*mine, *_schedule_failures(ev, node)]
+        for r in mine:
+            follows += _between(ev, node, set(r.details.get("wrong_nodes", [])), r.network)
+        evidence = mine[0].message if mine else _schedule_failures(ev, node)[0].message
+        found.append(
+            Diagnosis(
+                cause=f"stale overlay peer entries on {node} (recycled addresses); "
+                f"restart {node}'s engine",
+                detail=f"{evidence}. libnetwork gives a new container the address (and MAC) of "
+                f"one that is gone; {node} still sends that MAC where the old one was, so the "
+                f"new container cannot reach {node}'s containers, nor they it, although it "
+                f"landed where it was scheduled. Restarting {node}'s engine rebuilds its overlay "
+                "sandbox from what runs now (`invoke up` does).",
+                nodes=[node],
+                checks=ev.explain(follows),
+            )
+        )
+    return found
+
+
+def _stale_in_schedules(ev: Evidence) -> set[str]:
+    """Nodes whose overlay sandbox swarm.schedule found sending its container elsewhere."""
+    return {n for r in ev.unexplained("swarm.schedule") for n in r.details.get("stale_on", [])}
+
+
+def missing_peer_entries(ev: Evidence) -> list[Diagnosis]:
+    """Engines whose overlay sandbox lacks entries for other engines' containers. When
+    every missing entry involves one node (its sandbox is empty, and the others only lack
+    its containers), that node is the one cause."""
+    failed = [r for r in ev.unexplained("networks.peers") if r.details.get("missing")]
+    if not failed:
+        return []
+    involved = [{r.target, *r.details.get("missing_nodes", [])} for r in failed]
+    common = set.intersection(*involved)
+    if len(common) == 1:
+        [node] = common
+        groups = {node: failed}
+    else:
+        groups = {
+            n: [r for r in failed if r.target == n] for n in sorted({r.target for r in failed})
+        }
+    found = []
+    for node, results in groups.items():
+        own = [r for r in results if r.target == node]
+        empty = bool(own) and all(len(r.details["missing"]) == r.details.get("remote") for r in own)
+        others = {n for r in results for n in r.details.get("missing_nodes", [])} - {node}
+        follows = [*results, *_schedule_failures(ev, node)]
+        for r in results:
+            follows += _between(ev, node, others | {r.target}, r.network)
+        found.append(
+            Diagnosis(
+                cause=f"no overlay peer entries on {node}"
+                if empty
+                else f"overlay peer entries are missing for {node}",
+                detail=f"{'; '.join(f'{r.subject}: {r.message}' for r in results[:3])}. The "
+                "data path itself is open (gossip and VXLAN ports answer), but an engine sends "
+                "overlay packets only to containers it has an entry for: "
+                f"{results[0].hint}.",
+                nodes=[node],
+                checks=ev.explain(follows),
+            )
+        )
+    return found
 
 
 def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
@@ -302,6 +451,83 @@ def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
             checks=ev.explain([*failed, *by_name]),
         )
     ]
+
+
+def _protocol(r: CheckResult) -> str:
+    """The protocol a data result tested ('' for a full-size DF ping whose small ping
+    crossed: that one is about size, not protocol)."""
+    if r.check == "mtu.df":
+        return "icmp" if r.details.get("small_lost") else ""
+    return PROTOCOLS.get(r.check, "")
+
+
+def _passing(ev: Evidence, source: str, target: str, network: str) -> set[str]:
+    """The protocols that crossed from source to target on network."""
+    return {
+        proto
+        for check, proto in PROTOCOLS.items()
+        for r in ev.results
+        if r.check == check
+        and r.status == "pass"
+        and (r.source, r.target, r.network) == (source, target, network)
+    }
+
+
+def protocol_filtered(ev: Evidence) -> list[Diagnosis]:
+    """Some protocols fail on paths where others pass: VXLAN carries those paths, so a
+    filter matches the inner packets. Named per overlay, with where it sits. Paths on
+    which nothing crosses are left to the VXLAN rule."""
+    found = []
+    failed = [r for c in DATA_CHECKS for r in ev.unexplained(c) if _protocol(r)]
+    for network in sorted({r.network for r in failed if r.path == "cross-host"}):
+        passing = {
+            (r.source, r.target): _passing(ev, r.source, r.target, network)
+            for r in failed
+            if r.network == network and r.path == "cross-host"
+        }
+        cross = [
+            r
+            for r in failed
+            if r.network == network and r.path == "cross-host" and passing[(r.source, r.target)]
+        ]
+        if not cross:
+            continue
+        filtered = sorted({_protocol(r) for r in cross})
+        crossing = sorted(set.intersection(*(passing[(r.source, r.target)] for r in cross)))
+        common = set.intersection(*({r.source, r.target} for r in cross))
+        same_host = [
+            r
+            for r in failed
+            if r.network == network
+            and r.path == "same-host"
+            and r.source in common
+            and _protocol(r) in filtered
+        ]
+        inside = sorted({r.source for r in same_host})
+        at = inside or sorted(common)
+        where = f"at {', '.join(at)}" if at else "between the nodes"
+        names = " and ".join(filtered)
+        found.append(
+            Diagnosis(
+                cause=f"{names} {'is' if len(filtered) == 1 else 'are'} filtered on {network} "
+                f"{where}: {', '.join(crossing) or 'other protocols'} cross, so VXLAN works",
+                detail=f"on the paths where {names} fail, {', '.join(crossing)} pass: VXLAN "
+                f"(udp/4789) carries them, so what drops {names} matches the packets inside it. "
+                + (
+                    f"same-host paths on {', '.join(inside)} fail too, so the filter is inside "
+                    f"{', '.join(inside)}: its overlay sandbox for {network} (an ebtables rule, "
+                    "or iptables with br_netfilter, on its bridge) or the containers' own "
+                    "firewalls."
+                    if inside
+                    else "same-host paths pass, so look where overlay packets leave or enter "
+                    f"the sandbox of {network} {where}: its bridge (ebtables) or the "
+                    "containers' own firewalls."
+                ),
+                nodes=at,
+                checks=ev.explain([*cross, *same_host]),
+            )
+        )
+    return found
 
 
 def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
@@ -412,9 +638,13 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     kv_down,
     wrong_store,
     wrong_advertise,
+    engine_not_gossiping,
     gossip_blocked,
     gossip_partition,
+    stale_peer_entries,
+    missing_peer_entries,
     probe_names_wrong,
+    protocol_filtered,
     data_plane_blocked,
     per_check("probes.running", "{n} node(s) run no probes: no path to or from them is tested"),
     per_check("networks.present", "{n} overlay(s) are not the same network on every engine"),

@@ -8,6 +8,7 @@ from overlaylab.checks.probe_batch import ProbeTest, recall
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import StackContainer, stack_containers
+from overlaylab.overlay_peers import Member, members
 
 HINT = (
     "names on a user-defined network come from the engines' embedded DNS (127.0.0.11). "
@@ -15,6 +16,13 @@ HINT = (
     "than the generated container name (<project>_<service>_1), which changes with the "
     "project folder and scale; a stale answer means a removed container's record is still "
     "in the KV store (remove it with `docker rm`, or restart the stack)."
+)
+
+
+HINT_SHARED = (
+    "two running containers answer to one name on this network: the embedded DNS returns "
+    "both, and clients pick either. Keep the name (a network alias, a service name) on one "
+    "container: remove the other, or connect it again without that --alias."
 )
 
 
@@ -126,6 +134,40 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
     )
 
 
+def _holders(vctx: VerifyContext, network: str) -> dict[str, Member]:
+    """address -> the running container that holds it on `network`, on any engine."""
+    cache: dict[str, dict[str, Member]] = vctx.cache.setdefault("holders", {})
+    if network not in cache:
+        found: dict[str, Member] = {}
+        for node in vctx.lab.spec.engine_nodes:
+            handle = vctx.lab.node(node.name)
+            if handle.engine_ping(timeout=2):
+                found |= {m.address: m for m in members(handle, node.name, network)[1]}
+        cache[network] = found
+    return cache[network]
+
+
+def _also_held(vctx: VerifyContext, result: CheckResult) -> None:
+    """A name that also resolves to addresses other running containers hold is carried
+    by them too: the failure is theirs (on their node), and no record is stale."""
+    expected, name = result.details["expected"], result.details["name"]
+    others = {a for answers in result.details["seen"].values() for a in answers} - {expected}
+    holders = _holders(vctx, result.network)
+    if not others or not others <= set(holders):
+        return
+    held = {a: holders[a] for a in sorted(others)}
+    where = sorted({m.node for m in held.values()})
+    result.message += "; " + "; ".join(
+        f"{a} is {m.name} on {m.node}, which answers to {name} too" for a, m in held.items()
+    )
+    result.hint = HINT_SHARED
+    result.target = where[0] if len(where) == 1 else ""
+    result.nodes = sorted({*result.nodes, *where})
+    result.details["also_held_by"] = {
+        a: {"container": m.name, "node": m.node} for a, m in held.items()
+    }
+
+
 def resolve(vctx: VerifyContext) -> list[CheckResult]:
     work = _lookups(vctx)
     if not work:
@@ -142,6 +184,8 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
         result = _judge(c, net, name, seen)
         if result.failed:
             result.command, result.output = command, output.strip()[-600:]
+            if result.status == "fail":
+                _also_held(vctx, result)
         results.append(result)
     return results
 

@@ -8,6 +8,7 @@ are its test). A failure here names the layer before any container is involved.
 
 from __future__ import annotations
 
+import re
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
@@ -39,7 +40,8 @@ def _probe_port(
                 nodes=[a.name, b.name],
                 source=a.name,
                 target=b.name,
-                details={"port": port},
+                # Refused: nothing listens (or a REJECT rule); a DROP times out.
+                details={"port": port, "refused": "refused" in why.lower()},
                 command=observer.tcp_probe_command(str(b.address), port),
             )
         ]
@@ -54,7 +56,7 @@ def gossip(vctx: VerifyContext) -> list[CheckResult]:
                 "underlay.gossip", "serf", "no legacy overlay (cluster-store) in the spec"
             )
         ]
-    return _probe_port(
+    results = _probe_port(
         vctx,
         "underlay.gossip",
         SERF_PORT,
@@ -63,6 +65,23 @@ def gossip(vctx: VerifyContext) -> list[CheckResult]:
         "the advertised address): open it between the nodes; without it, containers started "
         "later on a node are unreachable from the others",
     )
+    refusing = sorted({r.target for r in results if r.failed and r.details.get("refused")})
+    complaints = {node: _discovery_complaint(vctx, node) for node in refusing}
+    for r in results:
+        if r.failed and complaints.get(r.target):
+            r.details["complaint"] = complaints[r.target]
+            r.message += f"; its engine logs: {complaints[r.target]}"
+    return results
+
+
+DISCOVERY_ERROR = re.compile(r'level=error msg="(discovery error: [^"]*)"')
+
+
+def _discovery_complaint(vctx: VerifyContext, node: str) -> str:
+    """The engine's last discovery error since it started: why its serf never started
+    (an entry in the store's engine list it cannot parse, for one)."""
+    found = DISCOVERY_ERROR.findall(vctx.lab.node(node).service_log(ENGINE_SERVICE) or "")
+    return found[-1] if found else ""
 
 
 def engine_api(vctx: VerifyContext) -> list[CheckResult]:

@@ -12,6 +12,7 @@ from typing import Any
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.gossip import serf_view
+from overlaylab.overlay_peers import culprits, describe, survey
 from overlaylab.providers.base import ENGINE_SERVICE, tail
 from overlaylab.providers.base import Node as NodeHandle
 from overlaylab.render import render
@@ -262,8 +263,11 @@ def ensure_gossip(ctx: LabContext) -> bool:
     stopped and started again (staggered) up to REPAIR_ROUNDS times. What still cannot
     merge is named and left to verify. Engines that were running already joined (or
     not) long ago: underlay.members tells."""
-    if not _gossiping(ctx) or not ctx.engines_started:
+    if not _gossiping(ctx):
         return False
+    rebuilt = _repair_peer_entries(ctx)
+    if not ctx.engines_started:
+        return rebuilt
     nodes = ctx.spec.engine_nodes
     islanders = _islanders(ctx, nodes)
     repaired = False
@@ -290,4 +294,41 @@ def ensure_gossip(ctx: LabContext) -> bool:
         )
     else:
         ctx.progress.item("gossip", f"all {len(nodes)} engines in one cluster")
-    return repaired
+    return repaired or rebuilt
+
+
+def _repair_peer_entries(ctx: LabContext) -> bool:
+    """Engines that were running already, whose overlay sandbox lacks the VXLAN peer
+    entries of the others' containers or keeps stale ones, are restarted: an engine
+    learns its peers once, over gossip, and keeps what it learned (see
+    overlaylab.overlay_peers). Engines this `up` started are still learning."""
+    running = [
+        n.name
+        for n in ctx.spec.engine_nodes
+        if n.name not in ctx.engines_started and ctx.node(n.name).engine_ping()
+    ]
+    if len(running) < 2:
+        return False
+    found = survey(ctx.spec, ctx.node, running)
+    restart = culprits(found)
+    if not restart:
+        return False
+    for name in restart:
+        own = [p for p in found if p.node == name and not p.ok]
+        what = (
+            "stale overlay peer entries"
+            if any(p.stale or p.wrong for p in own)
+            else (
+                "no overlay peer entries"
+                if own and all(len(p.missing) == len(p.remote) for p in own)
+                else "overlay peer entries missing for its containers"
+            )
+        )
+        said = "; ".join(describe(p) for p in own) or "the others lack its containers"
+        ctx.progress.item(name, f"{what} ({said}): restarting its engine")
+    nodes = [ctx.spec.node(name) for name in restart]
+    _stop_engines(ctx, nodes)
+    for name, verb in _in_parallel(ctx, nodes, STAGGER).items():
+        ctx.progress.item(name, f"dockerd {verb} (rebuilds its overlay peer entries)")
+    ctx.engines_started.update(restart)
+    return True

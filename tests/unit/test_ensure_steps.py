@@ -470,6 +470,7 @@ def test_gossip_is_checked_only_for_engines_this_up_started(
     monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_forever = {"node3"}
+    engine_lab.provider.engines = engines_sharing_a_kv(ENGINES)  # running no container
     engine_lab.converge()  # engines only: node3 started on an island, and stays there
     later = fake_context(tmp_path, engine_lab.provider, progress=captured_progress()[0])
     assert ensure_engines(later) is False
