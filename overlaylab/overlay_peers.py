@@ -251,15 +251,21 @@ def describe(peers: Peers) -> str:
 
 
 def culprits(found: list[Peers]) -> list[str]:
-    """The engines to restart: when every problem involves one engine (its sandbox is
-    empty or stale, the others only lack its containers) that one, else each engine
-    whose sandbox is wrong. Restarting an engine brings its containers back with fresh
-    join events, which the others learn."""
+    """The engines to restart. An engine whose sandboxes hold none of the others'
+    containers joined late: restarting it brings its containers back with fresh join
+    events, which the others learn too, so their gaps for its containers close with it.
+    Else, when every problem involves one engine, that one; else each engine whose
+    sandbox is wrong."""
     bad = [p for p in found if not p.ok and not p.unread]
     if not bad:
         return []
+    empty = {p.node for p in bad if p.missing and len(p.missing) == len(p.remote)}
+    empty -= {p.node for p in found if p.node in empty and len(p.missing) < len(p.remote)}
+    stale = {p.node for p in bad if p.stale or p.wrong}
+    if empty:
+        return sorted(empty | stale)
     involved = [{p.node, *(m.node for m in p.missing), *(m.node for m, _ in p.wrong)} for p in bad]
     common = set.intersection(*involved)
     if len(common) == 1:
-        return sorted(common)
+        return sorted(common | stale)
     return sorted({p.node for p in bad})

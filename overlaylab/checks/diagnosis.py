@@ -380,6 +380,36 @@ def _stale_in_schedules(ev: Evidence) -> set[str]:
     return {n for r in ev.unexplained("swarm.schedule") for n in r.details.get("stale_on", [])}
 
 
+def _by_culprit(failed: list[CheckResult]) -> dict[str, list[CheckResult]]:
+    """networks.peers gaps filed under the engine they follow from (as `up` decides
+    whom to restart, overlaylab.overlay_peers.culprits): an engine whose sandboxes hold
+    none of the others' containers joined late, and the others' gaps for its containers
+    are the same event; else the one engine every gap involves; else each its own."""
+    targets = sorted({r.target for r in failed})
+    empty = [
+        n
+        for n in targets
+        if all(
+            len(r.details["missing"]) == r.details.get("remote") for r in failed if r.target == n
+        )
+    ]
+    if empty:
+        groups = {n: [r for r in failed if r.target == n] for n in empty}
+        for r in failed:
+            owners = [n for n in empty if n in r.details.get("missing_nodes", [])]
+            if r.target not in empty and owners and set(r.details["missing_nodes"]) <= set(empty):
+                groups[owners[0]].append(r)
+        grouped = {id(r) for rs in groups.values() for r in rs}
+        for r in failed:
+            if id(r) not in grouped:
+                groups.setdefault(r.target, []).append(r)
+        return groups
+    common = set.intersection(*({r.target, *r.details.get("missing_nodes", [])} for r in failed))
+    if len(common) == 1:
+        return {common.pop(): failed}
+    return {n: [r for r in failed if r.target == n] for n in targets}
+
+
 def missing_peer_entries(ev: Evidence) -> list[Diagnosis]:
     """Engines whose overlay sandbox lacks entries for other engines' containers. When
     every missing entry involves one node (its sandbox is empty, and the others only lack
@@ -387,15 +417,7 @@ def missing_peer_entries(ev: Evidence) -> list[Diagnosis]:
     failed = [r for r in ev.unexplained("networks.peers") if r.details.get("missing")]
     if not failed:
         return []
-    involved = [{r.target, *r.details.get("missing_nodes", [])} for r in failed]
-    common = set.intersection(*involved)
-    if len(common) == 1:
-        [node] = common
-        groups = {node: failed}
-    else:
-        groups = {
-            n: [r for r in failed if r.target == n] for n in sorted({r.target for r in failed})
-        }
+    groups = _by_culprit(failed)
     found = []
     for node, results in groups.items():
         own = [r for r in results if r.target == node]

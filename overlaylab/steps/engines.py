@@ -30,6 +30,7 @@ STAGGER = 0.15
 # start at once.
 START_TOGETHER = 3
 REPAIR_ROUNDS = 3
+STOPPED_TIMEOUT = 10.0  # for a killed dockerd to be gone
 SERVICE = ENGINE_SERVICE
 
 
@@ -224,6 +225,13 @@ def _islanders(ctx: LabContext, nodes: list[Node]) -> list[Node]:
 def _stop_engines(ctx: LabContext, nodes: list[Node]) -> None:
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
         list(pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE), nodes))
+    # A dockerd killed after its stop timeout is still exiting: started again before it
+    # is gone, the new one refuses ("pid file found, ensure docker is not running").
+    wait_until(
+        lambda: not any(ctx.node(n.name).service_alive(SERVICE, SERVICE) for n in nodes),
+        STOPPED_TIMEOUT,
+        interval=0.1,
+    )
 
 
 def _gossiping(ctx: LabContext) -> bool:

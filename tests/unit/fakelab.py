@@ -336,10 +336,11 @@ class FakeEngine:
 class FakeNode:
     """A node of the fake lab, as checks reach it: the whole `Node` protocol.
 
-    The engine, its log and its liveness, and the lab network seen from the node are
-    answered from the model; what checks never do (run commands on the node, place or
-    read files, start or stop services) is a `FakeLabError`, as is asking a node for
-    a service or an engine it does not have.
+    The engine, its log and its liveness, its daemon.json, the reading of its overlay
+    sandboxes, the docker CLI against a classic swarm master, and the lab network seen
+    from the node are answered from the model; what checks never do (other commands,
+    placing or reading other files, starting or stopping services) is a `FakeLabError`,
+    as is asking a node for a service or an engine it does not have.
     """
 
     def __init__(self, lab: FakeLab, name: str) -> None:
@@ -352,7 +353,7 @@ class FakeNode:
     def __repr__(self) -> str:
         return f"FakeNode({self.name!r})"
 
-    # --- commands and files: no check uses them ------------------------------------------
+    # --- commands and files: the few that checks use -----------------------------------------
     def run(
         self,
         argv: Sequence[str],
