@@ -618,6 +618,27 @@ def no_ipvs(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def placed_but_unreachable(ev: Evidence) -> list[Diagnosis]:
+    """Classic swarm probes that landed where the master was told to put them but cannot
+    reach some nodes: the master scheduled right; the overlay to those nodes fails."""
+    failed = [r for r in ev.unexplained("swarm.schedule") if r.details.get("unreached")]
+    if not failed:
+        return []
+    # A probe on the broken node reaches no one, and no one reaches it: name that node.
+    common = set.intersection(*({r.target, *r.details["unreached"]} for r in failed))
+    nodes = sorted(common or {n for r in failed for n in r.details["unreached"]})
+    return [
+        Diagnosis(
+            cause=f"containers the swarm master placed right cannot reach {', '.join(nodes)}",
+            detail=f"{'; '.join(f'{r.subject}: {r.message}' for r in failed[:3])}. Each landed "
+            f"where its constraint said: what fails is the overlay between it and "
+            f"{', '.join(nodes)} (see networks.peers and connectivity.* for those nodes).",
+            nodes=nodes,
+            checks=ev.explain(failed),
+        )
+    ]
+
+
 def blamed_nodes(results: list[CheckResult]) -> list[str]:
     """Where failures point: the one node they all target (a port firewalled on node1
     fails from node2 and node3 alike), else the one node they all start from, else
@@ -681,6 +702,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     per_check("isolation.overlays", "overlays that should be isolated are joined ({n} paths)"),
     no_ipvs,
     per_check("swarm.nodes", "{n} swarm node(s) are not as the spec says"),
+    placed_but_unreachable,
     per_check("swarm.schedule", "{n} node(s) do not get what the swarm master schedules there"),
     per_check("swarm.replicas", "{n} swarm service(s) run fewer tasks than they ask for"),
     per_check("swarm.services", "{n} swarm service name(s) or VIP(s) answer wrongly"),

@@ -753,3 +753,12 @@ def test_classic_schedule_alone_finds_the_stale_entry(classic: FakeLab) -> None:
     assert causes(report) == [
         "stale overlay peer entries on a (recycled addresses); restart a's engine"
     ]
+
+
+def test_classic_probe_placed_right_but_cut_off_is_not_a_scheduling_fault(classic: FakeLab) -> None:
+    # An unexplained failure to reach a: the master still scheduled right.
+    only = [c for c in ALL_CHECKS if c.id in ("probes.running", "swarm.schedule")]
+    classic.drop("a", "udp", 4789)
+    report = classic.verify(only)
+    assert causes(report) == ["containers the swarm master placed right cannot reach a"]
+    assert report.diagnosis[0].nodes == ["a"]
