@@ -215,8 +215,10 @@ def _read_and_judge(
 def _still(first: Peers, second: Peers | None) -> Peers:
     """Only what both readings found wrong (a container that came or went in between
     is no fault)."""
-    if second is None or first.unread:
+    if second is None:
         return first
+    if first.unread:  # a sandbox that was not there yet (a container starting)
+        return second
     first.missing = [m for m in first.missing if m in second.missing]
     first.wrong = [w for w in first.wrong if w in second.wrong]
     first.stale = [s for s in first.stale if s in second.stale]

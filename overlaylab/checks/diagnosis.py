@@ -533,7 +533,8 @@ def protocol_filtered(ev: Evidence) -> list[Diagnosis]:
             Diagnosis(
                 cause=f"{names} {'is' if len(filtered) == 1 else 'are'} filtered on {network} "
                 f"{where}: {', '.join(crossing) or 'other protocols'} cross, so VXLAN works",
-                detail=f"on the paths where {names} fail, {', '.join(crossing)} pass: VXLAN "
+                detail=f"on the paths where {names} {'fails' if len(filtered) == 1 else 'fail'}, "
+                f"{', '.join(crossing)} pass: VXLAN "
                 f"(udp/4789) carries them, so what drops {names} matches the packets inside it. "
                 + (
                     f"same-host paths on {', '.join(inside)} fail too, so the filter is inside "

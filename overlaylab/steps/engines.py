@@ -30,6 +30,7 @@ STAGGER = 0.15
 # start at once.
 START_TOGETHER = 3
 REPAIR_ROUNDS = 3
+STOP_TIMEOUT = 30.0  # for a dockerd with running containers to exit by itself
 STOPPED_TIMEOUT = 10.0  # for a killed dockerd to be gone
 SERVICE = ENGINE_SERVICE
 
@@ -224,9 +225,13 @@ def _islanders(ctx: LabContext, nodes: list[Node]) -> list[Node]:
 
 def _stop_engines(ctx: LabContext, nodes: list[Node]) -> None:
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        list(pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE), nodes))
-    # A dockerd killed after its stop timeout is still exiting: started again before it
-    # is gone, the new one refuses ("pid file found, ensure docker is not running").
+        list(
+            pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE, STOP_TIMEOUT), nodes)
+        )
+    # A dockerd given time exits by itself and removes its pid file; one killed leaves
+    # it, and a new one refuses to start while that pid still shows in /proc ("pid file
+    # found, ensure docker is not running"). With containers to stop, and a legacy
+    # overlay to leave, dockerd took more than 10 s to exit here.
     wait_until(
         lambda: not any(ctx.node(n.name).service_alive(SERVICE, SERVICE) for n in nodes),
         STOPPED_TIMEOUT,
