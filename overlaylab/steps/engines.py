@@ -275,7 +275,9 @@ def ensure_gossip(ctx: LabContext) -> bool:
     Each engine's own gossip view is read: the engines outside the largest cluster are
     stopped and started again (staggered) up to REPAIR_ROUNDS times. What still cannot
     merge is named and left to verify. Engines that were running already joined (or
-    not) long ago: underlay.members tells."""
+    not) long ago: underlay.members tells. Those among them whose overlay sandboxes
+    lack or misplace the others' containers are restarted first (_repair_peer_entries):
+    gossip learns peers once, and only a restart makes an engine learn them again."""
     if not _gossiping(ctx):
         return False
     rebuilt = _repair_peer_entries(ctx)

@@ -123,7 +123,8 @@ def test_unreadable_discovery_entries_then_missing_peer_entries(lab) -> None:
             1,
         )
         no_peers = verify()
-        healed = invoke("up", "-i", SPEC).stdout
+        up = invoke("up", "-i", SPEC)
+        healed = up.stdout + up.stderr  # progress goes to stderr
         after = verify()
     finally:
         for key in ("garbage1", "garbage2"):
@@ -136,7 +137,7 @@ def test_unreadable_discovery_entries_then_missing_peer_entries(lab) -> None:
     assert not any("firewall" in d["detail"] or "islands" in d["cause"] for d in junk["diagnosis"])
     assert causes(no_peers) == ["no overlay peer entries on n3"]
     assert {r["subject"] for r in failures(no_peers)["networks.peers"]} >= {"n3 on dn"}
-    assert "no overlay peer entries" in healed
+    assert "no overlay peer entries" in healed, healed
     assert after["ok"], failures(after)
 
 
@@ -149,7 +150,8 @@ def test_stale_peer_entry_for_a_free_address(lab) -> None:
     in_sandbox("n1", "bridge", "fdb", "add", *entry)
     try:
         report = verify()
-        healed = invoke("up", "-i", SPEC).stdout
+        up = invoke("up", "-i", SPEC)
+        healed = up.stdout + up.stderr
     finally:
         subprocess.run(
             ["nsenter", f"--net={sandbox('n1')}", "bridge", "fdb", "del", *entry[:3]],
@@ -157,10 +159,30 @@ def test_stale_peer_entry_for_a_free_address(lab) -> None:
         )
     failed = failures(report)
     assert set(failed) == {"networks.peers"}, failed
+    peers = [(r["subject"], r["message"]) for r in failed["networks.peers"]]
+    assert len(peers) == 1, peers
     [stale] = failed["networks.peers"]
     assert stale["subject"] == "n1 on dn" and "10.0.9.254" in stale["message"]
     assert causes(report) == [
         "stale overlay peer entries on n1 (recycled addresses); restart n1's engine"
     ]
     assert "stale overlay peer entries" in healed
-    assert verify()["ok"]
+    after = verify()
+    assert after["ok"], failures(after)
+
+
+def test_a_second_container_carrying_a_stack_alias_is_blamed_not_the_stack(lab) -> None:
+    # mongo (demo stack) runs on n2; another container on n3 answers to `mongo` too.
+    docker(
+        "n3", "run", "-d", "--name", "mongo-copy", "--network", "dn", "--network-alias", "mongo",
+        "overlaylab/probe:1", "sleep", "3600",
+    )  # fmt: skip
+    try:
+        report = verify("--only", "names")
+    finally:
+        docker("n3", "rm", "-f", "mongo-copy")
+    wrong = failures(report)["names.resolve"]
+    assert wrong and {r["target"] for r in wrong} == {"n3"}
+    assert all("mongo-copy on n3, which answers to" in r["message"] for r in wrong)
+    [found] = report["diagnosis"]
+    assert found["nodes"] == ["n3"] and "stale" not in found["detail"]
