@@ -107,14 +107,14 @@ def members(node: Node, name: str, network: str) -> tuple[str, list[Member]]:
         found = [n for n in client.api.networks(names=[network]) if n["Name"] == network]
         if not found:
             return "", []
-        members = []
+        on = []
         for c in client.containers.list():
             settings = c.attrs["NetworkSettings"]["Networks"].get(network)
             if settings and settings.get("IPAddress") and settings.get("MacAddress"):
-                members.append(
+                on.append(
                     Member(name, c.name, settings["IPAddress"], settings["MacAddress"].lower())
                 )
-        return found[0]["Id"], members
+        return found[0]["Id"], on
 
 
 def vtep(node: Node) -> str:
