@@ -30,6 +30,14 @@ NEIGH_ENTRY = re.compile(r"^(\S+) .*\blladdr ([0-9a-f:]{17})", re.M)
 # A peer entry can lag a container that just joined by the gossip's round trip: what
 # looks wrong is read again once after this pause, and only what stays wrong counts.
 SETTLE = 1.0
+# An engine that missed a container's join still learns it on demand: the first packet
+# to it misses in vxlan0's tables (l2miss/l3miss) and the engine asks the cluster over
+# serf. So a missing entry counts only once a local container has asked for it: one
+# ping per missing address, from a container of the network on that engine.
+ASK_SCRIPT = 'for a in "$@"; do ping -c 1 -W 1 "$a" >/dev/null 2>&1 & done; wait'
+
+# (node, network) -> the name of a container there that has ping, to ask with.
+Asker = Callable[[str, str], str]
 
 
 @dataclass(frozen=True)
@@ -162,16 +170,17 @@ def survey(
     node: Callable[[str], Node],
     engines: list[str],
     networks: list[str] | None = None,
+    asker: Asker | None = None,
 ) -> list[Peers]:
     """Every engine's peer entries of every overlay, against the containers the
     `engines` (those that answer) run. What looks wrong is read again after SETTLE."""
     names = networks if networks is not None else [n.name for n in spec.networks]
     vteps: dict[str, str] = {}
-    found = survey_once(node, engines, names, vteps)
+    found = survey_once(node, engines, names, vteps, asker)
     if all(p.ok for p in found):
         return found
     time.sleep(SETTLE)
-    again = {(p.node, p.network): p for p in survey_once(node, engines, names, vteps)}
+    again = {(p.node, p.network): p for p in survey_once(node, engines, names, vteps, asker)}
     return [_still(p, again.get((p.node, p.network))) for p in found]
 
 
@@ -180,6 +189,7 @@ def survey_once(
     engines: list[str],
     networks: list[str],
     vteps: dict[str, str],
+    asker: Asker | None = None,
 ) -> list[Peers]:
     """One reading; `vteps` (engine -> advertised address) is filled as needed."""
     found = []
@@ -196,19 +206,41 @@ def survey_once(
             if net_id and local:
                 remote = [m for other in engines if other != e for m in on[other][1]]
                 peers = Peers(e, network, vteps[e], remote)
-                found.append(_read_and_judge(node(e), peers, net_id, local, vteps))
+                ask = asker(e, network) if asker else None
+                if ask is not None and ask not in {m.name for m in local}:
+                    ask = ""  # not running here: no one to ask, so gaps are not judged
+                found.append(_read_and_judge(node(e), peers, net_id, local, vteps, ask))
     return found
 
 
 def _read_and_judge(
-    handle: Node, peers: Peers, net_id: str, local: list[Member], vteps: dict[str, str]
+    handle: Node,
+    peers: Peers,
+    net_id: str,
+    local: list[Member],
+    vteps: dict[str, str],
+    ask: str | None = None,
 ) -> Peers:
+    """Read the sandbox and judge it. `ask` names the local container that asks for what
+    is missing; "" when there is none to ask (then gaps, which the engine might fill on
+    demand, are not held against it); None to judge gaps as read."""
     table, why = read_table(handle, net_id)
     peers.command = " ".join(read_command(handle.paths, net_id))
     if table is None:
         peers.unread = why
-    else:
-        _judge(peers, table, local, vteps)
+        return peers
+    _judge(peers, table, local, vteps)
+    if ask == "":
+        peers.missing = []
+    if peers.missing and ask:
+        with handle.engine(timeout=10) as client:
+            addresses = [m.address for m in peers.missing]
+            client.containers.get(ask).exec_run(["sh", "-c", ASK_SCRIPT, "ask", *addresses])
+        table, why = read_table(handle, net_id)
+        if table is None:
+            peers.unread = why
+        else:
+            _judge(peers, table, local, vteps)
     return peers
 
 

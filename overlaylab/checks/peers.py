@@ -4,6 +4,7 @@ engines to that container's engine (see overlaylab.overlay_peers)."""
 from __future__ import annotations
 
 from overlaylab.checks.base import Check, VerifyContext
+from overlaylab.checks.probes import probe_name
 from overlaylab.checks.result import CheckResult
 from overlaylab.overlay_peers import Peers, describe, survey
 
@@ -81,7 +82,9 @@ def peer_entries(vctx: VerifyContext) -> list[CheckResult]:
                     "networks.peers", node.name, "its engine does not answer", "engines.api"
                 )
             )
-    return results + [_result(p) for p in survey(spec, vctx.lab.node, up)]
+    # A missing entry counts once the node's own probe asked for it (see ASK_SCRIPT).
+    found = survey(spec, vctx.lab.node, up, asker=lambda node, net: probe_name(net, node))
+    return results + [_result(p) for p in found]
 
 
 CHECKS = [

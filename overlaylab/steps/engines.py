@@ -9,6 +9,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from overlaylab.checks.probes import probe_name
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.gossip import serf_view
@@ -324,7 +325,9 @@ def _repair_peer_entries(ctx: LabContext) -> bool:
     ]
     if len(running) < 2:
         return False
-    found = survey(ctx.spec, ctx.node, running)
+    # The probes verify keeps on every node ask for what is missing (see ASK_SCRIPT):
+    # an engine that would learn a peer on demand is not restarted for it.
+    found = survey(ctx.spec, ctx.node, running, asker=lambda node, net: probe_name(net, node))
     restart = culprits(found)
     if not restart:
         return False
