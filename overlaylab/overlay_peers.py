@@ -239,8 +239,13 @@ def _read_and_judge(
         table, why = read_table(handle, net_id)
         if table is None:
             peers.unread = why
-        else:
-            _judge(peers, table, local, vteps)
+            return peers
+        _judge(peers, table, local, vteps)
+    if ask is not None and len(peers.missing) < len(peers.remote):
+        # Some entries are there: the engine gossips, and learns the rest on demand (an
+        # asked-for entry can take longer than the ask to appear). Only an engine that
+        # holds none of the others' containers, even when asked, has lost its peers.
+        peers.missing = []
     return peers
 
 
