@@ -1,8 +1,8 @@
 """The legacy overlay's VXLAN peer entries, as each engine's overlay sandbox holds them.
 
 For every container on an overlay, libnetwork programs every other engine's overlay
-sandbox (a network namespace the engine keeps at <exec-root>/netns/1-<first 10
-characters of the network id>) with a neighbour entry (the container's address -> its
+sandbox (a network namespace the engine keeps at <exec-root>/netns/<epoch>-<network
+id>, cut to 12 characters) with a neighbour entry (the container's address -> its
 MAC, on vxlan0) and an fdb entry (that MAC -> the VXLAN endpoint of its engine, the
 engine's advertised address). Engines learn them from each other over serf, once,
 when a container joins: an engine whose serf started after the others' containers
@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from overlaylab.providers.base import Node, NodePaths
 from overlaylab.spec.models import ClusterSpec
@@ -77,12 +76,18 @@ class Peers:
         return not (self.missing or self.wrong or self.stale or self.unread)
 
 
-def sandbox(paths: NodePaths, network_id: str) -> PurePosixPath:
-    return paths.exec_root / "netns" / f"1-{network_id[:10]}"
+# libnetwork names the sandbox <epoch>-<network id>, cut to 12 characters, and counts
+# the epoch up each time the sandbox is made again (the last local container left, a
+# new one joined; an engine restart): find it by the id, whatever the epoch.
+FIND_SCRIPT = (
+    'for f in "$1"/[0-9]*-"$2"*; do [ -e "$f" ] && exec nsenter --net="$f" sh -c "$3"; done; '
+    'echo "no overlay sandbox of $2 in $1" >&2; exit 1'
+)
 
 
 def read_command(paths: NodePaths, network_id: str) -> list[str]:
-    return ["nsenter", f"--net={sandbox(paths, network_id)}", "sh", "-c", READ_SCRIPT]
+    netns = str(paths.exec_root / "netns")
+    return ["sh", "-c", FIND_SCRIPT, "read", netns, network_id[:9], READ_SCRIPT]
 
 
 def parse(output: str) -> Table:

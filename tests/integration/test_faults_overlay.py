@@ -42,9 +42,11 @@ def docker(node: str, *argv: str) -> str:
 
 
 def sandbox(node: str, network: str = "dn") -> Path:
-    """The engine's overlay sandbox of `network` (libnetwork names it 1-<10 chars of id>)."""
+    """The engine's overlay sandbox of `network`."""
     net_id = docker(node, "network", "inspect", "-f", "{{.Id}}", network)
-    return LAYOUT.node_dir(node) / "exec" / "netns" / f"1-{net_id[:10]}"
+    # <epoch>-<id>, cut to 12 characters: the epoch grows when the sandbox is made again.
+    [found] = (LAYOUT.node_dir(node) / "exec" / "netns").glob(f"[0-9]*-{net_id[:9]}*")
+    return found
 
 
 def in_sandbox(node: str, *argv: str) -> None:

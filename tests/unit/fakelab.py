@@ -364,8 +364,10 @@ class FakeNode:
     ) -> CommandResult:
         argv = list(argv)
         match argv:
-            case ["nsenter", netns, "sh", "-c", script] if script == overlay_peers.READ_SCRIPT:
-                code, out, err = self.lab.read_sandbox(self.name, netns.removeprefix("--net="))
+            case ["sh", "-c", find, "read", netns, prefix, script] if (
+                find == overlay_peers.FIND_SCRIPT and script == overlay_peers.READ_SCRIPT
+            ):
+                code, out, err = self.lab.read_sandbox(self.name, netns, prefix)
             case ["docker", "--tlsverify", _, _, _, "-H", url, *args]:
                 code, out, err = self.lab.master_cli(self.name, url, args)
             case _:
@@ -820,14 +822,15 @@ class FakeLab:
     def sends(self, node: str, network: str, mac: str) -> str | None:
         return self.fdb(node, network).get(mac)
 
-    def read_sandbox(self, node: str, path: str) -> tuple[int, str, str]:
-        """`nsenter --net=<exec-root>/netns/1-<id> sh -c READ_SCRIPT` on node."""
+    def read_sandbox(self, node: str, netns: str, prefix: str) -> tuple[int, str, str]:
+        """READ_SCRIPT in node's sandbox of the network whose id starts with `prefix`."""
         exec_root = str(self.provider.node(node).paths.exec_root)
         network = next(
             (
                 n.name
                 for n in self.spec.networks
-                if path == f"{exec_root}/netns/1-{self.network_info(n.name)['Id'][:10]}"
+                if netns == f"{exec_root}/netns"
+                and self.network_info(n.name)["Id"].startswith(prefix)
             ),
             None,
         )
@@ -837,7 +840,7 @@ class FakeLab:
             if c.node == node and network in c.networks and node not in self.dead
         ]
         if network is None or not local:
-            return 1, "", f"nsenter: cannot open {path}: No such file or directory\n"
+            return 1, "", f"no overlay sandbox of {prefix} in {netns}\n"
         fdb = self.fdb(node, network)
         addresses = {mac_of(a): a for c in self._all() for a in c.networks.values()}
         out = "".join(
