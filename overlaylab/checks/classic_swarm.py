@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.result import CheckResult
+from overlaylab.overlay_peers import destination, vtep
 from overlaylab.steps.classic_swarm import (
     AGENT,
     MANAGE_PORT,
@@ -163,12 +164,40 @@ def _schedule_on(vctx: VerifyContext, node: str, network: str) -> CheckResult:
         if failed:
             unreached = ", ".join(failed)
             message = f"landed on {node}; cannot reach the probes of {unreached} over {network}"
-            return _scheduled(node, network, False, message, command)
+            stale = _sent_elsewhere(vctx, name, node, network, failed)
+            if stale:
+                message += "; " + "; ".join(stale.values())
+            result = _scheduled(node, network, False, message, command)
+            result.details = {"landed": node, "unreached": failed, "stale_on": sorted(stale)}
+            return result
         return _scheduled(
             node, network, True, f"landed on {node}; reached {len(others)} other node(s)", command
         )
     finally:
         _cli(vctx, "rm", "-f", name)
+
+
+def _sent_elsewhere(
+    vctx: VerifyContext, name: str, landed: str, network: str, unreached: list[str]
+) -> dict[str, str]:
+    """The unreached nodes whose overlay sandbox sends the new container's MAC somewhere
+    else than to the engine it landed on (an entry a container with its address left),
+    each with what it does: the evidence that the master scheduled right."""
+    shown = _cli(vctx, "inspect", "--format", "{{json .NetworkSettings.Networks}}", name)
+    try:
+        settings = json.loads(shown.stdout)[network]
+        mac, address = settings["MacAddress"], settings["IPAddress"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    home = vtep(vctx.lab.node(landed))
+    found = {}
+    for node in unreached:
+        dst = destination(vctx.lab.node(node), network, mac)
+        if dst is not None and dst != home:
+            found[node] = (
+                f"{node}'s overlay sends {address} ({mac}) to {dst}, not to {landed} ({home})"
+            )
+    return found
 
 
 def _scheduled(node: str, network: str, ok: bool, message: str, command: str) -> CheckResult:

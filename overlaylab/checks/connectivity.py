@@ -327,6 +327,7 @@ def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         cached_path_mtu=cached,
         # Whether the test's small ping crossed after a lost full-size echo (else None).
         small_packets_cross=not small_lost if "small ping exit" in seen.output else None,
+        small_lost=small_lost,
     )
 
 

@@ -33,7 +33,9 @@ NODE_DEPENDENT = (
     "connectivity.dns",
     "names.resolve",
     "networks.present",
+    "networks.peers",
 )
+PROTOCOLS = {"connectivity.icmp": "icmp", "connectivity.tcp": "tcp", "connectivity.udp": "udp"}
 
 
 @dataclass
@@ -245,7 +247,9 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
     nodes = [r.target for r in failed]
     explained = [*failed]
     for node in nodes:
-        explained += ev.involving(node, ("kv.registered", "underlay.gossip", "underlay.members"))
+        explained += ev.involving(
+            node, ("kv.registered", "underlay.gossip", "underlay.members", "networks.peers")
+        )
         explained += [r for r in ev.involving(node, DATA_CHECKS) if r.path == "cross-host"]
     advertised = sorted({str(r.details.get("cluster_advertise")) for r in failed})
     checks = ev.explain(explained)
@@ -258,6 +262,48 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
             checks=checks,
         )
     ]
+
+
+def engine_not_gossiping(ev: Evidence) -> list[Diagnosis]:
+    """Gossip refused (nothing listens on 7946) by a node whose engine answers: its serf
+    never started. libnetwork starts it only once it has read the engine list from the
+    store, and the engine's log says what stopped it."""
+    failed = [r for r in ev.unexplained("underlay.gossip") if r.details.get("refused")]
+    found = []
+    for node in sorted({r.target for r in failed}):
+        mine = [r for r in failed if r.target == node]
+        complaint = next((r.details["complaint"] for r in mine if r.details.get("complaint")), "")
+        follows = [
+            *mine,
+            *(r for r in ev.unexplained("underlay.members") if node in r.nodes),
+            *(r for r in ev.unexplained("networks.peers") if node in r.nodes),
+            *(
+                r
+                for c in (*DATA_CHECKS, "connectivity.dns", "names.resolve")
+                for r in ev.unexplained(c)
+                if node in r.nodes and r.path != "same-host"
+            ),
+        ]
+        found.append(
+            Diagnosis(
+                cause=f"{node}'s engine does not gossip"
+                + (f": {complaint}" if complaint else " (nothing listens on 7946)"),
+                detail=f"connections to {node}:7946 are refused, not dropped: nothing listens "
+                f"there while its engine answers. libnetwork starts serf only once it has "
+                "read the engine list from the KV store"
+                + (
+                    f", and {node}'s engine says why it could not: {complaint}. Every key "
+                    "under the discovery path (docker/nodes) must be an engine's host:port; "
+                    f"remove the others, then `invoke up` restarts {node}'s engine."
+                    if complaint
+                    else f"; see {node}'s engine log. `invoke up` restarts the engine."
+                )
+                + f" Until then no other node learns of {node}'s containers, nor it of theirs.",
+                nodes=[node],
+                checks=ev.explain(follows),
+            )
+        )
+    return found
 
 
 def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
@@ -355,6 +401,14 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
         for r in ev.unexplained(c)
         if r.source and r.target and island_of.get(r.source) != island_of.get(r.target)
     ]
+    # Engines on other islands never exchange peer entries either.
+    across += [
+        r
+        for r in ev.unexplained("networks.peers")
+        if any(
+            island_of.get(n) != island_of.get(r.target) for n in r.details.get("missing_nodes", [])
+        )
+    ]
     described = " | ".join("{" + ", ".join(sorted(i)) + "}" for i in islands)
     return [
         Diagnosis(
@@ -366,6 +420,123 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
             checks=ev.explain([*failed, *across]),
         )
     ]
+
+
+def _between(ev: Evidence, node: str, others: set[str], network: str) -> list[CheckResult]:
+    """Cross-host data failures on `network` between `node` and any of `others`."""
+    return [
+        r
+        for c in DATA_CHECKS
+        for r in ev.unexplained(c)
+        if r.path == "cross-host"
+        and r.network == network
+        and {r.source, r.target} & {node}
+        and {r.source, r.target} - {node} <= others
+    ]
+
+
+def _schedule_failures(ev: Evidence, node: str) -> list[CheckResult]:
+    """swarm.schedule runs whose probe container could not reach (or be reached by)
+    `node`'s probes."""
+    return [r for r in ev.unexplained("swarm.schedule") if node in r.details.get("unreached", [])]
+
+
+def stale_peer_entries(ev: Evidence) -> list[Diagnosis]:
+    """An engine that sends other containers' (or free) addresses to itself or to the
+    wrong engine: one cause per engine, with what those entries break."""
+    failed = [
+        r
+        for r in ev.unexplained("networks.peers")
+        if r.details.get("stale") or r.details.get("wrong")
+    ]
+    found = []
+    for node in sorted({r.target for r in failed} | _stale_in_schedules(ev)):
+        mine = [r for r in failed if r.target == node]
+        follows = [*mine, *_schedule_failures(ev, node)]
+        for r in mine:
+            follows += _between(ev, node, set(r.details.get("wrong_nodes", [])), r.network)
+        evidence = mine[0].message if mine else _schedule_failures(ev, node)[0].message
+        found.append(
+            Diagnosis(
+                cause=f"stale overlay peer entries on {node} (recycled addresses); "
+                f"restart {node}'s engine",
+                detail=f"{evidence}. libnetwork gives a new container the address (and MAC) of "
+                f"one that is gone; {node} still sends that MAC where the old one was, so the "
+                f"new container cannot reach {node}'s containers, nor they it, although it "
+                f"landed where it was scheduled. Restarting {node}'s engine rebuilds its overlay "
+                "sandbox from what runs now (`invoke up` does).",
+                nodes=[node],
+                checks=ev.explain(follows),
+            )
+        )
+    return found
+
+
+def _stale_in_schedules(ev: Evidence) -> set[str]:
+    """Nodes whose overlay sandbox swarm.schedule found sending its container elsewhere."""
+    return {n for r in ev.unexplained("swarm.schedule") for n in r.details.get("stale_on", [])}
+
+
+def _by_culprit(failed: list[CheckResult]) -> dict[str, list[CheckResult]]:
+    """networks.peers gaps filed under the engine they follow from (as `up` decides
+    whom to restart, overlaylab.overlay_peers.culprits): an engine whose sandboxes hold
+    none of the others' containers joined late, and the others' gaps for its containers
+    are the same event; else the one engine every gap involves; else each its own."""
+    targets = sorted({r.target for r in failed})
+    empty = [
+        n
+        for n in targets
+        if all(
+            len(r.details["missing"]) == r.details.get("remote") for r in failed if r.target == n
+        )
+    ]
+    if empty:
+        groups = {n: [r for r in failed if r.target == n] for n in empty}
+        for r in failed:
+            owners = [n for n in empty if n in r.details.get("missing_nodes", [])]
+            if r.target not in empty and owners and set(r.details["missing_nodes"]) <= set(empty):
+                groups[owners[0]].append(r)
+        grouped = {id(r) for rs in groups.values() for r in rs}
+        for r in failed:
+            if id(r) not in grouped:
+                groups.setdefault(r.target, []).append(r)
+        return groups
+    common = set.intersection(*({r.target, *r.details.get("missing_nodes", [])} for r in failed))
+    if len(common) == 1:
+        return {common.pop(): failed}
+    return {n: [r for r in failed if r.target == n] for n in targets}
+
+
+def missing_peer_entries(ev: Evidence) -> list[Diagnosis]:
+    """Engines whose overlay sandbox lacks entries for other engines' containers. When
+    every missing entry involves one node (its sandbox is empty, and the others only lack
+    its containers), that node is the one cause."""
+    failed = [r for r in ev.unexplained("networks.peers") if r.details.get("missing")]
+    if not failed:
+        return []
+    groups = _by_culprit(failed)
+    found = []
+    for node, results in groups.items():
+        own = [r for r in results if r.target == node]
+        empty = bool(own) and all(len(r.details["missing"]) == r.details.get("remote") for r in own)
+        others = {n for r in results for n in r.details.get("missing_nodes", [])} - {node}
+        follows = [*results, *_schedule_failures(ev, node)]
+        for r in results:
+            follows += _between(ev, node, others | {r.target}, r.network)
+        found.append(
+            Diagnosis(
+                cause=f"no overlay peer entries on {node}"
+                if empty
+                else f"overlay peer entries are missing for {node}",
+                detail=f"{'; '.join(f'{r.subject}: {r.message}' for r in results[:3])}. The "
+                "data path itself is open (gossip and VXLAN ports answer), but an engine sends "
+                "overlay packets only to containers it has an entry for: "
+                f"{results[0].hint}.",
+                nodes=[node],
+                checks=ev.explain(follows),
+            )
+        )
+    return found
 
 
 def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
@@ -406,6 +577,84 @@ def _common_nodes(ev: Evidence, results: list[CheckResult]) -> list[str]:
     for r in results:
         common &= set(r.nodes)
     return sorted(common)
+
+
+def _protocol(r: CheckResult) -> str:
+    """The protocol a data result tested ('' for a full-size DF ping whose small ping
+    crossed: that one is about size, not protocol)."""
+    if r.check == "mtu.df":
+        return "icmp" if r.details.get("small_lost") else ""
+    return PROTOCOLS.get(r.check, "")
+
+
+def _passing(ev: Evidence, source: str, target: str, network: str) -> set[str]:
+    """The protocols that crossed from source to target on network."""
+    return {
+        proto
+        for check, proto in PROTOCOLS.items()
+        for r in ev.results
+        if r.check == check
+        and r.status == "pass"
+        and (r.source, r.target, r.network) == (source, target, network)
+    }
+
+
+def protocol_filtered(ev: Evidence) -> list[Diagnosis]:
+    """Some protocols fail on paths where others pass: VXLAN carries those paths, so a
+    filter matches the inner packets. Named per overlay, with where it sits. Paths on
+    which nothing crosses are left to the VXLAN rule."""
+    found = []
+    failed = [r for c in DATA_CHECKS for r in ev.unexplained(c) if _protocol(r)]
+    for network in sorted({r.network for r in failed if r.path == "cross-host"}):
+        passing = {
+            (r.source, r.target): _passing(ev, r.source, r.target, network)
+            for r in failed
+            if r.network == network and r.path == "cross-host"
+        }
+        cross = [
+            r
+            for r in failed
+            if r.network == network and r.path == "cross-host" and passing[(r.source, r.target)]
+        ]
+        if not cross:
+            continue
+        filtered = sorted({_protocol(r) for r in cross})
+        crossing = sorted(set.intersection(*(passing[(r.source, r.target)] for r in cross)))
+        common = set.intersection(*({r.source, r.target} for r in cross))
+        same_host = [
+            r
+            for r in failed
+            if r.network == network
+            and r.path == "same-host"
+            and r.source in common
+            and _protocol(r) in filtered
+        ]
+        inside = sorted({r.source for r in same_host})
+        at = inside or sorted(common)
+        where = f"at {', '.join(at)}" if at else "between the nodes"
+        names = " and ".join(filtered)
+        found.append(
+            Diagnosis(
+                cause=f"{names} {'is' if len(filtered) == 1 else 'are'} filtered on {network} "
+                f"{where}: {', '.join(crossing) or 'other protocols'} cross, so VXLAN works",
+                detail=f"on the paths where {names} {'fails' if len(filtered) == 1 else 'fail'}, "
+                f"{', '.join(crossing)} pass: VXLAN "
+                f"(udp/4789) carries them, so what drops {names} matches the packets inside it. "
+                + (
+                    f"same-host paths on {', '.join(inside)} fail too, so the filter is inside "
+                    f"{', '.join(inside)}: its overlay sandbox for {network} (an ebtables rule, "
+                    "or iptables with br_netfilter, on its bridge) or the containers' own "
+                    "firewalls."
+                    if inside
+                    else "same-host paths pass, so look where overlay packets leave or enter "
+                    f"the sandbox of {network} {where}: its bridge (ebtables) or the "
+                    "containers' own firewalls."
+                ),
+                nodes=at,
+                checks=ev.explain([*cross, *same_host]),
+            )
+        )
+    return found
 
 
 def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
@@ -483,6 +732,27 @@ def no_ipvs(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def placed_but_unreachable(ev: Evidence) -> list[Diagnosis]:
+    """Classic swarm probes that landed where the master was told to put them but cannot
+    reach some nodes: the master scheduled right; the overlay to those nodes fails."""
+    failed = [r for r in ev.unexplained("swarm.schedule") if r.details.get("unreached")]
+    if not failed:
+        return []
+    # A probe on the broken node reaches no one, and no one reaches it: name that node.
+    common = set.intersection(*({r.target, *r.details["unreached"]} for r in failed))
+    nodes = sorted(common or {n for r in failed for n in r.details["unreached"]})
+    return [
+        Diagnosis(
+            cause=f"containers the swarm master placed right cannot reach {', '.join(nodes)}",
+            detail=f"{'; '.join(f'{r.subject}: {r.message}' for r in failed[:3])}. Each landed "
+            f"where its constraint said: what fails is the overlay between it and "
+            f"{', '.join(nodes)} (see networks.peers and connectivity.* for those nodes).",
+            nodes=nodes,
+            checks=ev.explain(failed),
+        )
+    ]
+
+
 def blamed_nodes(results: list[CheckResult]) -> list[str]:
     """Where failures point: the one node they all target (a port firewalled on node1
     fails from node2 and node3 alike), else the one node they all start from, else
@@ -528,9 +798,13 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     wrong_store,
     wrong_advertise,
     swarm_gossip_blocked,
+    engine_not_gossiping,
     gossip_blocked,
     gossip_partition,
+    stale_peer_entries,
+    missing_peer_entries,
     probe_names_wrong,
+    protocol_filtered,
     data_plane_blocked,
     per_check("probes.running", "{n} node(s) run no probes: no path to or from them is tested"),
     per_check("networks.present", "{n} overlay(s) are not the same network on every engine"),
@@ -545,6 +819,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     per_check("isolation.overlays", "overlays that should be isolated are joined ({n} paths)"),
     no_ipvs,
     per_check("swarm.nodes", "{n} swarm node(s) are not as the spec says"),
+    placed_but_unreachable,
     per_check("swarm.schedule", "{n} node(s) do not get what the swarm master schedules there"),
     per_check("swarm.replicas", "{n} swarm service(s) run fewer tasks than they ask for"),
     per_check("swarm.services", "{n} swarm service name(s) or VIP(s) answer wrongly"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -156,6 +157,37 @@ def _info(vctx: VerifyContext, node: str) -> dict | None:
         return client.info()
 
 
+def _configured_advertise(vctx: VerifyContext, node: str) -> str | None:
+    """cluster-advertise as the engine's daemon.json gives it (None: unreadable)."""
+    text = vctx.lab.node(node).read_file(vctx.lab.node(node).paths.daemon_config)
+    try:
+        value = json.loads(text or b"").get("cluster-advertise")
+    except ValueError:
+        return None
+    return str(value) if value else None
+
+
+def _advertise_hint(vctx: VerifyContext, node: str, advertise: str | None) -> str:
+    """Why the engine advertises `advertise`: its own configuration when that is not the
+    spec's (quoting the spec's value as the running one would send the reader to the
+    wrong place), else the spec's interface."""
+    wanted = vctx.lab.spec.engine.cluster_advertise
+    host = (advertise or "").rsplit(":", 1)[0] or "the advertised address"
+    configured = _configured_advertise(vctx, node)
+    if configured is not None and configured != wanted:
+        return (
+            f"{host} is not the node's lab address: the engine runs with cluster-advertise "
+            f"{configured} (its daemon.json), not the spec's {wanted}. `invoke up` rewrites "
+            "daemon.json and restarts the engine."
+        )
+    return (
+        f"{host} is not the node's lab address: cluster-advertise names the wrong interface "
+        f"({wanted}). On VirtualBox-style hosts eth0 is NAT (10.0.2.15 on every VM, reachable "
+        "from none); advertise the host-only/lab interface instead, e.g. "
+        f"cluster-advertise: eth1:{vctx.lab.spec.engine.advertise_port}"
+    )
+
+
 def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
     """cluster-store and cluster-advertise as the engine reports them, against the spec."""
     spec = vctx.lab.spec
@@ -178,17 +210,10 @@ def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
             hints.append("the engine runs with another daemon config: `invoke up` rewrites it")
         expected = f"{node.address}:{spec.engine.advertise_port}" if wanted_store else None
         if expected and advertise != expected:
-            host = (advertise or "").rsplit(":", 1)[0]
             problems.append(
                 f"advertises {advertise or 'nothing'}, but peers reach this node at {node.address}"
             )
-            hints.append(
-                f"{host or 'the advertised address'} is not the node's lab address: "
-                f"cluster-advertise names the wrong interface ({spec.engine.cluster_advertise}). "
-                "On VirtualBox-style hosts eth0 is NAT (10.0.2.15 on every VM, reachable from "
-                "none); advertise the host-only/lab interface instead, e.g. "
-                f"cluster-advertise: eth1:{spec.engine.advertise_port}"
-            )
+            hints.append(_advertise_hint(vctx, node.name, advertise))
         results.append(
             CheckResult(
                 check="engines.advertise",

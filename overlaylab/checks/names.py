@@ -8,6 +8,7 @@ from overlaylab.checks.probe_batch import ProbeTest, recall
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.stack_containers import StackContainer, stack_containers
+from overlaylab.overlay_peers import Member, members
 
 HINT = (
     "names on a user-defined network come from the engines' embedded DNS (127.0.0.11). "
@@ -22,6 +23,13 @@ HINT_SWARM = (
     "learns other nodes' tasks over the swarm's gossip (networkdb, tcp+udp 7946): no "
     "answer from other nodes means they do not hear this node's gossip (underlay.gossip); "
     "a stale answer is a removed task's record still held by a node (restart the stack)."
+)
+
+
+HINT_SHARED = (
+    "two running containers answer to one name on this network: the embedded DNS returns "
+    "both, and clients pick either. Keep the name (a network alias, a service name) on one "
+    "container: remove the other, or connect it again without that --alias."
 )
 
 
@@ -135,6 +143,40 @@ def _judge(
     )
 
 
+def _holders(vctx: VerifyContext, network: str) -> dict[str, Member]:
+    """address -> the running container that holds it on `network`, on any engine."""
+    cache: dict[str, dict[str, Member]] = vctx.cache.setdefault("holders", {})
+    if network not in cache:
+        found: dict[str, Member] = {}
+        for node in vctx.lab.spec.engine_nodes:
+            handle = vctx.lab.node(node.name)
+            if handle.engine_ping(timeout=2):
+                found |= {m.address: m for m in members(handle, node.name, network)[1]}
+        cache[network] = found
+    return cache[network]
+
+
+def _also_held(vctx: VerifyContext, result: CheckResult) -> None:
+    """A name that also resolves to addresses other running containers hold is carried
+    by them too: the failure is theirs (on their node), and no record is stale."""
+    expected, name = result.details["expected"], result.details["name"]
+    others = {a for answers in result.details["seen"].values() for a in answers} - {expected}
+    holders = _holders(vctx, result.network)
+    if not others or not others <= set(holders):
+        return
+    held = {a: holders[a] for a in sorted(others)}
+    where = sorted({m.node for m in held.values()})
+    result.message += "; " + "; ".join(
+        f"{a} is {m.name} on {m.node}, which answers to {name} too" for a, m in held.items()
+    )
+    result.hint = HINT_SHARED
+    result.target = where[0] if len(where) == 1 else ""
+    result.nodes = sorted({*result.nodes, *where})
+    result.details["also_held_by"] = {
+        a: {"container": m.name, "node": m.node} for a, m in held.items()
+    }
+
+
 def resolve(vctx: VerifyContext) -> list[CheckResult]:
     work = _lookups(vctx)
     if not work:
@@ -152,6 +194,8 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
         result = _judge(c, net, name, seen, HINT_SWARM if swarm else HINT)
         if result.failed:
             result.command, result.output = command, output.strip()[-600:]
+            if result.status == "fail":
+                _also_held(vctx, result)
         results.append(result)
     return results
 

@@ -9,6 +9,7 @@ here names the layer before any container is involved.
 
 from __future__ import annotations
 
+import re
 from itertools import permutations
 
 from overlaylab.checks.base import Check, VerifyContext
@@ -40,7 +41,8 @@ def _probe_port(
                 nodes=[a.name, b.name],
                 source=a.name,
                 target=b.name,
-                details={"port": port},
+                # Refused: nothing listens (or a REJECT rule); a DROP times out.
+                details={"port": port, "refused": "refused" in why.lower()},
                 command=observer.tcp_probe_command(str(b.address), port),
             )
         ]
@@ -73,7 +75,24 @@ def gossip(vctx: VerifyContext) -> list[CheckResult]:
                 "underlay.gossip", "serf", "no overlay gossip: no cluster-store nor swarm mode"
             )
         ]
-    return _probe_port(vctx, "underlay.gossip", SERF_PORT, "serf gossip", HINT_SERF)
+    results = _probe_port(vctx, "underlay.gossip", SERF_PORT, "serf gossip", HINT_SERF)
+    refusing = sorted({r.target for r in results if r.failed and r.details.get("refused")})
+    complaints = {node: _discovery_complaint(vctx, node) for node in refusing}
+    for r in results:
+        if r.failed and complaints.get(r.target):
+            r.details["complaint"] = complaints[r.target]
+            r.message += f"; its engine logs: {complaints[r.target]}"
+    return results
+
+
+DISCOVERY_ERROR = re.compile(r'level=error msg="(discovery error: [^"]*)"')
+
+
+def _discovery_complaint(vctx: VerifyContext, node: str) -> str:
+    """The engine's last discovery error since it started: why its serf never started
+    (an entry in the store's engine list it cannot parse, for one)."""
+    found = DISCOVERY_ERROR.findall(vctx.lab.node(node).service_log(ENGINE_SERVICE) or "")
+    return found[-1] if found else ""
 
 
 def engine_api(vctx: VerifyContext) -> list[CheckResult]:

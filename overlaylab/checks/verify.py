@@ -18,6 +18,7 @@ from overlaylab.checks import (
     kv,
     names,
     networks,
+    peers,
     ports,
     probes_running,
     stacks,
@@ -39,6 +40,8 @@ ALL_CHECKS: list[Check] = [
     *networks.CHECKS,
     *stacks.CHECKS,
     *probes_running.CHECKS,
+    # After the probes: it compares every engine's VXLAN entries with the containers.
+    *peers.CHECKS,
     *connectivity.CHECKS,
     *names.CHECKS,
     *advertise.CHECKS,

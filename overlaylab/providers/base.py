@@ -59,6 +59,13 @@ class NodePaths:
         what `down` removes from an engine that outlives the lab (`engine: host`)."""
         return self.root / IMAGES_RECORD
 
+    @property
+    def exec_root(self) -> PurePosixPath:
+        """The engine's exec root (its overlay sandboxes live in <exec-root>/netns): the
+        lab's folder for its own engine (templates/daemon.json.j2), dockerd's default
+        on a host whose engine keeps its own places."""
+        return self.root / "exec" if self.private_engine else PurePosixPath("/var/run/docker")
+
     def data(self, service: str) -> PurePosixPath:
         """A service's own data folder (etcd's data-dir, zookeeper's dataDir...)."""
         return self.root / service

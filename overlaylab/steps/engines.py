@@ -9,9 +9,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from overlaylab.checks.probes import probe_name
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.gossip import serf_view
+from overlaylab.overlay_peers import culprits, describe, survey
 from overlaylab.providers.base import ENGINE_SERVICE, tail
 from overlaylab.providers.base import Node as NodeHandle
 from overlaylab.render import render
@@ -33,6 +35,8 @@ STAGGER = 0.15
 # start at once.
 START_TOGETHER = 3
 REPAIR_ROUNDS = 3
+STOP_TIMEOUT = 30.0  # for a dockerd with running containers to exit by itself
+STOPPED_TIMEOUT = 10.0  # for a killed dockerd to be gone
 SERVICE = ENGINE_SERVICE
 
 
@@ -126,12 +130,14 @@ class StartSlots:
         self.gap = gap
         self._lock = threading.Lock()
         self._next = 0.0
+        self.given: list[float] = []  # the start times handed out, in order
 
     def take(self) -> None:
         with self._lock:
             now = time.monotonic()
             at = max(now, self._next)
             self._next = at + self.gap
+            self.given.append(at)
         time.sleep(at - now)
 
 
@@ -251,7 +257,18 @@ def _islanders(ctx: LabContext, nodes: list[Node]) -> list[Node]:
 
 def _stop_engines(ctx: LabContext, nodes: list[Node]) -> None:
     with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-        list(pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE), nodes))
+        list(
+            pool.map(lambda n: ctx.node(n.name).stop_service(SERVICE, SERVICE, STOP_TIMEOUT), nodes)
+        )
+    # A dockerd given time exits by itself and removes its pid file; one killed leaves
+    # it, and a new one refuses to start while that pid still shows in /proc ("pid file
+    # found, ensure docker is not running"). With containers to stop, and a legacy
+    # overlay to leave, dockerd took more than 10 s to exit here.
+    wait_until(
+        lambda: not any(ctx.node(n.name).service_alive(SERVICE, SERVICE) for n in nodes),
+        STOPPED_TIMEOUT,
+        interval=0.1,
+    )
 
 
 def _gossiping(ctx: LabContext) -> bool:
@@ -290,9 +307,14 @@ def ensure_gossip(ctx: LabContext) -> bool:
     Each engine's own gossip view is read: the engines outside the largest cluster are
     stopped and started again (staggered) up to REPAIR_ROUNDS times. What still cannot
     merge is named and left to verify. Engines that were running already joined (or
-    not) long ago: underlay.members tells."""
-    if not _gossiping(ctx) or not ctx.engines_started:
+    not) long ago: underlay.members tells. Those among them whose overlay sandboxes
+    lack or misplace the others' containers are restarted first (_repair_peer_entries):
+    gossip learns peers once, and only a restart makes an engine learn them again."""
+    if not _gossiping(ctx):
         return False
+    rebuilt = _repair_peer_entries(ctx)
+    if not ctx.engines_started:
+        return rebuilt
     nodes = ctx.spec.engine_nodes
     islanders = _islanders(ctx, nodes)
     repaired = False
@@ -319,4 +341,43 @@ def ensure_gossip(ctx: LabContext) -> bool:
         )
     else:
         ctx.progress.item("gossip", f"all {len(nodes)} engines in one cluster")
-    return repaired
+    return repaired or rebuilt
+
+
+def _repair_peer_entries(ctx: LabContext) -> bool:
+    """Engines that were running already, whose overlay sandbox lacks the VXLAN peer
+    entries of the others' containers or keeps stale ones, are restarted: an engine
+    learns its peers once, over gossip, and keeps what it learned (see
+    overlaylab.overlay_peers). Engines this `up` started are still learning."""
+    running = [
+        n.name
+        for n in ctx.spec.engine_nodes
+        if n.name not in ctx.engines_started and ctx.node(n.name).engine_ping()
+    ]
+    if len(running) < 2:
+        return False
+    # The probes verify keeps on every node ask for what is missing (see ASK_SCRIPT):
+    # an engine that would learn a peer on demand is not restarted for it.
+    found = survey(ctx.spec, ctx.node, running, asker=lambda node, net: probe_name(net, node))
+    restart = culprits(found)
+    if not restart:
+        return False
+    for name in restart:
+        own = [p for p in found if p.node == name and not p.ok]
+        what = (
+            "stale overlay peer entries"
+            if any(p.stale or p.wrong for p in own)
+            else (
+                "no overlay peer entries"
+                if own and all(len(p.missing) == len(p.remote) for p in own)
+                else "overlay peer entries missing for its containers"
+            )
+        )
+        said = "; ".join(describe(p) for p in own) or "the others lack its containers"
+        ctx.progress.item(name, f"{what} ({said}): restarting its engine")
+    nodes = [ctx.spec.node(name) for name in restart]
+    _stop_engines(ctx, nodes)
+    for name, verb in _in_parallel(ctx, nodes, STAGGER).items():
+        ctx.progress.item(name, f"dockerd {verb} (rebuilds its overlay peer entries)")
+    ctx.engines_started.update(restart)
+    return True

@@ -45,6 +45,7 @@ from docker.models.containers import ExecResult
 from lab_specs import REPO, lab_data, lab_variant
 
 import overlaylab.checks
+from overlaylab import overlay_peers
 from overlaylab.checks import probe_batch
 from overlaylab.checks.base import Check
 from overlaylab.checks.connectivity import DF_SCRIPT
@@ -82,6 +83,8 @@ NAT_ADDRESS = "10.0.2.15"  # the NAT eth0 every VirtualBox-style node has (provi
 GWBRIDGE = ipaddress.IPv4Network("172.18.0.0/16")
 ENGINE_VERSION = "20.10.24"
 SERF_PORT = 7946
+MANAGE_PORT = 3376  # a classic swarm master's API
+CLASSIC_YML = REPO / "tests" / "testdata" / "labs" / "classic.yml"
 VXLAN = ("udp", 4789)
 VXLAN_OVERHEAD = 50  # outer IPv4 + UDP + VXLAN + inner Ethernet headers
 ICMP_OVERHEAD = 28  # IPv4 + ICMP headers on a ping payload
@@ -117,6 +120,11 @@ DIRECT_IO = (
     "requests",
     "subprocess",
 )
+
+
+def mac_of(address: str) -> str:
+    """The MAC libnetwork gives a container: 02:42 and its IPv4 address's bytes."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in ipaddress.IPv4Address(address).packed)
 
 
 class FakeLabError(AssertionError):
@@ -168,6 +176,12 @@ def swarm_lab_spec(
     return lab_variant(SWARM_IDLE_YML, nodes=nodes)
 
 
+def classic_lab_spec() -> ClusterSpec:
+    """tests/testdata/labs/classic.yml (a master and agents a and b, overlay dn) without
+    its stack, which goes through the master."""
+    return lab_variant(CLASSIC_YML, stacks=[])
+
+
 # --- containers ------------------------------------------------------------------------
 
 
@@ -210,7 +224,11 @@ class FakeContainer:
             "State": {"Status": self.status},
             "NetworkSettings": {
                 "Networks": {
-                    net: {"IPAddress": address, "Aliases": list(self.aliases.get(net, []))}
+                    net: {
+                        "IPAddress": address,
+                        "MacAddress": mac_of(address),
+                        "Aliases": list(self.aliases.get(net, [])),
+                    }
                     for net, address in self.networks.items()
                 },
                 "Ports": self.ports,
@@ -381,10 +399,11 @@ class FakeSwarmNodes:
 class FakeNode:
     """A node of the fake lab, as checks reach it: the whole `Node` protocol.
 
-    The engine, its log and its liveness, and the lab network seen from the node are
-    answered from the model; what checks never do (run commands on the node, place or
-    read files, start or stop services) is a `FakeLabError`, as is asking a node for
-    a service or an engine it does not have.
+    The engine, its log and its liveness, its daemon.json, the reading of its overlay
+    sandboxes, the docker CLI against a classic swarm master, and the lab network seen
+    from the node are answered from the model; what checks never do (other commands,
+    placing or reading other files, starting or stopping services) is a `FakeLabError`,
+    as is asking a node for a service or an engine it does not have.
     """
 
     def __init__(self, lab: FakeLab, name: str) -> None:
@@ -397,7 +416,7 @@ class FakeNode:
     def __repr__(self) -> str:
         return f"FakeNode({self.name!r})"
 
-    # --- commands and files: no check uses them ------------------------------------------
+    # --- commands and files: the few that checks use -----------------------------------------
     def run(
         self,
         argv: Sequence[str],
@@ -406,12 +425,24 @@ class FakeNode:
         timeout: float | None = 60,
         input: str | None = None,
     ) -> CommandResult:
-        unknown(f"the command {list(argv)} on the node {self.name}")
+        argv = list(argv)
+        match argv:
+            case ["sh", "-c", find, "read", netns, prefix, script] if (
+                find == overlay_peers.FIND_SCRIPT and script == overlay_peers.READ_SCRIPT
+            ):
+                code, out, err = self.lab.read_sandbox(self.name, netns, prefix)
+            case ["docker", "--tlsverify", _, _, _, "-H", url, *args]:
+                code, out, err = self.lab.master_cli(self.name, url, args)
+            case _:
+                unknown(f"the command {argv} on the node {self.name}")
+        return CommandResult(tuple(argv), code, out, err, self.name)
 
     def put_file(self, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
         unknown(f"writing {path} on {self.name}")
 
     def read_file(self, path: PurePosixPath) -> bytes | None:
+        if path == self.paths.daemon_config and self.name in self.lab.engine_nodes:
+            return self.lab.daemon_json(self.name)
         unknown(f"reading {path} on {self.name}")
 
     # --- services: the engine's, read only ------------------------------------------------
@@ -550,6 +581,15 @@ class FakeLab:
         self.path_mtu: dict[tuple[str, str], int] = {}  # (container, address) -> cached PMTU
         self.panicked: set[str] = set()
         self._version_answered: dict[str, threading.Event] = {}
+        self.discovery_junk: dict[str, str] = {}  # key under docker/nodes -> its value
+        self.no_serf: set[str] = set()  # engines whose serf never started
+        self.forgotten: set[str] = set()  # engines whose overlay sandboxes learned nothing
+        self.stale_fdb: dict[tuple[str, str], dict[str, str]] = {}  # (node, net) -> MAC -> dst
+        self.recycled: dict[tuple[str, str], str] = {}  # (node, net) -> next address there
+        self.sandbox_filtered: set[tuple[str, str, str]] = set()  # (node, net, icmp|tcp|udp)
+        self.configured_advertise: dict[
+            str, str
+        ] = {}  # node -> its daemon.json's, if not the spec's
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -592,10 +632,13 @@ class FakeLab:
         what other nodes send to `port` on node is dropped."""
         self.dropped.append((node, proto, port, source))
 
-    def misadvertise(self, node: str, address: str) -> None:
+    def misadvertise(self, node: str, address: str, configured: str | None = None) -> None:
         """The engine runs with a cluster-advertise peers cannot reach (e.g. NAT eth0):
-        serf binds it, VXLAN peers send to it, the store registers it."""
+        serf binds it, VXLAN peers send to it, the store registers it. With `configured`,
+        it was restarted by hand with that value in its daemon.json (e.g. docker0:2376)."""
         self.advertised[node] = address
+        if configured is not None:
+            self.configured_advertise[node] = configured
 
     def use_other_store(self, node: str, url: str) -> None:
         """The engine was restarted with another cluster-store: the overlays of this lab
@@ -678,6 +721,39 @@ class FakeLab:
         """The engine answers its ping but errors (500) on /version and /info."""
         self.api_errors.add(node)
 
+    def put_junk_in_discovery(self, restarted: str, key: str = "garbage1") -> None:
+        """A key under docker/nodes whose value is no host:port, then `restarted`'s
+        engine started again: its discovery watch cannot parse the list, so it never
+        starts serf (nothing listens on its 7946), and logs why."""
+        self.discovery_junk[key] = "garbage"
+        self.no_serf.add(restarted)
+
+    def remove_junk_from_discovery(self) -> None:
+        """The junk keys deleted: the engine's serf starts at the next watch event, but
+        it joins after the others' containers were announced: its overlay sandboxes
+        learn none of them."""
+        self.discovery_junk.clear()
+        self.forgotten |= self.no_serf
+        self.no_serf.clear()
+
+    def run_with_alias(self, node: str, name: str, network: str, alias: str) -> None:
+        """docker run -d --name NAME --network NETWORK --network-alias ALIAS on node."""
+        labels = {"example": "alias"}
+        self.start_container(node, name, ["sleep", "3600"], [network], labels, aliases=[alias])
+
+    def filter_in_sandbox(self, node: str, network: str, proto: str) -> None:
+        """ebtables -A FORWARD -p IPv4 --ip-proto PROTO -j DROP in node's overlay sandbox
+        of network: its bridge drops that protocol between its containers and VXLAN, and
+        between its own containers; VXLAN itself (outside the sandbox) is untouched."""
+        self.sandbox_filtered.add((node, network, proto))
+
+    def leave_stale_peer_entry(self, node: str, network: str, address: str, next_on: str) -> None:
+        """A container with `address` left while `node` missed its leave: node's overlay
+        sandbox still sends its MAC to node itself. The next container on `next_on`
+        gets the address again (libnetwork's IPAM hands freed addresses out again)."""
+        self.stale_fdb.setdefault((node, network), {})[mac_of(address)] = self.vtep(node)
+        self.recycled[(next_on, network)] = address
+
     # --- running verify ----------------------------------------------------------------
     def verify(
         self,
@@ -730,7 +806,8 @@ class FakeLab:
         if port == self.spec.engine.api_port and self.spec.engine.tls:
             return True
         if port == SERF_PORT and self.stores[node] is not None:
-            return self.advertises_lab_address(node)  # serf binds the advertised address
+            # serf binds the advertised address, once it has started
+            return self.advertises_lab_address(node) and node not in self.no_serf
         if port == SERF_PORT and self.swarm:
             return True  # the swarm's networkdb
         return any(
@@ -855,10 +932,16 @@ class FakeLab:
     def _joined(self, node: str) -> set[str]:
         """Members node's serf agent ever met: its island, minus agents on addresses
         peers cannot reach (an engine advertising one meets no one)."""
+        if node in self.no_serf:
+            return set()
         if not self.advertises_lab_address(node):
             return {node}
         island = next((i for i in self.islands if node in i), {node})
-        return {m for m in island if m == node or self.advertises_lab_address(m)}
+        return {
+            m
+            for m in island
+            if m == node or (self.advertises_lab_address(m) and m not in self.no_serf)
+        }
 
     def gossip_view(self, node: str) -> set[str]:
         joined = self._joined(node)
@@ -877,6 +960,12 @@ class FakeLab:
 
         joined, view = sorted(self._joined(node)), self.gossip_view(node)
         lines = [f'time="2026-11-28T01:07:32.0Z" level=info msg="Starting up" node={node}']
+        if node in self.no_serf:
+            lines += [
+                'time="2026-11-28T01:07:34.0Z" level=error msg="discovery error: address '
+                f'{value}: missing port in address"'
+                for value in self.discovery_junk.values()
+            ]
         lines += [line("EventMemberJoin", m) for m in joined]
         lines += [line("EventMemberFailed", m) for m in joined if m not in view]
         if node in self.panicked:
@@ -893,6 +982,63 @@ class FakeLab:
             return False
         # Peers learn where containers are over serf: across islands, no entries.
         return b in self.gossip_view(a) and a in self.gossip_view(b)
+
+    def daemon_json(self, node: str) -> bytes:
+        """The part of the engine's daemon.json checks read."""
+        advertise = self.configured_advertise.get(node, self.spec.engine.cluster_advertise)
+        return json.dumps({"cluster-advertise": advertise}).encode()
+
+    def vtep(self, node: str) -> str:
+        """Where peers send node's VXLAN: the address its engine advertises."""
+        return str(self.advertised[node] or self.address(node)).rsplit(":", 1)[0]
+
+    def learned(self, node: str, peer: str) -> bool:
+        """Did node's engine hear of peer's containers over serf (they met, and node did
+        not join after they were announced)?"""
+        return (
+            peer in self._joined(node) and node in self._joined(peer) and node not in self.forgotten
+        )
+
+    def fdb(self, node: str, network: str) -> dict[str, str]:
+        """node's overlay sandbox of network: MAC -> VXLAN destination."""
+        entries = {
+            mac_of(c.networks[network]): self.vtep(c.node)
+            for c in self.running_containers()
+            if network in c.networks and c.node != node and self.learned(node, c.node)
+        }
+        return {**entries, **self.stale_fdb.get((node, network), {})}
+
+    def sends(self, node: str, network: str, mac: str) -> str | None:
+        return self.fdb(node, network).get(mac)
+
+    def read_sandbox(self, node: str, netns: str, prefix: str) -> tuple[int, str, str]:
+        """READ_SCRIPT in node's sandbox of the network whose id starts with `prefix`."""
+        exec_root = str(self.provider.node(node).paths.exec_root)
+        network = next(
+            (
+                n.name
+                for n in self.spec.networks
+                if netns == f"{exec_root}/netns"
+                and self.network_info(n.name)["Id"].startswith(prefix)
+            ),
+            None,
+        )
+        local = [
+            c
+            for c in self.running_containers()
+            if c.node == node and network in c.networks and node not in self.dead
+        ]
+        if network is None or not local:
+            return 1, "", f"no overlay sandbox of {prefix} in {netns}\n"
+        fdb = self.fdb(node, network)
+        addresses = {mac_of(a): a for c in self._all() for a in c.networks.values()}
+        out = "".join(
+            f"{mac} dst {dst} link-netnsid 0 self permanent\n" for mac, dst in fdb.items()
+        )
+        out += "==\n" + "".join(
+            f"{addresses[mac]} lladdr {mac} PERMANENT\n" for mac in fdb if mac in addresses
+        )
+        return 0, out, ""
 
     def mtu(self, c: FakeContainer) -> int:
         """The MTU of c's eth0: its first overlay's, less room for the VXLAN headers."""
@@ -920,11 +1066,17 @@ class FakeLab:
         target, network = found
         if network not in src.networks:
             return False  # overlays are separate segments
+        if {(src.node, network, proto), (target.node, network, proto)} & self.sandbox_filtered:
+            return False
         if target.node == src.node:
             return (src.node, proto) not in self.same_host_blocked
         links = (self.link_mtu.get(n, self.spec.lab.mtu) for n in (src.node, target.node))
         fits = payload + ICMP_OVERHEAD + VXLAN_OVERHEAD <= min(links)
-        return self.tunnel(src.node, target.node) and fits
+        # Each side's overlay sandbox must send the other's MAC to the other's engine.
+        mapped = self.sends(src.node, network, mac_of(target.networks[network])) == self.vtep(
+            target.node
+        ) and self.sends(target.node, network, mac_of(src.networks[network])) == self.vtep(src.node)
+        return self.tunnel(src.node, target.node) and fits and mapped
 
     def names(self, c: FakeContainer, network: str) -> set[str]:
         own = [c.name, *c.aliases.get(network, [])]
@@ -942,6 +1094,57 @@ class FakeLab:
                     stale = c.node != src.node and c.name in self.stale_records
                     answers.append(self.stale_records[c.name] if stale else c.networks[network])
         return list(dict.fromkeys(answers))
+
+    # --- classic swarm: the master, through the docker CLI on its node ----------------------
+    def master_cli(self, node: str, url: str, args: list[str]) -> tuple[int, str, str]:
+        """`docker -H tcp://MASTER:3376 ARGS` run on node. The master schedules as told
+        (constraint:node==X), and lists every agent Healthy at its engine's address."""
+        if url != f"tcp://{self.address(node)}:{MANAGE_PORT}" or node not in self.masters():
+            unknown(f"the docker CLI against {url} on {node}")
+        match args:
+            case ["info", "--format", "{{json .}}"]:
+                status = [["Nodes", str(len(self.swarm_nodes()))]]
+                for n in self.swarm_nodes():
+                    status += [[f" {n}", f"{self.address(n)}:{self.spec.engine.api_port}"]]
+                    status += [["  └ Status", "Healthy"], ["  └ Error", "(none)"]]
+                return 0, json.dumps({"SystemStatus": status}), ""
+            case ["rm", "-f", name]:
+                found = self.container(name)
+                if found is None:
+                    return 1, "", f"Error: No such container: {name}\n"
+                self.remove(found)
+                return 0, f"{name}\n", ""
+            case ["run", "-d", "--name", name, "-e", constraint, "--network", network,
+                  "--label", label, image, *command]:  # fmt: skip
+                target = constraint.removeprefix("constraint:node==")
+                if image != PROBE_IMAGE or target not in self.swarm_nodes():
+                    unknown(f"docker run {args} through the master")
+                key, _, value = label.partition("=")
+                c = self.start_container(target, name, command, [network], {key: value})
+                return 0, f"{c.id}\n", ""
+            case ["inspect", "--format", "{{.Node.Name}}", name]:
+                found = self.container(name)
+                return (0, f"{found.node}\n", "") if found else (1, "", f"No such: {name}\n")
+            case ["inspect", "--format", "{{json .NetworkSettings.Networks}}", name]:
+                found = self.container(name)
+                if found is None:
+                    return 1, "", f"Error: No such object: {name}\n"
+                return 0, json.dumps(found.attrs["NetworkSettings"]["Networks"]) + "\n", ""
+            case ["exec", name, "ping", "-c", "1", "-W", "2", target]:
+                found = self.container(name)
+                if found is None:
+                    return 1, "", f"Error: No such container: {name}\n"
+                answers = self.resolve(found, target)
+                code, out = self._busybox_ping(found, answers[0]) if answers else (1, "")
+                return code, out, "" if answers else f"ping: bad address '{target}'\n"
+        unknown(f"docker {args} through the master")
+
+    def masters(self) -> list[str]:
+        return [n.name for n in self.spec.engine_nodes if "swarm-master" in n.roles]
+
+    def swarm_nodes(self) -> list[str]:
+        roles = {"swarm-master", "swarm-agent"}
+        return [n.name for n in self.spec.engine_nodes if roles & set(n.roles)]
 
     # --- commands in containers ----------------------------------------------------------
     def run_in(self, c: FakeContainer, argv: list[str]) -> tuple[int, str]:
@@ -965,6 +1168,10 @@ class FakeLab:
                 return self._http(c, name, int(port))
             case [tool, address, port, token, sends, _every] if tool == UDP_SEND:
                 return self._udp_echo(c, address, int(port), token, sends)
+            case ["sh", "-c", script, "ask", *_addresses] if script == overlay_peers.ASK_SCRIPT:
+                # Pings that make the engine look up peers it missed: what it can learn
+                # this way, the fake's sandboxes hold already (`learned`).
+                return 0, ""
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
                 return 0, self._interfaces_hostname_hosts(c)
         unknown(f"the command {argv} in {c.name}")
@@ -1090,8 +1297,10 @@ class FakeLab:
         index = [n.name for n in self.spec.networks].index(network)
         return net.subnet or ipaddress.IPv4Network(f"10.0.{9 + index}.0/24")
 
-    def _allocate(self, network: str) -> str:
+    def _allocate(self, network: str, node: str = "") -> str:
         with self._lock:
+            if (node, network) in self.recycled:
+                return self.recycled.pop((node, network))
             host = self._next_address.get(network, 2)  # .1 is the gateway
             self._next_address[network] = host + 1
             return str(self._subnet(network).network_address + host)
@@ -1116,7 +1325,7 @@ class FakeLab:
                 name=name,
                 hostname=hostname or "",
                 command=list(command),
-                networks={net: self._allocate(net) for net in networks},
+                networks={net: self._allocate(net, node) for net in networks},
                 aliases={},
                 gwbridge=str(GWBRIDGE.network_address + gw),
                 labels=dict(labels),
@@ -1192,6 +1401,15 @@ class FakeLab:
             # No app of the fake lab registers itself for discovery.
             return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
         directory = "/" + path.removeprefix("/v2/keys/").strip("/")
+        if directory == f"{kv.path}/docker/swarm/nodes":
+            # Every agent registers its engine's address (heartbeat 60 s, TTL 180 s).
+            nodes = [
+                {"key": f"{directory}/{a}", "value": a, "ttl": 170}
+                for a in (
+                    f"{self.address(n)}:{self.spec.engine.api_port}" for n in self.swarm_nodes()
+                )
+            ]
+            return 200, json.dumps({"node": {"key": directory, "dir": True, "nodes": nodes}})
         if directory != f"{kv.path}/docker/nodes":
             unknown(f"the etcd key {directory}")
         keys = sorted(self.registrations())

@@ -142,7 +142,9 @@ class FakeContainers:
     def __init__(self, engine: FakeEngine) -> None:
         self.engine = engine
 
-    def list(self, filters: dict[str, list[str]]) -> list[FakeContainer]:
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[FakeContainer]:
+        if filters is None:  # every running container: only compose services are modelled
+            return []
         labels = dict(label.split("=", 1) for label in filters["label"])
         key = (labels["com.docker.compose.project"], labels["com.docker.compose.service"])
         status = self.engine.services.get(key)

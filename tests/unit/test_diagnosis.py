@@ -12,7 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakelab import NAT_ADDRESS, SWARM_IDLE_YML, FakeLab, fault_lab_spec, swarm_lab_spec
+from fakelab import (
+    NAT_ADDRESS,
+    SWARM_IDLE_YML,
+    FakeLab,
+    classic_lab_spec,
+    fault_lab_spec,
+    swarm_lab_spec,
+)
 from rich.console import Console
 
 from overlaylab.checks import connectivity
@@ -185,6 +192,43 @@ def test_same_host_failures_are_not_vxlan(lab: FakeLab) -> None:
     assert HINT_SAME_HOST in found.detail
 
 
+@pytest.mark.parametrize(
+    ("proto", "checks", "crossing"),
+    [
+        ("icmp", {"connectivity.icmp", "mtu.df"}, "tcp, udp"),
+        ("udp", {"connectivity.udp"}, "icmp, tcp"),
+        ("tcp", {"connectivity.tcp"}, "icmp, udp"),
+    ],
+)
+def test_one_protocol_filtered_in_an_overlay_sandbox_is_not_vxlan(
+    lab: FakeLab, proto: str, checks: set[str], crossing: str
+) -> None:
+    lab.filter_in_sandbox("n2", "dn", proto)
+    report = lab.verify()
+    assert failed_checks(report) == checks
+    assert all(r.network == "dn" and "n2" in r.nodes for r in report.failed)
+    [found] = report.diagnosis
+    assert found.cause == f"{proto} is filtered on dn at n2: {crossing} cross, so VXLAN works"
+    assert found.nodes == ["n2"]
+    assert set(found.checks) == checks
+    # Its own containers' traffic fails too: the filter is inside n2, in the sandbox.
+    assert "same-host paths on n2 fail too" in found.detail
+    assert "overlay sandbox for dn" in found.detail
+    assert "udp/4789" not in found.cause
+
+
+def test_vxlan_dropped_and_a_protocol_filtered_elsewhere_are_two_causes(lab: FakeLab) -> None:
+    # Paths on which nothing crosses are VXLAN's; the others show the filter.
+    lab.drop("n2", "udp", 4789)
+    lab.filter_in_sandbox("n1", "dn", "icmp")
+    report = lab.verify()
+    assert causes(report) == [
+        "icmp is filtered on dn at n1: tcp, udp cross, so VXLAN works",
+        "overlay data (VXLAN, udp/4789) is blocked to and from n2",
+    ]
+    all_failures_explained(report)
+
+
 # --- gossip ------------------------------------------------------------------------------
 
 
@@ -319,6 +363,7 @@ def test_dead_engine_is_one_cause_that_explains_what_it_left_untested(lab: FakeL
     assert {r.check for r in untested} == {
         "engines.advertise",
         "networks.present",
+        "networks.peers",
         "underlay.members",  # the log a dead engine left is no view of today's cluster
     }
     assert {r.details["untested_because"] for r in untested} == {"engines.api"}
@@ -420,6 +465,7 @@ def test_dead_engine_and_blocked_gossip_elsewhere(lab: FakeLab) -> None:
 ADVERTISE_CHECKS = {
     "engines.advertise",
     "kv.registered",
+    "networks.peers",  # engines that never gossip learn no peer
     "underlay.gossip",
     "underlay.members",
     *DATA,
@@ -456,6 +502,18 @@ def test_wrong_advertise_on_one_node_leaves_other_failures_alone(lab: FakeLab) -
         "2 connectivity.tcp failure(s)",
     ]
     assert [d.nodes for d in report.diagnosis] == [["n1"], ["n3"]]
+
+
+def test_engine_restarted_advertising_docker0_is_told_its_own_value(lab: FakeLab) -> None:
+    # Restarted by hand with docker0:2376 in its daemon.json; the spec says eth1:2376.
+    lab.misadvertise("n3", "172.17.0.1:2376", configured="docker0:2376")
+    report = lab.verify()
+    [advertise] = failing(report, "engines.advertise")
+    assert "cluster-advertise docker0:2376 (its daemon.json), not the spec's eth1:2376" in (
+        advertise.hint
+    )
+    assert "names the wrong interface" not in advertise.hint
+    assert causes(report) == ["1 engine(s) advertise an address their peers cannot reach"]
 
 
 def test_an_engine_on_another_store_is_not_called_a_wrong_advertise(lab: FakeLab) -> None:
@@ -506,6 +564,19 @@ def test_stale_dns_record_of_a_probe_is_not_called_vxlan(lab: FakeLab) -> None:
     assert found.nodes == ["n2"] and "stale record" in found.detail
     assert found.checks == ["connectivity.dns", "connectivity.tcp"]
     all_failures_explained(report)
+
+
+def test_a_second_container_carrying_a_stack_alias_is_blamed_not_the_stack(lab: FakeLab) -> None:
+    # mongo runs on n2; someone starts another container on n3 with the alias mongo.
+    lab.run_with_alias("n3", "mongo-copy", "dn", alias="mongo")
+    report = lab.verify()
+    wrong = failing(report, "names.resolve")
+    assert wrong and all(r.details["name"] in ("mongo", "mongo.dn") for r in wrong)
+    assert {r.target for r in wrong} == {"n3"}
+    assert all("mongo-copy on n3, which answers to" in r.message for r in wrong)
+    [found] = report.diagnosis
+    assert found.nodes == ["n3"]
+    assert "stale" not in found.detail and "--alias" in found.detail
 
 
 def test_stack_service_not_running(lab: FakeLab) -> None:
@@ -704,10 +775,11 @@ def test_engine_api_error_is_not_a_dead_engine(lab: FakeLab) -> None:
     report = lab.verify()
     [error] = [r for r in report.results if r.check == "engines.api"]
     assert error.status == "error" and error.details["exception"] == "APIError"
-    # engines.advertise reads the same /info: it could not be tested either.
-    [advertise] = [r for r in report.results if r.check == "engines.advertise"]
-    assert advertise.status == "error"
-    assert causes(report) == ["2 result(s) could not be tested"]
+    # engines.advertise and networks.peers read the same /info: not tested either.
+    for check in ("engines.advertise", "networks.peers"):
+        [other] = [r for r in report.results if r.check == check]
+        assert other.status == "error"
+    assert causes(report) == ["3 result(s) could not be tested"]
 
 
 def test_crashed_kv_check_is_not_a_kv_outage(lab: FakeLab) -> None:
@@ -813,3 +885,114 @@ def test_table_numbers_several_diagnoses(diagnosed_report: VerifyReport) -> None
 
 def test_table_has_no_diagnosis_section_when_healthy(lab: FakeLab) -> None:
     assert "diagnosis" not in render(lab.verify())
+
+
+# --- overlay peer entries and discovery ------------------------------------------------------
+
+
+def test_unreadable_discovery_entry_is_the_engines_complaint_not_a_firewall(lab: FakeLab) -> None:
+    lab.put_junk_in_discovery(restarted="n3")
+    report = lab.verify()
+    gossip = failing(report, "underlay.gossip")
+    assert {r.target for r in gossip} == {"n3"}
+    assert all(r.details["refused"] for r in gossip)
+    first = report.diagnosis[0]
+    assert first.cause == (
+        "n3's engine does not gossip: discovery error: address garbage: missing port in address"
+    )
+    assert first.nodes == ["n3"]
+    assert not any("firewall" in d.detail or "islands" in d.cause for d in report.diagnosis)
+    assert causes(report) == [first.cause]
+    all_failures_explained(report)
+
+
+def test_gossip_refused_without_a_complaint_says_nothing_listens(lab: FakeLab) -> None:
+    lab.put_junk_in_discovery(restarted="n3")
+    lab.discovery_junk.clear()  # the log holds no discovery error
+    report = lab.verify()
+    assert causes(report) == ["n3's engine does not gossip (nothing listens on 7946)"]
+
+
+def test_engine_that_joined_late_has_no_overlay_peer_entries(lab: FakeLab) -> None:
+    lab.put_junk_in_discovery(restarted="n3")
+    lab.remove_junk_from_discovery()  # serf starts, after every other container joined
+    report = lab.verify()
+    [peers] = [
+        r for r in failing(report, "networks.peers") if r.target == "n3" and r.network == "dn"
+    ]
+    assert "no VXLAN peer entry for any of the" in peers.message
+    assert causes(report) == ["no overlay peer entries on n3"]
+    [found] = report.diagnosis
+    assert found.nodes == ["n3"] and "`invoke up`" in found.detail
+    assert "udp/4789" not in found.cause
+    all_failures_explained(report)
+
+
+def test_healthy_lab_holds_every_overlay_peer_entry(lab: FakeLab) -> None:
+    peers = [r for r in lab.verify().results if r.check == "networks.peers"]
+    assert {(r.target, r.network) for r in peers} == {
+        (n, net) for n in ("n1", "n2", "n3") for net in ("dn", "other")
+    }
+    assert all(r.status == "pass" for r in peers)
+
+
+def test_stale_peer_entry_for_a_free_address(lab: FakeLab) -> None:
+    lab.leave_stale_peer_entry("n1", "dn", "10.0.9.200", next_on="n2")
+    report = lab.verify()
+    assert failed_checks(report) == {"networks.peers"}
+    [stale] = failing(report)
+    assert stale.target == "n1" and "10.0.9.200" in stale.message
+    assert causes(report) == [
+        "stale overlay peer entries on n1 (recycled addresses); restart n1's engine"
+    ]
+
+
+# --- classic swarm ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def classic(tmp_path: Path) -> FakeLab:
+    return FakeLab(classic_lab_spec(), tmp_path / "state")
+
+
+def test_healthy_classic_swarm_passes(classic: FakeLab) -> None:
+    report = classic.verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    schedule = [r for r in report.results if r.check == "swarm.schedule"]
+    assert {r.target for r in schedule} == {"master", "a", "b"}
+
+
+def test_classic_stale_peer_entries_are_not_blamed_on_scheduling(classic: FakeLab) -> None:
+    """a's agent came back, and a's overlay still sends a recycled address to a itself:
+    the container the master starts on master with that address cannot reach a."""
+    classic.leave_stale_peer_entry("a", "dn", "10.0.26.200", next_on="master")
+    report = classic.verify()
+    [schedule] = failing(report, "swarm.schedule")
+    assert schedule.target == "master" and schedule.details["unreached"] == ["a"]
+    assert schedule.details["stale_on"] == ["a"]
+    assert "a's overlay sends 10.0.26.200" in schedule.message
+    assert causes(report) == [
+        "stale overlay peer entries on a (recycled addresses); restart a's engine"
+    ]
+    assert report.diagnosis[0].nodes == ["a"]
+    all_failures_explained(report)
+
+
+def test_classic_schedule_alone_finds_the_stale_entry(classic: FakeLab) -> None:
+    """Without networks.peers, swarm.schedule's own evidence (the unreached node's
+    sandbox entry for the new container) names the same cause."""
+    classic.leave_stale_peer_entry("a", "dn", "10.0.26.200", next_on="master")
+    only = [c for c in ALL_CHECKS if c.id in ("probes.running", "swarm.schedule")]
+    report = classic.verify(only)
+    assert causes(report) == [
+        "stale overlay peer entries on a (recycled addresses); restart a's engine"
+    ]
+
+
+def test_classic_probe_placed_right_but_cut_off_is_not_a_scheduling_fault(classic: FakeLab) -> None:
+    # An unexplained failure to reach a: the master still scheduled right.
+    only = [c for c in ALL_CHECKS if c.id in ("probes.running", "swarm.schedule")]
+    classic.drop("a", "udp", 4789)
+    report = classic.verify(only)
+    assert causes(report) == ["containers the swarm master placed right cannot reach a"]
+    assert report.diagnosis[0].nodes == ["a"]

@@ -37,7 +37,9 @@ def test_what_checks_never_do_on_a_node_is_an_error_not_a_guess(lab: FakeLab) ->
     with pytest.raises(FakeLabError, match="the command"):
         node.run(["ip", "route"])
     with pytest.raises(FakeLabError, match="reading"):
-        node.read_file(node.paths.daemon_config)
+        node.read_file(node.paths.tls_dir / "key.pem")
+    # Checks read an engine's daemon.json (engines.advertise), and nothing else.
+    assert b"cluster-advertise" in (node.read_file(node.paths.daemon_config) or b"")
     with pytest.raises(FakeLabError, match="the log of etcd on kv"):
         lab.ctx.node("kv").service_log("etcd")
     with pytest.raises(FakeLabError, match="an engine on kv"), lab.ctx.node("kv").engine():

@@ -15,6 +15,7 @@ ALL_IDS = [
     "networks.present",
     "stacks.running",
     "probes.running",
+    "networks.peers",
     "connectivity.icmp",
     "connectivity.dns",
     "connectivity.tcp",

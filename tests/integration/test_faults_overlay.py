@@ -1,0 +1,190 @@
+"""Faults inside the legacy overlay itself, on real engines: a protocol filtered in a
+node's overlay sandbox, discovery entries an engine cannot read, VXLAN peer entries
+that are missing or stale. Each needs evidence from the node (the engine's log, its
+overlay sandbox's fdb) for verify to name the right cause, and `up` to repair what an
+engine restart repairs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hostsnap import HostSnapshot, wait_until_clean
+from lab_cli import causes, failures, invoke, verify_json
+
+from overlaylab.layout import LabLayout
+from overlaylab.waiting import wait_until
+
+SPEC = "tests/testdata/labs/faults.yml"
+LAYOUT = LabLayout.for_cluster("fl")
+KV = "192.168.97.10"  # the kv node's address in faults.yml
+
+
+def netns_exec(node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["nsenter", f"--net=/run/netns/{LAYOUT.node_ns(node)}", *argv],
+        check=check,
+        capture_output=True,
+        text=True,
+    )
+
+
+def docker(node: str, *argv: str) -> str:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{LAYOUT.docker_socket(node)}"}
+    return subprocess.run(
+        ["docker", *argv], env=env, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def sandbox(node: str, network: str = "dn") -> Path:
+    """The engine's overlay sandbox of `network`."""
+    net_id = docker(node, "network", "inspect", "-f", "{{.Id}}", network)
+    # <epoch>-<id>, cut to 12 characters: the epoch grows when the sandbox is made again.
+    [found] = (LAYOUT.node_dir(node) / "exec" / "netns").glob(f"[0-9]*-{net_id[:9]}*")
+    return found
+
+
+def in_sandbox(node: str, *argv: str) -> None:
+    subprocess.run(["nsenter", f"--net={sandbox(node)}", *argv], check=True)
+
+
+def kv_key(method: str, key: str, *data: str) -> None:
+    url = f"http://{KV}:2379/v2/keys/docker/nodes/{key}"
+    netns_exec("kv", "curl", "-sf", "-X", method, url, *data, check=False)
+
+
+def stop_engine(node: str) -> None:
+    pid = int((LAYOUT.node_dir(node) / "dockerd.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 30, 0.2)
+
+
+def verify(*extra: str, timeout: float = 8) -> dict:
+    return verify_json(SPEC, *extra, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def lab():
+    before = HostSnapshot.take()
+    invoke("up", "-i", SPEC)
+    yield
+    invoke("down", "-i", SPEC, check=False)
+    assert wait_until_clean(before) == []
+
+
+@contextmanager
+def ebtables_drop(node: str, proto: str) -> Iterator[None]:
+    rule = ("FORWARD", "-p", "IPv4", "--ip-proto", proto, "-j", "DROP")
+    in_sandbox(node, "ebtables", "-A", *rule)
+    try:
+        yield
+    finally:
+        in_sandbox(node, "ebtables", "-D", *rule)
+
+
+def test_healthy_lab_has_every_overlay_peer_entry(lab) -> None:
+    report = verify("--only", "networks")
+    assert report["ok"], failures(report)
+    [peers] = [c for c in report["checks"] if c["id"] == "networks.peers"]
+    assert {r["subject"] for r in peers["results"]} >= {"n1 on dn", "n2 on dn", "n3 on dn"}
+    assert peers["status"] == "pass"
+
+
+@pytest.mark.parametrize(("proto", "crossing"), [("icmp", "tcp, udp"), ("udp", "icmp, tcp")])
+def test_one_protocol_filtered_in_an_overlay_sandbox_is_not_vxlan(lab, proto, crossing) -> None:
+    with ebtables_drop("n2", proto):
+        report = verify()
+    failed = failures(report)
+    checks = {"icmp": {"connectivity.icmp", "mtu.df"}, "udp": {"connectivity.udp"}}[proto]
+    assert set(failed) == checks, failed
+    assert all("n2" in r["nodes"] and r["network"] == "dn" for c in checks for r in failed[c])
+    assert causes(report) == [f"{proto} is filtered on dn at n2: {crossing} cross, so VXLAN works"]
+    [diagnosis] = report["diagnosis"]
+    assert "same-host" in diagnosis["detail"] and "overlay sandbox" in diagnosis["detail"]
+    assert verify()["ok"]
+
+
+def test_unreadable_discovery_entries_then_missing_peer_entries(lab) -> None:
+    for key in ("garbage1", "garbage2"):
+        kv_key("PUT", key, "-d", "value=garbage")
+    try:
+        stop_engine("n3")
+        invoke("up", "-i", SPEC)  # starts n3's engine again: it reads the junk
+        junk = verify()
+        for key in ("garbage1", "garbage2"):
+            kv_key("DELETE", key)
+        # The engine starts serf once it can read the list again (its next watch event).
+        assert wait_until(
+            lambda: netns_exec("n3", "ss", "-ltn", "sport = :7946").stdout.count("LISTEN"),
+            60,
+            1,
+        )
+        no_peers = verify()
+        up = invoke("up", "-i", SPEC)
+        healed = up.stdout + up.stderr  # progress goes to stderr
+        after = verify()
+    finally:
+        for key in ("garbage1", "garbage2"):
+            kv_key("DELETE", key)
+    [first, *_] = junk["diagnosis"]
+    assert first["cause"] == (
+        "n3's engine does not gossip: discovery error: address garbage: missing port in address"
+    )
+    assert first["nodes"] == ["n3"]
+    assert not any("firewall" in d["detail"] or "islands" in d["cause"] for d in junk["diagnosis"])
+    assert causes(no_peers) == ["no overlay peer entries on n3"]
+    assert {r["subject"] for r in failures(no_peers)["networks.peers"]} >= {"n3 on dn"}
+    assert "no overlay peer entries" in healed, healed
+    assert after["ok"], failures(after)
+
+
+def test_stale_peer_entry_for_a_free_address(lab) -> None:
+    """An fdb entry that sends a free address's MAC to the node itself: the next container
+    to get that address on another node is unreachable from here (classic swarm's
+    recycled addresses left exactly this on a node whose agent came back)."""
+    own = "192.168.97.11"  # n1
+    entry = ("02:42:0a:00:09:fe", "dev", "vxlan0", "dst", own, "self", "permanent")
+    in_sandbox("n1", "bridge", "fdb", "add", *entry)
+    try:
+        report = verify()
+        up = invoke("up", "-i", SPEC)
+        healed = up.stdout + up.stderr
+    finally:
+        subprocess.run(
+            ["nsenter", f"--net={sandbox('n1')}", "bridge", "fdb", "del", *entry[:3]],
+            check=False,
+        )
+    failed = failures(report)
+    assert set(failed) == {"networks.peers"}, failed
+    peers = [(r["subject"], r["message"]) for r in failed["networks.peers"]]
+    assert len(peers) == 1, peers
+    [stale] = failed["networks.peers"]
+    assert stale["subject"] == "n1 on dn" and "10.0.9.254" in stale["message"]
+    assert causes(report) == [
+        "stale overlay peer entries on n1 (recycled addresses); restart n1's engine"
+    ]
+    assert "stale overlay peer entries" in healed
+    after = verify()
+    assert after["ok"], failures(after)
+
+
+def test_a_second_container_carrying_a_stack_alias_is_blamed_not_the_stack(lab) -> None:
+    # mongo (demo stack) runs on n2; another container on n3 answers to `mongo` too.
+    docker(
+        "n3", "run", "-d", "--name", "mongo-copy", "--network", "dn", "--network-alias", "mongo",
+        "overlaylab/probe:1", "sleep", "3600",
+    )  # fmt: skip
+    try:
+        report = verify("--only", "names")
+    finally:
+        docker("n3", "rm", "-f", "mongo-copy")
+    wrong = failures(report)["names.resolve"]
+    assert wrong and {r["target"] for r in wrong} == {"n3"}
+    assert all("mongo-copy on n3, which answers to" in r["message"] for r in wrong)
+    [found] = report["diagnosis"]
+    assert found["nodes"] == ["n3"] and "stale" not in found["detail"]
