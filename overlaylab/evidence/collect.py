@@ -84,11 +84,6 @@ def _log(handle: Node, service: str, cutoff: datetime | None) -> str | None:
     return lines_since(text, cutoff) if cutoff else text
 
 
-def _exec_root(handle: Node) -> str:
-    config = json.loads(handle.read_file(handle.paths.daemon_config) or b"{}")
-    return str(config.get("exec-root") or "/var/run/docker")
-
-
 def _engine_items(ctx: LabContext, name: str, cutoff: datetime | None) -> list[Item]:
     handle = ctx.node(name)
     here = f"{name}/engine"
@@ -141,7 +136,7 @@ def _engine_items(ctx: LabContext, name: str, cutoff: datetime | None) -> list[I
             f"{name}/net/overlay-sandboxes.txt",
             name,
             "ip -d link, bridge fdb, ip neigh in each sandbox of the engine",
-            lambda: _run(handle, ["sh", "-c", _SANDBOXES, "sh", _exec_root(handle)]),
+            lambda: _run(handle, ["sh", "-c", _SANDBOXES, "sh", str(handle.paths.exec_root)]),
         ),
     ]
 
