@@ -32,7 +32,10 @@ def candidate_names(c: StackContainer, network: str) -> list[str]:
     return list(dict.fromkeys(names))  # keep order, drop repeats
 
 
-Lookup = tuple[StackContainer, str, str]  # the container, the overlay, the name
+# The container the name belongs to, the overlay, the name, and the addresses it stands
+# for there: every container that carries it (a service name or `tasks.<service>` stands
+# for all its replicas, a shared alias for each container that has it).
+Lookup = tuple[StackContainer, str, str, tuple[str, ...]]
 
 
 def _observers(vctx: VerifyContext, c: StackContainer, network: str) -> list[Probe]:
@@ -43,12 +46,33 @@ def _observers(vctx: VerifyContext, c: StackContainer, network: str) -> list[Pro
 
 def _lookups(vctx: VerifyContext) -> list[Lookup]:
     overlays = {n.name for n in vctx.lab.spec.networks}
+    owners: dict[tuple[str, str], list[StackContainer]] = {}
+    for c in stack_containers(vctx):
+        for net in c.networks:
+            if net in overlays:
+                for name in candidate_names(c, net):
+                    owners.setdefault((net, name), []).append(c)
     return [
-        (c, net, name)
+        (found[0], net, name, tuple(sorted({c.networks[net] for c in found})))
+        for (net, name), found in owners.items()
+    ]
+
+
+def _off_their_networks(vctx: VerifyContext) -> list[CheckResult]:
+    """Overlays a container's compose file gives it and it is not on: its names there
+    cannot be tested, and say so (stacks.running has the finding)."""
+    overlays = {n.name for n in vctx.lab.spec.networks}
+    return [
+        CheckResult.untested(
+            "names.resolve",
+            c.node,
+            f"{c.name} ({c.stack}/{c.service}) is not on {net}",
+            because="stacks.running",
+            network=net,
+        )
         for c in stack_containers(vctx)
-        for net in c.networks
+        for net in sorted(set(c.wanted) - set(c.networks))
         if net in overlays
-        for name in candidate_names(c, net)
     ]
 
 
@@ -56,7 +80,7 @@ def _lookup_tests(vctx: VerifyContext, work: list[Lookup]) -> list[tuple[int, Pr
     """Every name looked up from every observer: (index in `work`, observer, test)."""
     return [
         (i, probe, ProbeTest(f"name{i}.{j}", probe, ["nslookup", name], lambda _c, _o: True, 6))
-        for i, (c, network, name) in enumerate(work)
+        for i, (c, network, name, _) in enumerate(work)
         for j, probe in enumerate(_observers(vctx, c, network))
     ]
 
@@ -75,17 +99,24 @@ def _resolve_from_others(
     answers = recall(vctx, "names.resolve", [test for _, _, test in tests])
     found: list[tuple[dict[str, list[str]], str, str]] = [({}, "", "") for _ in work]
     for i, probe, test in tests:
-        c, network, _name = work[i]
+        _c, _network, _name, expected = work[i]
         seen, command, _ = found[i]
         out = answers[test.id].output
         seen[probe.node] = resolved(out)
-        if not command or c.networks[network] not in seen[probe.node]:
+        if not command or sorted(seen[probe.node]) != list(expected):
             found[i] = (seen, vctx.command(probe.node, probe.name, test.argv), out)
     return found
 
 
-def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]]) -> CheckResult:
-    expected = c.networks[network]
+def _judge(
+    c: StackContainer,
+    network: str,
+    name: str,
+    seen: dict[str, list[str]],
+    expected: tuple[str, ...] = (),
+) -> CheckResult:
+    """`expected`: every address the name stands for (by default, c's own)."""
+    wanted = sorted(expected or (c.networks[network],))
     if not seen:  # no probe could look: no evidence either way, and that is no pass
         return CheckResult.untested(
             "names.resolve",
@@ -94,11 +125,12 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
             because="probes.running",
             network=network,
         )
-    wrong = {n: a for n, a in seen.items() if a != [expected]}
+    wrong = {n: a for n, a in seen.items() if sorted(a) != wanted}
     nothing = sorted(n for n, a in seen.items() if not a)
-    stale = sorted(n for n, a in seen.items() if a and expected not in a)
-    extra = sorted(n for n, a in seen.items() if expected in a and len(a) > 1)
-    differ = len({tuple(a) for a in seen.values()}) > 1
+    stale = sorted(n for n, a in seen.items() if a and not set(wanted) & set(a))
+    extra = sorted(n for n, a in seen.items() if set(wanted) & set(a) and set(a) - set(wanted))
+    short = sorted(n for n, a in seen.items() if set(a) & set(wanted) and set(wanted) - set(a))
+    differ = len({tuple(sorted(a)) for a in seen.values()}) > 1
     problems = []
     if nothing:
         problems.append(f"resolves to nothing from {', '.join(nothing)}")
@@ -110,6 +142,10 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
         problems.append(
             "also returns other addresses " + ", ".join(f"{seen[n]} from {n}" for n in extra)
         )
+    if short:
+        problems.append(
+            f"misses some of {wanted} " + ", ".join(f"({seen[n]} from {n})" for n in short)
+        )
     if differ and not problems:
         problems.append("resolves differently on different hosts")
     where = ", ".join(sorted(seen))
@@ -117,18 +153,25 @@ def _judge(c: StackContainer, network: str, name: str, seen: dict[str, list[str]
         check="names.resolve",
         subject=f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
         status="fail" if wrong else "pass",
-        message="; ".join(problems) or f"-> {expected} from {where}",
+        message="; ".join(problems) or f"-> {', '.join(wanted)} from {where}",
         hint=HINT if wrong else "",
         nodes=sorted({c.node, *seen}),
         target=c.node,
         network=network,
-        details={"name": name, "container": c.name, "expected": expected, "seen": seen},
+        details={
+            "name": name,
+            "container": c.name,
+            "expected": c.networks[network],
+            "answers": wanted,
+            "seen": seen,
+        },
     )
 
 
 def resolve(vctx: VerifyContext) -> list[CheckResult]:
     work = _lookups(vctx)
-    if not work:
+    untested = _off_their_networks(vctx)
+    if not work and not untested:
         return [
             CheckResult.skip(
                 "names.resolve", "stacks", "no stack containers on the spec's overlays"
@@ -136,14 +179,14 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
         ]
 
     results = []
-    for (c, net, name), (seen, command, output) in zip(
+    for (c, net, name, expected), (seen, command, output) in zip(
         work, _resolve_from_others(vctx, work), strict=True
     ):
-        result = _judge(c, net, name, seen)
+        result = _judge(c, net, name, seen, expected)
         if result.failed:
             result.command, result.output = command, output.strip()[-600:]
         results.append(result)
-    return results
+    return results + untested
 
 
 CHECKS = [

@@ -159,7 +159,9 @@ class FakeContainer:
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        """Up, as the network sees it: a paused container keeps its addresses, and its
+        kernel still answers pings and completes TCP handshakes."""
+        return self.status in ("running", "paused")
 
     @property
     def is_probe(self) -> bool:
@@ -172,12 +174,14 @@ class FakeContainer:
             "Name": f"/{self.name}",
             "Config": {"Cmd": list(self.command), "Hostname": self.hostname},
             "State": {"Status": self.status},
+            "HostConfig": {"PortBindings": self.ports},
             "NetworkSettings": {
                 "Networks": {
                     net: {"IPAddress": address, "Aliases": list(self.aliases.get(net, []))}
                     for net, address in self.networks.items()
                 },
-                "Ports": self.ports,
+                # Bindings live on a network: a container on none publishes nothing.
+                "Ports": self.ports if self.networks else {},
             },
         }
 
@@ -188,6 +192,11 @@ class FakeContainer:
         self.lab.remove(self)
 
     def exec_run(self, cmd: list[str], demux: bool = False) -> ExecResult:
+        if self.status == "paused":
+            raise docker.errors.APIError(
+                f'409 Client Error: Conflict ("Container {self.id} is paused, unpause the '
+                'container before exec")'
+            )
         if not self.running:
             raise docker.errors.APIError(
                 f'409 Client Error: Conflict ("Container {self.id} is not running")'
@@ -397,6 +406,9 @@ class FakeNode:
     def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
         return self.lab.http_get(self.name, host, port, path)
 
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        return self.lab.tcp_answers(self.name, host, port)
+
     def tcp_probe_command(self, host: str, port: int) -> str:
         return f"nc -zv {host} {port}  # from {self.name}"
 
@@ -543,6 +555,38 @@ class FakeLab:
         """Something inside node drops `proto` between its own containers on an overlay."""
         self.same_host_blocked.add((node, proto))
 
+    def scale(self, stack: str, service: str) -> FakeContainer:
+        """docker-compose up -d --scale SERVICE=2: a second container beside the first,
+        on its networks, with the service name as an alias (and no published port)."""
+        first = next(
+            c
+            for c in self._all()
+            if c.labels.get("com.docker.compose.project") == stack
+            and c.labels.get("com.docker.compose.service") == service
+        )
+        return self.start_container(
+            first.node,
+            f"{stack}_{service}_2",
+            first.command,
+            list(first.networks),
+            first.labels,
+            aliases=[service],
+        )
+
+    def pause(self, container: str) -> None:
+        """docker pause CONTAINER: its processes freeze; its addresses stay."""
+        found = self.container(container)
+        assert found is not None, container
+        found.status = "paused"
+
+    def disconnect(self, container: str, network: str) -> None:
+        """docker network disconnect NETWORK CONTAINER: its address and aliases there go."""
+        found = self.container(container)
+        assert found is not None, container
+        with self._lock:
+            del found.networks[network]
+            del found.aliases[network]
+
     def connect(self, container: str, network: str) -> None:
         """docker network connect NETWORK CONTAINER."""
         found = self.container(container)
@@ -613,7 +657,7 @@ class FakeLab:
         return any(
             int(binding["HostPort"]) == port
             for c in self.running_containers()
-            if c.node == node
+            if c.node == node and c.networks
             for key, bindings in c.ports.items()
             if key.endswith("/tcp")
             for binding in bindings
@@ -629,6 +673,23 @@ class FakeLab:
         if not self._listens(dst, port):
             return False, "ConnectionRefusedError: [Errno 111] Connection refused"
         return True, ""
+
+    def tcp_answers(self, src: str, host: str, port: int) -> tuple[bool, str]:
+        """A request to a published port, as a node's `tcp_answers` reports it: the
+        container behind it answers unless it is paused."""
+        ok, why = self.tcp(src, host, port)
+        if not ok:
+            return ok, why
+        dst = self.node_at(host)
+        frozen = any(
+            c.status == "paused"
+            for c in self.running_containers()
+            if c.node == dst
+            and any(int(b["HostPort"]) == port for bs in c.ports.values() for b in bs)
+        )
+        if frozen:
+            return False, "accepts connections, then answers nothing within 3s"
+        return True, "answers"
 
     def reaches_kv(self, node: str) -> bool:
         kv = self.spec.kv
