@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import docker.errors
+
 from overlaylab.checks.base import VerifyContext
 from overlaylab.steps.stacks import (
     container_problems,
@@ -13,6 +15,7 @@ from overlaylab.steps.stacks import (
     service_labels,
     service_networks,
 )
+from overlaylab.steps.swarm import leader_of
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,7 @@ class StackContainer:
     # it does not serve as that file says (not running, not on one of them).
     wanted: dict[str, list[str]] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
+    exposed: tuple[int, ...] = ()  # TCP ports its image (or compose `expose`) declares
 
     @property
     def serving(self) -> bool:
@@ -54,6 +58,7 @@ def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
     found: list[StackContainer] = []
     down: set[str] = vctx.cache.setdefault("stack_nodes_down", set())
     swarm = vctx.lab.spec.orchestration.mode == "swarm-mode"
+    current = _current_tasks(vctx) if swarm else None
     for stack in vctx.lab.spec.stacks:
         compose = read_compose(vctx.lab, stack)
         for service, node in sorted(stack.services.items()):
@@ -66,6 +71,8 @@ def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
                 labels = service_labels(vctx.lab.spec, stack, service)
                 containers = client.containers.list(filters={"label": labels})
                 for c in containers:
+                    if current is not None and c.labels.get(TASK_LABEL) not in current:
+                        continue  # a task swarm is stopping (an update, a removed service)
                     nets = c.attrs["NetworkSettings"]["Networks"] or {}
                     found.append(
                         StackContainer(
@@ -81,9 +88,30 @@ def _find_stack_containers(vctx: VerifyContext) -> list[StackContainer]:
                             state=(c.attrs.get("State") or {}).get("Status", ""),
                             wanted=wanted,
                             problems=tuple(container_problems(c.attrs, wanted)),
+                            exposed=_exposed(c.attrs),
                         )
                     )
     return found
+
+
+TASK_LABEL = "com.docker.swarm.task.id"
+
+
+def _current_tasks(vctx: VerifyContext) -> set[str] | None:
+    """IDs of the swarm tasks the manager wants running; None when it cannot say."""
+    leader = vctx.lab.node(leader_of(vctx.lab.spec).name)
+    if not leader.engine_ping(timeout=2):
+        return None
+    try:
+        with leader.engine(timeout=10) as client:
+            return {t["ID"] for t in client.api.tasks(filters={"desired-state": "running"})}
+    except docker.errors.APIError:
+        return None
+
+
+def _exposed(attrs: dict[str, Any]) -> tuple[int, ...]:
+    declared = (attrs.get("Config") or {}).get("ExposedPorts") or {}
+    return tuple(sorted({int(k.split("/")[0]) for k in declared if k.endswith("/tcp")}))
 
 
 def _published(attrs: dict[str, Any]) -> list[tuple[int, int, str]]:
