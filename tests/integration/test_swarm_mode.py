@@ -15,6 +15,7 @@ from lab_cli import ROOT, failures, invoke, verify_json
 
 from overlaylab import lab
 from overlaylab.context import LabContext
+from overlaylab.waiting import wait_until
 
 SPEC = ROOT / "tests/testdata/labs/swarm.yml"
 STACK = ROOT / "stacks/swarm-demo/docker-compose.yml"
@@ -130,6 +131,9 @@ def test_an_unpublished_vip_of_two_replicas(swarm_lab: LabContext, tmp_path: Pat
     # resolved to nothing for minutes on 20.10 here (verify says so, rightly).
     with swarm_lab.node("m1").engine() as client:
         client.services.get("demo_api").remove()
+    with swarm_lab.node("w2").engine() as client:  # and its task gone, with its records
+        label = {"label": "com.docker.swarm.service.name=demo_api"}
+        assert wait_until(lambda: not client.containers.list(all=True, filters=label), 60)
     try:
         invoke("up", "-i", str(variant))
         ipvs = Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists()
@@ -143,7 +147,9 @@ def test_an_unpublished_vip_of_two_replicas(swarm_lab: LabContext, tmp_path: Pat
         if c["id"] == "names.resolve"
         for r in c["results"]
     }
-    assert len(resolved["tasks.demo_api"]["details"]["answers"]) == 2
+    tasks = resolved["tasks.demo_api"]  # both tasks' addresses, from every other node
+    assert tasks["status"] == "pass", tasks["message"]
+    assert len(tasks["details"]["answers"]) == 2
     if ipvs:
         assert report["ok"], failed
         return

@@ -9,7 +9,9 @@ import pytest
 from lab_specs import LAB_YML, REPO, make_ctx
 
 from overlaylab.checks import swarm as swarm_checks
+from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.diagnosis import diagnose
+from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
 from overlaylab.spec import load_spec
@@ -228,3 +230,19 @@ def test_compose_ports_are_published_targets_and_exposed_ports() -> None:
     }
     assert swarm_checks._compose_ports(compose, "api") == {5000, 9000, 7000, 8080, 8443}
     assert swarm_checks._compose_ports(compose, "quiet") == set()
+
+
+def test_a_vip_with_no_port_to_try_fails_without_ipvs_and_is_untested_with_it() -> None:
+    spec = load_spec(LAB_YML)
+    probes = [Probe(n, "dn", f"probe-dn-{n}", f"10.0.18.{i}") for i, n in enumerate(("m1", "w1"))]
+    vctx = VerifyContext(lab=None, probes=probes)  # type: ignore[arg-type]
+    failed = swarm_checks._vip_without_ports(
+        vctx, "demo_api", "w2", "dn", "10.0.18.6", {"m1": False, "w1": False}
+    )
+    assert failed.status == "fail" and failed.details["ipvs"] is False
+    [cause] = diagnose(spec, [failed])
+    assert cause.cause.startswith("the kernel has no IPVS")
+    untested = swarm_checks._vip_without_ports(
+        vctx, "demo_api", "w2", "dn", "10.0.18.6", {"m1": True, "w1": True}
+    )
+    assert untested.status == "error" and untested.message.startswith("not tested")
