@@ -176,7 +176,7 @@ def advertised(vctx: VerifyContext) -> list[CheckResult]:
     containers = [
         c
         for c in stack_containers(vctx)
-        if set(c.networks) & {n.name for n in vctx.lab.spec.networks}
+        if (set(c.networks) | set(c.wanted)) & {n.name for n in vctx.lab.spec.networks}
     ]
     if not containers:
         return [
@@ -189,6 +189,16 @@ def advertised(vctx: VerifyContext) -> list[CheckResult]:
     self_registered = {str(e.get("id")) for e in found or []}
 
     def one(c: StackContainer) -> list[CheckResult]:
+        # Paused (no exec), or cut from an overlay: which address it picks is moot.
+        if c.state != "running" or set(c.wanted) - set(c.networks):
+            return [
+                CheckResult.untested(
+                    "advertise.address",
+                    c.node,
+                    f"{c.stack}/{c.service}: {c.name} {', '.join(c.problems)}",
+                    because="stacks.running",
+                )
+            ]
         if c.short_id in self_registered and (c.stack, c.service) not in rules:
             return [
                 CheckResult.skip(

@@ -753,6 +753,37 @@ def placed_but_unreachable(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def stack_containers_not_serving(ev: Evidence) -> list[Diagnosis]:
+    """A stack container that is there but does not serve (paused, cut from a network
+    its compose file gives it): one cause per service, with what it broke downstream
+    (its published ports, its names, the results left untested because of it)."""
+    found = []
+    for result in ev.unexplained("stacks.running"):
+        broken = {c: p for c, p in (result.details.get("containers") or {}).items() if p}
+        if not broken:
+            continue  # no container at all: the per-check rule below says so
+        node, service = result.target, result.details.get("service")
+        downstream = [
+            *(
+                r
+                for r in ev.unexplained("ports.published")
+                if r.target == node and r.details.get("service") == service
+            ),
+            *(r for r in ev.unexplained("names.resolve") if r.details.get("container") in broken),
+            *ev.untested_because(node, "stacks.running"),
+        ]
+        what = "; ".join(f"{c} {', '.join(p)}" for c, p in sorted(broken.items()))
+        found.append(
+            Diagnosis(
+                cause=f"{service} on {node} does not serve: {what}",
+                detail=result.hint,
+                nodes=[node],
+                checks=ev.explain([result, *downstream]),
+            )
+        )
+    return found
+
+
 def blamed_nodes(results: list[CheckResult]) -> list[str]:
     """Where failures point: the one node they all target (a port firewalled on node1
     fails from node2 and node3 alike), else the one node they all start from, else
@@ -808,6 +839,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     data_plane_blocked,
     per_check("probes.running", "{n} node(s) run no probes: no path to or from them is tested"),
     per_check("networks.present", "{n} overlay(s) are not the same network on every engine"),
+    stack_containers_not_serving,
     per_check("stacks.running", "{n} stack service(s) do not run where the spec places them"),
     per_check("names.resolve", "{n} stack names resolve wrongly from other hosts"),
     per_check(

@@ -47,7 +47,10 @@ def candidate_names(c: StackContainer, network: str) -> list[str]:
     return list(dict.fromkeys(names))  # keep order, drop repeats
 
 
-Lookup = tuple[StackContainer, str, str]  # the container, the overlay, the name
+# The container the name belongs to, the overlay, the name, and the addresses it stands
+# for there: every container that carries it (a service name or `tasks.<service>` stands
+# for all its replicas, a shared alias for each container that has it).
+Lookup = tuple[StackContainer, str, str, tuple[str, ...]]
 
 
 def _observers(vctx: VerifyContext, c: StackContainer, network: str) -> list[Probe]:
@@ -58,12 +61,33 @@ def _observers(vctx: VerifyContext, c: StackContainer, network: str) -> list[Pro
 
 def _lookups(vctx: VerifyContext) -> list[Lookup]:
     overlays = {n.name for n in vctx.lab.spec.networks}
+    owners: dict[tuple[str, str], list[StackContainer]] = {}
+    for c in stack_containers(vctx):
+        for net in c.networks:
+            if net in overlays:
+                for name in candidate_names(c, net):
+                    owners.setdefault((net, name), []).append(c)
     return [
-        (c, net, name)
+        (found[0], net, name, tuple(sorted({c.networks[net] for c in found})))
+        for (net, name), found in owners.items()
+    ]
+
+
+def _off_their_networks(vctx: VerifyContext) -> list[CheckResult]:
+    """Overlays a container's compose file gives it and it is not on: its names there
+    cannot be tested, and say so (stacks.running has the finding)."""
+    overlays = {n.name for n in vctx.lab.spec.networks}
+    return [
+        CheckResult.untested(
+            "names.resolve",
+            c.node,
+            f"{c.name} ({c.stack}/{c.service}) is not on {net}",
+            because="stacks.running",
+            network=net,
+        )
         for c in stack_containers(vctx)
-        for net in c.networks
+        for net in sorted(set(c.wanted) - set(c.networks))
         if net in overlays
-        for name in candidate_names(c, net)
     ]
 
 
@@ -71,7 +95,7 @@ def _lookup_tests(vctx: VerifyContext, work: list[Lookup]) -> list[tuple[int, Pr
     """Every name looked up from every observer: (index in `work`, observer, test)."""
     return [
         (i, probe, ProbeTest(f"name{i}.{j}", probe, ["nslookup", name], lambda _c, _o: True, 6))
-        for i, (c, network, name) in enumerate(work)
+        for i, (c, network, name, _) in enumerate(work)
         for j, probe in enumerate(_observers(vctx, c, network))
     ]
 
@@ -90,19 +114,25 @@ def _resolve_from_others(
     answers = recall(vctx, "names.resolve", [test for _, _, test in tests])
     found: list[tuple[dict[str, list[str]], str, str]] = [({}, "", "") for _ in work]
     for i, probe, test in tests:
-        c, network, _name = work[i]
+        _c, _network, _name, expected = work[i]
         seen, command, _ = found[i]
         out = answers[test.id].output
         seen[probe.node] = resolved(out)
-        if not command or c.networks[network] not in seen[probe.node]:
+        if not command or sorted(seen[probe.node]) != list(expected):
             found[i] = (seen, vctx.command(probe.node, probe.name, test.argv), out)
     return found
 
 
 def _judge(
-    c: StackContainer, network: str, name: str, seen: dict[str, list[str]], hint: str = HINT
+    c: StackContainer,
+    network: str,
+    name: str,
+    seen: dict[str, list[str]],
+    expected: tuple[str, ...] = (),
+    hint: str = HINT,
 ) -> CheckResult:
-    expected = c.networks[network]
+    """`expected`: every address the name stands for (by default, c's own)."""
+    wanted = sorted(expected or (c.networks[network],))
     if not seen:  # no probe could look: no evidence either way, and that is no pass
         return CheckResult.untested(
             "names.resolve",
@@ -111,11 +141,12 @@ def _judge(
             because="probes.running",
             network=network,
         )
-    wrong = {n: a for n, a in seen.items() if a != [expected]}
+    wrong = {n: a for n, a in seen.items() if sorted(a) != wanted}
     nothing = sorted(n for n, a in seen.items() if not a)
-    stale = sorted(n for n, a in seen.items() if a and expected not in a)
-    extra = sorted(n for n, a in seen.items() if expected in a and len(a) > 1)
-    differ = len({tuple(a) for a in seen.values()}) > 1
+    stale = sorted(n for n, a in seen.items() if a and not set(wanted) & set(a))
+    extra = sorted(n for n, a in seen.items() if set(wanted) & set(a) and set(a) - set(wanted))
+    short = sorted(n for n, a in seen.items() if set(a) & set(wanted) and set(wanted) - set(a))
+    differ = len({tuple(sorted(a)) for a in seen.values()}) > 1
     problems = []
     if nothing:
         problems.append(f"resolves to nothing from {', '.join(nothing)}")
@@ -127,6 +158,10 @@ def _judge(
         problems.append(
             "also returns other addresses " + ", ".join(f"{seen[n]} from {n}" for n in extra)
         )
+    if short:
+        problems.append(
+            f"misses some of {wanted} " + ", ".join(f"({seen[n]} from {n})" for n in short)
+        )
     if differ and not problems:
         problems.append("resolves differently on different hosts")
     where = ", ".join(sorted(seen))
@@ -134,12 +169,18 @@ def _judge(
         check="names.resolve",
         subject=f"{name} ({c.stack}/{c.service} on {c.node}, {network})",
         status="fail" if wrong else "pass",
-        message="; ".join(problems) or f"-> {expected} from {where}",
+        message="; ".join(problems) or f"-> {', '.join(wanted)} from {where}",
         hint=hint if wrong else "",
         nodes=sorted({c.node, *seen}),
         target=c.node,
         network=network,
-        details={"name": name, "container": c.name, "expected": expected, "seen": seen},
+        details={
+            "name": name,
+            "container": c.name,
+            "expected": c.networks[network],
+            "answers": wanted,
+            "seen": seen,
+        },
     )
 
 
@@ -159,8 +200,9 @@ def _holders(vctx: VerifyContext, network: str) -> dict[str, Member]:
 def _also_held(vctx: VerifyContext, result: CheckResult) -> None:
     """A name that also resolves to addresses other running containers hold is carried
     by them too: the failure is theirs (on their node), and no record is stale."""
-    expected, name = result.details["expected"], result.details["name"]
-    others = {a for answers in result.details["seen"].values() for a in answers} - {expected}
+    name = result.details["name"]
+    wanted = set(result.details.get("answers") or [result.details["expected"]])
+    others = {a for answers in result.details["seen"].values() for a in answers} - wanted
     holders = _holders(vctx, result.network)
     if not others or not others <= set(holders):
         return
@@ -179,7 +221,8 @@ def _also_held(vctx: VerifyContext, result: CheckResult) -> None:
 
 def resolve(vctx: VerifyContext) -> list[CheckResult]:
     work = _lookups(vctx)
-    if not work:
+    untested = _off_their_networks(vctx)
+    if not work and not untested:
         return [
             CheckResult.skip(
                 "names.resolve", "stacks", "no stack containers on the spec's overlays"
@@ -187,17 +230,17 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
         ]
 
     results = []
-    for (c, net, name), (seen, command, output) in zip(
+    for (c, net, name, expected), (seen, command, output) in zip(
         work, _resolve_from_others(vctx, work), strict=True
     ):
         swarm = vctx.lab.spec.orchestration.mode == "swarm-mode"
-        result = _judge(c, net, name, seen, HINT_SWARM if swarm else HINT)
+        result = _judge(c, net, name, seen, expected, HINT_SWARM if swarm else HINT)
         if result.failed:
             result.command, result.output = command, output.strip()[-600:]
             if result.status == "fail":
                 _also_held(vctx, result)
         results.append(result)
-    return results
+    return results + untested
 
 
 CHECKS = [

@@ -1,4 +1,5 @@
-"""Published ports answer on the node's lab address, from the other nodes."""
+"""Published ports answer on the node's lab address, from the other nodes: a request
+gets a reply (or a close), not merely a connection."""
 
 from __future__ import annotations
 
@@ -26,19 +27,22 @@ def published(vctx: VerifyContext) -> list[CheckResult]:
         c, host_port, container_port, other = item
         address = str(spec.address_of(c.node))
         observer = vctx.lab.node(other)
-        ok, why = observer.tcp_connect(address, host_port, timeout=3)
+        # Accepting is not answering: a paused container's kernel completes the
+        # handshake and nothing ever replies. A reply or a close shows a server at work.
+        ok, what = observer.tcp_answers(address, host_port, timeout=3)
         return [
             CheckResult(
                 check="ports.published",
                 subject=f"{other} -> {c.node}:{host_port} ({c.stack}/{c.service}:{container_port})",
                 status="pass" if ok else "fail",
-                message="accepts connections" if ok else f"does not answer: {why}",
+                message=what if ok else f"does not answer: {what}",
                 hint=""
                 if ok
                 else (
                     f"the engine on {c.node} publishes {host_port} with iptables DNAT on the "
-                    "node's addresses: check the container listens on its port, the node's "
-                    "firewall, and that nothing else holds the port"
+                    "node's addresses: check the container runs and listens on its port "
+                    "(see stacks.running), the node's firewall, and that nothing else holds "
+                    "the port"
                 ),
                 nodes=[other, c.node],
                 source=other,

@@ -1,15 +1,31 @@
-"""Every service of every stack runs where the spec places it: the other stack checks
-(names, advertised addresses, published ports) can only test containers that exist."""
+"""Every service of every stack runs where the spec places it, on the networks its
+compose file gives it: the other stack checks (names, advertised addresses, published
+ports) can only test containers that exist and serve. A paused container is listed as
+up, and one cut from its network still runs: neither serves."""
 
 from __future__ import annotations
 
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
-from overlaylab.checks.stack_containers import stack_containers, unreachable_stack_nodes
+from overlaylab.checks.stack_containers import (
+    StackContainer,
+    stack_containers,
+    unreachable_stack_nodes,
+)
 
 HINT = (
     "`invoke up` starts missing services; if one exits again, read its log with "
     '`docker logs` on that node (`eval "$(invoke env NODE)"`)'
+)
+HINT_PAUSED = (
+    "a paused container keeps its addresses and published ports, but its processes are "
+    "frozen: connections open and nothing answers. `docker unpause` it, or `invoke up` "
+    "starts it afresh"
+)
+HINT_NETWORKS = (
+    "the container does not sit on every network its compose file gives it (someone ran "
+    "`docker network disconnect`, or connected it again without its aliases): peers "
+    "cannot reach or name it there. `invoke up` starts it afresh"
 )
 
 
@@ -21,7 +37,9 @@ def running(vctx: VerifyContext) -> list[CheckResult]:
     ]
     if not placements:
         return [CheckResult.skip("stacks.running", "stacks", "the spec deploys no stacks")]
-    found = {(c.stack, c.service, c.node): c for c in stack_containers(vctx)}
+    found: dict[tuple[str, str, str], list[StackContainer]] = {}
+    for c in stack_containers(vctx):
+        found.setdefault((c.stack, c.service, c.node), []).append(c)
     down = unreachable_stack_nodes(vctx)
     results = []
     for stack, service, node in placements:
@@ -33,27 +51,43 @@ def running(vctx: VerifyContext) -> list[CheckResult]:
                 )
             )
             continue
-        container = found.get((stack, service, node))
-        results.append(
-            CheckResult(
-                check="stacks.running",
-                subject=subject,
-                status="pass" if container else "fail",
-                message=f"{container.name} runs" if container else "no running container",
-                hint="" if container else HINT,
-                nodes=[node],
-                target=node,
-                details={"container": container.name if container else None},
-            )
-        )
+        containers = found.get((stack, service, node), [])
+        results.append(_judge(f"{stack}/{service}", subject, node, containers))
     return results
+
+
+def _judge(service: str, subject: str, node: str, containers: list[StackContainer]) -> CheckResult:
+    """Running means serving: on the networks its compose file gives it, not paused."""
+    broken = [c for c in containers if not c.serving]
+    if not containers:
+        message, hint = "no running container", HINT
+    elif broken:
+        message = "; ".join(f"{c.name} {', '.join(c.problems)}" for c in broken)
+        hint = HINT_PAUSED if any(c.state == "paused" for c in broken) else HINT_NETWORKS
+    else:
+        message, hint = f"{', '.join(c.name for c in containers)} runs", ""
+    return CheckResult(
+        check="stacks.running",
+        subject=subject,
+        status="fail" if hint else "pass",
+        message=message,
+        hint=hint,
+        nodes=[node],
+        target=node,
+        details={
+            "service": service,
+            "container": containers[0].name if containers else None,
+            "containers": {c.name: list(c.problems) for c in containers},
+            "state": {c.name: c.state for c in containers},
+        },
+    )
 
 
 CHECKS = [
     Check(
         "stacks.running",
         "stacks",
-        "every stack service runs on the node the spec places it on",
+        "every stack service runs on the node the spec places it on, on its compose networks",
         running,
     )
 ]

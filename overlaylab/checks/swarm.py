@@ -5,12 +5,14 @@
 - swarm.replicas: every service of the lab's stacks runs as many tasks as it asks for.
 - swarm.services: each stack service's name resolves, from a probe on every node, to
   what its endpoint mode promises (dnsrr: its tasks' addresses; vip: its virtual IP),
-  and a VIP answers on its target ports. Without IPVS in the kernel a VIP has nothing
+  and a VIP answers on the ports its tasks serve (published, declared in the compose
+  file or the image, or listened on). Without IPVS in the kernel a VIP has nothing
   behind it ("No route to host"): the result says so, with the fix.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,6 +23,8 @@ from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.connectivity import resolved, until
 from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
+from overlaylab.checks.stack_containers import stack_containers
+from overlaylab.steps.stacks import read_compose
 from overlaylab.steps.swarm import (
     SWARM_PORT,
     by_node,
@@ -294,11 +298,14 @@ def services(vctx: VerifyContext) -> list[CheckResult]:
     ipvs = {n.name: has_ipvs(vctx.lab, n.name) for n in spec.engine_nodes}
     work = []
     for stack in spec.stacks:
+        compose = read_compose(vctx.lab, stack)
         for service, node in sorted(stack.services.items()):
             full = service_name(stack.name, service)
             if full not in found:
                 continue  # swarm.replicas reports it
             endpoint = _endpoints(found[full], overlay_ids)
+            if endpoint["mode"] == "vip":
+                endpoint["ports"] = _vip_ports(vctx, compose, service, full, endpoint["ports"])
             for network in sorted(set(endpoint["vips"]) | set(task_ips.get(full, {}))):
                 work.append(
                     (
@@ -389,6 +396,65 @@ def _resolve_service(
     )
 
 
+def _compose_ports(compose: dict[str, Any], service: str) -> set[int]:
+    """Container ports a compose service declares: `ports` targets and `expose`."""
+    definition = (compose.get("services") or {}).get(service) or {}
+    found = set()
+    for port in definition.get("ports") or []:
+        if isinstance(port, dict):
+            target = port.get("target")
+        else:  # "80:5000", "5000", "5000/tcp", "127.0.0.1:80:5000"
+            target = str(port).split("/")[0].rsplit(":", 1)[-1]
+        if str(target).isdigit():
+            found.add(int(target))
+    for port in definition.get("expose") or []:
+        target = str(port).split("/")[0]
+        if target.isdigit():
+            found.add(int(target))
+    return found
+
+
+def listening_ports(proc_net_tcp: str) -> set[int]:
+    """TCP ports listened on in /proc/net/tcp{,6} output, on other than a loopback
+    address (the embedded DNS listens on 127.0.0.11 in every container)."""
+    found = set()
+    for line in proc_net_tcp.splitlines():
+        fields = line.split()
+        if len(fields) < 4 or fields[3] != "0A" or ":" not in fields[1]:
+            continue  # a header, or not LISTEN
+        address, port = fields[1].rsplit(":", 1)
+        try:
+            raw = bytes.fromhex(address)
+            # The kernel prints each 32-bit word of the address in host (little) order.
+            words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+            ip = ipaddress.ip_address(words)
+        except ValueError:
+            continue
+        mapped = getattr(ip, "ipv4_mapped", None)
+        if not (ip.is_loopback or (mapped is not None and mapped.is_loopback)):
+            found.add(int(port, 16))
+    return found
+
+
+def _vip_ports(
+    vctx: VerifyContext, compose: dict[str, Any], service: str, full: str, published: list[int]
+) -> list[int]:
+    """The ports to try a VIP on: the service's published targets, the ports its
+    compose file and image declare, and what its tasks listen on. A VIP without a
+    published port still carries every connection to its tasks."""
+    ports = {*published, *_compose_ports(compose, service)}
+    for c in stack_containers(vctx):
+        if c.swarm_service != full:
+            continue
+        ports.update(c.exposed)
+        if c.state == "running":
+            _code, out, _cmd = vctx.exec(
+                c.node, c.name, ["cat", "/proc/net/tcp", "/proc/net/tcp6"], timeout=5
+            )
+            ports.update(listening_ports(out))
+    return sorted(ports)
+
+
 def _reach_vip(
     vctx: VerifyContext,
     service: str,
@@ -398,8 +464,10 @@ def _reach_vip(
     ipvs: dict[str, bool],
 ) -> list[CheckResult]:
     vip = endpoint["vips"].get(network)
-    if endpoint["mode"] != "vip" or not vip or not endpoint["ports"]:
+    if endpoint["mode"] != "vip" or not vip:
         return []
+    if not endpoint["ports"]:
+        return [_vip_without_ports(vctx, service, node, network, vip, ipvs)]
     results = []
     for probe in vctx.probes_on(network):
         for port in endpoint["ports"]:
@@ -409,8 +477,9 @@ def _reach_vip(
                 code, out, cmd = vctx.exec(probe, None, argv, timeout=6)
                 return code == 0, code, out, cmd
 
-            _ok, code, out, cmd, _tries = until(vctx, connect)
             no_ipvs = not ipvs.get(probe.node, True)
+            # Without IPVS the VIP never starts to work: waiting for it proves nothing.
+            _ok, code, out, cmd = connect() if no_ipvs else until(vctx, connect)[:4]
             results.append(
                 CheckResult(
                     check="swarm.services",
@@ -432,6 +501,35 @@ def _reach_vip(
                 )
             )
     return results
+
+
+def _vip_without_ports(
+    vctx: VerifyContext, service: str, node: str, network: str, vip: str, ipvs: dict[str, bool]
+) -> CheckResult:
+    """No port to try: without IPVS the VIP cannot work on any port, which is a
+    finding; with IPVS, the VIP is untested (never a pass)."""
+    lacking = sorted(p.node for p in vctx.probes_on(network) if not ipvs.get(p.node, True))
+    if not lacking:
+        return CheckResult.untested(
+            "swarm.services",
+            node,
+            f"VIP {vip} of {service}: no port known to try it on (none published, "
+            "declared or listened on)",
+            because="swarm.replicas",
+            network=network,
+        )
+    return CheckResult(
+        check="swarm.services",
+        subject=f"VIP {vip} of {service} ({network})",
+        status="fail",
+        message=f"cannot carry a connection from {', '.join(lacking)}: this kernel has no IPVS",
+        hint=IPVS_HINT,
+        nodes=sorted({*lacking, node}),
+        source=lacking[0],
+        target=node,
+        network=network,
+        details={"vip": vip, "port": None, "ipvs": False},
+    )
 
 
 CHECKS = [

@@ -128,6 +128,13 @@ class Node(Protocol):
         """A plain HTTP GET made from the node: (status, body). Raises OSError."""
         ...
 
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        """Does something serve host:port? Connect, send a request line and wait: an
+        answer or a close is a server at work; a connection that opens and stays
+        silent is not (a paused process: the kernel completes the handshake for it).
+        (ok, what happened)."""
+        ...
+
     def tcp_probe_command(self, host: str, port: int) -> str:
         """A shell command a person can paste to repeat `tcp_connect`."""
         ...

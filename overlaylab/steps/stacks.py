@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import yaml
 
@@ -76,11 +77,96 @@ def service_labels(spec: ClusterSpec, stack: Stack, service: str) -> list[str]:
     return [f"com.docker.compose.project={stack.name}", f"com.docker.compose.service={service}"]
 
 
-def _running(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
+def read_compose(ctx: LabContext, stack: Stack) -> dict[str, Any]:
+    """The stack's compose file as written (an unreadable one is up's to report)."""
+    try:
+        return yaml.safe_load(ctx.resolve_spec_path(stack.file).read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+
+
+def _network_name(key: str, declared: dict[str, Any], project: str) -> str:
+    """The engine's name of a compose network: an external one keeps its own name,
+    one compose (or `docker stack deploy`) creates is prefixed with the project."""
+    external = declared.get("external")
+    if isinstance(external, dict) and external.get("name"):
+        return str(external["name"])  # the compose 2.x/3.0-3.3 spelling
+    if external or declared.get("name"):
+        return str(declared.get("name") or key)
+    return f"{project}_{key}"
+
+
+def service_networks(
+    compose: dict[str, Any], project: str, service: str, *, swarm: bool = False
+) -> dict[str, list[str]]:
+    """network -> the aliases a service's containers must carry there, as its compose
+    file gives them. Compose v1 adds the service name as an alias on every network;
+    swarm answers the service name with a VIP or its tasks instead."""
+    definition = (compose.get("services") or {}).get(service) or {}
+    if "network_mode" in definition:
+        return {}  # host, none, container:X: no network of the project's
+    declared = compose.get("networks") or {}
+    asked = definition.get("networks") or ["default"]
+    entries = asked.items() if isinstance(asked, dict) else ((n, None) for n in asked)
+    found: dict[str, list[str]] = {}
+    for key, options in entries:
+        aliases = list((options or {}).get("aliases") or [])
+        if not swarm:
+            aliases = [service, *aliases]
+        name = _network_name(str(key), declared.get(key) or {}, project)
+        found[name] = list(dict.fromkeys(aliases))
+    return found
+
+
+def container_problems(attrs: dict[str, Any], wanted: dict[str, list[str]]) -> list[str]:
+    """Why a stack container does not serve as its compose file says: not running
+    (a paused container keeps its addresses and answers nothing), or missing from a
+    network it is given there, or without the aliases it should answer to."""
+    state = (attrs.get("State") or {}).get("Status", "")
+    if state != "running":
+        return [f"is {state}" if state else "has no state"]
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    problems = []
+    missing = [n for n in wanted if n not in networks]
+    if missing:
+        problems.append(f"is not on {', '.join(missing)}")
+    for network, aliases in wanted.items():
+        have = (networks.get(network) or {}).get("Aliases") or []
+        lost = [a for a in aliases if network in networks and a not in have]
+        if lost:
+            problems.append(f"is on {network} without its alias(es) {', '.join(lost)}")
+    return problems
+
+
+def _wanted_networks(ctx: LabContext, stack: Stack, service: str) -> dict[str, list[str]]:
+    swarm = ctx.spec.orchestration.mode == "swarm-mode"
+    return service_networks(read_compose(ctx, stack), stack.name, service, swarm=swarm)
+
+
+def _placement_state(ctx: LabContext, stack: Stack, service: str, node: str) -> str:
+    """ "running" (on the networks its compose file gives it, with their aliases),
+    "missing", or the first problem of a container that is there but does not serve."""
+    wanted = _wanted_networks(ctx, stack, service)
     with ctx.node(node).engine() as client:
         labels = service_labels(ctx.spec, stack, service)
         found = client.containers.list(filters={"label": labels})
-    return any(c.status == "running" for c in found)
+        problems = [p for c in found for p in container_problems(c.attrs, wanted)]
+    if not found:
+        return "missing"
+    return problems[0] if problems else "running"
+
+
+def _remove_broken(ctx: LabContext, stack: Stack, service: str, node: str) -> None:
+    """Remove the service's containers on `node` that do not serve as its compose file
+    says: compose (`up` only starts what is missing; it leaves a paused container, or
+    one cut from its network, as it is) and swarm (which restarts a removed task)
+    then start it afresh."""
+    wanted = _wanted_networks(ctx, stack, service)
+    with ctx.node(node).engine() as client:
+        labels = service_labels(ctx.spec, stack, service)
+        for c in client.containers.list(filters={"label": labels}):
+            if container_problems(c.attrs, wanted):
+                c.remove(force=True)
 
 
 def _deploy(ctx: LabContext, stack: Stack, placements: list[tuple[str, str]]) -> None:
@@ -158,11 +244,14 @@ def ensure_stacks(ctx: LabContext) -> bool:
     for stack in ctx.spec.stacks:
         fingerprint = _fingerprint(ctx, stack)
         placements = sorted(stack.services.items())
-        if done.get(stack.name) == fingerprint and all(
-            _running(ctx, stack, svc, node) for svc, node in placements
-        ):
+        states = {(svc, node): _placement_state(ctx, stack, svc, node) for svc, node in placements}
+        if done.get(stack.name) == fingerprint and set(states.values()) == {"running"}:
             ctx.progress.item(stack.name, "up to date")
             continue
+        for (service, node), why in sorted(states.items()):
+            if why not in ("running", "missing"):
+                ctx.progress.item(node, f"{stack.name}/{service} {why}: starting it afresh")
+                _remove_broken(ctx, stack, service, node)
         _deploy(ctx, stack, placements)
         for service, node in placements:
             ctx.progress.item(node, f"{stack.name}/{service} running")

@@ -111,15 +111,24 @@ def deploy_stack(ctx: LabContext, stack: Stack, env: dict[str, str]) -> None:
 
 
 def converged(ctx: LabContext, stack: Stack, service: str, node: str) -> bool:
-    """Every task swarm wants running for the service runs, on `node`. A deploy that
-    changes a service replaces its tasks: the old one still runs while the new one
-    starts, so a running container alone proves nothing."""
+    """Every task swarm wants running for the service runs, on `node`, and as many as
+    the service asks for. A deploy that changes a service replaces its tasks: the old
+    one still runs while the new one starts, so a running container alone proves
+    nothing; and a replacement waits in desired state "ready" (not "running") until
+    the task it replaces has stopped, so the running ones alone can be too few."""
+    name = service_name(stack.name, service)
     with ctx.node(leader_of(ctx.spec).name).engine() as client:
         hosts = {
             n["ID"]: (n["Spec"].get("Labels") or {}).get(NODE_LABEL) for n in client.api.nodes()
         }
-        filters = {"service": service_name(stack.name, service), "desired-state": "running"}
-        tasks = client.api.tasks(filters=filters)
-    return bool(tasks) and all(
-        t["Status"]["State"] == "running" and hosts.get(t.get("NodeID", "")) == node for t in tasks
+        mode = client.api.inspect_service(name)["Spec"].get("Mode") or {}
+        tasks = client.api.tasks(filters={"service": name, "desired-state": "running"})
+    wanted = (mode.get("Replicated") or {}).get("Replicas", len(tasks))
+    return (
+        bool(tasks)
+        and len(tasks) >= wanted
+        and all(
+            t["Status"]["State"] == "running" and hosts.get(t.get("NodeID", "")) == node
+            for t in tasks
+        )
     )

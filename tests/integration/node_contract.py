@@ -88,6 +88,10 @@ def test_the_lab_network_seen_from_the_node(node: Node, kv_node: Node) -> None:
     status, body = node.http_get(str(kv_node.address), 2379, "/version")
     assert status == 200 and "etcdserver" in body
     assert str(kv_node.address) in node.tcp_probe_command(str(kv_node.address), 2379)
+    answered, what = node.tcp_answers(str(kv_node.address), 2379)  # etcd answers any GET
+    assert answered and what == "answers", what
+    refused, why = node.tcp_answers(str(kv_node.address), 2)
+    assert not refused and why
 
 
 def wait_for(read: Callable[[], T], timeout: float = 5.0) -> T:

@@ -282,6 +282,52 @@ def test_published_port_firewalled_on_its_node_blames_that_node_only(lab) -> Non
     assert cause["nodes"] == ["n1"]
 
 
+def docker_on(node: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_HOST": f"unix://{LAYOUT.docker_socket(node)}"}
+    return subprocess.run(["docker", *args], env=env, check=check, capture_output=True, text=True)
+
+
+def test_stack_container_cut_from_its_overlay_fails_and_up_repairs_it(lab) -> None:
+    docker_on("n1", "network", "disconnect", "dn", "demo_web_1")
+    try:
+        report = verify()
+        repaired = invoke("up", "-i", SPEC)
+    finally:
+        docker_on("n1", "network", "connect", "--alias", "web", "dn", "demo_web_1", check=False)
+    failed = failures(report)
+    [running] = failed["stacks.running"]
+    assert running["message"] == "demo_web_1 is not on dn" and running["target"] == "n1"
+    # Its names and where it advertises are untested, and say why; its port is tested.
+    for check in ("names.resolve", "advertise.address"):
+        assert [r["details"]["untested_because"] for r in failed[check]] == ["stacks.running"]
+    assert {(r["source"], r["target"]) for r in failed["ports.published"]} == {
+        ("n2", "n1"),
+        ("n3", "n1"),
+    }
+    assert causes(report) == ["demo/web on n1 does not serve: demo_web_1 is not on dn"]
+    assert "demo/web is not on dn: starting it afresh" in repaired.stderr
+    after = verify()
+    assert after["ok"], failures(after)
+
+
+def test_paused_stack_container_is_not_running_and_its_port_does_not_answer(lab) -> None:
+    docker_on("n1", "pause", "demo_web_1")
+    try:
+        report = verify()
+    finally:
+        docker_on("n1", "unpause", "demo_web_1", check=False)
+    failed = failures(report)
+    assert set(failed) == {"stacks.running", "ports.published", "advertise.address"}, failed
+    [running] = failed["stacks.running"]
+    assert running["message"] == "demo_web_1 is paused"
+    # docker-proxy and the container's kernel accept; nothing ever answers the request.
+    assert all("answers nothing" in r["message"] for r in failed["ports.published"])
+    assert len(failed["ports.published"]) == 2
+    assert causes(report) == ["demo/web on n1 does not serve: demo_web_1 is paused"]
+    after = verify()
+    assert after["ok"], failures(after)
+
+
 def test_app_advertising_its_docker_gwbridge_address(lab) -> None:
     invoke("up", "-i", SPRING)  # adds the spring stack: an app that picks the last interface
     report = verify(SPRING, "--skip", "isolation")

@@ -122,6 +122,50 @@ def test_a_vip_service_gets_the_exact_diagnosis_without_ipvs(
         invoke("up", "-i", str(SPEC))  # the module's stack again, for later tests
 
 
+def test_an_unpublished_vip_of_two_replicas(swarm_lab: LabContext, tmp_path: Path) -> None:
+    """A VIP with no published port is tried on the port its tasks listen on (8080):
+    without IPVS it fails with the one cause; `tasks.<service>` stands for both tasks."""
+    compose = yaml.safe_load(STACK.read_text())
+    compose["services"]["api"]["deploy"] = {"replicas": 2, "endpoint_mode": "vip"}
+    (tmp_path / "compose.yml").write_text(yaml.safe_dump(compose))
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["stacks"][0]["file"] = str(tmp_path / "compose.yml")
+    variant = tmp_path / "swarm-vip2.yml"
+    variant.write_text(yaml.safe_dump(spec))
+    # Created as a VIP service, not switched from dnsrr in place: switched, its name
+    # resolved to nothing for minutes on 20.10 here (verify says so, rightly).
+    with swarm_lab.node("m1").engine() as client:
+        client.services.get("demo_api").remove()
+    with swarm_lab.node("w2").engine() as client:  # and its task gone, with its records
+        label = {"label": "com.docker.swarm.service.name=demo_api"}
+        assert wait_until(lambda: not client.containers.list(all=True, filters=label), 60)
+    try:
+        invoke("up", "-i", str(variant))
+        ipvs = Path("/proc/net/ip_vs").exists() or Path("/sys/module/ip_vs").exists()
+        report = verify_json(str(variant), "--only", "swarm.*", "--only", "names")
+    finally:
+        invoke("up", "-i", str(SPEC))  # the module's stack again, for later tests
+    failed = failures(report)
+    resolved = {
+        r["details"]["name"]: r
+        for c in report["checks"]
+        if c["id"] == "names.resolve"
+        for r in c["results"]
+    }
+    tasks = resolved["tasks.demo_api"]  # both tasks' addresses, from every other node
+    assert tasks["status"] == "pass", tasks["message"]
+    assert len(tasks["details"]["answers"]) == 2
+    if ipvs:
+        assert report["ok"], failed
+        return
+    assert set(failed) == {"swarm.services"}, failed
+    vip = failed["swarm.services"]
+    assert {r["details"]["port"] for r in vip} == {8080}
+    assert all(r["details"]["ipvs"] is False and "VIP" in r["subject"] for r in vip)
+    [cause] = report["diagnosis"]
+    assert cause["cause"].startswith("the kernel has no IPVS")
+
+
 def no_kv_store_named(report: dict) -> None:
     """The lab has no KV store: no cause or hint may send anyone to one."""
     for d in report["diagnosis"]:

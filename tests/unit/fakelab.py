@@ -209,7 +209,9 @@ class FakeContainer:
 
     @property
     def running(self) -> bool:
-        return self.status == "running"
+        """Up, as the network sees it: a paused container keeps its addresses, and its
+        kernel still answers pings and completes TCP handshakes."""
+        return self.status in ("running", "paused")
 
     @property
     def is_probe(self) -> bool:
@@ -222,6 +224,7 @@ class FakeContainer:
             "Name": f"/{self.name}",
             "Config": {"Cmd": list(self.command), "Hostname": self.hostname},
             "State": {"Status": self.status},
+            "HostConfig": {"PortBindings": self.ports},
             "NetworkSettings": {
                 "Networks": {
                     net: {
@@ -231,7 +234,8 @@ class FakeContainer:
                     }
                     for net, address in self.networks.items()
                 },
-                "Ports": self.ports,
+                # Bindings live on a network: a container on none publishes nothing.
+                "Ports": self.ports if self.networks else {},
             },
         }
 
@@ -242,6 +246,11 @@ class FakeContainer:
         self.lab.remove(self)
 
     def exec_run(self, cmd: list[str], demux: bool = False) -> ExecResult:
+        if self.status == "paused":
+            raise docker.errors.APIError(
+                f'409 Client Error: Conflict ("Container {self.id} is paused, unpause the '
+                'container before exec")'
+            )
         if not self.running:
             raise docker.errors.APIError(
                 f'409 Client Error: Conflict ("Container {self.id} is not running")'
@@ -332,6 +341,18 @@ class FakeAPI:
             for net in self.lab.spec.networks
             if (names is None or net.name in names) and self.lab.lists_network(self.node, net.name)
         ]
+
+    def tasks(self, filters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Swarm tasks, as a manager with a leader lists them: the running containers that
+        carry a task id (the fake lab deploys no swarm service: probes are not tasks)."""
+        if not self.lab.swarm:
+            unknown(f"a swarm task listing on {self.node}, in a lab without swarm mode")
+        if self.node not in self.lab.managers:
+            raise docker.errors.APIError("503 Server Error", explanation=NOT_A_MANAGER)
+        if not self.lab.has_leader():
+            raise docker.errors.APIError("500 Server Error", explanation=NO_LEADER)
+        task = "com.docker.swarm.task.id"
+        return [{"ID": c.labels[task]} for c in self.lab.running_containers() if task in c.labels]
 
     def inspect_network(self, name: str) -> dict[str, Any]:
         if name != "docker_gwbridge":
@@ -490,6 +511,9 @@ class FakeNode:
 
     def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
         return self.lab.http_get(self.name, host, port, path)
+
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        return self.lab.tcp_answers(self.name, host, port)
 
     def tcp_probe_command(self, host: str, port: int) -> str:
         return f"nc -zv {host} {port}  # from {self.name}"
@@ -675,6 +699,38 @@ class FakeLab:
         """Something inside node drops `proto` between its own containers on an overlay."""
         self.same_host_blocked.add((node, proto))
 
+    def scale(self, stack: str, service: str) -> FakeContainer:
+        """docker-compose up -d --scale SERVICE=2: a second container beside the first,
+        on its networks, with the service name as an alias (and no published port)."""
+        first = next(
+            c
+            for c in self._all()
+            if c.labels.get("com.docker.compose.project") == stack
+            and c.labels.get("com.docker.compose.service") == service
+        )
+        return self.start_container(
+            first.node,
+            f"{stack}_{service}_2",
+            first.command,
+            list(first.networks),
+            first.labels,
+            aliases=[service],
+        )
+
+    def pause(self, container: str) -> None:
+        """docker pause CONTAINER: its processes freeze; its addresses stay."""
+        found = self.container(container)
+        assert found is not None, container
+        found.status = "paused"
+
+    def disconnect(self, container: str, network: str) -> None:
+        """docker network disconnect NETWORK CONTAINER: its address and aliases there go."""
+        found = self.container(container)
+        assert found is not None, container
+        with self._lock:
+            del found.networks[network]
+            del found.aliases[network]
+
     def connect(self, container: str, network: str) -> None:
         """docker network connect NETWORK CONTAINER."""
         found = self.container(container)
@@ -813,7 +869,7 @@ class FakeLab:
         return any(
             int(binding["HostPort"]) == port
             for c in self.running_containers()
-            if c.node == node
+            if c.node == node and c.networks
             for key, bindings in c.ports.items()
             if key.endswith("/tcp")
             for binding in bindings
@@ -829,6 +885,23 @@ class FakeLab:
         if not self._listens(dst, port):
             return False, "ConnectionRefusedError: [Errno 111] Connection refused"
         return True, ""
+
+    def tcp_answers(self, src: str, host: str, port: int) -> tuple[bool, str]:
+        """A request to a published port, as a node's `tcp_answers` reports it: the
+        container behind it answers unless it is paused."""
+        ok, why = self.tcp(src, host, port)
+        if not ok:
+            return ok, why
+        dst = self.node_at(host)
+        frozen = any(
+            c.status == "paused"
+            for c in self.running_containers()
+            if c.node == dst
+            and any(int(b["HostPort"]) == port for bs in c.ports.values() for b in bs)
+        )
+        if frozen:
+            return False, "accepts connections, then answers nothing within 3s"
+        return True, "answers"
 
     def reaches_kv(self, node: str) -> bool:
         kv = self.spec.kv

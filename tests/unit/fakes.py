@@ -134,8 +134,18 @@ def network_info(name: str, driver: str, subnet: str | None, net_id: str) -> dic
 
 
 class FakeContainer:
-    def __init__(self, status: str) -> None:
-        self.status = status
+    """A compose service's container, on the demo stack's network `dn`."""
+
+    def __init__(self, engine: FakeEngine, key: tuple[str, str], status: str) -> None:
+        self.engine, self.key, self.status = engine, key, status
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        aliases = {"Aliases": [self.key[1]]}
+        return {"State": {"Status": self.status}, "NetworkSettings": {"Networks": {"dn": aliases}}}
+
+    def remove(self, force: bool = False) -> None:
+        del self.engine.services[self.key]
 
 
 class FakeContainers:
@@ -148,7 +158,7 @@ class FakeContainers:
         labels = dict(label.split("=", 1) for label in filters["label"])
         key = (labels["com.docker.compose.project"], labels["com.docker.compose.service"])
         status = self.engine.services.get(key)
-        return [FakeContainer(status)] if status else []
+        return [FakeContainer(self.engine, key, status)] if status else []
 
 
 class FakeEngine:
@@ -299,6 +309,10 @@ class FakeNode:
         if self.provider.listens(host):
             return True, ""
         return False, "ConnectionRefusedError: [Errno 111] Connection refused"
+
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        ok, why = self.tcp_connect(host, port, timeout)
+        return ok, "answers" if ok else why
 
     def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
         self.provider.probes.append((self.name, host, port, path))

@@ -22,6 +22,7 @@ from overlaylab.checks.verify import select_checks
 from overlaylab.providers.local import START_MARKER
 from overlaylab.spec.loader import parse_spec
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.steps.stacks import container_problems, service_networks
 from overlaylab.waiting import wait_until
 
 # --- connectivity.resolved: busybox nslookup ------------------------------------------
@@ -359,6 +360,49 @@ def test_candidate_names_without_aliases() -> None:
         "demo_mongo_1.dn",
         "mongo.dn",
     ]
+
+
+COMPOSE = {
+    "services": {
+        "web": {"networks": ["dn", "back"]},
+        "db": {"networks": {"dn": {"aliases": ["mongo"]}}},
+        "solo": {},
+        "host": {"network_mode": "host"},
+    },
+    "networks": {"dn": {"external": True}, "back": {}},
+}
+
+
+def test_service_networks_name_the_engines_networks_and_the_aliases_they_carry() -> None:
+    assert service_networks(COMPOSE, "demo", "web") == {"dn": ["web"], "demo_back": ["web"]}
+    assert service_networks(COMPOSE, "demo", "db") == {"dn": ["db", "mongo"]}
+    assert service_networks(COMPOSE, "demo", "solo") == {"demo_default": ["solo"]}
+    assert service_networks(COMPOSE, "demo", "host") == {}
+    # swarm answers a service's name itself: only the aliases the file gives.
+    assert service_networks(COMPOSE, "demo", "db", swarm=True) == {"dn": ["mongo"]}
+
+
+def attrs(status: str, networks: dict[str, list[str]]) -> dict[str, Any]:
+    nets = {n: {"Aliases": a} for n, a in networks.items()}
+    return {"State": {"Status": status}, "NetworkSettings": {"Networks": nets}}
+
+
+def test_container_problems_paused_cut_off_and_reconnected_without_aliases() -> None:
+    wanted = {"dn": ["db", "mongo"]}
+    assert container_problems(attrs("running", {"dn": ["db", "mongo", "3f4e"]}), wanted) == []
+    assert container_problems(attrs("paused", {"dn": ["db", "mongo"]}), wanted) == ["is paused"]
+    assert container_problems(attrs("running", {}), wanted) == ["is not on dn"]
+    assert container_problems(attrs("running", {"dn": ["3f4e"]}), wanted) == [
+        "is on dn without its alias(es) db, mongo"
+    ]
+
+
+def test_judge_a_name_of_several_containers_wants_all_of_them() -> None:
+    both = ("10.0.9.3", "10.0.9.4")
+    result = names._judge(container(), "dn", "mongo", {"n1": ["10.0.9.4", "10.0.9.3"]}, both)
+    assert result.status == "pass" and result.message == "-> 10.0.9.3, 10.0.9.4 from n1"
+    short = names._judge(container(), "dn", "mongo", {"n1": ["10.0.9.3"]}, both)
+    assert short.status == "fail" and short.message.startswith("misses some of")
 
 
 def judge(seen: dict[str, list[str]]) -> Any:

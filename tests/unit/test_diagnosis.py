@@ -588,6 +588,59 @@ def test_stack_service_not_running(lab: FakeLab) -> None:
     assert found.nodes == ["n2"]
 
 
+def test_paused_stack_container_is_not_running_and_its_port_does_not_answer(
+    lab: FakeLab,
+) -> None:
+    lab.pause("demo_web_1")  # docker pause: listed as up, its kernel still accepts
+    report = lab.verify()
+    assert failed_checks(report) == {"stacks.running", "ports.published", "advertise.address"}
+    [running] = failing(report, "stacks.running")
+    assert running.message == "demo_web_1 is paused" and running.target == "n1"
+    assert {(r.source, r.target) for r in failing(report, "ports.published")} == {
+        ("n2", "n1"),
+        ("n3", "n1"),
+    }
+    assert all("answers nothing" in r.message for r in failing(report, "ports.published"))
+    [untested] = failing(report, "advertise.address")  # no exec into a paused container
+    assert untested.status == "error" and untested.details["untested_because"] == "stacks.running"
+    [found] = report.diagnosis
+    assert found.cause == "demo/web on n1 does not serve: demo_web_1 is paused"
+    assert found.nodes == ["n1"] and "docker unpause" in found.detail
+    all_failures_explained(report)
+
+
+def test_stack_container_cut_from_its_overlay(lab: FakeLab) -> None:
+    lab.disconnect("demo_web_1", "dn")  # docker network disconnect dn demo_web_1
+    report = lab.verify()
+    assert failed_checks(report) == {
+        "stacks.running",
+        "names.resolve",
+        "ports.published",
+        "advertise.address",
+    }
+    [running] = failing(report, "stacks.running")
+    assert running.message == "demo_web_1 is not on dn"
+    # Its names and where it advertises are not tested, and say why; its port is tested.
+    untested = [r for r in report.failed if r.status == "error"]
+    assert {r.check for r in untested} == {"names.resolve", "advertise.address"}
+    assert {r.details["untested_because"] for r in untested} == {"stacks.running"}
+    assert len(failing(report, "ports.published")) == 2
+    [found] = report.diagnosis
+    assert found.cause == "demo/web on n1 does not serve: demo_web_1 is not on dn"
+    assert found.nodes == ["n1"]
+    all_failures_explained(report)
+
+
+def test_a_name_of_two_containers_resolves_to_both(lab: FakeLab) -> None:
+    second = lab.scale("demo", "web")
+    report = lab.verify()
+    assert report.ok, [(r.subject, r.message) for r in report.failed]
+    [web] = [r for r in report.results if r.check == "names.resolve" and r.details["name"] == "web"]
+    assert web.details["answers"] == sorted(
+        [lab.container("demo_web_1").networks["dn"], second.networks["dn"]]  # type: ignore[union-attr]
+    )
+
+
 def test_node_that_cannot_start_its_probes(lab: FakeLab) -> None:
     lab.lose_probe_image("n3")
     report = lab.verify()

@@ -931,6 +931,19 @@ def test_stack_recorded_with_a_service_not_running_is_composed_again(
     assert stack_lab.provider.engines["node2"].services[("demo", "mongo")] == "running"
 
 
+def test_stack_recorded_with_a_paused_service_starts_it_afresh(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack_lab = StackLab(tmp_path, monkeypatch)
+    stack_lab.converge()
+    stack_lab.provider.engines["node1"].services[("demo", "web")] = "paused"
+    assert ensure_stacks(stack_lab.ctx) is True
+    # compose `up` would leave a paused container paused: it is removed first.
+    assert ("web", "node1") in stack_lab.runs
+    assert stack_lab.provider.engines["node1"].services[("demo", "web")] == "running"
+    assert "demo/web is paused: starting it afresh" in stack_lab.said.getvalue()
+
+
 def test_stack_running_but_recorded_from_another_compose_file_is_composed_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from lab_specs import LAB_YML, REPO, make_ctx
 
+from overlaylab.checks import swarm as swarm_checks
+from overlaylab.checks.base import VerifyContext
 from overlaylab.checks.diagnosis import diagnose
+from overlaylab.checks.probes import Probe
 from overlaylab.checks.result import CheckResult
 from overlaylab.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
 from overlaylab.spec import load_spec
@@ -194,3 +197,52 @@ def test_classic_swarm_discovers_through_a_consul_beside_etcd(tmp_path: Path) ->
     assert (beside.spec.kv.backend, beside.spec.kv.node) == ("consul", "kv")
     _binary, argv = kv_argv(beside.spec, tmp_path)
     assert argv[:2] == ["consul", "agent"] and str(tmp_path / "consul") in argv
+
+
+# --- the ports a VIP is tried on ---------------------------------------------------------
+PROC_NET_TCP = """\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   0: 0B00007F:A0B1 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
+   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
+   2: 0300120A:1F91 0200120A:D431 01 00000000:00000000 00:00000000 00000000     0
+  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000000000000:1388 00000000000000000000000000000000:0000 0A
+   1: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A
+   2: 0000000000000000FFFF00000100007F:0017 00000000000000000000000000000000:0000 0A
+"""
+
+
+def test_listening_ports_leave_out_loopback_and_connections() -> None:
+    # 127.0.0.11 (the embedded DNS), ::1 and ::ffff:127.0.0.1 are loopback; 8081 is a
+    # connection, not a listener.
+    assert swarm_checks.listening_ports(PROC_NET_TCP) == {8080, 5000}
+
+
+def test_compose_ports_are_published_targets_and_exposed_ports() -> None:
+    compose = {
+        "services": {
+            "api": {
+                "ports": ["80:5000", "9000", {"target": 7000, "published": 7001}],
+                "expose": ["8080", "8443/tcp"],
+            },
+            "quiet": {},
+        }
+    }
+    assert swarm_checks._compose_ports(compose, "api") == {5000, 9000, 7000, 8080, 8443}
+    assert swarm_checks._compose_ports(compose, "quiet") == set()
+
+
+def test_a_vip_with_no_port_to_try_fails_without_ipvs_and_is_untested_with_it() -> None:
+    spec = load_spec(LAB_YML)
+    probes = [Probe(n, "dn", f"probe-dn-{n}", f"10.0.18.{i}") for i, n in enumerate(("m1", "w1"))]
+    vctx = VerifyContext(lab=None, probes=probes)  # type: ignore[arg-type]
+    failed = swarm_checks._vip_without_ports(
+        vctx, "demo_api", "w2", "dn", "10.0.18.6", {"m1": False, "w1": False}
+    )
+    assert failed.status == "fail" and failed.details["ipvs"] is False
+    [cause] = diagnose(spec, [failed])
+    assert cause.cause.startswith("the kernel has no IPVS")
+    untested = swarm_checks._vip_without_ports(
+        vctx, "demo_api", "w2", "dn", "10.0.18.6", {"m1": True, "w1": True}
+    )
+    assert untested.status == "error" and untested.message.startswith("not tested")

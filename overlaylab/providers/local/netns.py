@@ -53,6 +53,31 @@ def tcp_connect_ok(netns: str, host: str, port: int, timeout: float = 2.0) -> tu
         sock.close()
 
 
+TCP_REQUEST = b"GET / HTTP/1.0\r\n\r\n"
+
+
+def tcp_answers(netns: str, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+    """Connect from `netns`, send TCP_REQUEST, wait for an answer or a close."""
+    try:
+        sock = netns_socket(netns)
+    except OSError as exc:
+        return False, str(exc)
+    with sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except OSError as exc:
+            return False, f"{type(exc).__name__}: {exc}"
+        try:
+            sock.sendall(TCP_REQUEST)
+            data = sock.recv(64)
+        except TimeoutError:
+            return False, f"accepts connections, then answers nothing within {timeout:g}s"
+        except OSError as exc:  # reset: a server that refused the request, at work
+            return True, f"accepts connections, then resets ({type(exc).__name__})"
+    return True, "answers" if data else "accepts connections, then closes them"
+
+
 def http_get(netns: str, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
     """Minimal HTTP/1.0 GET from inside `netns`: (status, body). Raises OSError."""
     sock = netns_socket(netns)

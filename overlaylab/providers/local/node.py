@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import docker
 
 from overlaylab.providers.base import NodePaths
-from overlaylab.providers.local.netns import http_get, tcp_connect_ok
+from overlaylab.providers.local.netns import http_get, tcp_answers, tcp_connect_ok
 from overlaylab.runners import CommandResult, HostRunner
 
 if TYPE_CHECKING:
@@ -118,6 +118,9 @@ class LocalNode:
 
     def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
         return http_get(self.netns, host, port, path, timeout)
+
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        return tcp_answers(self.netns, host, port, timeout)
 
     def tcp_probe_command(self, host: str, port: int) -> str:
         """The shell command that repeats a `tcp_connect`, for reports."""

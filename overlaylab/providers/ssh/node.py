@@ -76,6 +76,12 @@ _HTTP = (
     'printf "GET %s HTTP/1.0\\r\\nHost: %s:%s\\r\\n\\r\\n" "$3" "$1" "$2" >&3; '
     "cat <&3"
 )
+# Exit 0 with a byte read (an answer), 1 at end of file (a close); `read -t` exits
+# above 128 when the time runs out with the connection open and silent.
+_ANSWERS = (
+    'exec 3<>"/dev/tcp/$1/$2" || exit 2; printf "GET / HTTP/1.0\\r\\n\\r\\n" >&3; '
+    'IFS= read -r -N 1 -t "$3" _ <&3'
+)
 MISSING = 3
 
 
@@ -321,6 +327,23 @@ class SSHNode:
             )
         head, _, body = result.stdout.partition("\r\n\r\n")
         return int(head.split(" ", 2)[1]), body
+
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        seconds = max(1, round(timeout))
+        try:
+            argv = ["bash", "-c", _ANSWERS, "tcp", host, str(port), str(seconds)]
+            result = self.run(["timeout", str(seconds + 2), *argv], check=False)
+        except CommandError as exc:
+            return False, str(exc)
+        if result.returncode in (0, 1):
+            closed = "accepts connections, then closes them"
+            return True, "answers" if result.returncode == 0 else closed
+        if result.returncode == 124:
+            return False, f"timed out after {seconds + 2}s"
+        if result.returncode > 128:
+            return False, f"accepts connections, then answers nothing within {seconds}s"
+        why = result.stderr.strip().splitlines()[-1:] or [f"exit {result.returncode}"]
+        return False, why[0]
 
     def tcp_probe_command(self, host: str, port: int) -> str:
         target = f"{self.connection.user}@{self.connection.host}"
