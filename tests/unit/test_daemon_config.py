@@ -71,6 +71,9 @@ def test_pidfiles_and_data_roots_are_distinct_per_node(ctx: LabContext) -> None:
 def test_cgroup_parent_and_mtu(ctx: LabContext) -> None:
     config = daemon_config(ctx, ctx.spec.node("node1"))
     assert config["cgroup-parent"] == "overlaylab-lab.node1"
+    # The lab's cgroup-parent is no systemd .slice: never the systemd driver (the one
+    # dockerd picks by itself on cgroup v2 with systemd, and then refuses to start).
+    assert config["exec-opts"] == ["native.cgroupdriver=cgroupfs"]
     assert config["mtu"] == 1500
 
 

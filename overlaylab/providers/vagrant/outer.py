@@ -139,6 +139,9 @@ class OuterEngine:
             "deprecated-key-path": str(self.dir / "key.json"),
             "hosts": [self.docker_host],
             "cgroup-parent": self.cgroup_parent,
+            # systemd on cgroup v2 would pick the systemd driver, which refuses a
+            # cgroup-parent that is not a .slice.
+            "exec-opts": ["native.cgroupdriver=cgroupfs"],
             "bip": NAT_BRIDGE_IP,
             "mtu": self.mtu,
             "labels": [f"{LABEL_CLUSTER}={self.layout.cluster}", f"{LABEL_ROLE}=vagrant-engine"],
