@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from overlaylab.errors import OverlaylabError
+
 LOCK_DIR = Path("/run/lock")
 
 
@@ -54,7 +56,14 @@ def lab_lock(
     path = lock_path(cluster)
     told = False
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            # Never through a symlink someone else put in the shared lock folder.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise OverlaylabError(
+                f"cannot open the lab's lock {path}: {exc.strerror or exc}; remove it if "
+                "no command of this lab runs (`ls -l` shows who made it)"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

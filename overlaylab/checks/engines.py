@@ -6,6 +6,8 @@ import json
 import re
 import time
 
+import docker.errors
+
 from overlaylab.checks.base import Check, VerifyContext
 from overlaylab.checks.result import CheckResult
 from overlaylab.providers.base import ENGINE_SERVICE, tail
@@ -98,8 +100,14 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
         started = time.monotonic()
         handle = vctx.lab.node(node.name)
         if handle.engine_ping(timeout=2):
-            with handle.engine(timeout=10) as client:
-                info = client.info()
+            try:
+                with handle.engine(timeout=10) as client:
+                    info = client.info()
+            except (docker.errors.DockerException, OSError) as exc:  # requests': OSErrors
+                # It answers its ping but not /info: what it holds is unknown (one node's
+                # error, not the whole check's).
+                results.append(_info_error(node.name, exc))
+                continue
             results.append(_answering(node.name, info, round(time.monotonic() - started, 3)))
             continue
         message, hint = _death_reason(vctx, node.name)
@@ -127,6 +135,19 @@ FORWARDING_HINT = (
     "whatever the node's setting is now: `invoke up` turns forwarding on in the node "
     "and restarts the engine"
 )
+
+
+def _info_error(node: str, exc: Exception) -> CheckResult:
+    return CheckResult(
+        check="engines.api",
+        subject=node,
+        status="error",
+        message=f"the engine answers /_ping but its /info fails: {type(exc).__name__}: {exc}",
+        hint="what it runs is unknown, not healthy: see its log; `invoke up` restarts it",
+        nodes=[node],
+        target=node,
+        details={"exception": type(exc).__name__, "error": str(exc)},
+    )
 
 
 def _answering(node: str, info: dict, seconds: float) -> CheckResult:

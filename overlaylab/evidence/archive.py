@@ -4,6 +4,7 @@ not be collected and why."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -13,9 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from overlaylab.errors import OverlaylabError
+
 # What must never leave the lab in an archive someone attaches to a bug report.
+# A block cut short (a log tail, a truncated message) has no END line: it runs to the end.
 _PRIVATE_KEY = re.compile(
-    rb"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.S
+    rb"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(?:-----END \1PRIVATE KEY-----|\Z)", re.S
 )
 _SWARM_TOKEN = re.compile(rb"SWMTKN-1-[0-9a-z]+-[0-9a-z]+")
 REMOVED_KEY = b"[private key removed by overlaylab logs]"
@@ -89,14 +93,23 @@ class EvidenceArchive:
         buffer = io.BytesIO()
         now = time.time()
         with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=6) as tar:
-            files = {"manifest.json": json.dumps(manifest.as_dict(), indent=2).encode() + b"\n"}
+            document = json.dumps(manifest.as_dict(), indent=2).encode() + b"\n"
+            files = {"manifest.json": scrub(document)}  # reasons quote what failed
             files.update(self._files)
             for path, data in files.items():
                 info = tarfile.TarInfo(f"{self.top}/{path}")
                 info.size, info.mtime, info.mode = len(data), int(now), 0o644
                 tar.addfile(info, io.BytesIO(data))
-        target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(target.name + ".part")
-        partial.write_bytes(buffer.getvalue())
-        partial.replace(target)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial.write_bytes(buffer.getvalue())
+            partial.replace(target)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise OverlaylabError(
+                f"cannot write the archive {target}: {exc.strerror or exc}; "
+                "pass another file with -o"
+            ) from None
         return len(buffer.getvalue())

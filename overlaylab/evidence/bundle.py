@@ -80,6 +80,8 @@ def gather(
     created = datetime.now(UTC).replace(microsecond=0)
     name = default_name(ctx.spec.name, created)
     target = out or Path(f"{name}.tar.gz")
+    if target.is_dir():  # -o FOLDER: the archive gets its usual name in it
+        target = target / f"{name}.tar.gz"
     archive = EvidenceArchive(top=name)
     manifest = Manifest(
         cluster=ctx.spec.name,

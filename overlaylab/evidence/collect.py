@@ -10,12 +10,12 @@ and swarm join tokens before it enters the archive (archive.scrub).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -81,7 +81,7 @@ def _log(handle: Node, service: str, cutoff: datetime | None) -> str | None:
     text = handle.service_log(service)
     if text is None:
         return None
-    return lines_since(text, cutoff) if cutoff else text
+    return lines_since(text, cutoff) if cutoff is not None else text
 
 
 def _engine_items(ctx: LabContext, name: str, cutoff: datetime | None) -> list[Item]:
@@ -252,11 +252,14 @@ def _lab_items(ctx: LabContext) -> list[Item]:
     def compose(stack_file: str) -> Callable[[], str]:
         def produce() -> str:
             path = ctx.resolve_spec_path(stack_file)
+            # A clean environment: compose fills ${VAR} from it, and the operator's
+            # shell may hold secrets that have no place in a bug report.
             done = subprocess.run(
                 ["docker-compose", "-f", str(path), "config"],
                 capture_output=True,
                 text=True,
                 timeout=COMMAND_TIMEOUT,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
             )
             if done.returncode != 0:
                 raise RuntimeError(done.stderr.strip()[:300])
@@ -314,7 +317,7 @@ def _reason(exc: BaseException) -> str:
 
 def plan(ctx: LabContext, since: timedelta | None) -> list[Item]:
     """Every item to collect from this lab."""
-    cutoff = datetime.now(UTC) - since if since else None
+    cutoff = datetime.now(UTC) - since if since is not None else None
     items: list[Item] = []
     for node in ctx.spec.nodes:
         items += _node_items(ctx, node.name)
@@ -323,37 +326,90 @@ def plan(ctx: LabContext, since: timedelta | None) -> list[Item]:
     return items + _kv_items(ctx, cutoff) + _swarm_items(ctx) + _lab_items(ctx)
 
 
+@dataclass
+class _Run:
+    """One item's run: when a worker took it up, and what came of it."""
+
+    item: Item
+    started: float | None = None
+    seconds: float = 0.0
+    data: bytes | str | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+WORKERS = 16
+# However the items fare, collecting ends this long after the slowest limit: items no
+# worker could take up by then are recorded as not started.
+OVERALL_GRACE = 30.0
+
+
 def collect(items: list[Item], archive: EvidenceArchive, manifest: Manifest) -> None:
-    """Run every item, side by side; record what each gave, or why it gave nothing."""
+    """Run every item, side by side; record what each gave, or why it gave nothing.
 
-    def timed(item: Item) -> tuple[bytes | str | None, float]:
-        started = time.monotonic()
-        return item.produce(), time.monotonic() - started
+    Workers are daemon threads: an item that hangs past its limit (and its backstop)
+    is given up and recorded, and cannot keep the process from exiting. An item's limit
+    counts from when a worker takes it up, not from when it was queued.
+    """
+    runs = [_Run(item) for item in items]
+    queue = list(reversed(runs))
+    lock = threading.Lock()
+    changed = threading.Condition(lock)
 
-    pool = ThreadPoolExecutor(max_workers=16)
-    try:
-        futures = [(item, pool.submit(timed, item)) for item in items]
-        for item, future in futures:
+    def worker() -> None:
+        while True:
+            with lock:
+                if not queue:
+                    return
+                run = queue.pop()
+                run.started = time.monotonic()
             try:
-                data, seconds = future.result(timeout=item.timeout + BACKSTOP)
-            except FutureTimeout:
-                reason = f"no answer within {item.timeout + BACKSTOP:g} s"
-                manifest.missing.append(Missing(item.path, item.source, item.what, reason, 0.0))
-                continue
+                data: bytes | str | None = run.item.produce()
+                error: BaseException | None = None
             except Exception as exc:
-                manifest.missing.append(
-                    Missing(item.path, item.source, item.what, _reason(exc), 0.0)
-                )
-                continue
-            if data is None:
-                manifest.missing.append(
-                    Missing(item.path, item.source, item.what, "nothing there", round(seconds, 3))
-                )
-                continue
+                data, error = None, exc
+            with changed:
+                run.seconds = time.monotonic() - (run.started or 0.0)
+                run.data, run.error, run.done = data, error, True
+                changed.notify_all()
+
+    for _ in range(min(WORKERS, len(runs))):
+        threading.Thread(target=worker, daemon=True, name="overlaylab-logs").start()
+    longest = max((r.item.timeout for r in runs), default=0.0) + BACKSTOP
+    give_up_at = time.monotonic() + longest + OVERALL_GRACE
+
+    def overdue(run: _Run, now: float) -> bool:
+        return run.started is not None and now > run.started + run.item.timeout + BACKSTOP
+
+    with changed:
+        while True:
+            now = time.monotonic()
+            pending = [r for r in runs if not r.done and not overdue(r, now)]
+            if not pending or now >= give_up_at:
+                break
+            changed.wait(timeout=0.2)
+        finished = {id(r): (r.done, r.started, r.data, r.error, r.seconds) for r in runs}
+    for run in runs:
+        done, started, data, error, seconds = finished[id(run)]
+        item = run.item
+        if not done:
+            reason = (
+                f"no answer within {item.timeout + BACKSTOP:g} s"
+                if started is not None
+                else "not started: every worker was busy with items that did not answer"
+            )
+            manifest.missing.append(Missing(item.path, item.source, item.what, reason, 0.0))
+        elif error is not None:
+            manifest.missing.append(
+                Missing(item.path, item.source, item.what, _reason(error), round(seconds, 3))
+            )
+        elif data is None:
+            manifest.missing.append(
+                Missing(item.path, item.source, item.what, "nothing there", round(seconds, 3))
+            )
+        else:
             raw = data.encode() if isinstance(data, str) else data
             size = archive.add(item.path, raw)
             manifest.entries.append(
                 Entry(item.path, item.source, item.what, round(seconds, 3), size)
             )
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)

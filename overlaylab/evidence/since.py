@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _STAMP = re.compile(
-    r'(?:time="|"ts":"?|^)(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})'
+    r'(?:time="|"time":"|"ts":"?|^)(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2})'
     r"(?:[.,]\d+)?(Z|[+-]\d{2}:?\d{2})?"
 )
 
@@ -37,7 +37,9 @@ def _when(line: str) -> datetime | None:
         moment = datetime.fromisoformat(f"{day}T{clock}")
     except ValueError:
         return None
-    if zone and zone != "Z":
+    if not zone:  # ZooKeeper's times carry no zone: the machine's local time
+        return moment.astimezone(UTC)
+    if zone != "Z":
         sign = 1 if zone[0] == "+" else -1
         hours, minutes = int(zone[1:3]), int(zone[-2:])
         moment -= sign * timedelta(hours=hours, minutes=minutes)
@@ -45,13 +47,16 @@ def _when(line: str) -> datetime | None:
 
 
 def lines_since(text: str, cutoff: datetime) -> str:
-    """The lines of `text` written at or after `cutoff` (UTC)."""
+    """The lines of `text` written at or after `cutoff` (UTC); all of it when no line
+    carries a time this module reads (better too much than an empty log)."""
     kept: list[str] = []
     keeping = False
+    dated = False
     for line in text.splitlines(keepends=True):
         when = _when(line)
         if when is not None:
+            dated = True
             keeping = when >= cutoff
         if keeping:
             kept.append(line)
-    return "".join(kept)
+    return "".join(kept) if dated else text

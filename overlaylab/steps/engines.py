@@ -9,6 +9,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import docker.errors
+
 from overlaylab.checks.probes import probe_name
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
@@ -153,10 +155,14 @@ def enable_forwarding(handle: NodeHandle) -> None:
     handle.run(ENABLE_FORWARDING, timeout=10)
 
 
-def believes_forwarding(handle: NodeHandle) -> bool:
-    """Does the running engine believe IPv4 forwarding is on? (`docker info`)"""
-    with handle.engine(timeout=10) as client:
-        return client.info().get("IPv4Forwarding") is not False
+def believes_forwarding(handle: NodeHandle) -> bool | None:
+    """Does the running engine believe IPv4 forwarding is on? (`docker info`) None when
+    its /info fails or does not answer: no engine to keep either."""
+    try:
+        with handle.engine(timeout=10) as client:
+            return client.info().get("IPv4Forwarding") is not False
+    except (docker.errors.DockerException, OSError):  # requests' errors are OSErrors
+        return None
 
 
 def _ensure_engine(ctx: LabContext, node: Node, slots: StartSlots | None = None) -> str:
@@ -176,8 +182,8 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
     alive = handle.service_alive(SERVICE, SERVICE)
     unchanged = current == wanted.encode() and served == certs.encode()
     answering = alive and handle.engine_ping()
-    forwarding_believed = answering and believes_forwarding(handle)
-    if unchanged and forwarding_believed:
+    belief = believes_forwarding(handle) if answering else None
+    if unchanged and belief:
         return "already running"
     verb = "started"
     if alive:
@@ -187,8 +193,10 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
             verb = "restarted (daemon.json changed)"
         elif served != certs.encode():
             verb = "restarted (certificates renewed)"
-        elif answering and not forwarding_believed:
+        elif belief is False:
             verb = "restarted (it believed IPv4 forwarding was off)"
+        elif answering:
+            verb = "restarted (it answered /_ping but not /info)"
     handle.put_file(config_path, wanted.encode())
     handle.put_file(served_path, certs.encode())
     enable_forwarding(handle)

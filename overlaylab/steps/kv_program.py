@@ -52,4 +52,13 @@ def program_on_node(ctx: LabContext, handle: Node, program: str) -> str:
         ctx.progress.item(
             handle.name, f"{program} is not installed there: brought this machine's {local}"
         )
+    # This machine's build needs this machine's C library and CPU: say so now, not as
+    # a KV store that dies at start.
+    runs = handle.run([str(target), "--version"], check=False, timeout=20)
+    if runs.returncode != 0:
+        raise OverlaylabError(
+            f"this machine's {program} ({local}), brought to {handle.name}, does not run "
+            f"there (exit {runs.returncode}: {(runs.stderr or runs.stdout).strip()[:200]}): "
+            f"install {program} on {handle.name} instead"
+        )
     return str(target)

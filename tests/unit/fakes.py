@@ -234,6 +234,10 @@ class FakeNode:
         if argv[:3] == ["sh", "-c", 'command -v "$1"']:  # is a program installed?
             missing = argv[4] in self.provider.programs_missing.get(self.name, set())
             return CommandResult(tuple(argv), 1 if missing else 0, "", "", self.name)
+        if len(argv) == 2 and argv[1] == "--version":  # a brought program runs there
+            brought = self._local(PurePosixPath(argv[0]))
+            runs = brought.exists() and self.name not in self.provider.programs_broken
+            return CommandResult(tuple(argv), 0 if runs else 127, "", "not found", self.name)
         if argv[:3] == ["sh", "-c", '[ -x "$1" ] && wc -c < "$1"']:  # a brought program
             target = self._local(PurePosixPath(argv[4]))
             size = f"{target.stat().st_size}\n" if target.exists() else ""
@@ -348,6 +352,7 @@ class FakeProvider:
         self.answering: set[str] = set()
         self.forwarding: set[str] = set()  # nodes where net.ipv4.ip_forward is 1
         self.programs_missing: dict[str, set[str]] = {}  # node -> programs not installed
+        self.programs_broken: set[str] = set()  # nodes this machine's programs cannot run on
         self.spawned_services_answer = True
         self.engines: dict[str, FakeEngine] = {}
         self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)

@@ -331,6 +331,21 @@ def test_a_kv_node_without_etcd_gets_this_machines_copy(
     assert "brought" not in said(ctx)[len(before) :]
 
 
+def test_a_brought_program_that_does_not_run_there_is_a_clear_error(
+    kv_lab: tuple[LabContext, FakeProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This machine's etcd needs this machine's C library: an older host cannot run it."""
+    ctx, provider = kv_lab
+    provider.programs_missing["kv"] = {"etcd"}
+    provider.programs_broken.add("kv")
+    here = tmp_path / "here-etcd"
+    here.write_bytes(b"\x7fELF etcd of this machine")
+    monkeypatch.setattr(kv_program, "local_program", lambda program: str(here))
+    with pytest.raises(OverlaylabError, match="does not run there .*install etcd on kv"):
+        ensure_kv(ctx)
+    assert provider.actions("start_service") == []
+
+
 def test_a_kv_node_without_its_program_and_none_here_is_a_clear_error(
     kv_lab: tuple[LabContext, FakeProvider], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import tarfile
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from overlaylab.errors import OverlaylabError
 from overlaylab.evidence import collect as collect_module
 from overlaylab.evidence.archive import EvidenceArchive, Manifest, scrub
 from overlaylab.evidence.collect import Item, collect
@@ -36,7 +38,14 @@ def test_what_is_no_duration_is_a_clear_error(text: str) -> None:
         parse_duration(text)
 
 
-def test_lines_since_keeps_the_recent_lines_and_their_continuations() -> None:
+@pytest.fixture
+def utc_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Zoneless times (ZooKeeper's) are the machine's local time: make that UTC here."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+
+
+def test_lines_since_keeps_the_recent_lines_and_their_continuations(utc_here: None) -> None:
     log = (
         'time="2026-12-07T10:00:00.000000000Z" level=info msg="old"\n'
         "  continuation of old\n"
@@ -46,6 +55,7 @@ def test_lines_since_keeps_the_recent_lines_and_their_continuations() -> None:
         '{"level":"info","ts":"2026-12-07T11:00:02.000Z","msg":"etcd"}\n'
         "2026-12-07 09:59:59,123 [myid:] - INFO zookeeper, older\n"
         "2026-12-07T12:30:00+01:00 an hour ahead of UTC: 11:30Z\n"
+        '{"level":"info","msg":"json-format dockerd","time":"2026-12-07T11:00:03Z"}\n'
     )
     kept = lines_since(log, datetime(2026, 12, 7, 11, 0, tzinfo=UTC))
     assert kept.splitlines() == [
@@ -54,7 +64,31 @@ def test_lines_since_keeps_the_recent_lines_and_their_continuations() -> None:
         "goroutine 1 [running]:",
         '{"level":"info","ts":"2026-12-07T11:00:02.000Z","msg":"etcd"}',
         "2026-12-07T12:30:00+01:00 an hour ahead of UTC: 11:30Z",
+        '{"level":"info","msg":"json-format dockerd","time":"2026-12-07T11:00:03Z"}',
     ]
+
+
+def test_a_log_with_no_time_this_reads_is_kept_whole() -> None:
+    log = "starting\nsomething without a time\n"
+    assert lines_since(log, datetime(2026, 12, 7, tzinfo=UTC)) == log
+
+
+def test_a_private_key_cut_short_is_removed_to_the_end() -> None:
+    cut = b"log line\n" + KEY[:60]  # a tail that ends inside the key
+    assert b"MHcCAQEEIBm0" not in scrub(cut) and scrub(cut).startswith(b"log line\n")
+
+
+def test_an_archive_that_cannot_be_written_is_a_clear_error_and_no_part_file(tmp_path: Path) -> None:
+    archive, found = EvidenceArchive("top"), manifest()
+    archive.add("a.txt", b"a")
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OverlaylabError, match=r"cannot write the archive .*; pass another file"):
+        archive.write(tmp_path / "a-file" / "out.tar.gz", found)  # its folder is a file
+    target = tmp_path / "x.tar.gz"
+    target.mkdir()  # a folder in the way of the file
+    with pytest.raises(OverlaylabError):
+        archive.write(target, found)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "x.tar.gz"]  # no .part
 
 
 def test_private_keys_and_join_tokens_never_enter_the_archive() -> None:
@@ -100,6 +134,19 @@ def test_a_failing_or_empty_item_is_recorded_and_the_rest_collected(tmp_path: Pa
         "n2/engine/info.json",
     ]
     assert b"secret0material" not in data
+
+
+def test_the_manifest_is_scrubbed_too(tmp_path: Path) -> None:
+    def leaky() -> bytes:
+        raise RuntimeError("failed on " + KEY.decode())
+
+    archive, found = EvidenceArchive("top"), manifest()
+    collect([Item("n1/x", "n1", "x", leaky)], archive, found)
+    target = tmp_path / "out.tar.gz"
+    archive.write(target, found)
+    with tarfile.open(target) as tar:
+        text = tar.extractfile("top/manifest.json").read()  # type: ignore[union-attr]
+    assert b"secret0material" not in text and b"private key removed" in text
 
 
 def test_an_item_that_hangs_is_given_up_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:

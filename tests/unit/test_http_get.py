@@ -92,3 +92,17 @@ def test_nothing_listening(tmp_path: Path) -> None:
     assert run(tmp_path, "wget", "-q", f"http://127.0.0.1:{closed}/").returncode == 4
     # (An unknown name is tried in a real probe, against Docker's embedded DNS: here
     # a lookup would leave this machine.)
+
+
+def test_a_fractional_timeout_still_bounds_a_silent_server(tmp_path: Path) -> None:
+    """alarm() counts whole seconds: -m 0.5 must not turn the alarm off."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)  # accepts (the kernel does), never answers
+    try:
+        port = silent.getsockname()[1]
+        got = run(tmp_path, "curl", "-s", "-m", "0.5", f"http://127.0.0.1:{port}/")
+        assert got.returncode == 28
+        assert run(tmp_path, "wget", "-T", "soon", f"http://127.0.0.1:{port}/").returncode != 0
+    finally:
+        silent.close()

@@ -179,8 +179,13 @@ class SSHNode:
             self._connect()
             client = self.connection.client
             stdin, stdout, stderr = client.exec_command(command, timeout=STREAM_TIMEOUT)
-            stdin.write(data)
-            stdin.channel.shutdown_write()
+            try:
+                stdin.write(data)
+                stdin.channel.shutdown_write()
+            except OSError:
+                pass  # the command ended early (sudo, mkdir): its status and stderr say why
+            if not stdout.channel.status_event.wait(STREAM_TIMEOUT):
+                raise CommandError(argv, -1, "", f"timed out after {STREAM_TIMEOUT:g}s", self.name)
             code = stdout.channel.recv_exit_status()
             out, err = (
                 stdout.read().decode(errors="replace"),
