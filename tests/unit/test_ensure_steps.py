@@ -341,7 +341,7 @@ def test_a_brought_program_that_does_not_run_there_is_a_clear_error(
     here = tmp_path / "here-etcd"
     here.write_bytes(b"\x7fELF etcd of this machine")
     monkeypatch.setattr(kv_program, "local_program", lambda program: str(here))
-    with pytest.raises(OverlaylabError, match="does not run there .*install etcd on kv"):
+    with pytest.raises(OverlaylabError, match=r"does not run there .*install etcd on kv"):
         ensure_kv(ctx)
     assert provider.actions("start_service") == []
 

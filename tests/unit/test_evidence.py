@@ -78,7 +78,7 @@ def test_a_private_key_cut_short_is_removed_to_the_end() -> None:
     assert b"MHcCAQEEIBm0" not in scrub(cut) and scrub(cut).startswith(b"log line\n")
 
 
-def test_an_archive_that_cannot_be_written_is_a_clear_error_and_no_part_file(tmp_path: Path) -> None:
+def test_an_unwritable_archive_is_a_clear_error_with_no_part_file(tmp_path: Path) -> None:
     archive, found = EvidenceArchive("top"), manifest()
     archive.add("a.txt", b"a")
     (tmp_path / "a-file").write_text("")
