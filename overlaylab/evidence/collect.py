@@ -339,6 +339,9 @@ class _Run:
 
 
 WORKERS = 16
+# Items on one node at once: every item on an SSH host is a session on one connection,
+# and sshd opens at most MaxSessions (10 by default) of them ("Connect failed").
+PER_NODE = 4
 # However the items fare, collecting ends this long after the slowest limit: items no
 # worker could take up by then are recorded as not started.
 OVERALL_GRACE = 30.0
@@ -355,6 +358,7 @@ def collect(items: list[Item], archive: EvidenceArchive, manifest: Manifest) -> 
     queue = list(reversed(runs))
     lock = threading.Lock()
     changed = threading.Condition(lock)
+    per_node = {r.item.source: threading.Semaphore(PER_NODE) for r in runs}
 
     def worker() -> None:
         while True:
@@ -362,12 +366,14 @@ def collect(items: list[Item], archive: EvidenceArchive, manifest: Manifest) -> 
                 if not queue:
                     return
                 run = queue.pop()
-                run.started = time.monotonic()
-            try:
-                data: bytes | str | None = run.item.produce()
-                error: BaseException | None = None
-            except Exception as exc:
-                data, error = None, exc
+            with per_node[run.item.source]:
+                with lock:
+                    run.started = time.monotonic()
+                try:
+                    data: bytes | str | None = run.item.produce()
+                    error: BaseException | None = None
+                except Exception as exc:
+                    data, error = None, exc
             with changed:
                 run.seconds = time.monotonic() - (run.started or 0.0)
                 run.data, run.error, run.done = data, error, True

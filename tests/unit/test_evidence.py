@@ -7,6 +7,7 @@ import json
 import tarfile
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -164,3 +165,28 @@ def test_an_item_that_hangs_is_given_up_at_its_limit(monkeypatch: pytest.MonkeyP
     assert archive.paths() == ["n1/fine.txt"]
     [stuck] = found.missing
     assert (stuck.path, stuck.reason) == ("n1/stuck.txt", "no answer within 0.2 s")
+
+
+def test_no_node_gets_more_items_at_once_than_its_sessions_allow() -> None:
+    """An SSH host opens at most MaxSessions channels on one connection (10)."""
+    running: dict[str, int] = {"n1": 0, "n2": 0}
+    most: dict[str, int] = {"n1": 0, "n2": 0}
+    guard = threading.Lock()
+
+    def item_on(node: str) -> Callable[[], str]:
+        def produce() -> str:
+            with guard:
+                running[node] += 1
+                most[node] = max(most[node], running[node])
+            time.sleep(0.05)
+            with guard:
+                running[node] -= 1
+            return "ok"
+
+        return produce
+
+    items = [Item(f"{n}/{i}", n, "x", item_on(n)) for n in ("n1", "n2") for i in range(12)]
+    archive, found = EvidenceArchive("top"), manifest()
+    collect(items, archive, found)
+    assert len(archive.paths()) == 24 and found.missing == []
+    assert max(most.values()) <= collect_module.PER_NODE
