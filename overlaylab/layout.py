@@ -97,3 +97,9 @@ class LabLayout:
     @property
     def cgroup_prefix(self) -> str:
         return f"{CGROUP_PREFIX}{self.cluster}."  # the dot ends the name, as above
+
+
+def probe_name(network: str, node: str, slot: str = "a") -> str:
+    """verify's probe container on `network` at `node` (slot "b": the second one, for
+    same-host paths). `up` names them too, when it asks a node's probes for peers."""
+    return f"probe-{network}-{node}" + ("" if slot == "a" else f"-{slot}")

@@ -16,7 +16,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from overlaylab.context import LabContext
-from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE
+from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, probe_name
 from overlaylab.probe_tools import UDP_ECHO
 from overlaylab.spec.models import PROBE_IMAGE
 from overlaylab.steps.images import ensure_probe_image
@@ -41,10 +41,6 @@ class Probe:
     name: str
     address: str  # its address on `network`
     slot: str = "a"
-
-
-def probe_name(network: str, node: str, slot: str = "a") -> str:
-    return f"probe-{network}-{node}" + ("" if slot == "a" else f"-{slot}")
 
 
 def _outdated(container: Container) -> bool:

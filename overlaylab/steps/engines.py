@@ -11,10 +11,10 @@ from typing import Any
 
 import docker.errors
 
-from overlaylab.checks.probes import probe_name
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.gossip import serf_view
+from overlaylab.layout import probe_name
 from overlaylab.overlay_peers import culprits, describe, survey
 from overlaylab.providers.base import ENGINE_SERVICE, tail
 from overlaylab.providers.base import Node as NodeHandle
