@@ -73,6 +73,11 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                 problems.append(f"subnet {subnet} on {node}, the spec says {net.subnet}")
                 odd.add(node)
         any_seen = next(iter(seen.values()), None)
+        if not seen and not problems:
+            # No engine could show it: that is no pass ("on 0 engines"); the untested
+            # results below say why.
+            results += _untested(net.name, down)
+            continue
         results.append(
             CheckResult(
                 check="networks.present",
@@ -99,17 +104,21 @@ def present(vctx: VerifyContext) -> list[CheckResult]:
                 },
             )
         )
-        results += [
-            CheckResult.untested(
-                "networks.present",
-                node,
-                f"its engine does not answer, so {net.name} was not looked for there",
-                "engines.api",
-                network=net.name,
-            )
-            for node in down
-        ]
+        results += _untested(net.name, down)
     return results
+
+
+def _untested(network: str, down: list[str]) -> list[CheckResult]:
+    return [
+        CheckResult.untested(
+            "networks.present",
+            node,
+            f"its engine does not answer, so {network} was not looked for there",
+            "engines.api",
+            network=network,
+        )
+        for node in down
+    ]
 
 
 CHECKS = [

@@ -389,6 +389,16 @@ def test_an_engine_that_believes_forwarding_is_off_is_not_down(lab: FakeLab) -> 
     all_failures_explained(report)
 
 
+def test_no_overlay_passes_when_no_engine_could_show_it(lab: FakeLab) -> None:
+    """Every engine dead: an overlay is on "0 engines", which is no pass, only untested."""
+    for node in lab.engine_nodes:
+        lab.kill_engine(node)
+    report = lab.verify()
+    present = [r for r in report.results if r.check == "networks.present"]
+    assert present and all(r.status == "error" for r in present)
+    assert causes(report) == [f"the engine on {n} is down" for n in lab.engine_nodes]
+
+
 def test_two_dead_engines_two_diagnoses(lab: FakeLab) -> None:
     lab.kill_engine("n2")
     lab.kill_engine("n3")
