@@ -19,6 +19,9 @@ def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
     return tail(vctx.lab.node(node).service_log(ENGINE_SERVICE), lines)
 
 
+# vctx.cache key: node -> the engine's /info as engines.api read it (engines.advertise
+# reads the same document: asked once per run).
+ENGINE_INFO = "engine_info"
 # vctx.cache key: engines that answered engines.api when this verify began but no longer
 # answer at its end (see `died_during_verify`).
 DIED_DURING_VERIFY = "engines.died_during_verify"
@@ -108,6 +111,7 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
                 # error, not the whole check's).
                 results.append(_info_error(node.name, exc))
                 continue
+            vctx.cache.setdefault(ENGINE_INFO, {})[node.name] = info
             results.append(_answering(node.name, info, round(time.monotonic() - started, 3)))
             continue
         message, hint = _death_reason(vctx, node.name)
@@ -171,6 +175,10 @@ def _answering(node: str, info: dict, seconds: float) -> CheckResult:
 
 
 def _info(vctx: VerifyContext, node: str) -> dict | None:
+    """The engine's /info: as engines.api read it in this run, else asked now."""
+    seen: dict | None = vctx.cache.get(ENGINE_INFO, {}).get(node)
+    if seen is not None:
+        return seen
     handle = vctx.lab.node(node)
     if not handle.engine_ping(timeout=2):
         return None

@@ -135,7 +135,7 @@ def looked_at_again(
     again (quick, and they now see the death and say what it was); passes of the
     others that involve a dead engine were measured before it died and are withdrawn."""
     # Facts looked up once per run (the stack containers...) date from before the death.
-    for fact in ("stack_containers", "stack_nodes_down"):
+    for fact in ("stack_containers", "stack_nodes_down", engines.ENGINE_INFO):
         vctx.cache.pop(fact, None)
     # A check that crashed on the dying engine (an exec into a container there) runs
     # again too: now it sees the engine down, and says so as it does for any dead engine.

@@ -25,7 +25,7 @@ def default_name(cluster: str, at: datetime) -> str:
     return f"overlaylab-{cluster}-{at:%Y%m%dT%H%M%SZ}"
 
 
-def _verify(ctx: LabContext, started_at: datetime) -> tuple[VerifyReport, float]:
+def _verify(ctx: LabContext) -> tuple[VerifyReport, float]:
     begun = time.monotonic()
     report = run_verify(ctx, select_checks(), timeout=VERIFY_TIMEOUT)
     return report, time.monotonic() - begun
@@ -92,7 +92,7 @@ def gather(
     )
     # Verify runs beside the collection: both mostly wait on the nodes.
     with ThreadPoolExecutor(max_workers=1) as side:
-        verifying = side.submit(_verify, ctx, created) if with_verify else None
+        verifying = side.submit(_verify, ctx) if with_verify else None
         rendered_artifacts(ctx, archive, manifest)
         collect(plan(ctx, since), archive, manifest)
         if verifying is not None:

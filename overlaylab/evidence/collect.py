@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from overlaylab.artifacts import spec_artifacts
 from overlaylab.context import LabContext
 from overlaylab.evidence.archive import Entry, EvidenceArchive, Manifest, Missing
 from overlaylab.evidence.since import lines_since
 from overlaylab.gossip import serf_view
 from overlaylab.providers.base import ENGINE_SERVICE, Node
+from overlaylab.spec.loader import load_spec_file
 from overlaylab.steps.classic_swarm import MASTER, masters
 from overlaylab.steps.kv import ZOOKEEPER_SERVER
 
@@ -292,9 +294,6 @@ def _lab_items(ctx: LabContext) -> list[Item]:
 
 def rendered_artifacts(ctx: LabContext, archive: EvidenceArchive, manifest: Manifest) -> None:
     """The files `invoke render` writes for this spec, under lab/rendered/."""
-    from overlaylab.artifacts import spec_artifacts
-    from overlaylab.spec.loader import load_spec_file
-
     started = time.monotonic()
     try:
         artifacts = spec_artifacts(load_spec_file(ctx.spec_path))
