@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_lab import spec_text  # noqa: E402
 
-from overlaylab import lab  # noqa: E402
-from overlaylab.checks.verify import run_verify, select_checks  # noqa: E402
+from overlaylab.context import open_lab  # noqa: E402
 from overlaylab.progress import Progress  # noqa: E402
+from overlaylab.up import pipeline  # noqa: E402
+from overlaylab.verify.run import run_verify, select_checks  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -61,10 +62,10 @@ def run_once(nodes: int, run: int, out: csv.writer) -> None:
         spec = spec_dir / f"bench{nodes}.yml"
         spec.write_text(spec_text(nodes).replace("file: stacks/", "file: ../../../stacks/"))
         progress = Recorder()
-        ctx = lab.open_lab(spec, progress)
+        ctx = open_lab(spec, progress)
         ctx.provider.destroy()
         try:
-            report = lab.up(ctx)
+            report = pipeline.up(ctx)
             verify = run_verify(ctx, select_checks(only=["underlay.*"]))
         finally:
             ctx.provider.destroy()

@@ -22,10 +22,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from overlaylab import lab  # noqa: E402
-from overlaylab.checks.verify import ALL_CHECKS, run_verify  # noqa: E402
+from overlaylab.context import open_lab  # noqa: E402
 from overlaylab.progress import Progress  # noqa: E402
 from overlaylab.providers.local.teardown import lab_cgroups  # noqa: E402
+from overlaylab.up import pipeline  # noqa: E402
+from overlaylab.verify.run import ALL_CHECKS, run_verify  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -123,15 +124,15 @@ def run_once(
         spec_dir.mkdir()
         spec = spec_dir / f"bench{nodes}.yml"
         spec.write_text(spec_text(nodes, mode).replace("file: stacks/", "file: ../../../stacks/"))
-        ctx = lab.open_lab(spec, Progress(quiet=True))
+        ctx = open_lab(spec, Progress(quiet=True))
         ctx.provider.destroy()  # start clean
         try:
-            report = lab.up(ctx)
+            report = pipeline.up(ctx)
             for phase, seconds in report.timings.items():
                 phases.writerow([nodes, run, phase, f"{seconds:.3f}", ""])
             phases.writerow([nodes, run, "up (total)", f"{report.seconds:.3f}", ""])
             again = time.monotonic()
-            lab.up(lab.open_lab(spec, Progress(quiet=True)))
+            pipeline.up(open_lab(spec, Progress(quiet=True)))
             phases.writerow([nodes, run, "up again (no-op)", f"{time.monotonic() - again:.3f}", ""])
             verify = run_verify(ctx, ALL_CHECKS, timeout=10.0)
             rate = len(verify.results) / verify.seconds

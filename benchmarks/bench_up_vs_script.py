@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from overlaylab.steps.images import build_probe_rootfs  # noqa: E402
+from overlaylab.up.steps.images import build_probe_rootfs  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 SCRIPT = ROOT / "benchmarks" / "baseline_up.sh"

@@ -1,4 +1,8 @@
-"""Everything a step or check needs about one lab, passed around as one object."""
+"""What a lab IS: its spec, paths, layout, provider and progress, passed around as one object.
+
+Run state (what one `up` or one `verify` learns as it goes) lives in that run's own object
+(`overlaylab.up.run.UpRun`, `overlaylab.verify.context.VerifyContext`), never here.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,14 @@ from pathlib import Path
 
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
+from overlaylab.providers import get_provider
 from overlaylab.providers.base import Node, Provider
+from overlaylab.spec.loader import load_spec_file
 from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.paths import resolve_in_spec_dir
-from overlaylab.spec.warnings import SpecWarning
+from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+from overlaylab.spec.paths import resolve_in_spec_dir, spec_dir_of
+from overlaylab.spec.warnings import SpecWarning, spec_warnings
 from overlaylab.state import LabState
-from overlaylab.steps.compose_warm import WarmCompose
 
 
 @dataclass
@@ -25,10 +31,6 @@ class LabContext:
     progress: Progress = field(default_factory=Progress)
     # Valid-but-surprising things about the spec, shown before `up` (never stop it).
     warnings: list[SpecWarning] = field(default_factory=list)
-    # Legacy-overlay engines this run of `up` started: the gossip step checks them.
-    engines_started: set[str] = field(default_factory=set)
-    # docker-compose interpreters a fresh `up` starts early, for the stacks step.
-    compose: WarmCompose = field(default_factory=WarmCompose)
 
     def resolve_spec_path(self, relative: str) -> Path:
         """A stack file or image tarball named in the spec, as an absolute path."""
@@ -41,3 +43,37 @@ class LabContext:
     @property
     def state(self) -> LabState:
         return LabState.load(self.layout.state_file)
+
+
+DEFAULT_SPEC = Path("inventory/lab.yml")
+
+
+def open_lab(spec_path: str | Path = DEFAULT_SPEC, progress: Progress | None = None) -> LabContext:
+    loaded = load_spec_file(spec_path)
+    return context_for(loaded.spec, loaded.path, progress=progress, warnings=loaded.warnings)
+
+
+def context_for(
+    spec: ClusterSpec,
+    spec_path: Path,
+    *,
+    state_dir: str | Path | None = None,
+    progress: Progress | None = None,
+    warnings: list[SpecWarning] | None = None,
+) -> LabContext:
+    """The context for a spec loaded from `spec_path`; `state_dir` overrides the spec's.
+
+    `warnings` as `load_spec_file` found them (with lines); default: computed here.
+    """
+    if state_dir is None and isinstance(spec.provider, LocalProviderSpec):
+        state_dir = spec.provider.state_dir
+    layout = LabLayout.for_cluster(spec.name, state_dir)
+    return LabContext(
+        spec=spec,
+        spec_path=spec_path,
+        spec_dir=spec_dir_of(spec_path),
+        layout=layout,
+        provider=get_provider(spec, layout, spec_dir_of(spec_path)),
+        progress=progress or Progress(),
+        warnings=spec_warnings(spec) if warnings is None else warnings,
+    )

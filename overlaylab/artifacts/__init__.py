@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 from overlaylab.artifacts import docker_machine, hosts, stacks, vagrant
 from overlaylab.errors import OverlaylabError
-from overlaylab.render import TEMPLATES_DIR
 from overlaylab.spec.loader import LoadedSpec
+from overlaylab.templates import TEMPLATES_DIR
 
 PROJECT_ROOT = TEMPLATES_DIR.parent
 # Where the top-level Vagrantfile looks for its machines; OVERLAYLAB_MACHINES names

@@ -18,7 +18,6 @@ import ipaddress
 import shlex
 from dataclasses import dataclass, field
 
-from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import (
     KV_SCHEMES,
@@ -28,6 +27,7 @@ from overlaylab.spec.models import (
     OverlayNetwork,
     SSHProvider,
 )
+from overlaylab.templates import render
 
 SCRIPT_TEMPLATE = "machines.sh.j2"
 GUIDE_DRIVER = "virtualbox"

@@ -16,14 +16,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from overlaylab.lab import context_for
+from overlaylab.context import context_for
 from overlaylab.layout import LabLayout
 from overlaylab.providers.ssh import host_engine
-from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
-from overlaylab.steps.engines import daemon_config, render_daemon_config
-from overlaylab.steps.kv import kv_argv, zookeeper_config
+from overlaylab.templates import render
+from overlaylab.up.steps.engines import daemon_config, render_daemon_config
+from overlaylab.up.steps.kv import kv_argv, zookeeper_config
 
 # The same places the ssh and vagrant providers use with `engine: host`.
 HOST_DAEMON_JSON = str(host_engine.DAEMON_JSON)

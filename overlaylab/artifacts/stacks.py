@@ -8,12 +8,12 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
-from overlaylab.lab import context_for
+from overlaylab.context import context_for
 from overlaylab.layout import LabLayout
-from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, DockerMachineProvider, LocalProvider, Stack
 from overlaylab.spec.paths import resolve_in_spec_dir
+from overlaylab.templates import render
 
 
 def compose_name(stack: Stack) -> str:

@@ -14,9 +14,9 @@ import json
 import shlex
 from typing import Any
 
-from overlaylab.render import render
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, DockerMachineProvider, VagrantProvider
+from overlaylab.templates import render
 
 # `docker run` arguments that let a node container run its own dockerd in this
 # sandbox (LAB-NOTES, "Vagrant - verified"): `--privileged` fails here for want of

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from overlaylab.checks.verify import VerifyReport, run_verify, select_checks
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.evidence.archive import Entry, EvidenceArchive, Manifest, Missing
@@ -17,6 +16,7 @@ from overlaylab.evidence.collect import collect, plan, rendered_artifacts
 from overlaylab.report.html import render_report
 from overlaylab.report.json_report import write_json
 from overlaylab.report.topology import compose_networks
+from overlaylab.verify.run import VerifyReport, run_verify, select_checks
 
 VERIFY_TIMEOUT = 8.0  # verify's own retry window, as `invoke verify --timeout`
 

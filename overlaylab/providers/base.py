@@ -19,7 +19,7 @@ from typing import Protocol
 
 import docker
 
-from overlaylab.runners import CommandResult
+from overlaylab.providers.command import CommandResult
 
 # The service name of a node's Docker engine, for `Node.start_service` and the others.
 ENGINE_SERVICE = "dockerd"

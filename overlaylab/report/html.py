@@ -19,11 +19,7 @@ from typing import Any, Literal
 import jinja2
 from markupsafe import Markup
 
-from overlaylab.checks.probes import probe_name
-from overlaylab.checks.result import CheckResult, Status
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.errors import OverlaylabError
-from overlaylab.render import TEMPLATES_DIR
 from overlaylab.report.json_report import (
     count_statuses,
     group_by_check,
@@ -33,12 +29,16 @@ from overlaylab.report.json_report import (
 )
 from overlaylab.report.topology import build_topology, inline_svg, worst
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.templates import TEMPLATES_DIR
+from overlaylab.verify.probes import probe_name
+from overlaylab.verify.result import CheckResult, Status
+from overlaylab.verify.run import VerifyReport
 
 TEMPLATE = "report.html.j2"
 LAB_NETWORK = ""  # the `network` of results tested over the lab switch, not an overlay
 Side = Literal["from", "to"]
 
-# Its own environment, not overlaylab.render's: that one writes config files verbatim,
+# Its own environment, not overlaylab.templates's: that one writes config files verbatim,
 # this one writes HTML, where every value from a probe's output must be escaped.
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),

@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from overlaylab.checks.result import CheckResult, Status
-from overlaylab.checks.verify import VerifyReport
+from overlaylab.verify.result import CheckResult, Status
+from overlaylab.verify.run import VerifyReport
 
 SCHEMA = "overlaylab.verify/v1"
 # Worst first: a check's status is the first of these any of its results has.

@@ -12,9 +12,9 @@ import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.report.json_report import count_statuses, group_by_check, write_text_atomic
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 SUITE_PREFIX = "overlaylab.verify"
 # XML 1.0 cannot carry most control characters (probe output may hold ANSI escapes

@@ -7,9 +7,9 @@ from collections import defaultdict
 from rich.console import Console
 from rich.table import Table
 
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.report.json_report import STATUSES, count_statuses, worst_status
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 MAX_DETAILED = 12  # failures spelled out in full; the JSON report has them all
 STYLE = {"pass": "green", "fail": "red", "skip": "yellow", "error": "magenta"}

@@ -20,12 +20,12 @@ from typing import Literal
 import graphviz  # type: ignore[import-untyped]
 import yaml
 
-from overlaylab.checks.probes import SLOTS, probe_name
-from overlaylab.checks.result import CheckResult, Status
 from overlaylab.errors import OverlaylabError
 from overlaylab.spec.compose import load_compose
 from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
 from overlaylab.spec.paths import resolve_in_spec_dir
+from overlaylab.verify.probes import SLOTS, probe_name
+from overlaylab.verify.result import CheckResult, Status
 
 BoxKind = Literal["host", "switch", "kv", "engine", "overlay", "probe", "service"]
 LinkKind = Literal["lab", "runs", "overlay", "failing"]

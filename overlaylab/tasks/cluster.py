@@ -10,13 +10,13 @@ from pathlib import Path
 import yaml
 from invoke import task
 
-from overlaylab import lab
 from overlaylab import status as lab_status
+from overlaylab.context import open_lab
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
 from overlaylab.lablock import lab_lock
+from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
-from overlaylab.steps.classic_swarm import masters as classic_masters
-from overlaylab.steps.classic_swarm import swarm_env
+from overlaylab.providers.local.teardown import destroy_local_lab
 from overlaylab.tasks.common import (
     DEFAULT_INVENTORY,
     err,
@@ -24,6 +24,9 @@ from overlaylab.tasks.common import (
     out,
     terminate_as_interrupt,
 )
+from overlaylab.up import pipeline
+from overlaylab.up.classic_swarm import masters as classic_masters
+from overlaylab.up.classic_swarm import swarm_env
 
 __all__ = ["down", "env", "status", "up"]
 
@@ -40,11 +43,11 @@ def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: igno
     """Bring the lab up (or finish it, or confirm it is up to date)."""
     from overlaylab.tasks.spec import print_warnings
 
-    ctx = lab.open_lab(inventory, Progress(quiet=quiet))
+    ctx = open_lab(inventory, Progress(quiet=quiet))
     # Shown even with --quiet, before anything starts; they never stop `up`.
     print_warnings(err, inventory, ctx.warnings)
     with terminate_as_interrupt(), lab_lock(ctx.spec.name, f"invoke up -i {inventory}", _busy):
-        report = lab.up(ctx, retain=retain)
+        report = pipeline.up(ctx, retain=retain)
     if report.changed:
         err.print(
             f"[bold green]lab '{ctx.spec.name}' is up[/] in {report.seconds:.1f}s "
@@ -65,16 +68,16 @@ def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[
     """(cluster name, how to remove it): through the spec's provider when the spec loads,
     else from names alone (a local lab), so a broken or lost spec strands nothing."""
     if name:
-        return name, lambda: lab.down_by_name(name)
+        return name, lambda: destroy_local_lab(LabLayout.for_cluster(name))
     try:
-        ctx = lab.open_lab(inventory, Progress(quiet=True))
+        ctx = open_lab(inventory, Progress(quiet=True))
         return ctx.spec.name, ctx.provider.destroy
     except SpecError:
         # A spec that no longer validates must not strand a running lab.
         try:
             data = yaml.safe_load(Path(inventory).read_text())
             cluster = str(data["name"])
-            return cluster, lambda: lab.down_by_name(cluster)
+            return cluster, lambda: destroy_local_lab(LabLayout.for_cluster(cluster))
         except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
             raise OverlaylabError(
                 f"{inventory}: cannot tell which lab to take down ({exc}); pass --name NAME"
@@ -113,7 +116,7 @@ def down(c, inventory=DEFAULT_INVENTORY, name=None):  # type: ignore[no-untyped-
 @friendly_errors
 def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-untyped-def]
     """Nodes, engines, KV store, networks and containers at a glance."""
-    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    ctx = open_lab(inventory, Progress(quiet=True))
     snapshot = lab_status.collect(ctx)
     if format == "json":
         out.print_json(json.dumps(snapshot))
@@ -131,7 +134,7 @@ def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-u
 @friendly_errors
 def env(c, node, inventory=DEFAULT_INVENTORY, swarm=False):  # type: ignore[no-untyped-def]
     """Print `export DOCKER_*` lines for NODE, as `docker-machine env` does."""
-    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    ctx = open_lab(inventory, Progress(quiet=True))
     if swarm:
         if ctx.spec.orchestration.mode != "classic-swarm":
             raise OverlaylabError(

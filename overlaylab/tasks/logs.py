@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import task
 from rich.markup import escape
 
-from overlaylab import lab
+from overlaylab.context import open_lab
 from overlaylab.errors import OverlaylabError
 from overlaylab.evidence.bundle import gather
 from overlaylab.evidence.since import parse_duration
@@ -34,7 +34,7 @@ def logs(  # type: ignore[no-untyped-def]
         window = parse_duration(since) if since else None
     except ValueError as exc:
         raise OverlaylabError(str(exc)) from None
-    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    ctx = open_lab(inventory, Progress(quiet=True))
     err.print(f"collecting the evidence of lab '{escape(ctx.spec.name)}'…")
     target, manifest, size = gather(
         ctx,

@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke import task
 from rich.markup import escape
 
-from overlaylab.layouts import (
+from overlaylab.scaffold import (
     DEFAULT_NODES,
     DEFAULT_SUBNET,
     KV_BACKENDS,

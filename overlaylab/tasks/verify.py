@@ -9,9 +9,7 @@ from datetime import UTC, datetime
 from invoke import task
 from invoke.exceptions import Exit
 
-from overlaylab import lab
-from overlaylab.checks.verify import VerifyReport, run_verify, select_checks
-from overlaylab.context import LabContext
+from overlaylab.context import LabContext, open_lab
 from overlaylab.errors import OverlaylabError
 from overlaylab.progress import Progress
 from overlaylab.report.html import render_error, render_report, write_html
@@ -22,6 +20,7 @@ from overlaylab.report.topology import compose_networks
 from overlaylab.spec.loader import load_spec_file
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.tasks.common import DEFAULT_INVENTORY, KeepsHelpFlag, err, friendly_errors, out
+from overlaylab.verify.run import VerifyReport, run_verify, select_checks
 
 __all__ = ["verify"]
 
@@ -94,7 +93,7 @@ def _run(
     if not checks:
         raise OverlaylabError("--only/--skip left no checks to run")
     selected.extend(c.id for c in checks)
-    ctx = lab.open_lab(inventory, Progress(quiet=True))
+    ctx = open_lab(inventory, Progress(quiet=True))
     return ctx, run_verify(ctx, checks, timeout=timeout)
 
 

@@ -14,8 +14,7 @@ import pytest
 import yaml
 from lab_cli import ROOT
 
-from overlaylab import lab
-from overlaylab.context import LabContext
+from overlaylab.context import LabContext, open_lab
 from overlaylab.waiting import wait_until
 
 HOSTS_SPEC = ROOT / "tests/testdata/labs/ssh-hosts.yml"
@@ -69,7 +68,7 @@ def sshd_hosts(folder: Path, hidden: Sequence[str] = ()) -> Iterator[Hosts]:
     machine's files: sshd and what runs under it see each one as an empty file)."""
     if not SSHD.exists():
         pytest.skip(f"{SSHD} is missing (./lab test installs openssh-server)")
-    ctx: LabContext = lab.open_lab(HOSTS_SPEC)
+    ctx: LabContext = open_lab(HOSTS_SPEC)
     made_privsep = not PRIVSEP_DIR.exists()
     PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
     key = folder / "id_ed25519"

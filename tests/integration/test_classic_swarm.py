@@ -22,9 +22,8 @@ import pytest
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, failures, invoke, verify_json
 
-from overlaylab import lab
-from overlaylab.context import LabContext
-from overlaylab.steps.classic_swarm import AGENT, master_cli, masters
+from overlaylab.context import LabContext, open_lab
+from overlaylab.up.classic_swarm import AGENT, master_cli, masters
 
 SPEC = ROOT / "tests/testdata/labs/classic.yml"
 ETCD = "http://192.168.86.10:2379/v2/keys/docker/swarm/nodes"
@@ -41,7 +40,7 @@ def classic_lab() -> Iterator[LabContext]:
     try:
         up = invoke("up", "-i", str(SPEC))
         assert "lists 3 healthy nodes" in up.stderr
-        yield lab.open_lab(SPEC)
+        yield open_lab(SPEC)
     finally:
         invoke("down", "-i", str(SPEC), check=False)
     assert wait_until_clean(before) == []

@@ -17,7 +17,7 @@ import yaml
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import failures, invoke, verify_json
 
-from overlaylab.steps.preflight import binary_has_store
+from overlaylab.providers.tool_gaps import binary_has_store
 
 
 def consul_dockerd() -> str | None:

@@ -16,7 +16,7 @@ import pytest
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, evidence, forwarding_per_engine, invoke, key_material
 
-from overlaylab import lab
+from overlaylab.context import open_lab
 from overlaylab.layout import LabLayout
 
 LAYOUT = LabLayout.for_cluster("lab")
@@ -89,7 +89,7 @@ def test_up_brings_up_the_default_lab(default_lab) -> None:
 
 
 def test_every_engine_believes_forwarding_is_on_right_after_up(default_lab) -> None:
-    seen = forwarding_per_engine(lab.open_lab("inventory/lab.yml"))
+    seen = forwarding_per_engine(open_lab("inventory/lab.yml"))
     assert seen == {node: ("1", True) for node in ("node1", "node2", "node3")}
 
 

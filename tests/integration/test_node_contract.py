@@ -17,8 +17,7 @@ from node_contract import (  # noqa: F401 - collected here, with this module's f
 )
 from sshd_hosts import ssh_spec, sshd_hosts
 
-from overlaylab import lab
-from overlaylab.context import LabContext
+from overlaylab.context import LabContext, open_lab
 from overlaylab.providers.base import Node
 
 SMALL = ROOT / "tests/testdata/labs/small.yml"
@@ -37,7 +36,7 @@ def host_unchanged() -> Iterator[None]:
 def local_lab(host_unchanged: None) -> Iterator[LabContext]:
     invoke("up", "-i", str(SMALL))
     try:
-        yield lab.open_lab(SMALL)
+        yield open_lab(SMALL)
     finally:
         invoke("down", "-i", str(SMALL), check=False)
 
@@ -50,7 +49,7 @@ def ssh_lab(host_unchanged: None, tmp_path_factory: pytest.TempPathFactory) -> I
         spec = ssh_spec(folder, hosts)
         invoke("up", "-i", str(spec))
         try:
-            yield lab.open_lab(spec)
+            yield open_lab(spec)
         finally:
             invoke("down", "-i", str(spec), check=False)
 

@@ -12,8 +12,7 @@ from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import evidence, failures, forwarding_per_engine, invoke, verify_json
 from sshd_hosts import HOST_OF, ssh_spec, sshd_hosts
 
-from overlaylab import lab
-from overlaylab.context import LabContext
+from overlaylab.context import LabContext, open_lab
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, La
         try:
             up = invoke("up", "-i", str(spec))
             assert "lab 'ss' is up" in up.stderr
-            yield spec, lab.open_lab(spec)
+            yield spec, open_lab(spec)
         finally:
             down = invoke("down", "-i", str(spec), check=False)
             assert down.returncode == 0, down.stderr

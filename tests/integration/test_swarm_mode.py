@@ -16,8 +16,7 @@ import yaml
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, causes, failures, invoke, verify_json
 
-from overlaylab import lab
-from overlaylab.context import LabContext
+from overlaylab.context import LabContext, open_lab
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
 
@@ -34,7 +33,7 @@ def swarm_lab() -> Iterator[LabContext]:
         up = invoke("up", "-i", str(SPEC))
         print(f"\nswarm-mode lab up in {time.monotonic() - started:.1f}s")
         assert "initialised the swarm" in up.stderr
-        yield lab.open_lab(SPEC)
+        yield open_lab(SPEC)
     finally:
         invoke("down", "-i", str(SPEC), check=False)
     assert wait_until_clean(before) == []

@@ -12,7 +12,7 @@ from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, invoke
 from vagrant_tools import UP_TIMEOUT, host_tools_or_skip
 
-from overlaylab import lab
+from overlaylab.context import open_lab
 from overlaylab.providers.vagrant.provider import VagrantProvider, machine_pids
 from overlaylab.waiting import wait_until
 
@@ -24,7 +24,7 @@ def test_down_after_the_vagrant_engine_was_killed() -> None:
     before = HostSnapshot.take()
     try:
         invoke("up", "-i", SPEC, "--quiet", timeout=UP_TIMEOUT)
-        provider = lab.open_lab(SPEC).provider
+        provider = open_lab(SPEC).provider
         assert isinstance(provider, VagrantProvider)
         pid = provider.engine.pid()
         assert pid is not None

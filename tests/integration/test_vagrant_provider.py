@@ -33,8 +33,8 @@ from node_contract import (  # noqa: F401 - collected here, with this module's f
 )
 from vagrant_tools import UP_TIMEOUT, host_tools_or_skip
 
-from overlaylab import cgroups, lab
-from overlaylab.context import LabContext
+from overlaylab import cgroups
+from overlaylab.context import LabContext, open_lab
 from overlaylab.providers.base import Node
 from overlaylab.providers.ssh.node import SSHNode
 from overlaylab.providers.vagrant import image
@@ -102,7 +102,7 @@ def vagrant_lab(measures: Measures) -> Iterator[LabContext]:
         up = invoke("up", "-i", str(SPEC), timeout=UP_TIMEOUT)
         measures.seconds["up"] = time.monotonic() - started
         assert "lab 'vagrant' is up" in up.stderr
-        ctx = lab.open_lab(SPEC)
+        ctx = open_lab(SPEC)
         yield ctx
         assert isinstance(ctx.provider, VagrantProvider)
         measures.machine_peak_mib = machine_peaks_mib(ctx.provider)

@@ -12,7 +12,7 @@ from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import invoke
 
 from overlaylab.layout import LabLayout
-from overlaylab.steps.kv import ZOOKEEPER_SERVER
+from overlaylab.up.steps.kv import ZOOKEEPER_SERVER
 
 SPEC = "tests/testdata/labs/zk.yml"
 LAYOUT = LabLayout.for_cluster("zk")

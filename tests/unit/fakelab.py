@@ -10,7 +10,7 @@ diagnosis reads are the ones the checks' own code builds.
 
 Checks reach the lab through `ctx.node(name)`, the provider's `Node` handles; this
 fake's nodes answer exactly the I/O the checks perform. Anything else (a command it
-does not know, a service it does not model, a module of `overlaylab.checks` holding a
+does not know, a service it does not model, a module of `overlaylab.verify.checks` holding a
 local provider helper or a socket library that would reach around the handle) raises
 `FakeLabError`, so a check that changes what it does fails its test instead of being
 answered by a guess or by the machine the tests run on.
@@ -44,27 +44,27 @@ import yaml
 from docker.models.containers import ExecResult
 from lab_specs import REPO, lab_data, lab_variant
 
-import overlaylab.checks
-from overlaylab import overlay_peers
-from overlaylab.checks import probe_batch
-from overlaylab.checks.base import Check
-from overlaylab.checks.connectivity import DF_SCRIPT
-from overlaylab.checks.probes import (
+import overlaylab.verify.checks
+from overlaylab.context import LabContext
+from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
+from overlaylab.overlay import peers as overlay_peers
+from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
+from overlaylab.providers.base import NodePaths
+from overlaylab.providers.command import CommandResult
+from overlaylab.spec.models import DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
+from overlaylab.up.steps import images
+from overlaylab.up.steps.images import PROBE_PAGE
+from overlaylab.verify import batch as probe_batch
+from overlaylab.verify.check import Check
+from overlaylab.verify.checks.connectivity import DF_SCRIPT
+from overlaylab.verify.probes import (
     PROBE_COMMAND,
     PROBE_PORT,
     PROBE_UDP_PORT,
     SLOTS,
     probe_name,
 )
-from overlaylab.checks.verify import ALL_CHECKS, VerifyReport, run_verify
-from overlaylab.context import LabContext
-from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
-from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
-from overlaylab.providers.base import NodePaths
-from overlaylab.runners import CommandResult
-from overlaylab.spec.models import DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
-from overlaylab.steps import images
-from overlaylab.steps.images import PROBE_PAGE
+from overlaylab.verify.run import ALL_CHECKS, VerifyReport, run_verify
 
 FAULTS_YML = REPO / "tests" / "testdata" / "labs" / "faults.yml"
 FAULTS_NAT_YML = REPO / "tests" / "testdata" / "labs" / "faults-nat.yml"
@@ -112,7 +112,7 @@ ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
 # bypass the node handles (the local provider's plumbing, sockets, host commands).
 DIRECT_IO = (
     "overlaylab.providers.local",
-    "overlaylab.runners",
+    "overlaylab.providers.host_runner",
     "socket",
     "ssl",
     "http.client",
@@ -1442,13 +1442,13 @@ class FakeLab:
     def _refuse_direct_io(self) -> None:
         """Checks reach a node only through its `Node` handle, which this fake answers.
 
-        A module of `overlaylab.checks` that holds a local provider's helper, a socket
+        A module of `overlaylab.verify.checks` that holds a local provider's helper, a socket
         library or a host command runner would reach the machine around the handle:
         its test would be answered by the real machine (or fail for reasons unrelated to
         the lab), so it stops here instead.
         """
-        for info in pkgutil.iter_modules(overlaylab.checks.__path__):
-            module = importlib.import_module(f"overlaylab.checks.{info.name}")
+        for info in pkgutil.iter_modules(overlaylab.verify.checks.__path__):
+            module = importlib.import_module(f"overlaylab.verify.checks.{info.name}")
             for attr, value in vars(module).items():
                 is_module = isinstance(value, ModuleType)
                 origin = value.__name__ if is_module else getattr(value, "__module__", None)

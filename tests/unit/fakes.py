@@ -30,10 +30,10 @@ from overlaylab.errors import OverlaylabError
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers.base import NodePaths
-from overlaylab.runners import CommandResult
+from overlaylab.providers.command import CommandResult
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
-from overlaylab.steps.engines import ENABLE_FORWARDING
+from overlaylab.up.steps.engines import ENABLE_FORWARDING
 
 
 def captured_progress() -> tuple[Progress, io.StringIO]:

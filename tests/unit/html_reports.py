@@ -17,11 +17,11 @@ from itertools import permutations
 
 from lab_specs import lab_data, lab_variant
 
-from overlaylab.checks.diagnosis import diagnose
-from overlaylab.checks.probes import probe_name
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.verify.diagnosis import diagnose
+from overlaylab.verify.probes import probe_name
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 DATA_CHECKS = ("connectivity.icmp", "connectivity.dns", "connectivity.tcp", "connectivity.udp")
 # What a blocked udp/4789 breaks: packets, not names (DNS is answered through the KV store).

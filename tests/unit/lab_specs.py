@@ -12,8 +12,7 @@ from typing import Any
 
 import yaml
 
-from overlaylab.context import LabContext
-from overlaylab.lab import context_for
+from overlaylab.context import LabContext, context_for
 from overlaylab.progress import Progress
 from overlaylab.spec import parse_spec
 from overlaylab.spec.models import ClusterSpec

@@ -14,15 +14,16 @@ from typing import Any
 import pytest
 from lab_specs import make_ctx
 
-from overlaylab.checks import advertise, base, connectivity, engines, names, probes_running
-from overlaylab.checks.base import VerifyContext
-from overlaylab.checks.probes import Probe
-from overlaylab.checks.stack_containers import StackContainer
-from overlaylab.checks.verify import select_checks
 from overlaylab.providers.local import START_MARKER
 from overlaylab.spec.loader import parse_spec
 from overlaylab.spec.models import ClusterSpec
-from overlaylab.steps.stacks import container_problems, service_networks
+from overlaylab.up.steps.stacks import container_problems, service_networks
+from overlaylab.verify import context as base
+from overlaylab.verify.checks import advertise, connectivity, engines, names, probes_running
+from overlaylab.verify.checks.stack_containers import StackContainer
+from overlaylab.verify.context import VerifyContext
+from overlaylab.verify.probes import Probe
+from overlaylab.verify.run import select_checks
 from overlaylab.waiting import wait_until
 
 # --- connectivity.resolved: busybox nslookup ------------------------------------------

@@ -8,7 +8,7 @@ import pytest
 from lab_specs import REPO, lab_variant, make_ctx
 
 from overlaylab.context import LabContext
-from overlaylab.steps.stacks import COMPOSE, compose_argv, compose_env
+from overlaylab.up.steps.stacks import COMPOSE, compose_argv, compose_env
 
 
 def test_compose_argv(ctx: LabContext) -> None:

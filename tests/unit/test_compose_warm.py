@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from overlaylab.errors import CommandError
-from overlaylab.runners import CommandResult, HostRunner
-from overlaylab.steps.compose_warm import COMPOSE, WarmCompose, compose_python
+from overlaylab.providers.command import CommandResult
+from overlaylab.providers.host_runner import HostRunner
+from overlaylab.up.compose_warm import COMPOSE, WarmCompose, compose_python
 
 HAS_PYTHON_COMPOSE = compose_python() is not None
 needs_compose = pytest.mark.skipif(

@@ -10,10 +10,10 @@ import pytest
 from lab_specs import SWARM_YML, lab_data, lab_variant, make_ctx
 
 from overlaylab.context import LabContext
-from overlaylab.render import render
 from overlaylab.spec import load_spec
-from overlaylab.steps import engines
-from overlaylab.steps.engines import daemon_config
+from overlaylab.templates import render
+from overlaylab.up.steps import engines
+from overlaylab.up.steps.engines import daemon_config
 
 
 def configs(ctx: LabContext) -> dict[str, dict[str, Any]]:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from overlaylab.checks.connectivity import (
+from overlaylab.probe_tools import DF_ECHO, source
+from overlaylab.verify.checks.connectivity import (
     DEFAULT_OVERLAY_MTU,
     DF_SCRIPT,
     PERL,
@@ -17,8 +18,7 @@ from overlaylab.checks.connectivity import (
     overlay_mtu,
     small_packets_lost,
 )
-from overlaylab.checks.probes import IPUTILS_PING
-from overlaylab.probe_tools import DF_ECHO, source
+from overlaylab.verify.probes import IPUTILS_PING
 
 MTU_FILE = "/sys/class/net/eth0/mtu"
 

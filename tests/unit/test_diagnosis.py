@@ -22,13 +22,13 @@ from fakelab import (
 )
 from rich.console import Console
 
-from overlaylab.checks import connectivity
-from overlaylab.checks.connectivity import HINT_DATAPLANE, HINT_MTU, HINT_SAME_HOST
-from overlaylab.checks.diagnosis import Diagnosis, diagnose
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import ALL_CHECKS, VerifyReport
 from overlaylab.report.json_report import report_to_dict
 from overlaylab.report.table import print_report
+from overlaylab.verify.checks import connectivity
+from overlaylab.verify.checks.connectivity import HINT_DATAPLANE, HINT_MTU, HINT_SAME_HOST
+from overlaylab.verify.diagnosis import Diagnosis, diagnose
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import ALL_CHECKS, VerifyReport
 
 DATA = ("connectivity.icmp", "connectivity.tcp", "connectivity.udp", "mtu.df")
 StartLab = Callable[..., FakeLab]

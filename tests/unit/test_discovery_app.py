@@ -11,7 +11,7 @@ from types import ModuleType
 import pytest
 from lab_specs import REPO
 
-from overlaylab.steps.app_image import app_rootfs
+from overlaylab.up.app_image import app_rootfs
 
 # What an overlay container's interfaces look like: eth0 on the overlay, then eth1 on
 # docker_gwbridge, added after it (a higher index): Java's order lists it first.

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from lab_specs import REPO
 
-from overlaylab import lab
+from overlaylab.context import open_lab
 from overlaylab.errors import PreflightError
 from overlaylab.providers.docker_machine import provider as dm
+from overlaylab.up import pipeline
 
 ARTICLE = REPO / "inventory/article-2015.yml"
 
@@ -19,7 +20,7 @@ def gaps_with(monkeypatch: pytest.MonkeyPatch, on_path: set[str]) -> list[tuple[
     monkeypatch.setattr(
         dm.shutil, "which", lambda name: f"/usr/bin/{name}" if name in on_path else None
     )
-    return lab.open_lab(ARTICLE).provider.preflight()
+    return open_lab(ARTICLE).provider.preflight()
 
 
 def test_missing_binary_and_driver_point_to_machines_sh(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,9 +45,9 @@ def test_up_stops_at_preflight_and_makes_nothing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(dm.shutil, "which", lambda name: None)
-    ctx = lab.open_lab(ARTICLE)
+    ctx = open_lab(ARTICLE)
     with pytest.raises(PreflightError) as raised:
-        lab.preflight(ctx)
+        pipeline.preflight(ctx)
     assert "docker-machine" in str(raised.value)
     assert not ctx.provider.exists() and ctx.provider.destroy() == []
     with pytest.raises(PreflightError):

@@ -29,19 +29,38 @@ from fakes import (
 )
 from lab_specs import LAB_YML, SWARM_YML, lab_variant, make_ctx
 
-from overlaylab import lab
 from overlaylab.context import LabContext
 from overlaylab.errors import CommandError, NodeError, OverlaylabError
+from overlaylab.providers import kv_program
+from overlaylab.providers.command import CommandResult
+from overlaylab.providers.host_runner import HostRunner
 from overlaylab.providers.local import plumbing, teardown
-from overlaylab.runners import CommandResult, HostRunner
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
-from overlaylab.steps import engines, images, kv, kv_program, networks, stacks, tls
-from overlaylab.steps.engines import ensure_engines, ensure_gossip, ensure_tls
-from overlaylab.steps.images import ensure_images
-from overlaylab.steps.kv import ensure_kv
-from overlaylab.steps.networks import ensure_networks
-from overlaylab.steps.stacks import ensure_stacks
+from overlaylab.up import certs as tls
+from overlaylab.up.run import UpRun
+from overlaylab.up.steps import engines, gossip, images, kv, networks, stacks
+from overlaylab.up.steps.engines import ensure_engines
+from overlaylab.up.steps.gossip import ensure_gossip
+from overlaylab.up.steps.images import ensure_images
+from overlaylab.up.steps.kv import ensure_kv
+from overlaylab.up.steps.networks import ensure_networks
+from overlaylab.up.steps.nodes import ensure_nodes
+from overlaylab.up.steps.stacks import ensure_stacks
+from overlaylab.up.steps.tls import ensure_tls
+
+# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
+# ensure_engines and then ensure_gossip on the same context sees what the first started.
+_RUNS: list[tuple[object, UpRun]] = []
+
+
+def run_for(ctx: object) -> UpRun:
+    for known, run in _RUNS:
+        if known is ctx:
+            return run
+    _RUNS.append((ctx, UpRun()))
+    return _RUNS[-1][1]
+
 
 ENGINES = ["node1", "node2", "node3"]
 
@@ -53,7 +72,7 @@ def test_nodes_step_provisions_either_way_and_changes_only_a_new_lab(
 ) -> None:
     provider = FakeProvider(lab_exists=existed)
     ctx = fake_context(tmp_path, provider)
-    assert lab._ensure_nodes(ctx) is (not existed)
+    assert ensure_nodes(ctx, run_for(ctx)) is (not existed)
     # An existing lab is completed quietly (after an interruption); a new one says each part.
     on_item = None if existed else ctx.progress.item
     assert provider.actions("provision") == [("provision", on_item)]
@@ -191,14 +210,14 @@ def cert_dirs(ctx: LabContext) -> list[Path]:
 
 def test_tls_off_makes_nothing(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider(), spec=lab_variant(engine={"tls": False}))
-    assert ensure_tls(ctx) is False
+    assert ensure_tls(ctx, run_for(ctx)) is False
     assert not ctx.layout.state_dir.exists()
 
 
 def test_tls_missing_makes_ca_and_every_certificate(tmp_path: Path) -> None:
     progress, said = captured_progress()
     ctx = fake_context(tmp_path, FakeProvider(), progress=progress)
-    assert ensure_tls(ctx) is True
+    assert ensure_tls(ctx, run_for(ctx)) is True
     expected = {"tls/ca.pem", "tls/ca-key.pem"}
     for folder in [f"nodes/{n}/tls" for n in ENGINES] + ["tls/client"]:
         expected |= {f"{folder}/ca.pem", f"{folder}/cert.pem", f"{folder}/key.pem"}
@@ -214,18 +233,18 @@ def test_tls_missing_makes_ca_and_every_certificate(tmp_path: Path) -> None:
 
 def test_tls_present_keeps_every_file(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider())
-    ensure_tls(ctx)
+    ensure_tls(ctx, run_for(ctx))
     before = tls_files(ctx)
-    assert ensure_tls(ctx) is False
+    assert ensure_tls(ctx, run_for(ctx)) is False
     assert tls_files(ctx) == before
 
 
 def test_tls_reissues_only_a_missing_certificate_from_the_same_ca(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider())
-    ensure_tls(ctx)
+    ensure_tls(ctx, run_for(ctx))
     before = tls_files(ctx)
     (ctx.layout.node_dir("node2") / "tls" / "key.pem").unlink()
-    ensure_tls(ctx)
+    ensure_tls(ctx, run_for(ctx))
     after = tls_files(ctx)
     renewed = {name for name in before if after[name] != before[name]}
     assert renewed == {"nodes/node2/tls/cert.pem", "nodes/node2/tls/key.pem"}
@@ -235,16 +254,16 @@ def test_tls_reissues_only_a_missing_certificate_from_the_same_ca(tmp_path: Path
 
 def test_tls_reports_a_reissued_certificate_as_a_change(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider())
-    ensure_tls(ctx)
+    ensure_tls(ctx, run_for(ctx))
     (ctx.layout.node_dir("node2") / "tls" / "cert.pem").unlink()
-    assert ensure_tls(ctx) is True
+    assert ensure_tls(ctx, run_for(ctx)) is True
 
 
 def test_tls_with_a_new_ca_leaves_no_certificate_of_the_old_one(tmp_path: Path) -> None:
     ctx = fake_context(tmp_path, FakeProvider())
-    ensure_tls(ctx)
+    ensure_tls(ctx, run_for(ctx))
     (ctx.layout.tls_dir / "ca-key.pem").unlink()
-    ensure_tls(ctx)
+    ensure_tls(ctx, run_for(ctx))
     ca = certificate(ctx.layout.tls_dir / "ca.pem")
     for folder in cert_dirs(ctx):
         certificate(folder / "cert.pem").verify_directly_issued_by(ca)
@@ -256,8 +275,8 @@ def test_tls_reissues_an_expired_certificate(
     ctx = fake_context(tmp_path, FakeProvider())
     with monkeypatch.context() as patch:
         patch.setattr(tls, "VALIDITY", dt.timedelta(minutes=-1))  # already expired
-        ensure_tls(ctx)
-    ensure_tls(ctx)
+        ensure_tls(ctx, run_for(ctx))
+    ensure_tls(ctx, run_for(ctx))
     now = dt.datetime.now(dt.UTC)
     for folder in cert_dirs(ctx):
         assert certificate(folder / "cert.pem").not_valid_after_utc > now
@@ -284,7 +303,7 @@ def said(ctx: LabContext) -> str:
 def test_kv_absent_from_the_spec_starts_nothing(tmp_path: Path) -> None:
     provider = FakeProvider()
     ctx = fake_context(tmp_path, provider, spec=load_spec(SWARM_YML))
-    assert ensure_kv(ctx) is False
+    assert ensure_kv(ctx, run_for(ctx)) is False
     assert provider.calls == []
 
 
@@ -292,14 +311,14 @@ def test_kv_serving_is_left_alone(kv_lab: tuple[LabContext, FakeProvider]) -> No
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"
     provider.answering.add("kv")
-    assert ensure_kv(ctx) is False
+    assert ensure_kv(ctx, run_for(ctx)) is False
     assert provider.actions("start_service", "stop_service") == []
     assert "kv: etcd already serving on 192.168.99.10:2379" in said(ctx)
 
 
 def test_kv_missing_is_started(kv_lab: tuple[LabContext, FakeProvider]) -> None:
     ctx, provider = kv_lab
-    assert ensure_kv(ctx) is True
+    assert ensure_kv(ctx, run_for(ctx)) is True
     _, argv = kv.kv_command(ctx)
     assert provider.actions("start_service", "stop_service") == [
         ("start_service", "kv", "etcd", tuple(argv))
@@ -317,7 +336,7 @@ def test_a_kv_node_without_etcd_gets_this_machines_copy(
     here = tmp_path / "here-etcd"
     here.write_bytes(b"\x7fELF etcd of this machine")
     monkeypatch.setattr(kv_program, "local_program", lambda program: str(here))
-    assert ensure_kv(ctx) is True
+    assert ensure_kv(ctx, run_for(ctx)) is True
     brought = ctx.layout.node_dir("kv") / "bin" / "etcd"
     assert brought.read_bytes() == here.read_bytes()
     assert brought.stat().st_mode & 0o777 == 0o755
@@ -327,7 +346,7 @@ def test_a_kv_node_without_etcd_gets_this_machines_copy(
     # A second start finds the copy in place and does not send it again.
     provider.running.clear()
     before = said(ctx)
-    assert ensure_kv(ctx) is True
+    assert ensure_kv(ctx, run_for(ctx)) is True
     assert "brought" not in said(ctx)[len(before) :]
 
 
@@ -342,7 +361,7 @@ def test_a_brought_program_that_does_not_run_there_is_a_clear_error(
     here.write_bytes(b"\x7fELF etcd of this machine")
     monkeypatch.setattr(kv_program, "local_program", lambda program: str(here))
     with pytest.raises(OverlaylabError, match=r"does not run there .*install etcd on kv"):
-        ensure_kv(ctx)
+        ensure_kv(ctx, run_for(ctx))
     assert provider.actions("start_service") == []
 
 
@@ -353,7 +372,7 @@ def test_a_kv_node_without_its_program_and_none_here_is_a_clear_error(
     provider.programs_missing["kv"] = {"etcd"}
     monkeypatch.setattr(kv_program, "local_program", lambda program: None)
     with pytest.raises(OverlaylabError, match="etcd is not installed on kv, and this machine"):
-        ensure_kv(ctx)
+        ensure_kv(ctx, run_for(ctx))
     assert provider.actions("start_service") == []
 
 
@@ -363,7 +382,7 @@ def test_kv_pid_of_another_program_counts_as_missing(
     # The pid file outlived etcd and the pid now belongs to something else.
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "bash"
-    assert ensure_kv(ctx) is True
+    assert ensure_kv(ctx, run_for(ctx)) is True
     assert [call[:3] for call in provider.actions("start_service", "stop_service")] == [
         ("start_service", "kv", "etcd")
     ]
@@ -374,7 +393,7 @@ def test_kv_alive_but_not_serving_is_started_again(
 ) -> None:
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"  # alive, but /v2/keys/ is refused
-    assert ensure_kv(ctx) is True
+    assert ensure_kv(ctx, run_for(ctx)) is True
     assert [call[:3] for call in provider.actions("start_service")] == [
         ("start_service", "kv", "etcd")
     ]
@@ -386,7 +405,7 @@ def test_kv_alive_but_not_serving_is_stopped_before_it_is_started_again(
 ) -> None:
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"
-    ensure_kv(ctx)
+    ensure_kv(ctx, run_for(ctx))
     assert [call[:3] for call in provider.actions("stop_service", "start_service")] == [
         ("stop_service", "kv", "etcd"),
         ("start_service", "kv", "etcd"),
@@ -407,7 +426,7 @@ class EngineLab:
 
     def converge(self) -> None:
         """Bring every engine up, then forget what that took."""
-        assert ensure_engines(self.ctx) is True
+        assert ensure_engines(self.ctx, run_for(self.ctx)) is True
         self.provider.calls.clear()
         self.provider.probes.clear()
         self.said.truncate(0)
@@ -445,7 +464,7 @@ def test_engines_missing_start_staggered_with_their_daemon_json(
     monkeypatch.setattr(engines, "StartSlots", recorded)
     engine_lab = EngineLab(tmp_path)
     ctx = engine_lab.ctx
-    assert ensure_engines(ctx) is True
+    assert ensure_engines(ctx, run_for(ctx)) is True
     started = engine_lab.provider.actions("start_service", "stop_service")
     assert sorted(started) == [
         ("start_service", node, "dockerd", dockerd(engine_lab.config(node))) for node in ENGINES
@@ -472,7 +491,7 @@ def test_three_legacy_engines_start_at_once(
     # Each engine joins one other: three cannot split into two clusters.
     monkeypatch.setattr(engines, "STAGGER", 2.0)
     engine_lab = EngineLab(tmp_path)
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     times = sorted(at for _, at in engine_lab.provider.started_at)
     assert len(times) == 3 and times[-1] - times[0] < 2.0
 
@@ -480,12 +499,13 @@ def test_three_legacy_engines_start_at_once(
 def test_engines_outside_the_largest_gossip_cluster_are_restarted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(gossip, "ISLAND_TIMEOUT", 0.2)
     monkeypatch.setattr(engines, "STAGGER", 0.0)
+    monkeypatch.setattr(gossip, "STAGGER", 0.0)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_once = {"node3"}
-    assert ensure_engines(engine_lab.ctx) is True
-    assert ensure_gossip(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
+    assert ensure_gossip(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     again = engine_lab.provider.actions("start_service", "stop_service")[3:]
     assert again == [
         ("stop_service", "node3", "dockerd"),
@@ -501,12 +521,13 @@ def test_engines_outside_the_largest_gossip_cluster_are_restarted(
 def test_when_the_first_engine_is_the_island_it_is_the_one_restarted(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(gossip, "ISLAND_TIMEOUT", 0.2)
     monkeypatch.setattr(engines, "STAGGER", 0.0)
+    monkeypatch.setattr(gossip, "STAGGER", 0.0)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_once = {"node1"}
-    assert ensure_engines(engine_lab.ctx) is True
-    assert ensure_gossip(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
+    assert ensure_gossip(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     again = engine_lab.provider.actions("start_service", "stop_service")[3:]
     assert [call[:2] for call in again] == [("stop_service", "node1"), ("start_service", "node1")]
     assert engine_lab.outcomes("node1")[-1] == "started (rejoined the gossip cluster)"
@@ -515,14 +536,15 @@ def test_when_the_first_engine_is_the_island_it_is_the_one_restarted(
 def test_an_island_that_a_restart_does_not_merge_is_named_and_left_to_verify(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(gossip, "ISLAND_TIMEOUT", 0.2)
     monkeypatch.setattr(engines, "STAGGER", 0.0)
+    monkeypatch.setattr(gossip, "STAGGER", 0.0)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_forever = {"node3"}
-    assert ensure_engines(engine_lab.ctx) is True
-    assert ensure_gossip(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
+    assert ensure_gossip(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     restarts = engine_lab.provider.actions("stop_service")
-    assert restarts == [("stop_service", "node3", "dockerd")] * engines.REPAIR_ROUNDS
+    assert restarts == [("stop_service", "node3", "dockerd")] * gossip.REPAIR_ROUNDS
     assert "node3 still outside the largest gossip cluster" in engine_lab.said.getvalue()
 
 
@@ -531,14 +553,14 @@ def test_gossip_is_checked_only_for_engines_this_up_started(
 ) -> None:
     """An island among engines that were running already is verify's to report (a
     spec can make gossip impossible): a no-op `up` restarts nothing."""
-    monkeypatch.setattr(engines, "ISLAND_TIMEOUT", 0.2)
+    monkeypatch.setattr(gossip, "ISLAND_TIMEOUT", 0.2)
     engine_lab = EngineLab(tmp_path)
     engine_lab.provider.island_forever = {"node3"}
     engine_lab.provider.engines = engines_sharing_a_kv(ENGINES)  # running no container
     engine_lab.converge()  # engines only: node3 started on an island, and stays there
     later = fake_context(tmp_path, engine_lab.provider, progress=captured_progress()[0])
-    assert ensure_engines(later) is False
-    assert ensure_gossip(later) is False
+    assert ensure_engines(later, run_for(later)) is False
+    assert ensure_gossip(later, run_for(later)) is False
     assert engine_lab.provider.actions("start_service", "stop_service") == []
 
 
@@ -546,7 +568,7 @@ def test_engines_running_with_their_config_are_left_alone(tmp_path: Path) -> Non
     engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     before = {node: engine_lab.config(node).stat().st_mtime_ns for node in ENGINES}
-    assert ensure_engines(engine_lab.ctx) is False
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is False
     assert engine_lab.provider.actions("start_service", "stop_service") == []
     assert {node: engine_lab.config(node).stat().st_mtime_ns for node in ENGINES} == before
     assert [engine_lab.outcome(node) for node in ENGINES] == ["already running"] * 3
@@ -557,7 +579,7 @@ def test_an_engine_whose_daemon_json_changed_is_restarted(tmp_path: Path) -> Non
     engine_lab.converge()
     wanted = engine_lab.config("node2").read_text()
     engine_lab.config("node2").write_text('{"debug": true}\n')
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     assert engine_lab.provider.actions("start_service", "stop_service") == [
         ("stop_service", "node2", "dockerd"),
         ("start_service", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
@@ -569,24 +591,28 @@ def test_an_engine_whose_daemon_json_changed_is_restarted(tmp_path: Path) -> Non
 
 def test_an_engine_whose_certificates_were_renewed_is_restarted(tmp_path: Path) -> None:
     engine_lab = EngineLab(tmp_path)
-    ensure_tls(engine_lab.ctx)
+    ensure_tls(engine_lab.ctx, run_for(engine_lab.ctx))
     engine_lab.converge()
     (engine_lab.ctx.layout.node_dir("node3") / "tls" / "cert.pem").unlink()
-    assert ensure_tls(engine_lab.ctx) is True  # node3's certificate is issued again
-    assert ensure_engines(engine_lab.ctx) is True
+    assert (
+        ensure_tls(engine_lab.ctx, run_for(engine_lab.ctx)) is True
+    )  # node3's certificate is issued again
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     assert [a[:3] for a in engine_lab.provider.actions("start_service", "stop_service")] == [
         ("stop_service", "node3", "dockerd"),
         ("start_service", "node3", "dockerd"),
     ]
     assert "node3: dockerd restarted (certificates renewed)" in engine_lab.said.getvalue()
-    assert ensure_engines(engine_lab.ctx) is False  # and then it is up to date
+    assert (
+        ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is False
+    )  # and then it is up to date
 
 
 def test_an_engine_alive_but_not_answering_is_restarted(tmp_path: Path) -> None:
     engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     engine_lab.provider.answering.discard("node3")  # hung: the process lives, /_ping fails
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     assert engine_lab.provider.actions("start_service", "stop_service") == [
         ("stop_service", "node3", "dockerd"),
         ("start_service", "node3", "dockerd", dockerd(engine_lab.config("node3"))),
@@ -599,7 +625,7 @@ def test_an_engine_that_died_is_started_without_a_stop(tmp_path: Path) -> None:
     engine_lab.converge()
     del engine_lab.provider.running[("node1", "dockerd")]
     engine_lab.provider.answering.discard("node1")
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     assert engine_lab.provider.actions("start_service", "stop_service") == [
         ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
     ]
@@ -608,7 +634,7 @@ def test_an_engine_that_died_is_started_without_a_stop(tmp_path: Path) -> None:
 
 def test_forwarding_is_on_in_each_node_before_its_engine_starts(tmp_path: Path) -> None:
     engine_lab = EngineLab(tmp_path)
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     for node in ENGINES:
         mine = [c[:2] for c in engine_lab.provider.calls if c[1] == node]
         assert mine.index(("forwarding on", node)) < mine.index(("start_service", node))
@@ -619,14 +645,14 @@ def test_an_engine_that_believes_forwarding_is_off_is_restarted(tmp_path: Path) 
     engine_lab = EngineLab(tmp_path)
     engine_lab.converge()
     engine_lab.provider.engines["node2"].forwarding_at_start = False  # read 0 at its start
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     assert engine_lab.provider.actions("start_service", "stop_service") == [
         ("stop_service", "node2", "dockerd"),
         ("start_service", "node2", "dockerd", dockerd(engine_lab.config("node2"))),
     ]
     assert engine_lab.outcome("node2") == "restarted (it believed IPv4 forwarding was off)"
     assert engine_lab.provider.engines["node2"].info()["IPv4Forwarding"] is True
-    assert ensure_engines(engine_lab.ctx) is False
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is False
 
 
 def test_engines_without_a_kv_start_side_by_side_without_a_stagger(
@@ -635,7 +661,7 @@ def test_engines_without_a_kv_start_side_by_side_without_a_stagger(
     # Swarm mode: no KV store, so no serf gossip to join; nothing waits between starts.
     monkeypatch.setattr(engines, "STAGGER", 60.0)
     engine_lab = EngineLab(tmp_path, spec=load_spec(SWARM_YML))
-    assert ensure_engines(engine_lab.ctx) is True
+    assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
     spawned = sorted(call[1] for call in engine_lab.provider.actions("start_service"))
     assert spawned == ["mgr", "w1"]
 
@@ -685,7 +711,7 @@ def test_images_missing_are_loaded_where_the_spec_wants_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     image_lab = ImageLab(tmp_path, monkeypatch)
-    assert ensure_images(image_lab.ctx) is True
+    assert ensure_images(image_lab.ctx, run_for(image_lab.ctx)) is True
     assert image_lab.loaded() == {
         "node1": [PROBE_IMAGE, "web:1"],
         "node2": ["mongo:3.0", PROBE_IMAGE, "web:1"],
@@ -701,7 +727,7 @@ def test_images_present_everywhere_load_nothing(
     for node in ENGINES:
         image_lab.holds(node, PROBE_IMAGE, "web:1")
     image_lab.holds("node2", "mongo:3.0")
-    assert ensure_images(image_lab.ctx) is False
+    assert ensure_images(image_lab.ctx, run_for(image_lab.ctx)) is False
     assert image_lab.loaded() == {node: [] for node in ENGINES}
     assert "images: 7 present already" in image_lab.said.getvalue()
 
@@ -714,7 +740,7 @@ def test_images_are_loaded_only_where_they_are_missing(
         image_lab.holds(node, PROBE_IMAGE)
     image_lab.holds("node1", "web:1")
     image_lab.holds("node2", "mongo:3.0")
-    assert ensure_images(image_lab.ctx) is True
+    assert ensure_images(image_lab.ctx, run_for(image_lab.ctx)) is True
     assert image_lab.loaded() == {"node1": [], "node2": ["web:1"], "node3": ["web:1"]}
 
 
@@ -730,7 +756,7 @@ def test_a_probe_image_of_another_rootfs_is_imported_again(
     image_lab.provider.engines["node3"].image_labels[PROBE_IMAGE] = {
         images.ROOTFS_LABEL: "an-older-rootfs"
     }
-    assert ensure_images(image_lab.ctx) is True
+    assert ensure_images(image_lab.ctx, run_for(image_lab.ctx)) is True
     assert image_lab.loaded() == {"node1": [], "node2": [], "node3": [PROBE_IMAGE]}
     labels = image_lab.provider.engines["node3"].image_labels[PROBE_IMAGE]
     assert labels[images.ROOTFS_LABEL] == images._rootfs_digest()
@@ -745,7 +771,7 @@ def test_a_corrupt_tarball_fails_naming_the_node(
         image_lab.holds(node, PROBE_IMAGE, "web:1")
     Path(image_lab.ctx.spec.images[1].tarball or "").write_bytes(b"\x00truncated")
     with pytest.raises(NodeError) as raised:
-        ensure_images(image_lab.ctx)
+        ensure_images(image_lab.ctx, run_for(image_lab.ctx))
     assert raised.value.node == "node2"
     assert "invalid tar header" in str(raised.value)
 
@@ -758,7 +784,7 @@ def test_an_image_that_does_not_appear_after_loading_fails_naming_the_node(
         image_lab.holds(node, PROBE_IMAGE, "web:1")
     image_lab.provider.engines["node2"].load_loses_images = True
     with pytest.raises(NodeError) as raised:
-        ensure_images(image_lab.ctx)
+        ensure_images(image_lab.ctx, run_for(image_lab.ctx))
     assert raised.value.node == "node2"
     assert str(raised.value.cause) == "image mongo:3.0 did not appear on node2 after loading it"
 
@@ -781,7 +807,7 @@ def created(provider: FakeProvider) -> dict[str, list[str]]:
 
 def test_network_missing_is_created_once_and_seen_on_every_engine(tmp_path: Path) -> None:
     ctx, provider = network_lab(tmp_path)
-    assert ensure_networks(ctx) is True
+    assert ensure_networks(ctx, run_for(ctx)) is True
     assert created(provider) == {"node1": ["dn"], "node2": [], "node3": []}
     _, options = provider.engines["node1"].created[0]
     assert options["driver"] == "overlay"
@@ -795,7 +821,7 @@ def test_network_present_everywhere_is_left_alone(tmp_path: Path) -> None:
     ctx, provider = network_lab(tmp_path)
     for engine in provider.engines.values():
         engine.networks["dn"] = network_info("dn", "overlay", SPEC_SUBNET, NET_ID)
-    assert ensure_networks(ctx) is False
+    assert ensure_networks(ctx, run_for(ctx)) is False
     assert created(provider) == {node: [] for node in ENGINES}
 
 
@@ -813,7 +839,7 @@ def test_network_present_but_different_from_the_spec_fails_naming_the_difference
     for engine in provider.engines.values():
         engine.networks["dn"] = network_info("dn", driver, subnet, NET_ID)
     with pytest.raises(OverlaylabError) as raised:
-        ensure_networks(ctx)
+        ensure_networks(ctx, run_for(ctx))
     assert str(raised.value) == (
         f"network dn already exists but {problem}. Remove it "
         "(`invoke down` then `invoke up`) or make the spec match."
@@ -829,7 +855,7 @@ def test_network_present_but_missing_on_one_engine_names_it(
     for node in ("node1", "node2"):
         provider.engines[node].networks["dn"] = network_info("dn", "overlay", SPEC_SUBNET, NET_ID)
     with pytest.raises(OverlaylabError, match=r"did not appear on node3 within"):
-        ensure_networks(ctx)
+        ensure_networks(ctx, run_for(ctx))
     assert created(provider) == {node: [] for node in ENGINES}
 
 
@@ -843,7 +869,7 @@ def test_a_network_of_the_same_name_elsewhere_is_named_as_a_clash_at_once(
         provider.engines[node].networks["dn"] = network_info("dn", "overlay", SPEC_SUBNET, NET_ID)
     provider.engines["node2"].networks["dn"] = network_info("dn", "bridge", None, "a" * 64)
     with pytest.raises(OverlaylabError) as raised:
-        ensure_networks(ctx)
+        ensure_networks(ctx, run_for(ctx))
     message = str(raised.value)
     assert message.startswith("network dn on node2 is another network than on node1:")
     assert "aaaaaaaaaaaa (driver bridge, subnet ?" in message
@@ -872,7 +898,7 @@ def test_network_inspected_before_its_allocation_is_waited_for_not_called_a_mism
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(FakeApi, "inspect_network", allocated_on_the_third_look)
-        assert ensure_networks(ctx) is False
+        assert ensure_networks(ctx, run_for(ctx)) is False
     assert inspections >= 3
 
 
@@ -908,7 +934,7 @@ class StackLab:
         monkeypatch.setattr(HostRunner, "run", run)
 
     def converge(self) -> None:
-        assert ensure_stacks(self.ctx) is True
+        assert ensure_stacks(self.ctx, run_for(self.ctx)) is True
         self.runs.clear()
 
     def recorded(self) -> str | None:
@@ -919,7 +945,7 @@ def test_stack_missing_is_composed_on_each_service_node_and_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack_lab = StackLab(tmp_path, monkeypatch)
-    assert ensure_stacks(stack_lab.ctx) is True
+    assert ensure_stacks(stack_lab.ctx, run_for(stack_lab.ctx)) is True
     assert sorted(stack_lab.runs) == [("mongo", "node2"), ("web", "node1")]
     assert stack_lab.recorded() == stacks._fingerprint(stack_lab.ctx, stack_lab.stack)
 
@@ -929,7 +955,7 @@ def test_stack_recorded_and_running_is_left_alone(
 ) -> None:
     stack_lab = StackLab(tmp_path, monkeypatch)
     stack_lab.converge()
-    assert ensure_stacks(stack_lab.ctx) is False
+    assert ensure_stacks(stack_lab.ctx, run_for(stack_lab.ctx)) is False
     assert stack_lab.runs == []
     assert "demo: up to date" in stack_lab.said.getvalue()
 
@@ -940,7 +966,7 @@ def test_stack_recorded_with_a_service_not_running_is_composed_again(
     stack_lab = StackLab(tmp_path, monkeypatch)
     stack_lab.converge()
     stack_lab.provider.engines["node2"].services[("demo", "mongo")] = "exited"
-    assert ensure_stacks(stack_lab.ctx) is True
+    assert ensure_stacks(stack_lab.ctx, run_for(stack_lab.ctx)) is True
     # The whole stack is composed again; compose leaves the running `web` as it is.
     assert sorted(stack_lab.runs) == [("mongo", "node2"), ("web", "node1")]
     assert stack_lab.provider.engines["node2"].services[("demo", "mongo")] == "running"
@@ -952,7 +978,7 @@ def test_stack_recorded_with_a_paused_service_starts_it_afresh(
     stack_lab = StackLab(tmp_path, monkeypatch)
     stack_lab.converge()
     stack_lab.provider.engines["node1"].services[("demo", "web")] = "paused"
-    assert ensure_stacks(stack_lab.ctx) is True
+    assert ensure_stacks(stack_lab.ctx, run_for(stack_lab.ctx)) is True
     # compose `up` would leave a paused container paused: it is removed first.
     assert ("web", "node1") in stack_lab.runs
     assert stack_lab.provider.engines["node1"].services[("demo", "web")] == "running"
@@ -965,7 +991,7 @@ def test_stack_running_but_recorded_from_another_compose_file_is_composed_again(
     stack_lab = StackLab(tmp_path, monkeypatch)
     stack_lab.converge()
     stack_lab.ctx.state.set("stacks", {"demo": "fingerprint of an older compose file"})
-    assert ensure_stacks(stack_lab.ctx) is True
+    assert ensure_stacks(stack_lab.ctx, run_for(stack_lab.ctx)) is True
     assert sorted(stack_lab.runs) == [("mongo", "node2"), ("web", "node1")]
     assert stack_lab.recorded() == stacks._fingerprint(stack_lab.ctx, stack_lab.stack)
 
@@ -976,7 +1002,7 @@ def test_a_compose_failure_names_the_node_and_records_nothing(
     stack_lab = StackLab(tmp_path, monkeypatch)
     stack_lab.failing.add("mongo")
     with pytest.raises(NodeError) as raised:
-        ensure_stacks(stack_lab.ctx)
+        ensure_stacks(stack_lab.ctx, run_for(stack_lab.ctx))
     assert raised.value.node == "node2"
     assert isinstance(raised.value.cause, CommandError)
     assert stack_lab.recorded() is None  # the next `up` tries again

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from fakelab import FakeContainers, FakeLab, FakeLabError, fault_lab_spec
 
-import overlaylab.checks.kv
-import overlaylab.checks.probes
 import overlaylab.providers.local.netns
-from overlaylab.checks import probe_batch
-from overlaylab.checks import verify as verify_module
-from overlaylab.checks.probes import ensure_probes, exec_in
-from overlaylab.checks.verify import select_checks
-from overlaylab.runners import HostRunner
+import overlaylab.verify.checks.kv
+import overlaylab.verify.probes
+from overlaylab.providers.host_runner import HostRunner
+from overlaylab.verify import batch as probe_batch
+from overlaylab.verify import run as verify_module
+from overlaylab.verify.probes import ensure_probes, exec_in
+from overlaylab.verify.run import select_checks
 
 
 @pytest.fixture
@@ -68,15 +68,15 @@ def test_the_nodes_answer_from_the_model(lab: FakeLab) -> None:
             r"overlaylab\.providers\.local\.netns\.netns_socket",
         ),
         ("socket", socket, r"answer socket"),
-        ("HostRunner", HostRunner, r"overlaylab\.runners\.\S*HostRunner"),
+        ("HostRunner", HostRunner, r"overlaylab\.providers\.host_runner\.HostRunner"),
     ],
     ids=["local-provider-helper", "socket-module", "host-commands"],
 )
 def test_a_check_reaching_around_the_node_handles_stops_the_fake(
     name: str, value: object, named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(overlaylab.checks.kv, name, value, raising=False)
-    with pytest.raises(FakeLabError, match=rf"{named}, which overlaylab\.checks\.kv holds"):
+    monkeypatch.setattr(overlaylab.verify.checks.kv, name, value, raising=False)
+    with pytest.raises(FakeLabError, match=rf"{named}, which overlaylab\.verify\.checks\.kv holds"):
         FakeLab(fault_lab_spec(), tmp_path / "state")
 
 
@@ -124,7 +124,7 @@ def test_probes_with_an_older_command_all_go_before_a_new_one_starts(
 ) -> None:
     # The legacy overlay gossips endpoint joins and leaves unordered: a new probe must
     # not start while an old one on another node may still hold its address.
-    monkeypatch.setattr(overlaylab.checks.probes, "OUTDATED_SETTLE", 0.0)
+    monkeypatch.setattr(overlaylab.verify.probes, "OUTDATED_SETTLE", 0.0)
     old = [c for c in lab.running_containers() if c.is_probe]
     for c in old:
         c.command = ["sh", "-c", "an older probe command"]

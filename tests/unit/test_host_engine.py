@@ -21,9 +21,9 @@ from fabric import Connection
 from lab_specs import LAB_YML, make_ctx
 
 from overlaylab.providers.base import NodePaths
+from overlaylab.providers.command import CommandResult
 from overlaylab.providers.ssh.host_engine import HostDocker
 from overlaylab.providers.ssh.node import SSHNode
-from overlaylab.runners import CommandResult
 from overlaylab.spec.models import ClusterSpec
 
 # A sysv host: `service docker ...` keeps its state in $HOST/running.

@@ -7,8 +7,8 @@ from pathlib import Path
 from lab_specs import LAB_YML, ZK_YML, lab_variant, make_ctx
 
 from overlaylab.spec import load_spec
-from overlaylab.steps import kv
-from overlaylab.steps.kv import kv_command
+from overlaylab.up.steps import kv
+from overlaylab.up.steps.kv import kv_command
 
 
 def option(argv: list[str], flag: str) -> str:

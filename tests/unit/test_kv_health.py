@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from overlaylab.checks.kv import RUOK_SCRIPT, store_answers
-from overlaylab.runners import CommandResult
+from overlaylab.providers.command import CommandResult
+from overlaylab.verify.checks.kv import RUOK_SCRIPT, store_answers
 
 
 @dataclass

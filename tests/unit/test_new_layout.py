@@ -12,7 +12,7 @@ import yaml
 from lab_specs import REPO
 
 from overlaylab.errors import OverlaylabError
-from overlaylab.layouts import (
+from overlaylab.scaffold import (
     KV_BACKENDS,
     MODES,
     PROVIDERS,

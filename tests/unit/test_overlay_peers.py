@@ -1,8 +1,8 @@
-"""overlaylab.overlay_peers: reading an overlay sandbox's tables, and whom `up` restarts."""
+"""overlaylab.overlay.peers: reading an overlay sandbox's tables, and whom `up` restarts."""
 
 from __future__ import annotations
 
-from overlaylab.overlay_peers import Member, Peers, address_of_mac, culprits, parse
+from overlaylab.overlay.peers import Member, Peers, address_of_mac, culprits, parse
 
 # `bridge fdb show dev vxlan0 && echo == && ip neigh show dev vxlan0` in a real sandbox
 # (node2 of a three-engine lab: 10.0.9.8 is its own mongo, echoed back by gossip).

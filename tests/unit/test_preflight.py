@@ -12,9 +12,9 @@ import pytest
 from lab_specs import LAB_YML, REPO, SWARM_YML, ZK_YML, lab_variant
 
 from overlaylab.errors import PreflightError
+from overlaylab.providers import tool_gaps as preflight
+from overlaylab.providers.tool_gaps import BASE_TOOLS, local_preflight
 from overlaylab.spec import load_spec
-from overlaylab.steps import preflight
-from overlaylab.steps.preflight import BASE_TOOLS, local_preflight
 
 HOST = ipaddress.IPv4Address("192.168.99.1")
 

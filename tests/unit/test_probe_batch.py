@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from overlaylab.checks.probe_batch import (
+from overlaylab.verify.batch import (
     MARKER,
     RUNNER,
     STALL_ROUNDS,
@@ -21,7 +21,7 @@ from overlaylab.checks.probe_batch import (
     run_tests,
     runner_argv,
 )
-from overlaylab.checks.probes import Probe
+from overlaylab.verify.probes import Probe
 
 SOURCE = Probe("node1", "dn", "probe-dn-node1", "10.0.9.2")
 

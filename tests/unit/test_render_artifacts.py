@@ -31,8 +31,8 @@ from overlaylab.artifacts import (
 )
 from overlaylab.spec import load_spec_file
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.steps.engines import daemon_config
-from overlaylab.steps.kv import kv_argv
+from overlaylab.up.steps.engines import daemon_config
+from overlaylab.up.steps.kv import kv_argv
 
 GOLDEN = REPO / "tests" / "testdata" / "golden"
 UPDATE = os.environ.get("OVERLAYLAB_UPDATE_GOLDEN") == "1"

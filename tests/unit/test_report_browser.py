@@ -24,11 +24,11 @@ import pytest
 from html_reports import Page, broken_report, healthy_report
 from lab_specs import LAB_YML
 
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.report.html import render_report, write_html
 from overlaylab.report.topology import compose_networks
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.verify.run import VerifyReport
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -15,8 +15,6 @@ from invoke.exceptions import Exit
 from lab_specs import LAB_YML
 from rich.console import Console
 
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.context import LabContext
 from overlaylab.report.html import (
     build_matrices,
@@ -28,6 +26,8 @@ from overlaylab.report.topology import compose_networks
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.tasks import verify as verify_task
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 PAIR_CHECKS = ("connectivity.icmp", "connectivity.dns", "connectivity.tcp", "connectivity.udp")
 
@@ -335,7 +335,7 @@ def test_task_writes_the_page_on_an_unexpected_crash(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("docker socket gone")
 
-    monkeypatch.setattr(verify_task.lab, "open_lab", crash)
+    monkeypatch.setattr(verify_task, "open_lab", crash)
     path = tmp_path / "verify.html"
     with pytest.raises(RuntimeError):
         verify_task.verify(Context(), inventory=str(LAB_YML), html=str(path))
@@ -350,7 +350,7 @@ def test_task_writes_the_report_after_a_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctx: LabContext
 ) -> None:
     report = broken_report(ctx.spec)
-    monkeypatch.setattr(verify_task.lab, "open_lab", lambda *a, **kw: ctx)
+    monkeypatch.setattr(verify_task, "open_lab", lambda *a, **kw: ctx)
     monkeypatch.setattr(verify_task, "run_verify", lambda ctx, checks, timeout: report)
     path = tmp_path / "verify.html"
     junit = tmp_path / "verify.xml"
@@ -366,7 +366,7 @@ def test_task_writes_the_report_after_a_run(
 def test_task_without_graphviz_still_writes_the_page(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctx: LabContext, warnings: io.StringIO
 ) -> None:
-    monkeypatch.setattr(verify_task.lab, "open_lab", lambda *a, **kw: ctx)
+    monkeypatch.setattr(verify_task, "open_lab", lambda *a, **kw: ctx)
     monkeypatch.setattr(
         verify_task, "run_verify", lambda ctx, checks, timeout: healthy_report(ctx.spec)
     )
@@ -385,7 +385,7 @@ def test_task_without_graphviz_still_writes_the_page(
 def test_an_unwritable_page_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ctx: LabContext
 ) -> None:
-    monkeypatch.setattr(verify_task.lab, "open_lab", lambda *a, **kw: ctx)
+    monkeypatch.setattr(verify_task, "open_lab", lambda *a, **kw: ctx)
     monkeypatch.setattr(
         verify_task, "run_verify", lambda ctx, checks, timeout: healthy_report(ctx.spec)
     )

@@ -11,8 +11,6 @@ import pytest
 from invoke import Context
 from invoke.exceptions import Exit
 
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.report.json_report import (
     SCHEMA,
     report_to_dict,
@@ -20,6 +18,8 @@ from overlaylab.report.json_report import (
     write_json,
 )
 from overlaylab.tasks import verify as verify_task
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 STARTED = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -130,7 +130,7 @@ def test_write_json_to_stream_and_path(tmp_path: Path) -> None:
 def test_task_format_json_prints_only_the_document(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(verify_task.lab, "open_lab", lambda *a, **kw: object())
+    monkeypatch.setattr(verify_task, "open_lab", lambda *a, **kw: object())
     monkeypatch.setattr(verify_task, "run_verify", lambda ctx, checks, timeout: mixed_report())
     with pytest.raises(Exit) as exited:
         verify_task.verify(Context(), inventory="spec.yml", format="json")

@@ -9,10 +9,10 @@ import pytest
 from invoke import Context
 from invoke.exceptions import Exit
 
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.report.junit import write_junit
 from overlaylab.tasks import verify as verify_task
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 
 def _result(check: str, subject: str, status: str, **kw: object) -> CheckResult:
@@ -159,7 +159,7 @@ def test_task_writes_junit_on_an_unexpected_crash(
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("docker socket gone")
 
-    monkeypatch.setattr(verify_task.lab, "open_lab", crash)
+    monkeypatch.setattr(verify_task, "open_lab", crash)
     path = tmp_path / "verify.xml"
     with pytest.raises(RuntimeError):
         verify_task.verify(Context(), junit=str(path))
@@ -171,7 +171,7 @@ def test_task_writes_junit_on_an_unexpected_crash(
 def test_task_writes_junit_on_check_failures(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(verify_task.lab, "open_lab", lambda *a, **kw: object())
+    monkeypatch.setattr(verify_task, "open_lab", lambda *a, **kw: object())
     monkeypatch.setattr(verify_task, "run_verify", lambda ctx, checks, timeout: mixed_report())
     path = tmp_path / "verify.xml"
     with pytest.raises(Exit) as exited:

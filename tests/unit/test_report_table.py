@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.verify import VerifyReport
 from overlaylab.report.table import MIN_LOG_WIDTH, print_report, report_console
+from overlaylab.verify.result import CheckResult
+from overlaylab.verify.run import VerifyReport
 
 
 def _result(check: str, subject: str, status: str, **kw: object) -> CheckResult:

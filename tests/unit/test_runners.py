@@ -7,7 +7,8 @@ import time
 import pytest
 
 from overlaylab.errors import CommandError
-from overlaylab.runners import CommandResult, HostRunner
+from overlaylab.providers.command import CommandResult
+from overlaylab.providers.host_runner import HostRunner
 
 
 def test_true_and_false() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from overlaylab.checks.verify import ALL_CHECKS, select_checks
+from overlaylab.verify.run import ALL_CHECKS, select_checks
 
 ALL_IDS = [
     "engines.api",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fakelab import FakeLab, fault_lab_spec
 
-from overlaylab.gossip import serf_view
+from overlaylab.overlay.gossip import serf_view
 
 # Lines as dockerd 20.10 logs them (from a 10-node lab that split at start).
 LOG = (

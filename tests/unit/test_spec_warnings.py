@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from lab_specs import LAB_YML, REPO
 
+from overlaylab.context import context_for
 from overlaylab.errors import SpecError
-from overlaylab.lab import context_for
 from overlaylab.progress import Progress
 from overlaylab.spec import load_spec, load_spec_file
 from overlaylab.spec.warnings import overlay_link_mtu, spec_warnings

@@ -21,10 +21,23 @@ from lab_specs import REPO, make_ctx
 
 from overlaylab.context import LabContext
 from overlaylab.errors import NodeError, OverlaylabError
-from overlaylab.runners import CommandResult
+from overlaylab.providers.command import CommandResult
 from overlaylab.spec import load_spec
-from overlaylab.steps import engines, kv, networks
+from overlaylab.up.run import UpRun
+from overlaylab.up.steps import engines, kv, networks
 from overlaylab.waiting import wait_until
+
+# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
+# ensure_engines and then ensure_gossip on the same context sees what the first started.
+_RUNS: list[tuple[object, UpRun]] = []
+
+
+def run_for(ctx: object) -> UpRun:
+    for known, run in _RUNS:
+        if known is ctx:
+            return run
+    _RUNS.append((ctx, UpRun()))
+    return _RUNS[-1][1]
 
 
 class FakeService:
@@ -81,7 +94,7 @@ def answers(*values: object) -> Callable[..., object]:
 def test_kv_ready_after_a_few_polls(ctx: LabContext, monkeypatch: pytest.MonkeyPatch) -> None:
     service = FakeService(ctx, "kv", monkeypatch)
     monkeypatch.setattr(kv, "kv_ready", answers((False, "refused"), (False, "refused"), (True, "")))
-    assert kv.ensure_kv(ctx) is True
+    assert kv.ensure_kv(ctx, run_for(ctx)) is True
     assert service.spawned[0][0] == "etcd"
 
 
@@ -93,7 +106,7 @@ def test_kv_that_dies_fails_at_once_with_its_last_answer_and_log(
     monkeypatch.setattr(kv, "kv_ready", answers((False, "connection refused")))
     started = time.monotonic()
     with pytest.raises(NodeError) as info:
-        kv.ensure_kv(ctx)
+        kv.ensure_kv(ctx, run_for(ctx))
     assert time.monotonic() - started < kv.READY_TIMEOUT / 3  # did not wait out the timeout
     assert info.value.node == "kv"
     message = str(info.value.cause)
@@ -107,7 +120,7 @@ def test_kv_that_never_answers_times_out(ctx: LabContext, monkeypatch: pytest.Mo
     monkeypatch.setattr(kv, "kv_ready", answers((False, "HTTP 503: starting")))
     started = time.monotonic()
     with pytest.raises(OverlaylabError, match=r"did not become ready \(HTTP 503: starting\)"):
-        kv.ensure_kv(ctx)
+        kv.ensure_kv(ctx, run_for(ctx))
     assert 0.25 <= time.monotonic() - started < 3
 
 

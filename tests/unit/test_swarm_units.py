@@ -8,17 +8,17 @@ from typing import Any
 import pytest
 from lab_specs import LAB_YML, REPO, make_ctx
 
-from overlaylab.checks import swarm as swarm_checks
-from overlaylab.checks.base import VerifyContext
-from overlaylab.checks.diagnosis import diagnose
-from overlaylab.checks.probes import Probe
-from overlaylab.checks.result import CheckResult
-from overlaylab.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import Stack
-from overlaylab.steps.classic_swarm import discovery_url
-from overlaylab.steps.kv import discovery_context, kv_argv
-from overlaylab.steps.swarm_stacks import _host_mode_port, deployed_compose
+from overlaylab.up.classic_swarm import discovery_url
+from overlaylab.up.steps.kv import discovery_context, kv_argv
+from overlaylab.up.swarm_stacks import _host_mode_port, deployed_compose
+from overlaylab.verify.checks import swarm as swarm_checks
+from overlaylab.verify.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
+from overlaylab.verify.context import VerifyContext
+from overlaylab.verify.diagnosis import diagnose
+from overlaylab.verify.probes import Probe
+from overlaylab.verify.result import CheckResult
 
 STACK = Stack(name="demo", file="c.yml", services={"web": "w1", "api": "w2"})
 

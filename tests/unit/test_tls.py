@@ -21,8 +21,22 @@ from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers.local import LocalProvider
 from overlaylab.spec import load_spec
-from overlaylab.steps.engines import ensure_tls
-from overlaylab.steps.tls import LabCA
+from overlaylab.up.certs import LabCA
+from overlaylab.up.run import UpRun
+from overlaylab.up.steps.tls import ensure_tls
+
+# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
+# ensure_engines and then ensure_gossip on the same context sees what the first started.
+_RUNS: list[tuple[object, UpRun]] = []
+
+
+def run_for(ctx: object) -> UpRun:
+    for known, run in _RUNS:
+        if known is ctx:
+            return run
+    _RUNS.append((ctx, UpRun()))
+    return _RUNS[-1][1]
+
 
 NODE_IP = ipaddress.IPv4Address("192.168.99.11")
 
@@ -222,7 +236,7 @@ def test_ensure_tls_issues_for_every_engine_node(tmp_path: Path) -> None:
     layout = LabLayout.for_cluster(spec.name, tmp_path)
     provider = LocalProvider(spec, layout)
     ctx = LabContext(spec, LAB_YML, LAB_YML.parent, layout, provider, Progress(quiet=True))
-    assert ensure_tls(ctx) is True
+    assert ensure_tls(ctx, run_for(ctx)) is True
     for node in spec.engine_nodes:
         cert = load(layout.node_dir(node.name) / "tls" / "cert.pem")
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -230,4 +244,4 @@ def test_ensure_tls_issues_for_every_engine_node(tmp_path: Path) -> None:
         assert node.name in san.get_values_for_type(x509.DNSName)
     assert not (layout.node_dir("kv") / "tls").exists()
     assert eku(load(layout.client_cert_dir / "cert.pem")) == [ExtendedKeyUsageOID.CLIENT_AUTH]
-    assert ensure_tls(ctx) is False
+    assert ensure_tls(ctx, run_for(ctx)) is False

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from overlaylab import probe_tools
-from overlaylab.checks.connectivity import UDP_RESEND, udp_test
-from overlaylab.checks.probes import PROBE_COMMAND, PROBE_UDP_PORT, Probe
+from overlaylab.verify.checks.connectivity import UDP_RESEND, udp_test
+from overlaylab.verify.probes import PROBE_COMMAND, PROBE_UDP_PORT, Probe
 
 pytestmark = pytest.mark.skipif(shutil.which("perl") is None, reason="needs perl")
 PERL = shutil.which("perl") or "perl"

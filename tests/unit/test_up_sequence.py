@@ -16,7 +16,6 @@ import docker.errors
 import pytest
 from fakes import FakeProvider, captured_progress, fake_context
 
-from overlaylab import lab
 from overlaylab.context import LabContext
 from overlaylab.errors import (
     CommandError,
@@ -26,9 +25,10 @@ from overlaylab.errors import (
     TeardownIncomplete,
     on_node,
 )
-from overlaylab.steps.compose_warm import WarmCompose
-
-Step = Callable[[LabContext], bool]
+from overlaylab.up import pipeline
+from overlaylab.up.compose_warm import WarmCompose
+from overlaylab.up.pipeline import Step
+from overlaylab.up.run import UpRun
 
 
 class Sequence:
@@ -47,7 +47,7 @@ class Sequence:
         return [(name, self._step(name)) for name in self.names]
 
     def _step(self, name: str) -> Step:
-        def ensure(ctx: LabContext) -> bool:
+        def ensure(ctx: LabContext, run: UpRun) -> bool:
             self.ran.append(name)
             if name in self.actions:
                 self.actions[name]()
@@ -62,7 +62,7 @@ NAMES = ["nodes", "tls", "kv", "engines", "images", "gossip", "networks", "stack
 @pytest.fixture
 def preflights(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     ran: list[str] = []
-    monkeypatch.setattr(lab, "preflight", lambda ctx: ran.append(ctx.spec.name))
+    monkeypatch.setattr(pipeline, "preflight", lambda ctx: ran.append(ctx.spec.name))
     return ran
 
 
@@ -72,14 +72,14 @@ def run_up(
     sequence: Sequence,
     provider: FakeProvider,
     retain: bool = False,
-) -> tuple[LabContext, lab.UpReport | BaseException, str]:
+) -> tuple[LabContext, pipeline.UpReport | BaseException, str]:
     """`up` with the fake sequence; (context, report or what it raised, what it said)."""
     progress, said = captured_progress()
     ctx = fake_context(tmp_path, provider, progress=progress)
-    monkeypatch.setattr(lab, "UP_SEQUENCE", sequence.steps())
-    outcome: lab.UpReport | BaseException
+    monkeypatch.setattr(pipeline, "UP_SEQUENCE", sequence.steps())
+    outcome: pipeline.UpReport | BaseException
     try:
-        outcome = lab.up(ctx, retain=retain)
+        outcome = pipeline.up(ctx, retain=retain)
     except BaseException as exc:  # KeyboardInterrupt too: the tests look at what it was
         outcome = exc
     return ctx, outcome, said.getvalue()
@@ -93,7 +93,7 @@ def test_success_records_the_steps_that_changed_something_and_every_timing(
     sequence.during("kv", lambda: time.sleep(0.05))  # a slow step
     provider = FakeProvider()
     _, report, said = run_up(tmp_path, monkeypatch, sequence, provider)
-    assert isinstance(report, lab.UpReport)
+    assert isinstance(report, pipeline.UpReport)
     assert preflights == ["lab"]
     assert sequence.ran == NAMES
     assert report.changed == ["nodes", "engines", "stacks"]
@@ -132,7 +132,7 @@ def test_a_second_up_that_changes_nothing_reports_no_change(
 ) -> None:
     sequence = Sequence(NAMES, changed=set())
     _, report, _ = run_up(tmp_path, monkeypatch, sequence, FakeProvider(lab_exists=True))
-    assert isinstance(report, lab.UpReport)
+    assert isinstance(report, pipeline.UpReport)
     assert report.changed == []
     assert sequence.ran == NAMES
 
@@ -143,7 +143,7 @@ def test_a_failed_preflight_runs_no_step_and_removes_nothing(
     def preflight(ctx: LabContext) -> None:
         raise PreflightError([("`etcd` is not installed", "apt-get install -y etcd-server")])
 
-    monkeypatch.setattr(lab, "preflight", preflight)
+    monkeypatch.setattr(pipeline, "preflight", preflight)
     sequence = Sequence(NAMES)
     provider = FakeProvider()
     _, outcome, _ = run_up(tmp_path, monkeypatch, sequence, provider)

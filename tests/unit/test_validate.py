@@ -17,7 +17,6 @@ import pytest
 from invoke import Context
 from rich.console import Console
 
-from overlaylab.lab import UpReport
 from overlaylab.spec import load_spec_file
 from overlaylab.spec.summary import (
     EngineSummary,
@@ -30,6 +29,7 @@ from overlaylab.spec.summary import (
 )
 from overlaylab.tasks import cluster
 from overlaylab.tasks.spec import print_summary, print_validation
+from overlaylab.up.pipeline import UpReport
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_YML = REPO / "inventory" / "lab.yml"
@@ -201,7 +201,7 @@ def test_up_prints_warnings_before_it_starts(
         seen_at_start.append(buffer.getvalue())
         return UpReport(changed=["nodes"], seconds=0.1)
 
-    monkeypatch.setattr(cluster.lab, "up", fake_up)
+    monkeypatch.setattr(cluster.pipeline, "up", fake_up)
     cluster.up(Context(), inventory=str(path), quiet=True)
     [before_steps] = seen_at_start
     assert before_steps.startswith(

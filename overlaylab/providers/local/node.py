@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING
 import docker
 
 from overlaylab.providers.base import NodePaths
+from overlaylab.providers.command import CommandResult
+from overlaylab.providers.host_runner import HostRunner
 from overlaylab.providers.local.netns import http_get, tcp_answers, tcp_connect_ok
-from overlaylab.runners import CommandResult, HostRunner
 
 if TYPE_CHECKING:
     from overlaylab.providers.local.provider import LocalProvider

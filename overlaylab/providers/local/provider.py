@@ -56,7 +56,7 @@ class LocalProvider:
         return (self.node(n.name) for n in self.spec.nodes)
 
     def preflight(self) -> list[tuple[str, str]]:
-        from overlaylab.steps.preflight import local_preflight
+        from overlaylab.providers.tool_gaps import local_preflight
 
         return local_preflight(self.spec, self.host_address)
 

@@ -19,8 +19,8 @@ from pathlib import PurePosixPath
 from typing import Protocol
 
 from overlaylab.providers.base import IMAGES_RECORD
-from overlaylab.render import render
-from overlaylab.runners import CommandResult
+from overlaylab.providers.command import CommandResult
+from overlaylab.templates import render
 
 DAEMON_JSON = PurePosixPath("/etc/docker/daemon.json")
 TLS_DIR = PurePosixPath("/etc/docker/overlaylab")

@@ -29,8 +29,8 @@ from paramiko.ssh_exception import SSHException
 
 from overlaylab.errors import CommandError
 from overlaylab.providers.base import ENGINE_SERVICE, NodePaths
+from overlaylab.providers.command import CommandResult
 from overlaylab.providers.ssh.host_engine import HostDocker
-from overlaylab.runners import CommandResult
 from overlaylab.waiting import wait_until
 
 START_MARKER = "--- overlaylab: starting"

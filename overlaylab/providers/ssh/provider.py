@@ -24,13 +24,13 @@ from fabric import Connection
 from overlaylab.errors import CommandError, TeardownIncomplete, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.providers.base import NodePaths
+from overlaylab.providers.kv_program import BRINGABLE, INSTALL_HERE, local_program
 from overlaylab.providers.ssh import host_engine
 from overlaylab.providers.ssh.node import SSHNode
+from overlaylab.providers.tool_gaps import host_tool_gaps
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import SSHProvider as SSHProviderSpec
 from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
-from overlaylab.steps.kv_program import BRINGABLE, INSTALL_HERE, local_program
-from overlaylab.steps.preflight import host_tool_gaps
 
 REMOTE_ROOT = PurePosixPath("/var/lib/overlaylab")
 KV_PROGRAMS = {

@@ -40,19 +40,19 @@ from overlaylab.layout import LabLayout
 from overlaylab.providers.local import teardown
 from overlaylab.providers.ssh.node import SSHNode, wait_for_ssh
 from overlaylab.providers.ssh.provider import host_node
-from overlaylab.providers.vagrant import image
-from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
-from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
-from overlaylab.spec.loader import LoadedSpec
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
-from overlaylab.steps.preflight import (
+from overlaylab.providers.tool_gaps import (
     BASE_TOOLS,
     SYSTEM_CONTAINERD_SOCKET,
     host_tool_gaps,
     kernel_feature,
     route_clashes,
 )
+from overlaylab.providers.vagrant import image
+from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
+from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
+from overlaylab.spec.loader import LoadedSpec
+from overlaylab.spec.models import ClusterSpec
+from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
 from overlaylab.waiting import wait_until
 
 APT = "apt-get install -y --no-install-recommends"

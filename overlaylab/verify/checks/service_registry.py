@@ -1,0 +1,51 @@
+"""The lab's KV store as a service registry: what apps registered there."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from overlaylab.verify.context import VerifyContext
+
+
+def registered(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
+    """Endpoints in the lab's registry: [{name, id, address, port, health}], or why not.
+    Read once per verify run (advertise.address and discovery.endpoints both ask)."""
+    if "registered" not in vctx.cache:
+        vctx.cache["registered"] = _read(vctx)
+    found: tuple[list[dict[str, Any]] | None, str] = vctx.cache["registered"]
+    return found
+
+
+def _read(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
+    spec = vctx.lab.spec
+    if spec.kv is None or spec.kv.backend == "zookeeper":
+        return None, "the lab has no etcd or consul registry"
+    kv = vctx.lab.node(spec.kv.node)
+    address, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
+    try:
+        if spec.kv.backend == "etcd":
+            status, body = kv.http_get(address, port, "/v2/keys/services?recursive=true")
+            if status == 404:
+                return [], ""
+            found = []
+            for service in json.loads(body).get("node", {}).get("nodes", []):
+                for entry in service.get("nodes", []):
+                    value = json.loads(entry["value"])
+                    found.append({"name": service["key"].rsplit("/", 1)[-1], **value})
+            return found, ""
+        status, body = kv.http_get(address, port, "/v1/agent/services")
+        services = json.loads(body) if status == 200 else {}
+        return [
+            {
+                "name": s["Service"],
+                "id": ident,
+                "address": s["Address"],
+                "port": s["Port"],
+                "health": f"http://{s['Address']}:{s['Port']}/health",
+            }
+            for ident, s in sorted(services.items())
+            if s["Service"] != "consul"
+        ], ""
+    except (OSError, ValueError, KeyError) as exc:
+        return None, f"cannot read the registry on {spec.kv.node}: {exc}"
