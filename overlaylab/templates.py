@@ -8,6 +8,8 @@ from typing import Any
 import jinja2
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# The checkout: the top-level Vagrantfile and the .overlaylab/ folder live here.
+PROJECT_ROOT = TEMPLATES_DIR.parent
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),

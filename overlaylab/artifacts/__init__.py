@@ -16,12 +16,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from overlaylab.artifacts import docker_machine, hosts, stacks, vagrant
+from overlaylab.artifacts import docker_machine, hosts, stacks
 from overlaylab.errors import OverlaylabError
+from overlaylab.providers.vagrant import machines_json as vagrant
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.templates import TEMPLATES_DIR
+from overlaylab.templates import PROJECT_ROOT
 
-PROJECT_ROOT = TEMPLATES_DIR.parent
 # Where the top-level Vagrantfile looks for its machines; OVERLAYLAB_MACHINES names
 # another file, for the Vagrantfile and for render alike.
 VAGRANT_MACHINES = PROJECT_ROOT / ".overlaylab" / "machines.json"

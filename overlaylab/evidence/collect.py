@@ -24,11 +24,11 @@ from overlaylab.artifacts import spec_artifacts
 from overlaylab.context import LabContext
 from overlaylab.evidence.archive import Entry, EvidenceArchive, Manifest, Missing
 from overlaylab.evidence.since import lines_since
+from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.overlay.gossip import serf_view
 from overlaylab.providers.base import ENGINE_SERVICE, Node
 from overlaylab.spec.loader import load_spec_file
 from overlaylab.up.classic_swarm import MASTER, masters
-from overlaylab.up.steps.kv import ZOOKEEPER_SERVER
 
 COMMAND_TIMEOUT = 15.0  # one command on a node
 ENGINE_TIMEOUT = 10  # one engine API call

@@ -11,9 +11,9 @@ without it keeps the clear refusal of preflight.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
-from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.providers.base import Node
 
@@ -30,9 +30,10 @@ def brought_path(handle: Node, program: str) -> PurePosixPath:
     return handle.paths.root / "bin" / program
 
 
-def program_on_node(ctx: LabContext, handle: Node, program: str) -> str:
+def program_on_node(handle: Node, program: str, on_item: Callable[[str, str], None]) -> str:
     """The command to start `program` with on the node: its name when the node has it,
-    else the path of this machine's copy, placed in the lab's folder there."""
+    else the path of this machine's copy, placed in the lab's folder there (said
+    through `on_item`, the progress line of the step)."""
     if program not in BRINGABLE:
         return program
     found = handle.run(["sh", "-c", 'command -v "$1"', "sh", program], check=False)
@@ -49,9 +50,7 @@ def program_on_node(ctx: LabContext, handle: Node, program: str) -> str:
     size = handle.run(["sh", "-c", '[ -x "$1" ] && wc -c < "$1"', "sh", str(target)], check=False)
     if size.stdout.strip() != str(len(data)):
         handle.put_file(target, data, 0o755)
-        ctx.progress.item(
-            handle.name, f"{program} is not installed there: brought this machine's {local}"
-        )
+        on_item(handle.name, f"{program} is not installed there: brought this machine's {local}")
     # This machine's build needs this machine's C library and CPU: say so now, not as
     # a KV store that dies at start.
     runs = handle.run([str(target), "--version"], check=False, timeout=20)

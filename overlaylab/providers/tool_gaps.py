@@ -17,9 +17,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from overlaylab.host_programs import BUSYBOX, HOST_TOOL_PACKAGES, HOST_TOOLS, ZOOKEEPER_SERVER
 from overlaylab.spec.models import ClusterSpec
-from overlaylab.up.steps.images import BUSYBOX, HOST_TOOL_PACKAGES, HOST_TOOLS
-from overlaylab.up.steps.kv import ZOOKEEPER_SERVER
 
 APT = "apt-get install -y"
 SYSTEM_CONTAINERD_SOCKET = Path("/run/containerd/containerd.sock")

@@ -20,10 +20,10 @@ from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT
 
 from overlaylab import cgroups
-from overlaylab.artifacts.vagrant import machines_json
 from overlaylab.layout import LabLayout
 from overlaylab.providers.vagrant import image, outer
 from overlaylab.providers.vagrant.machines import VagrantError, VagrantMachines
+from overlaylab.providers.vagrant.machines_json import machines_json
 from overlaylab.spec import load_spec_file
 from overlaylab.spec.models import VagrantProvider
 

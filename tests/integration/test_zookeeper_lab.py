@@ -11,8 +11,8 @@ import pytest
 from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import invoke
 
+from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.layout import LabLayout
-from overlaylab.up.steps.kv import ZOOKEEPER_SERVER
 
 SPEC = "tests/testdata/labs/zk.yml"
 LAYOUT = LabLayout.for_cluster("zk")

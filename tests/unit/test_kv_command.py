@@ -6,8 +6,8 @@ from pathlib import Path
 
 from lab_specs import LAB_YML, ZK_YML, lab_variant, make_ctx
 
+from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.spec import load_spec
-from overlaylab.up.steps import kv
 from overlaylab.up.steps.kv import kv_command
 
 
@@ -58,7 +58,7 @@ def test_zookeeper_writes_zoo_cfg_into_the_node_dir(tmp_path: Path) -> None:
     binary, argv = kv_command(ctx)
     assert binary == "java"
     config = ctx.layout.node_dir("kv") / "zoo.cfg"
-    assert argv == [str(kv.ZOOKEEPER_SERVER), "start-foreground", str(config)]
+    assert argv == [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
     settings = dict(line.split("=", 1) for line in config.read_text().splitlines() if "=" in line)
     ip = str(spec.address_of("kv"))
     assert ip == "192.168.98.10"

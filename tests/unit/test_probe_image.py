@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from overlaylab import probe_tools
-from overlaylab.up.steps.images import BUSYBOX, PROBE_PAGE, build_probe_rootfs
+from overlaylab.host_programs import BUSYBOX
+from overlaylab.up.steps.images import PROBE_PAGE, build_probe_rootfs
 
 
 def members(data: bytes) -> dict[str, tarfile.TarInfo]:

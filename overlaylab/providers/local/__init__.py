@@ -5,7 +5,7 @@ everything outside reaches a local node through `LocalNode`, the same handle eve
 provider gives out.
 """
 
-from overlaylab.providers.local.node import LocalNode
-from overlaylab.providers.local.provider import START_MARKER, LocalProvider
+from overlaylab.providers.local.node import START_MARKER, LocalNode
+from overlaylab.providers.local.provider import LocalProvider
 
 __all__ = ["START_MARKER", "LocalNode", "LocalProvider"]

@@ -5,33 +5,48 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import signal
 import socket
+import subprocess
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
 import docker
 
+from overlaylab.layout import LabLayout
 from overlaylab.providers.base import NodePaths
 from overlaylab.providers.command import CommandResult
 from overlaylab.providers.host_runner import HostRunner
+from overlaylab.providers.local import plumbing
 from overlaylab.providers.local.netns import http_get, tcp_answers, tcp_connect_ok
+from overlaylab.spec.models import ClusterSpec
+from overlaylab.waiting import wait_until
 
-if TYPE_CHECKING:
-    from overlaylab.providers.local.provider import LocalProvider
+# Logs are appended across restarts; this line opens each run of a service.
+START_MARKER = "--- overlaylab: starting"
 
 
 class LocalNode:
     """The `Node` of a local lab: same filesystem as the host, its own network."""
 
-    def __init__(self, provider: LocalProvider, name: str) -> None:
-        self.provider = provider
+    def __init__(
+        self,
+        spec: ClusterSpec,
+        layout: LabLayout,
+        name: str,
+        host_address: ipaddress.IPv4Address | None,
+    ) -> None:
+        self.spec = spec
+        self.layout = layout
         self.name = name
-        self.netns = provider.layout.node_ns(name)
-        address = provider.spec.address_of(name)
-        self.address = ipaddress.IPv4Address(address)
-        self.paths = NodePaths.under(PurePosixPath(provider.layout.node_dir(name)))
-        self.cgroup_parent: str | None = provider.layout.cgroup_parent(name)
+        # The host's address on the lab network, when it has one: TLS clients reach the
+        # engine there; without it, only the unix socket does.
+        self.host_address = host_address
+        self.netns = layout.node_ns(name)
+        self.address = ipaddress.IPv4Address(spec.address_of(name))
+        self.paths = NodePaths.under(PurePosixPath(layout.node_dir(name)))
+        self.cgroup_parent: str | None = layout.cgroup_parent(name)
 
     def __repr__(self) -> str:
         return f"LocalNode({self.name!r}, netns={self.netns!r})"
@@ -48,7 +63,7 @@ class LocalNode:
         # nsenter, not `ip netns exec`: the latter also makes a new mount namespace and
         # remounts /sys, which breaks dockerd ("Devices cgroup isn't mounted"). A UTS
         # namespace of its own gives the command the node's hostname, as its services have.
-        wrapped = self.provider.in_node(self.name, argv)
+        wrapped = self.in_node(argv)
         result = HostRunner().run(wrapped, check=False, timeout=timeout, input=input)
         # Report the command as the user asked for it, run where it ran.
         result = CommandResult(
@@ -73,19 +88,94 @@ class LocalNode:
 
     # --- services ------------------------------------------------------------------------
     def start_service(self, service: str, argv: Sequence[str]) -> None:
-        self.provider.spawn(self.name, service, argv)
-
-    def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
-        self.provider.stop_service(self.name, service, binary, timeout)
+        self.spawn(service, argv)
 
     def service_alive(self, service: str, binary: str | None = None) -> bool:
-        return self.provider.service_pid(self.name, service, binary) is not None
+        return self.service_pid(service, binary) is not None
 
     def service_log(self, service: str) -> str | None:
-        return self.provider.current_log(self.name, service)
+        return self.current_log(service)
 
     def service_log_location(self, service: str) -> str:
-        return str(self.provider.layout.log_file(self.name, service))
+        return str(self.layout.log_file(self.name, service))
+
+    def in_node(self, argv: Sequence[str]) -> list[str]:
+        """`argv` inside the node: its network namespace, and a UTS namespace of its own
+        named after the node."""
+        return plumbing.in_namespace(self.netns, self.name, argv)
+
+    def spawn(self, service: str, argv: Sequence[str]) -> int:
+        """Start a long-running service inside the node's namespaces, detached.
+
+        nsenter and unshare exec in place, so the pid we get is the service's own.
+        """
+        node_dir = self.layout.node_dir(self.name)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        log = self.layout.log_file(self.name, service).open("ab")
+        # Logs are appended across restarts; the marker lets readers take only the
+        # current run (an old panic must not explain a new death).
+        log.write(f"{START_MARKER} {service} at {time.time():.3f}\n".encode())
+        log.flush()
+        cmd = self.in_node(argv)
+        with log:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+            )
+        self.layout.pid_file(self.name, service).write_text(f"{proc.pid}\n")
+        return proc.pid
+
+    def service_pid(self, service: str, binary: str | None = None) -> int | None:
+        """The service's pid if it is alive (and really is `binary`), else None."""
+        try:
+            pid = int(self.layout.pid_file(self.name, service).read_text().split()[0])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+        try:
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+        # A zombie left by our own Popen is dead for our purposes.
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return None
+        if binary and comm != binary[:15]:
+            return None
+        return pid
+
+    def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
+        pid = self.service_pid(service, binary)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if not wait_until(lambda: self.service_pid(service, binary) is None, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def current_log(self, service: str) -> str | None:
+        """The service's log since its latest start, or None when there is none."""
+        try:
+            text = self.layout.log_file(self.name, service).read_text(errors="replace")
+        except FileNotFoundError:
+            return None
+        return text.rsplit(START_MARKER, 1)[-1]
+
+    def engine_env(self) -> dict[str, str]:
+        """DOCKER_* variables that point the docker CLI at this node's engine."""
+        spec = self.spec
+        if spec.engine.tls and self.host_address is not None:
+            return {
+                "DOCKER_HOST": f"tcp://{self.address}:{spec.engine.api_port}",
+                "DOCKER_TLS_VERIFY": "1",
+                "DOCKER_CERT_PATH": str(self.layout.client_cert_dir),
+                "DOCKER_MACHINE_NAME": self.name,
+            }
+        return {"DOCKER_HOST": f"unix://{self.layout.docker_socket(self.name)}"}
 
     # --- the engine ------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -111,7 +201,7 @@ class LocalNode:
             return False
 
     def docker_env(self) -> dict[str, str]:
-        return self.provider.engine_env(self.name)
+        return self.engine_env()
 
     # --- the lab network, seen from the node -------------------------------------------------
     def tcp_connect(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:

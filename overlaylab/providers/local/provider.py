@@ -13,25 +13,14 @@ Nodes get no default route: lab traffic cannot leave the lab.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
-import os
-import signal
-import subprocess
-import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator
 
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import plumbing, teardown
 from overlaylab.providers.local.node import LocalNode
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import LocalProvider as LocalProviderSpec
-from overlaylab.waiting import wait_until
-
-# Sets the node's hostname inside its fresh UTS namespace, then becomes the service.
-# Spec values travel as arguments ("$1", "$@"), never inside the script text.
-START_MARKER = "--- overlaylab: starting"
 
 
 class LocalProvider:
@@ -49,7 +38,7 @@ class LocalProvider:
     def node(self, name: str) -> LocalNode:
         if name not in self._nodes:
             self.spec.node(name)  # raises for a name the spec does not have
-            self._nodes[name] = LocalNode(self, name)
+            self._nodes[name] = LocalNode(self.spec, self.layout, name, self.host_address)
         return self._nodes[name]
 
     def nodes(self) -> Iterator[LocalNode]:
@@ -137,85 +126,6 @@ class LocalProvider:
         inside.replace_address(self.NAT_IFACE, self.NAT_ADDRESS, self.NAT_PREFIX)
         inside.set("nat0", state="up")
         inside.set(self.NAT_IFACE, state="up")
-
-    # --- services (dockerd, etcd, ...) inside a node --------------------------------
-    def in_node(self, node: str, argv: Sequence[str]) -> list[str]:
-        """`argv` inside the node: its network namespace, and a UTS namespace of its own
-        named after the node."""
-        return plumbing.in_namespace(self.layout.node_ns(node), node, argv)
-
-    def spawn(self, node: str, service: str, argv: Sequence[str]) -> int:
-        """Start a long-running service inside the node's namespaces, detached.
-
-        nsenter and unshare exec in place, so the pid we get is the service's own.
-        """
-        node_dir = self.layout.node_dir(node)
-        node_dir.mkdir(parents=True, exist_ok=True)
-        log = self.layout.log_file(node, service).open("ab")
-        # Logs are appended across restarts; the marker lets readers take only the
-        # current run (an old panic must not explain a new death).
-        log.write(f"{START_MARKER} {service} at {time.time():.3f}\n".encode())
-        log.flush()
-        cmd = self.in_node(node, argv)
-        with log:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        self.layout.pid_file(node, service).write_text(f"{proc.pid}\n")
-        return proc.pid
-
-    def service_pid(self, node: str, service: str, binary: str | None = None) -> int | None:
-        """The service's pid if it is alive (and really is `binary`), else None."""
-        try:
-            pid = int(self.layout.pid_file(node, service).read_text().split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            return None
-        try:
-            comm = Path(f"/proc/{pid}/comm").read_text().strip()
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return None
-        # A zombie left by our own Popen is dead for our purposes.
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return None
-        if binary and comm != binary[:15]:
-            return None
-        return pid
-
-    def stop_service(self, node: str, service: str, binary: str, timeout: float = 10) -> None:
-        pid = self.service_pid(node, service, binary)
-        if pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if not wait_until(lambda: self.service_pid(node, service, binary) is None, timeout):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-    def current_log(self, node: str, service: str) -> str | None:
-        """The service's log since its latest start, or None when there is none."""
-        try:
-            text = self.layout.log_file(node, service).read_text(errors="replace")
-        except FileNotFoundError:
-            return None
-        return text.rsplit(START_MARKER, 1)[-1]
-
-    def engine_env(self, node: str) -> dict[str, str]:
-        """DOCKER_* variables that point the docker CLI at this node's engine."""
-        spec = self.spec
-        if spec.engine.tls and self.host_address is not None:
-            return {
-                "DOCKER_HOST": f"tcp://{spec.address_of(node)}:{spec.engine.api_port}",
-                "DOCKER_TLS_VERIFY": "1",
-                "DOCKER_CERT_PATH": str(self.layout.client_cert_dir),
-                "DOCKER_MACHINE_NAME": node,
-            }
-        return {"DOCKER_HOST": f"unix://{self.layout.docker_socket(node)}"}
 
     # --- teardown ------------------------------------------------------------------------
     def destroy(self) -> list[str]:

@@ -33,8 +33,6 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
 
-from overlaylab.artifacts import PROJECT_ROOT
-from overlaylab.artifacts.vagrant import machine_name, machines_json
 from overlaylab.errors import OverlaylabError, TeardownIncomplete, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import teardown
@@ -49,10 +47,12 @@ from overlaylab.providers.tool_gaps import (
 )
 from overlaylab.providers.vagrant import image
 from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
+from overlaylab.providers.vagrant.machines_json import machine_name, machines_json
 from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
+from overlaylab.templates import PROJECT_ROOT
 from overlaylab.waiting import wait_until
 
 APT = "apt-get install -y --no-install-recommends"

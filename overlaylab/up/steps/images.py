@@ -17,6 +17,7 @@ import docker.errors
 from overlaylab import probe_tools
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
+from overlaylab.host_programs import BUSYBOX, HOST_TOOLS
 from overlaylab.spec.compose import read_compose_text, read_regular_bytes
 from overlaylab.spec.models import PROBE_IMAGE, Stack
 from overlaylab.up import app_image
@@ -24,14 +25,9 @@ from overlaylab.up.classic_swarm import IMAGE_CHANGES, swarm_binary, swarm_nodes
 from overlaylab.up.rootfs import shared_libraries
 from overlaylab.up.run import UpRun
 
-BUSYBOX = Path("/bin/busybox")
 PROBE_PAGE = b"overlaylab probe\n"
-# Host tools busybox lacks, copied in with their shared libraries: iputils ping can
-# set don't-fragment (MTU probes), perl runs the UDP tools (probe_tools). Called by
-# absolute path.
+# Where the host tools (HOST_TOOLS) sit in the probe image, called by absolute path.
 HOST_TOOLS_DIR = "opt/host/bin"
-HOST_TOOLS = {"ping": Path("/usr/bin/ping"), "perl": Path("/usr/bin/perl")}
-HOST_TOOL_PACKAGES = {"ping": "iputils-ping", "perl": "perl-base"}
 
 
 def _add_file(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:

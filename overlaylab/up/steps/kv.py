@@ -7,13 +7,13 @@ from pathlib import Path
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
+from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.providers.base import tail
 from overlaylab.providers.kv_program import program_on_node
 from overlaylab.spec.models import ClusterSpec, KVStore
 from overlaylab.up.run import UpRun
 from overlaylab.waiting import wait_until
 
-ZOOKEEPER_SERVER = Path("/usr/share/zookeeper/bin/zkServer.sh")
 READY_TIMEOUT = 30.0
 
 
@@ -176,7 +176,7 @@ def _converge_kv(ctx: LabContext) -> bool:
     if alive:
         # Alive but not serving: a second one beside it would fight over its port and data.
         handle.stop_service(service, binary)
-    handle.start_service(service, [program_on_node(ctx, handle, argv[0]), *argv[1:]])
+    handle.start_service(service, [program_on_node(handle, argv[0], ctx.progress.item), *argv[1:]])
     why = ""
 
     def ready_or_died() -> str:

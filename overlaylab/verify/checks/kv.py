@@ -7,8 +7,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.providers.base import Node, tail
-from overlaylab.up.steps.kv import ZOOKEEPER_SERVER
 from overlaylab.verify.check import Check
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
