@@ -14,8 +14,7 @@ from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
 from overlaylab.providers.base import Node, Provider
 from overlaylab.spec.loader import load_spec_file
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+from overlaylab.spec.models import ClusterSpec, LocalProviderSpec
 from overlaylab.spec.paths import resolve_in_spec_dir, spec_dir_of
 from overlaylab.spec.warnings import SpecWarning, spec_warnings
 from overlaylab.state import LabState

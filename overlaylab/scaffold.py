@@ -24,7 +24,7 @@ from overlaylab.spec.models import (
     DEFAULT_KV_PORTS,
     NAME_PATTERN,
     VAGRANT_NODE_IMAGE,
-    VagrantProvider,
+    VagrantProviderSpec,
 )
 from overlaylab.spec.schema import SCHEMA_PATH
 from overlaylab.templates import render
@@ -226,7 +226,7 @@ def invoked_as(choices: LayoutChoices) -> str:
 def layout_text(choices: LayoutChoices, target: Path) -> str:
     """The spec's YAML, validated as if it were already at `target`."""
     layout = plan_layout(choices)
-    vagrant = VagrantProvider(type="vagrant")
+    vagrant = VagrantProviderSpec(type="vagrant")
     text = render(
         TEMPLATE,
         layout=layout,

@@ -22,10 +22,10 @@ from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import (
     KV_SCHEMES,
     ClusterSpec,
-    DockerMachineProvider,
+    DockerMachineSpec,
     Node,
     OverlayNetwork,
-    SSHProvider,
+    SSHProviderSpec,
 )
 from overlaylab.templates import render
 
@@ -101,9 +101,9 @@ class Section:
 
 def driver_of(spec: ClusterSpec) -> str:
     provider = spec.provider
-    if isinstance(provider, DockerMachineProvider):
+    if isinstance(provider, DockerMachineSpec):
         return provider.driver
-    if isinstance(provider, SSHProvider):
+    if isinstance(provider, SSHProviderSpec):
         return "generic"  # existing hosts: docker-machine takes them over SSH
     return GUIDE_DRIVER
 
@@ -113,9 +113,9 @@ def driver_words(spec: ClusterSpec, node: Node) -> list[str]:
     driver = driver_of(spec)
     options: dict[str, str] = {}
     provider = spec.provider
-    if isinstance(provider, DockerMachineProvider):
+    if isinstance(provider, DockerMachineSpec):
         options.update(provider.driver_options)
-    elif isinstance(provider, SSHProvider):
+    elif isinstance(provider, SSHProviderSpec):
         host = provider.hosts[node.name]
         options.update({"ip-address": host.host, "ssh-user": host.user})
         if host.port != 22:

@@ -20,7 +20,7 @@ from overlaylab.context import context_for
 from overlaylab.layout import LabLayout
 from overlaylab.providers.ssh import host_engine
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
+from overlaylab.spec.models import ClusterSpec, LocalProviderSpec, Node
 from overlaylab.templates import render
 from overlaylab.up.steps.engines import daemon_config, render_daemon_config
 from overlaylab.up.steps.kv import kv_argv, zookeeper_config
@@ -38,7 +38,7 @@ KV_EXECUTABLES = {"etcd": "/usr/bin/etcd", "consul": "/usr/local/bin/consul"}
 
 
 def is_local(spec: ClusterSpec) -> bool:
-    return isinstance(spec.provider, LocalProvider)
+    return isinstance(spec.provider, LocalProviderSpec)
 
 
 def host_state_dir(spec: ClusterSpec) -> Path:

@@ -11,7 +11,7 @@ from typing import Any
 from overlaylab.context import context_for
 from overlaylab.layout import LabLayout
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.spec.models import ClusterSpec, DockerMachineProvider, LocalProvider, Stack
+from overlaylab.spec.models import ClusterSpec, DockerMachineSpec, LocalProviderSpec, Stack
 from overlaylab.spec.paths import resolve_in_spec_dir
 from overlaylab.templates import render
 
@@ -27,9 +27,9 @@ def compose_text(loaded: LoadedSpec, stack: Stack) -> str:
 def engine_environment(loaded: LoadedSpec, node: str) -> dict[str, str]:
     """DOCKER_* for one node's engine, as `invoke env NODE` prints them."""
     spec = loaded.spec
-    if isinstance(spec.provider, LocalProvider):
+    if isinstance(spec.provider, LocalProviderSpec):
         return context_for(spec, loaded.path, warnings=[]).node(node).docker_env()
-    if isinstance(spec.provider, DockerMachineProvider):
+    if isinstance(spec.provider, DockerMachineSpec):
         return {}  # its address comes from DHCP and its certificates are its own
     return remote_engine_environment(spec, node)
 
@@ -48,7 +48,7 @@ def remote_engine_environment(spec: ClusterSpec, node: str) -> dict[str, str]:
 
 
 def env_command(spec: ClusterSpec, node: str) -> str | None:
-    if isinstance(spec.provider, DockerMachineProvider):
+    if isinstance(spec.provider, DockerMachineSpec):
         return f'eval "$(docker-machine env {shlex.quote(node)})"'
     return None
 

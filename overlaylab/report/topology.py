@@ -22,7 +22,7 @@ import yaml
 
 from overlaylab.errors import OverlaylabError
 from overlaylab.spec.compose import load_compose
-from overlaylab.spec.models import ClusterSpec, LocalProvider, Node
+from overlaylab.spec.models import ClusterSpec, LocalProviderSpec, Node
 from overlaylab.spec.paths import resolve_in_spec_dir
 from overlaylab.verify.probes import SLOTS, probe_name
 from overlaylab.verify.result import CheckResult, Status
@@ -146,7 +146,7 @@ def _add_underlay(topo: Topology, spec: ClusterSpec, results: Sequence[CheckResu
     )
     provider = spec.provider
     # The host's own leg on the switch (like a host-only adapter): where `invoke` runs.
-    if isinstance(provider, LocalProvider) and provider.host_link and provider.host_address:
+    if isinstance(provider, LocalProviderSpec) and provider.host_link and provider.host_address:
         topo.boxes.append(Box(HOST_ID, "host", f"this machine\n{provider.host_address}"))
         topo.links.append(Link(HOST_ID, SWITCH_ID, "lab"))
 

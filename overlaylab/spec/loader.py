@@ -21,7 +21,7 @@ from pydantic_core import ErrorDetails
 
 from overlaylab.errors import SpecError
 from overlaylab.spec.compose import NotARegularFile, read_regular_bytes
-from overlaylab.spec.models import NAME_PATTERN, ClusterSpec, LocalProvider
+from overlaylab.spec.models import NAME_PATTERN, ClusterSpec, LocalProviderSpec
 from overlaylab.spec.paths import spec_dir_of
 from overlaylab.spec.semantic import Loc, format_problem, semantic_problems, suggest
 from overlaylab.spec.warnings import SpecWarning, spec_warnings
@@ -100,7 +100,7 @@ def apply_defaults(spec: ClusterSpec) -> None:
     subnet = spec.lab.subnet
     provider = spec.provider
     taken = {n.address for n in spec.nodes if n.address is not None}
-    if isinstance(provider, LocalProvider):
+    if isinstance(provider, LocalProviderSpec):
         if provider.host_address is None:
             provider.host_address = _first_host(subnet)
         if provider.host_link:

@@ -43,7 +43,7 @@ class LabNetwork(StrictModel):
     mtu: int = Field(default=1500, ge=1280, le=9000, description="MTU of the lab links.")
 
 
-class LocalProvider(StrictModel):
+class LocalProviderSpec(StrictModel):
     """Each node is a network + UTS namespace with its own dockerd; no VM."""
 
     type: Literal["local"] = "local"
@@ -83,7 +83,7 @@ EngineHome = Annotated[
 ]
 
 
-class VagrantProvider(StrictModel):
+class VagrantProviderSpec(StrictModel):
     """VMs through python-vagrant; the top-level Vagrantfile reads the rendered data."""
 
     type: Literal["vagrant"]
@@ -104,7 +104,7 @@ class VagrantProvider(StrictModel):
     engine: EngineHome = "lab"
 
 
-class DockerMachineProvider(StrictModel):
+class DockerMachineSpec(StrictModel):
     """docker-machine, as in the 2015 guides (VirtualBox: eth0 NAT, eth1 host-only)."""
 
     type: Literal["docker-machine"]
@@ -120,7 +120,7 @@ class SSHHost(StrictModel):
     user: str = "root"
 
 
-class SSHProvider(StrictModel):
+class SSHProviderSpec(StrictModel):
     """Existing hosts reached over SSH (fabric)."""
 
     type: Literal["ssh"]
@@ -134,7 +134,7 @@ class SSHProvider(StrictModel):
 
 
 Provider = Annotated[
-    LocalProvider | VagrantProvider | DockerMachineProvider | SSHProvider,
+    LocalProviderSpec | VagrantProviderSpec | DockerMachineSpec | SSHProviderSpec,
     Field(discriminator="type"),
 ]
 
@@ -334,7 +334,7 @@ class ClusterSpec(StrictModel):
     kind: Literal["Cluster"]
     name: Name = Field(description="Cluster name; prefixes every resource the lab makes.")
     description: str = ""
-    provider: Provider = Field(default_factory=LocalProvider)
+    provider: Provider = Field(default_factory=LocalProviderSpec)
     lab: LabNetwork = Field(default_factory=LabNetwork)
     kv: KVStore | None = Field(default_factory=KVStore, description="null: no KV store.")
     engine: Engine = Field(default_factory=Engine)

@@ -27,9 +27,9 @@ from overlaylab.spec.models import (
     PROBE_IMAGE,
     PROVIDER_INTERFACES,
     ClusterSpec,
-    LocalProvider,
+    LocalProviderSpec,
     Node,
-    SSHProvider,
+    SSHProviderSpec,
     Stack,
 )
 from overlaylab.spec.paths import resolve_in_spec_dir
@@ -393,9 +393,9 @@ def check_cluster_advertise(spec: ClusterSpec, spec_dir: Path, report: Report) -
 
 
 def _provider_interfaces(spec: ClusterSpec) -> tuple[str, ...]:
-    if isinstance(spec.provider, SSHProvider):
+    if isinstance(spec.provider, SSHProviderSpec):
         return tuple(spec.provider.interfaces)
-    if isinstance(spec.provider, LocalProvider) and spec.provider.nat:
+    if isinstance(spec.provider, LocalProviderSpec) and spec.provider.nat:
         return ("eth0", "eth1")
     return PROVIDER_INTERFACES[spec.provider.type]
 
@@ -541,7 +541,7 @@ def _relative_to(spec_dir: Path) -> str:
 
 
 def check_ssh_hosts(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
-    if not isinstance(spec.provider, SSHProvider):
+    if not isinstance(spec.provider, SSHProviderSpec):
         return
     hosts = spec.provider.hosts
     for node in spec.nodes:

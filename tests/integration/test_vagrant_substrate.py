@@ -25,7 +25,7 @@ from overlaylab.providers.vagrant import image, outer
 from overlaylab.providers.vagrant.machines import VagrantError, VagrantMachines
 from overlaylab.providers.vagrant.machines_json import machines_json
 from overlaylab.spec import load_spec_file
-from overlaylab.spec.models import VagrantProvider
+from overlaylab.spec.models import VagrantProviderSpec
 
 # A name and subnet no other test lab uses (tests/testdata/labs: sm .95, fn .96, fl .97,
 # zk .98; the default lab .99; test_new_layout's t3 .94).
@@ -94,7 +94,7 @@ def test_two_vagrant_machines_on_the_lab_network(tmp_path: Path) -> None:
         engine.start()
         timings["engine start"] = time.monotonic() - started
         provider = loaded.spec.provider
-        assert isinstance(provider, VagrantProvider)
+        assert isinstance(provider, VagrantProviderSpec)
         with engine.client() as client:
             built = image.ensure_image(client, provider.docker_image)
         timings["image build" if built.built else "image (cached)"] = built.build_seconds

@@ -504,4 +504,4 @@ def test_a_driver_vagrant_has_no_provider_for_keeps_the_vagrant_default(tmp_path
     data = lab_data(REPO / ARTICLE)
     data["provider"]["driver"] = "amazonec2"
     machines = json.loads(by_path(spec_file(tmp_path, data))["machines.json"].text)
-    assert machines["default_provider"] == vagrant.VagrantProvider(type="vagrant").vm_provider
+    assert machines["default_provider"] == vagrant.VagrantProviderSpec(type="vagrant").vm_provider

@@ -16,8 +16,7 @@ from collections.abc import Callable, Iterator
 from overlaylab.errors import OverlaylabError, PreflightError
 from overlaylab.layout import LabLayout
 from overlaylab.providers.base import Node
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.models import DockerMachineProvider as DockerMachineSpec
+from overlaylab.spec.models import ClusterSpec, DockerMachineSpec
 
 # What each driver needs on this machine besides docker-machine itself.
 DRIVER_NEEDS = {

@@ -19,8 +19,7 @@ from collections.abc import Callable, Iterator
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import plumbing, teardown
 from overlaylab.providers.local.node import LocalNode
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.models import LocalProvider as LocalProviderSpec
+from overlaylab.spec.models import ClusterSpec, LocalProviderSpec
 
 
 class LocalProvider:

@@ -28,9 +28,7 @@ from overlaylab.providers.kv_program import BRINGABLE, INSTALL_HERE, local_progr
 from overlaylab.providers.ssh import host_engine
 from overlaylab.providers.ssh.node import SSHNode
 from overlaylab.providers.tool_gaps import host_tool_gaps
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.models import SSHProvider as SSHProviderSpec
-from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
+from overlaylab.spec.models import ClusterSpec, SSHProviderSpec, VagrantProviderSpec
 
 REMOTE_ROOT = PurePosixPath("/var/lib/overlaylab")
 KV_PROGRAMS = {

@@ -15,7 +15,7 @@ import shlex
 from typing import Any
 
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.spec.models import ClusterSpec, DockerMachineProvider, VagrantProvider
+from overlaylab.spec.models import ClusterSpec, DockerMachineSpec, VagrantProviderSpec
 from overlaylab.templates import render
 
 # `docker run` arguments that let a node container run its own dockerd in this
@@ -39,20 +39,20 @@ MACHINES_TEMPLATE = "machines.json.j2"
 VM_PROVIDER_OF_DRIVER = {"virtualbox": "virtualbox", "kvm": "libvirt", "docker": "docker"}
 
 
-def vagrant_options(spec: ClusterSpec) -> VagrantProvider:
+def vagrant_options(spec: ClusterSpec) -> VagrantProviderSpec:
     """The spec's vagrant settings, or the defaults for a spec of another provider.
 
     A docker-machine spec already says which hypervisor its machines run on: its
     driver picks the Vagrant provider (the article's `driver: virtualbox` renders
     VirtualBox machines, not the model's libvirt default).
     """
-    if isinstance(spec.provider, VagrantProvider):
+    if isinstance(spec.provider, VagrantProviderSpec):
         return spec.provider
-    if isinstance(spec.provider, DockerMachineProvider):
+    if isinstance(spec.provider, DockerMachineSpec):
         vm_provider = VM_PROVIDER_OF_DRIVER.get(spec.provider.driver)
         if vm_provider is not None:
-            return VagrantProvider(type="vagrant", vm_provider=vm_provider)  # type: ignore[arg-type]
-    return VagrantProvider(type="vagrant")
+            return VagrantProviderSpec(type="vagrant", vm_provider=vm_provider)  # type: ignore[arg-type]
+    return VagrantProviderSpec(type="vagrant")
 
 
 def machine_name(spec: ClusterSpec, node: str) -> str:

@@ -50,8 +50,7 @@ from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, Vagra
 from overlaylab.providers.vagrant.machines_json import machine_name, machines_json
 from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
 from overlaylab.spec.loader import LoadedSpec
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.spec.models import VagrantProvider as VagrantProviderSpec
+from overlaylab.spec.models import ClusterSpec, VagrantProviderSpec
 from overlaylab.templates import PROJECT_ROOT
 from overlaylab.waiting import wait_until
 
