@@ -1,12 +1,12 @@
-"""Everything the local provider needs, checked before anything is created.
+"""What a lab needs from a machine, as gaps: (what is missing, the command that fixes it).
 
-All gaps are reported at once, each with the command that fixes it, so a user on a
-fresh machine fixes everything in one go instead of one error per attempt.
+Each provider's preflight (local/preflight.py, ssh/, vagrant/) puts these together for its
+hosts. All gaps are reported at once, so a user on a fresh machine fixes everything in
+one go instead of one error per attempt.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import mmap
 import os
 import re
@@ -17,24 +17,13 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from overlaylab.host_programs import BUSYBOX, HOST_TOOL_PACKAGES, HOST_TOOLS, ZOOKEEPER_SERVER
+from overlaylab.host_programs import BUSYBOX, HOST_TOOL_PACKAGES, HOST_TOOLS
 from overlaylab.spec.models import ClusterSpec
 
 APT = "apt-get install -y"
-SYSTEM_CONTAINERD_SOCKET = Path("/run/containerd/containerd.sock")
-# (binary, Debian package) the local provider always needs.
-BASE_TOOLS = [
-    ("ip", "iproute2"),
-    ("nsenter", "util-linux"),
-    ("unshare", "util-linux"),
-    ("dockerd", "docker.io"),
-    ("containerd", "containerd"),
-    ("runc", "runc"),
-    ("iptables", "iptables"),
-]
 
 
-def _which(binary: str) -> str | None:
+def which(binary: str) -> str | None:
     return shutil.which(binary, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
 
 
@@ -43,7 +32,7 @@ def dockerd_binary(spec: ClusterSpec) -> str | None:
     wanted = spec.engine.dockerd or "dockerd"
     if "/" in wanted:
         return wanted if os.access(wanted, os.X_OK) else None
-    return _which(wanted)
+    return which(wanted)
 
 
 # libkv registers each store from its own package; a dockerd built without one (Debian
@@ -111,7 +100,7 @@ def store_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
 
 
 def dockerd_version(binary: str | None = None) -> tuple[int, int] | None:
-    binary = binary or _which("dockerd")
+    binary = binary or which("dockerd")
     if not binary:
         return None
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout
@@ -144,7 +133,7 @@ def swarm_image_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
     image = spec.orchestration.swarm_image
     if spec.orchestration.mode != "classic-swarm" or image in {i.name for i in spec.images}:
         return []
-    if _which("swarm") or _host_engine_has(image):
+    if which("swarm") or _host_engine_has(image):
         return []
     return [
         (
@@ -177,92 +166,8 @@ def host_tool_gaps(spec: ClusterSpec) -> list[tuple[str, str]]:
                 )
             )
     gaps += swarm_image_gaps(spec)
-    if spec.stacks and not _which("docker-compose"):
+    if spec.stacks and not which("docker-compose"):
         gaps.append(
             ("`docker-compose` is not installed (the spec deploys stacks)", f"{APT} docker-compose")
         )
-    return gaps
-
-
-def local_preflight(
-    spec: ClusterSpec, host_address: ipaddress.IPv4Address | None
-) -> list[tuple[str, str]]:
-    gaps: list[tuple[str, str]] = []
-    if os.geteuid() != 0:
-        gaps.append(
-            (
-                "not running as root (namespaces and dockerd need it)",
-                "run as root, e.g. `sudo -E invoke up`",
-            )
-        )
-    for binary, package in BASE_TOOLS:
-        if not _which(binary):
-            gaps.append((f"`{binary}` is not installed", f"{APT} {package}"))
-    gaps += host_tool_gaps(spec)
-    if spec.kv is not None:
-        backend = spec.kv.backend
-        if backend == "etcd" and not _which("etcd"):
-            gaps.append(("`etcd` is not installed (kv.backend: etcd)", f"{APT} etcd-server"))
-        if backend == "zookeeper" and not ZOOKEEPER_SERVER.exists():
-            gaps.append(
-                (f"{ZOOKEEPER_SERVER} is missing (kv.backend: zookeeper)", f"{APT} zookeeper")
-            )
-        if backend == "consul" and not _which("consul"):
-            gaps.append(
-                (
-                    "`consul` is not on PATH (kv.backend: consul); Debian 12 does not package it",
-                    "put a consul binary on PATH, or set kv.backend: etcd (same legacy overlay, "
-                    "Debian's etcd-server)",
-                )
-            )
-    swarm = spec.orchestration
-    if swarm.mode == "classic-swarm" and swarm.discovery == "consul" and not _which("consul"):
-        gaps.append(
-            (
-                "`consul` is not on PATH (orchestration.discovery: consul); Debian 12 "
-                "does not package it",
-                "put a consul binary on PATH, or set orchestration.discovery: kv",
-            )
-        )
-    gaps += store_gaps(spec)
-    if SYSTEM_CONTAINERD_SOCKET.exists():
-        gaps.append(
-            (
-                f"a system containerd listens on {SYSTEM_CONTAINERD_SOCKET}; "
-                "every lab engine would share it and containers would escape "
-                "their node's namespace",
-                "stop it for the lab's lifetime: `systemctl stop containerd` (or kill it)",
-            )
-        )
-    for module in ("vxlan", "bridge", "veth", "overlay"):
-        if module != "veth" and not kernel_feature(module):
-            gaps.append((f"kernel feature `{module}` is not available", f"modprobe {module}"))
-    if host_address is not None:
-        gaps += route_clashes(spec)
-    return gaps
-
-
-def route_clashes(spec: ClusterSpec) -> list[tuple[str, str]]:
-    """The host link would shadow a real network that overlaps the lab subnet."""
-    out = subprocess.run(
-        ["ip", "-4", "route", "show"], capture_output=True, text=True, check=False
-    ).stdout
-    gaps = []
-    link = f"ol-{spec.name}"
-    for line in out.splitlines():
-        parts = line.split()
-        device = parts[parts.index("dev") + 1] if "dev" in parts[:-1] else None
-        if not parts or parts[0] == "default" or device == link:
-            continue
-        try:
-            net = ipaddress.IPv4Network(parts[0], strict=False)
-        except ValueError:
-            continue
-        if net.overlaps(spec.lab.subnet):
-            gaps.append(
-                (
-                    f"lab subnet {spec.lab.subnet} overlaps the host's route {line.strip()!r}",
-                    "choose another lab.subnet in the spec (and node addresses inside it)",
-                )
-            )
     return gaps

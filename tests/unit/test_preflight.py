@@ -13,7 +13,8 @@ from lab_specs import LAB_YML, REPO, SWARM_YML, ZK_YML, lab_variant
 
 from overlaylab.errors import PreflightError
 from overlaylab.providers import tool_gaps as preflight
-from overlaylab.providers.tool_gaps import BASE_TOOLS, local_preflight
+from overlaylab.providers.local import preflight as local
+from overlaylab.providers.local.preflight import BASE_TOOLS, local_preflight
 from overlaylab.spec import load_spec
 
 HOST = ipaddress.IPv4Address("192.168.99.1")
@@ -60,14 +61,17 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     m = Machine(tmp_path)
     m.busybox.write_bytes(b"\x7fELF")
     m.zk_server.write_text("#!/bin/sh\n")
-    monkeypatch.setattr(preflight, "_which", m.which)
-    monkeypatch.setattr(preflight.os, "geteuid", lambda: m.euid)
+    # The local provider's preflight (local) puts together the shared gap finders
+    # (preflight): each name is replaced wherever it is looked up.
+    monkeypatch.setattr(preflight, "which", m.which)
+    monkeypatch.setattr(local, "which", m.which)
+    monkeypatch.setattr(local.os, "geteuid", lambda: m.euid)
     monkeypatch.setattr(preflight, "dockerd_version", lambda binary=None: m.dockerd)
     monkeypatch.setattr(preflight, "binary_has_store", lambda binary, scheme: scheme in m.stores)
     monkeypatch.setattr(preflight, "BUSYBOX", m.busybox)
-    monkeypatch.setattr(preflight, "SYSTEM_CONTAINERD_SOCKET", m.containerd_socket)
-    monkeypatch.setattr(preflight, "ZOOKEEPER_SERVER", m.zk_server)
-    monkeypatch.setattr(preflight, "kernel_feature", lambda mod: mod not in m.modules_missing)
+    monkeypatch.setattr(local, "SYSTEM_CONTAINERD_SOCKET", m.containerd_socket)
+    monkeypatch.setattr(local, "ZOOKEEPER_SERVER", m.zk_server)
+    monkeypatch.setattr(local, "kernel_feature", lambda mod: mod not in m.modules_missing)
     monkeypatch.setattr(preflight.subprocess, "run", m.run)
     return m
 
@@ -222,10 +226,10 @@ def test_dockerd_version_parsing(monkeypatch: pytest.MonkeyPatch) -> None:
             assert list(argv) == ["/usr/sbin/dockerd", "--version"]
             return subprocess.CompletedProcess(list(argv), 0, _out, "")
 
-        monkeypatch.setattr(preflight, "_which", lambda b: f"/usr/sbin/{b}")
+        monkeypatch.setattr(preflight, "which", lambda b: f"/usr/sbin/{b}")
         monkeypatch.setattr(preflight.subprocess, "run", fake_run)
         assert preflight.dockerd_version() == expected
-    monkeypatch.setattr(preflight, "_which", lambda b: None)
+    monkeypatch.setattr(preflight, "which", lambda b: None)
     fail: Callable[..., object] = lambda *a, **k: pytest.fail("ran a missing dockerd")  # noqa: E731
     monkeypatch.setattr(preflight.subprocess, "run", fail)
     assert preflight.dockerd_version() is None

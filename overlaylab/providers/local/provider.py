@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import plumbing, teardown
 from overlaylab.providers.local.node import LocalNode
+from overlaylab.providers.local.preflight import local_preflight
 from overlaylab.spec.models import ClusterSpec, LocalProviderSpec
 
 
@@ -44,8 +45,6 @@ class LocalProvider:
         return (self.node(n.name) for n in self.spec.nodes)
 
     def preflight(self) -> list[tuple[str, str]]:
-        from overlaylab.providers.tool_gaps import local_preflight
-
         return local_preflight(self.spec, self.host_address)
 
     # --- node plumbing -------------------------------------------------------------

@@ -36,15 +36,14 @@ from pathlib import Path
 from overlaylab.errors import OverlaylabError, TeardownIncomplete, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import teardown
-from overlaylab.providers.ssh.node import SSHNode, wait_for_ssh
-from overlaylab.providers.ssh.provider import host_node
-from overlaylab.providers.tool_gaps import (
+from overlaylab.providers.local.preflight import (
     BASE_TOOLS,
     SYSTEM_CONTAINERD_SOCKET,
-    host_tool_gaps,
-    kernel_feature,
     route_clashes,
 )
+from overlaylab.providers.ssh.node import SSHNode, wait_for_ssh
+from overlaylab.providers.ssh.provider import host_node
+from overlaylab.providers.tool_gaps import host_tool_gaps, kernel_feature
 from overlaylab.providers.vagrant import image
 from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
 from overlaylab.providers.vagrant.machines_json import machine_name, machines_json
