@@ -50,11 +50,11 @@ def running(vctx: VerifyContext) -> list[CheckResult]:
     return results
 
 
-CHECKS = [
-    Check(
-        "probes.running",
-        "probes",
-        "every engine node runs its probe containers on every overlay",
-        running,
-    )
-]
+RUNNING = Check(
+    "probes.running",
+    "probes",
+    "every engine node runs its probe containers on every overlay",
+    running,
+)
+
+CHECKS = [RUNNING]

@@ -542,32 +542,35 @@ def _vip_without_ports(
     )
 
 
-CHECKS = [
-    Check(
-        "swarm.nodes",
-        "swarm",
-        "every node in the swarm: ready, active, its role, its lab address; a manager quorum",
-        nodes,
-    ),
-    Check(
-        "swarm.replicas",
-        "swarm",
-        "every stack service runs the tasks it asks for",
-        replicas,
-    ),
-    Check(
-        "swarm.schedule",
-        "swarm",
-        "classic swarm: a probe started through the master with constraint:node==X lands on "
-        "X and reaches the other nodes over the overlay",
-        classic_swarm.schedule,
-        needs_probes=True,
-    ),
-    Check(
-        "swarm.services",
-        "swarm",
-        "service names resolve as their endpoint mode promises; VIPs answer",
-        services,
-        needs_probes=True,
-    ),
-]
+NODES = Check(
+    "swarm.nodes",
+    "swarm",
+    "every node in the swarm: ready, active, its role, its lab address; a manager quorum",
+    nodes,
+)
+
+REPLICAS = Check(
+    "swarm.replicas",
+    "swarm",
+    "every stack service runs the tasks it asks for",
+    replicas,
+)
+
+SCHEDULE = Check(
+    "swarm.schedule",
+    "swarm",
+    "classic swarm: a probe started through the master with constraint:node==X lands on "
+    "X and reaches the other nodes over the overlay",
+    classic_swarm.schedule,
+    needs_probes=True,
+)
+
+SERVICES = Check(
+    "swarm.services",
+    "swarm",
+    "service names resolve as their endpoint mode promises; VIPs answer",
+    services,
+    needs_probes=True,
+)
+
+CHECKS = [NODES, REPLICAS, SCHEDULE, SERVICES]
