@@ -93,6 +93,7 @@ PEERS = Check(
     "networks",
     "every engine's overlay sandbox sends each container of the others to its engine",
     peer_entries,
+    reads_probes=True,
 )
 
 CHECKS = [PEERS]

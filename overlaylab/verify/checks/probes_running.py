@@ -55,6 +55,7 @@ RUNNING = Check(
     "probes",
     "every engine node runs its probe containers on every overlay",
     running,
+    reads_probes=True,
 )
 
 CHECKS = [RUNNING]
