@@ -19,6 +19,10 @@ class Check:
     # Checks that look through probe containers: running one also reports which nodes
     # have no probes, or a node never tested would pass unseen.
     needs_probes: bool = False
+    # Checks that read the probes, or what starting them changes (which probes run, the
+    # overlay peer entries they add), without testing through them: they wait until
+    # the probes have started, as the checks that need them do.
+    reads_probes: bool = False
     # The probe tests the check will run, known before it runs: they ride in the pair
     # checks' round, where each source probe already gets an exec (see probe_batch.recall).
     ahead: Callable[[VerifyContext], list[ProbeTest]] | None = None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from overlaylab.verify.run import ALL_CHECKS, select_checks
+from overlaylab.verify.check import Check
+from overlaylab.verify.run import ALL_CHECKS, WITHOUT_PROBES, ahead_of_probes, select_checks
 
 ALL_IDS = [
     "engines.api",
@@ -146,3 +147,13 @@ def test_nothing_left() -> None:
 
 def test_unknown_skip_changes_nothing() -> None:
     assert ids(skip=("no-such-check",)) == ALL_IDS
+
+
+def test_the_checks_run_while_the_probes_start_are_those_ahead_of_the_probes() -> None:
+    """Derived from the definitions: everything before probes.running, none of which
+    needs or reads a probe; probes.running and the checks after it wait for them."""
+    ahead = ALL_IDS[: ALL_IDS.index("probes.running")]
+    assert frozenset(ahead) == WITHOUT_PROBES
+    assert not any(c.needs_probes or c.reads_probes for c in ALL_CHECKS if c.id in ahead)
+    late = Check("late.one", "late", "reads the probes", lambda vctx: [], reads_probes=True)
+    assert ahead_of_probes([ALL_CHECKS[0], late, ALL_CHECKS[1]]) == {ALL_CHECKS[0].id}

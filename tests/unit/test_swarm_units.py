@@ -13,8 +13,9 @@ from overlaylab.spec.models import Stack
 from overlaylab.up.classic_swarm import discovery_url
 from overlaylab.up.steps.kv import discovery_context, kv_argv
 from overlaylab.up.swarm_stacks import _host_mode_port, deployed_compose
-from overlaylab.verify.checks import swarm as swarm_checks
-from overlaylab.verify.checks.swarm import IPVS_HINT, _endpoints, _judge_node, _quorum
+from overlaylab.verify.checks import swarm_services as swarm_checks
+from overlaylab.verify.checks.swarm_mode import _judge_node, _quorum
+from overlaylab.verify.checks.swarm_services import IPVS_HINT, _endpoints
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.diagnosis import diagnose
 from overlaylab.verify.probes import Probe

@@ -214,12 +214,12 @@ def advertised(vctx: VerifyContext) -> list[CheckResult]:
     return vctx.map(one, containers)
 
 
-CHECKS = [
-    Check(
-        "advertise.address",
-        "advertise",
-        "the address each app would advertise is one its peers can reach",
-        advertised,
-        needs_probes=True,
-    )
-]
+ADDRESS = Check(
+    "advertise.address",
+    "advertise",
+    "the address each app would advertise is one its peers can reach",
+    advertised,
+    needs_probes=True,
+)
+
+CHECKS = [ADDRESS]

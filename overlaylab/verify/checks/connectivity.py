@@ -382,40 +382,44 @@ def pair_check(check_id: str) -> Callable[[VerifyContext], list[CheckResult]]:
     return run
 
 
-CHECKS = [
-    Check(
-        "connectivity.icmp",
-        "connectivity",
-        "ICMP by address between probes on each overlay",
-        pair_check("connectivity.icmp"),
-        needs_probes=True,
-    ),
-    Check(
-        "connectivity.dns",
-        "connectivity",
-        "probe names resolve, across hosts, to the right address",
-        pair_check("connectivity.dns"),
-        needs_probes=True,
-    ),
-    Check(
-        "connectivity.tcp",
-        "connectivity",
-        "TCP by name to a listening probe",
-        pair_check("connectivity.tcp"),
-        needs_probes=True,
-    ),
-    Check(
-        "connectivity.udp",
-        "connectivity",
-        "UDP datagrams echoed by the other probe",
-        pair_check("connectivity.udp"),
-        needs_probes=True,
-    ),
-    Check(
-        "mtu.df",
-        "mtu",
-        "a full-size don't-fragment packet crosses the overlay",
-        pair_check("mtu.df"),
-        needs_probes=True,
-    ),
-]
+ICMP = Check(
+    "connectivity.icmp",
+    "connectivity",
+    "ICMP by address between probes on each overlay",
+    pair_check("connectivity.icmp"),
+    needs_probes=True,
+)
+
+DNS = Check(
+    "connectivity.dns",
+    "connectivity",
+    "probe names resolve, across hosts, to the right address",
+    pair_check("connectivity.dns"),
+    needs_probes=True,
+)
+
+TCP = Check(
+    "connectivity.tcp",
+    "connectivity",
+    "TCP by name to a listening probe",
+    pair_check("connectivity.tcp"),
+    needs_probes=True,
+)
+
+UDP = Check(
+    "connectivity.udp",
+    "connectivity",
+    "UDP datagrams echoed by the other probe",
+    pair_check("connectivity.udp"),
+    needs_probes=True,
+)
+
+MTU_DF = Check(
+    "mtu.df",
+    "mtu",
+    "a full-size don't-fragment packet crosses the overlay",
+    pair_check("mtu.df"),
+    needs_probes=True,
+)
+
+CHECKS = [ICMP, DNS, TCP, UDP, MTU_DF]

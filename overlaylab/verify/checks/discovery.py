@@ -118,13 +118,13 @@ def _private_bridge(address: str) -> bool:
     )
 
 
-CHECKS = [
-    Check(
-        "discovery.endpoints",
-        "discovery",
-        "every endpoint apps registered in the lab's registry answers its health URL from "
-        "the other hosts",
-        endpoints,
-        needs_probes=True,
-    )
-]
+ENDPOINTS = Check(
+    "discovery.endpoints",
+    "discovery",
+    "every endpoint apps registered in the lab's registry answers its health URL from "
+    "the other hosts",
+    endpoints,
+    needs_probes=True,
+)
+
+CHECKS = [ENDPOINTS]

@@ -263,12 +263,13 @@ def cluster_config(vctx: VerifyContext) -> list[CheckResult]:
     return results
 
 
-CHECKS = [
-    Check("engines.api", "engines", "every node's engine answers its API", api),
-    Check(
-        "engines.advertise",
-        "engines",
-        "cluster-store and cluster-advertise match the spec and the node's lab address",
-        cluster_config,
-    ),
-]
+API = Check("engines.api", "engines", "every node's engine answers its API", api)
+
+ADVERTISE = Check(
+    "engines.advertise",
+    "engines",
+    "cluster-store and cluster-advertise match the spec and the node's lab address",
+    cluster_config,
+)
+
+CHECKS = [API, ADVERTISE]

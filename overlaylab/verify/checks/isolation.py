@@ -84,13 +84,13 @@ def _judged(src: Probe, dst: Probe, code: int, out: str, cmd: str) -> CheckResul
     )
 
 
-CHECKS = [
-    Check(
-        "isolation.overlays",
-        "isolation",
-        "probes on different overlays cannot reach each other",
-        overlays,
-        needs_probes=True,
-        ahead=tests_ahead,
-    )
-]
+OVERLAYS = Check(
+    "isolation.overlays",
+    "isolation",
+    "probes on different overlays cannot reach each other",
+    overlays,
+    needs_probes=True,
+    ahead=tests_ahead,
+)
+
+CHECKS = [OVERLAYS]

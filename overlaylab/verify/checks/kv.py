@@ -210,17 +210,18 @@ def registered(vctx: VerifyContext) -> list[CheckResult]:
     return results
 
 
-CHECKS = [
-    Check(
-        "kv.reachable",
-        "kv",
-        "every engine node reaches the KV store, and it answers a health request",
-        reachable,
-    ),
-    Check(
-        "kv.registered",
-        "kv",
-        "every engine is registered in the KV store's discovery path",
-        registered,
-    ),
-]
+REACHABLE = Check(
+    "kv.reachable",
+    "kv",
+    "every engine node reaches the KV store, and it answers a health request",
+    reachable,
+)
+
+REGISTERED = Check(
+    "kv.registered",
+    "kv",
+    "every engine is registered in the KV store's discovery path",
+    registered,
+)
+
+CHECKS = [REACHABLE, REGISTERED]

@@ -244,13 +244,13 @@ def resolve(vctx: VerifyContext) -> list[CheckResult]:
     return results + untested
 
 
-CHECKS = [
-    Check(
-        "names.resolve",
-        "names",
-        "every name of every stack container resolves, from other hosts, to its address",
-        resolve,
-        needs_probes=True,
-        ahead=tests_ahead,
-    )
-]
+RESOLVE = Check(
+    "names.resolve",
+    "names",
+    "every name of every stack container resolves, from other hosts, to its address",
+    resolve,
+    needs_probes=True,
+    ahead=tests_ahead,
+)
+
+CHECKS = [RESOLVE]

@@ -122,11 +122,11 @@ def _untested(network: str, down: list[str]) -> list[CheckResult]:
     ]
 
 
-CHECKS = [
-    Check(
-        "networks.present",
-        "networks",
-        "each overlay exists on every engine with the same id, driver and subnet",
-        present,
-    )
-]
+PRESENT = Check(
+    "networks.present",
+    "networks",
+    "each overlay exists on every engine with the same id, driver and subnet",
+    present,
+)
+
+CHECKS = [PRESENT]

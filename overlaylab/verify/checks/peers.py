@@ -88,11 +88,12 @@ def peer_entries(vctx: VerifyContext) -> list[CheckResult]:
     return results + [_result(p) for p in found]
 
 
-CHECKS = [
-    Check(
-        "networks.peers",
-        "networks",
-        "every engine's overlay sandbox sends each container of the others to its engine",
-        peer_entries,
-    )
-]
+PEERS = Check(
+    "networks.peers",
+    "networks",
+    "every engine's overlay sandbox sends each container of the others to its engine",
+    peer_entries,
+    reads_probes=True,
+)
+
+CHECKS = [PEERS]

@@ -50,11 +50,12 @@ def running(vctx: VerifyContext) -> list[CheckResult]:
     return results
 
 
-CHECKS = [
-    Check(
-        "probes.running",
-        "probes",
-        "every engine node runs its probe containers on every overlay",
-        running,
-    )
-]
+RUNNING = Check(
+    "probes.running",
+    "probes",
+    "every engine node runs its probe containers on every overlay",
+    running,
+    reads_probes=True,
+)
+
+CHECKS = [RUNNING]

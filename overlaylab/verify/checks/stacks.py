@@ -84,11 +84,11 @@ def _judge(service: str, subject: str, node: str, containers: list[StackContaine
     )
 
 
-CHECKS = [
-    Check(
-        "stacks.running",
-        "stacks",
-        "every stack service runs on the node the spec places it on, on its compose networks",
-        running,
-    )
-]
+RUNNING = Check(
+    "stacks.running",
+    "stacks",
+    "every stack service runs on the node the spec places it on, on its compose networks",
+    running,
+)
+
+CHECKS = [RUNNING]

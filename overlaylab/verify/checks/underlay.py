@@ -180,20 +180,22 @@ HINT_PARTITION = (
 )
 
 
-CHECKS = [
-    Check(
-        "underlay.api", "underlay", "every node reaches every other node's engine port", engine_api
-    ),
-    Check(
-        "underlay.gossip",
-        "underlay",
-        "overlay gossip (7946: serf, or swarm's networkdb) is open between every pair of nodes",
-        gossip,
-    ),
-    Check(
-        "underlay.members",
-        "underlay",
-        "every engine's gossip cluster holds every engine (no islands)",
-        members,
-    ),
-]
+API = Check(
+    "underlay.api", "underlay", "every node reaches every other node's engine port", engine_api
+)
+
+GOSSIP = Check(
+    "underlay.gossip",
+    "underlay",
+    "overlay gossip (7946: serf, or swarm's networkdb) is open between every pair of nodes",
+    gossip,
+)
+
+MEMBERS = Check(
+    "underlay.members",
+    "underlay",
+    "every engine's gossip cluster holds every engine (no islands)",
+    members,
+)
+
+CHECKS = [API, GOSSIP, MEMBERS]

@@ -1,0 +1,67 @@
+"""The KV store: down, hung, or another store than the spec's."""
+
+from __future__ import annotations
+
+from overlaylab.verify.checks import engines, kv, networks, probes_running, stacks
+from overlaylab.verify.diagnosis.evidence import NODE_DEPENDENT, Diagnosis, Evidence
+
+
+def kv_down(ev: Evidence) -> list[Diagnosis]:
+    ran = ev.ran(kv.REACHABLE)
+    failed = ev.unexplained(kv.REACHABLE)
+    if not ran or len(failed) != len(ran) or ev.spec.kv is None:
+        return []
+    store = ev.spec.kv
+    checks = ev.explain([*failed, *ev.failed(kv.REGISTERED), *ev.failed(networks.PRESENT)])
+    if all(r.details.get("connected") for r in failed):
+        # Every node opens its port and none gets an answer: the store itself is stuck.
+        return [
+            Diagnosis(
+                cause=f"the KV store ({store.backend} on {store.node}) does not answer",
+                detail=f"{failed[0].message}. It accepts connections but answers no request "
+                "(the process is stopped, hung or overloaded): engines cannot register, and "
+                "cannot list or create global (overlay) networks. Containers already running "
+                "keep talking over the overlay; new ones cannot join it. `invoke up` stops the "
+                "store and starts it again.",
+                nodes=[store.node],
+                checks=checks,
+            )
+        ]
+    return [
+        Diagnosis(
+            cause=f"the KV store ({store.backend} on {store.node}) is down or unreachable",
+            detail="no engine reaches it: engines cannot register, and cannot list or create "
+            "global (overlay) networks. Containers already running keep talking over the "
+            "overlay; new ones cannot join it. `invoke up` restarts the store.",
+            nodes=[store.node],
+            checks=checks,
+        )
+    ]
+
+
+def wrong_store(ev: Evidence) -> list[Diagnosis]:
+    """Engines running with another cluster-store than the spec's are in another cluster:
+    the lab's overlays, and every container on them, are missing there."""
+    wanted = ev.spec.cluster_store_url()
+    failed = [
+        r
+        for r in ev.unexplained(engines.ADVERTISE)
+        if "cluster_store" in r.details and r.details["cluster_store"] != wanted
+    ]
+    if not failed:
+        return []
+    nodes = sorted(r.target for r in failed)
+    follows = (*NODE_DEPENDENT, probes_running.RUNNING, stacks.RUNNING)
+    explained = [*failed, *(r for node in nodes for r in ev.involving(node, follows))]
+    stores = sorted({str(r.details["cluster_store"]) for r in failed})
+    return [
+        Diagnosis(
+            cause=f"{len(nodes)} engine(s) run with another cluster store than the spec's",
+            detail=f"{', '.join(nodes)} use {', '.join(stores)}, the spec says {wanted}: the "
+            "lab's overlays live in the spec's store, so they do not exist on those engines, "
+            "and no container there can join them. `invoke up` rewrites daemon.json and "
+            "restarts the engines.",
+            nodes=nodes,
+            checks=ev.explain(explained),
+        )
+    ]
