@@ -10,6 +10,7 @@ from typing import Any
 
 from overlaylab.context import context_for
 from overlaylab.layout import LabLayout
+from overlaylab.spec.compose import read_compose_file
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, DockerMachineSpec, LocalProviderSpec, Stack
 from overlaylab.spec.paths import resolve_in_spec_dir
@@ -21,7 +22,7 @@ def compose_name(stack: Stack) -> str:
 
 
 def compose_text(loaded: LoadedSpec, stack: Stack) -> str:
-    return resolve_in_spec_dir(loaded.spec_dir, stack.file).read_text(encoding="utf-8")
+    return read_compose_file(resolve_in_spec_dir(loaded.spec_dir, stack.file)).text
 
 
 def engine_environment(loaded: LoadedSpec, node: str) -> dict[str, str]:

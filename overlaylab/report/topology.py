@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Literal
 
 import graphviz  # type: ignore[import-untyped]
-import yaml
 
 from overlaylab.errors import OverlaylabError
-from overlaylab.spec.compose import load_compose
+from overlaylab.spec.compose import UNREADABLE as COMPOSE_UNREADABLE
+from overlaylab.spec.compose import read_compose_file
 from overlaylab.spec.models import ClusterSpec, LocalProviderSpec, Node
 from overlaylab.spec.paths import resolve_in_spec_dir
 from overlaylab.verify.probes import SLOTS, probe_name
@@ -287,13 +287,10 @@ def compose_networks(spec: ClusterSpec, spec_dir: Path) -> dict[tuple[str, str],
 
 def _compose_services(path: Path) -> dict[str, object]:
     try:
-        data = load_compose(path)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        services = read_compose_file(path).services
+    except COMPOSE_UNREADABLE:
         return {}
-    if not isinstance(data, dict):
-        return {}
-    services = data.get("services", data)  # version 1 files: services at the top
-    return {str(k): v for k, v in services.items()} if isinstance(services, dict) else {}
+    return services or {}
 
 
 def _service_networks(definition: object) -> list[str]:

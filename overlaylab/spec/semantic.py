@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from overlaylab.spec.compose import NotARegularFile, read_compose_text
+from overlaylab.spec.compose import UNREADABLE as COMPOSE_UNREADABLE
+from overlaylab.spec.compose import ComposeFile, NotARegularFile, read_compose_file
 from overlaylab.spec.models import (
     BUILT_IMAGES,
     DRIVER_MTU_OPTION,
@@ -30,7 +29,6 @@ from overlaylab.spec.models import (
     LocalProviderSpec,
     Node,
     SSHProviderSpec,
-    Stack,
 )
 from overlaylab.spec.paths import resolve_in_spec_dir
 
@@ -558,7 +556,7 @@ def check_ssh_hosts(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
 def check_stacks(spec: ClusterSpec, spec_dir: Path, report: Report) -> None:
     for index, stack in enumerate(spec.stacks):
         _check_placements(spec, index, report)
-        compose = _read_compose(stack, index, spec_dir, report)
+        compose = _read_compose(spec, index, spec_dir, report)
         if compose is None:
             continue
         services, lines = compose
@@ -593,50 +591,56 @@ def _check_placements(spec: ClusterSpec, index: int, report: Report) -> None:
 
 
 def _read_compose(
-    stack: Stack, index: int, spec_dir: Path, report: Report
+    spec: ClusterSpec, index: int, spec_dir: Path, report: Report
 ) -> tuple[dict[str, object], dict[str, int]] | None:
     """Services of the stack's compose file and the line each starts on, or None."""
+    stack = spec.stacks[index]
     loc: Loc = ("stacks", index, "file")
     path = resolve_in_spec_dir(spec_dir, stack.file)
     try:
-        loader = yaml.SafeLoader(read_compose_text(path))
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
+        compose = read_compose_file(path)
     except FileNotFoundError:
         report.add(loc, f"compose file {path} not found; {_relative_to(spec_dir)}")
         return None
     except NotARegularFile as exc:
         report.add(loc, f"{exc}: a stack's file must be a compose YAML file")
         return None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except COMPOSE_UNREADABLE as exc:
         report.add(loc, f"cannot read compose file {stack.file}: {_one_line(exc)}")
         return None
-    found = _compose_services(node, data)
-    if found is None:
+    services = compose.services
+    if services is None:
         report.add(loc, f"{stack.file} has no services mapping")
-    return found
+        return None
+    _check_compose_version(spec, index, compose, report)
+    return services, compose.service_lines
 
 
-def _compose_services(
-    node: yaml.Node | None, data: object
-) -> tuple[dict[str, object], dict[str, int]] | None:
-    if not isinstance(node, yaml.MappingNode) or not isinstance(data, dict):
-        return None
-    services_node: yaml.Node = node
-    services = data
-    if "services" in data:
-        services_node = next(v for k, v in node.value if k.value == "services")
-        services = data["services"]
-    elif "version" in data:
-        return None
-    # (Version 1 files have no `services:`; every top-level key is a service.)
-    if not isinstance(services_node, yaml.MappingNode) or not isinstance(services, dict):
-        return None
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in services_node.value}
-    return {str(k): v for k, v in services.items()}, lines
+def _check_compose_version(
+    spec: ClusterSpec, index: int, compose: ComposeFile, report: Report
+) -> None:
+    """The compose file version the stack's way of deploying speaks: `docker stack
+    deploy` (swarm mode) reads only 3.x; compose through a classic swarm master (API
+    1.30) allows 2.0 to 2.3."""
+    loc: Loc = ("stacks", index, "file")
+    if spec.orchestration.mode == "swarm-mode":
+        version = compose.version(default="3")
+        if not version.startswith("3"):
+            report.add(
+                loc,
+                f"{compose.path} is compose file version {version}; `docker stack deploy` "
+                '(swarm mode) needs version 3.x. Write it as version: "3.8" (deploy:, not '
+                "container_name: or depends_on: conditions)",
+            )
+    elif spec.orchestration.mode == "classic-swarm" and spec.stacks[index].via == "swarm-master":
+        version = compose.version(default="1")
+        if not re.fullmatch(r"2(\.[0-3])?", version):
+            report.add(
+                loc,
+                f"{compose.path} is compose file version {version} (via: swarm-master); "
+                "swarm 1.2.9 speaks API 1.30, which compose allows for versions 2.0 to 2.3: "
+                'write it as version: "2.3", or use via: node',
+            )
 
 
 def _check_service_image(

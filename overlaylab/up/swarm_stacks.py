@@ -21,7 +21,8 @@ import yaml
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.providers.host_runner import HostRunner
-from overlaylab.spec.compose import load_compose
+from overlaylab.spec.compose import UNREADABLE as COMPOSE_UNREADABLE
+from overlaylab.spec.compose import read_compose_file
 from overlaylab.spec.models import Stack
 from overlaylab.up.steps.swarm import NODE_LABEL, leader_of, service_name
 
@@ -70,18 +71,13 @@ def deployed_compose(compose: dict[str, Any], stack: Stack, ipvs: bool) -> dict[
 
 
 def deploy_file(ctx: LabContext, stack: Stack) -> Path:
+    """The stack's compose file as deployed, written to the lab's state folder. Its
+    version is validate's to check (`docker stack deploy` reads only 3.x)."""
     source = ctx.resolve_spec_path(stack.file)
     try:
-        compose = load_compose(source) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        compose = read_compose_file(source).mapping
+    except COMPOSE_UNREADABLE as exc:
         raise OverlaylabError(f"stack {stack.name}: cannot read {source}: {exc}") from exc
-    version = str(compose.get("version", "3"))
-    if not version.startswith("3"):
-        raise OverlaylabError(
-            f"stack {stack.name}: {source} is compose file version {version}; "
-            "`docker stack deploy` (swarm mode) needs version 3.x. Write it as "
-            'version: "3.8" (deploy:, not container_name: or depends_on: conditions)'
-        )
     leader = leader_of(ctx.spec).name
     ipvs = has_ipvs(ctx, leader)
     if not ipvs:

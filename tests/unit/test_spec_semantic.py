@@ -613,3 +613,51 @@ def test_via_swarm_master_needs_classic_swarm(tmp_path: Path) -> None:
         "line 10, stacks[0].via: via: swarm-master deploys through a classic swarm master, "
         "but orchestration.mode is none; set mode: classic-swarm or via: node"
     ]
+
+
+SWARM_MODE_STACK = (
+    NO_KV + "orchestration:\n  mode: swarm-mode\nnodes: [{name: a, roles: [manager]}]\n"
+    "stacks:\n  - name: demo\n    file: c.yml\n    services: {web: a}\n"
+)
+
+
+def test_swarm_mode_stack_needs_compose_version_3(tmp_path: Path) -> None:
+    compose = "version: '2.4'\nservices:\n  web: {image: overlaylab/probe:1}\n"
+    assert problems(tmp_path, SWARM_MODE_STACK, {"c.yml": compose}) == [
+        f"line 11, stacks[0].file: {tmp_path}/c.yml is compose file version 2.4; "
+        '`docker stack deploy` (swarm mode) needs version 3.x. Write it as version: "3.8" '
+        "(deploy:, not container_name: or depends_on: conditions)"
+    ]
+
+
+@pytest.mark.parametrize("version", ["version: '3'\n", "version: '3.8'\n", ""])
+def test_swarm_mode_stack_in_compose_version_3_or_none(tmp_path: Path, version: str) -> None:
+    compose = version + "services:\n  web: {image: overlaylab/probe:1}\n"
+    loads(tmp_path, SWARM_MODE_STACK, {"c.yml": compose})
+
+
+CLASSIC_MASTER_STACK = (
+    "orchestration:\n  mode: classic-swarm\n"
+    "nodes:\n  - {name: kv, roles: [kv]}\n  - {name: a, roles: [swarm-master]}\n"
+    "stacks:\n  - name: demo\n    file: c.yml\n    via: swarm-master\n    services: {web: a}\n"
+)
+
+
+@pytest.mark.parametrize(("version", "shown"), [("version: '2.4'\n", "2.4"), ("", "1")])
+def test_stack_via_swarm_master_needs_compose_2_0_to_2_3(
+    tmp_path: Path, version: str, shown: str
+) -> None:
+    compose = version + "services:\n  web: {image: overlaylab/probe:1}\n"
+    if not version:
+        compose = "web: {image: overlaylab/probe:1}\n"  # version 1: services at the top
+    assert problems(tmp_path, CLASSIC_MASTER_STACK, {"c.yml": compose}) == [
+        f"line 11, stacks[0].file: {tmp_path}/c.yml is compose file version {shown} "
+        "(via: swarm-master); swarm 1.2.9 speaks API 1.30, which compose allows for "
+        'versions 2.0 to 2.3: write it as version: "2.3", or use via: node'
+    ]
+
+
+@pytest.mark.parametrize("version", ["2", "2.0", "2.3"])
+def test_stack_via_swarm_master_in_compose_2_0_to_2_3(tmp_path: Path, version: str) -> None:
+    compose = f"version: '{version}'\nservices:\n  web: {{image: overlaylab/probe:1}}\n"
+    loads(tmp_path, CLASSIC_MASTER_STACK, {"c.yml": compose})

@@ -18,7 +18,8 @@ from overlaylab import probe_tools
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.host_programs import BUSYBOX, HOST_TOOLS
-from overlaylab.spec.compose import read_compose_text, read_regular_bytes
+from overlaylab.spec.compose import UNREADABLE as COMPOSE_UNREADABLE
+from overlaylab.spec.compose import read_compose_file, read_regular_bytes
 from overlaylab.spec.models import PROBE_IMAGE, Stack
 from overlaylab.up import app_image
 from overlaylab.up.classic_swarm import IMAGE_CHANGES, swarm_binary, swarm_nodes, swarm_rootfs
@@ -184,8 +185,8 @@ def _record_loaded(ctx: LabContext, node: str, names: list[str]) -> None:
 
 def _compose_text(ctx: LabContext, stack: Stack) -> str:
     try:
-        return read_compose_text(ctx.resolve_spec_path(stack.file))
-    except OSError:
+        return read_compose_file(ctx.resolve_spec_path(stack.file)).text
+    except COMPOSE_UNREADABLE:
         return ""  # the stacks step reports a missing file
 
 

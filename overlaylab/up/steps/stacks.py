@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,7 +12,8 @@ import yaml
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.spec.compose import load_compose, read_compose_text
+from overlaylab.spec.compose import UNREADABLE as COMPOSE_UNREADABLE
+from overlaylab.spec.compose import read_compose_file
 from overlaylab.spec.models import ClusterSpec, Stack
 from overlaylab.up.classic_swarm import masters, swarm_env
 from overlaylab.up.compose_warm import COMPOSE
@@ -63,7 +63,7 @@ def registry_url(spec: ClusterSpec) -> str | None:
 
 
 def _fingerprint(ctx: LabContext, stack: Stack) -> str:
-    digest = hashlib.sha256(read_compose_text(ctx.resolve_spec_path(stack.file)).encode())
+    digest = hashlib.sha256(read_compose_file(ctx.resolve_spec_path(stack.file)).text.encode())
     digest.update(repr(sorted(stack.services.items())).encode())
     return digest.hexdigest()
 
@@ -81,8 +81,8 @@ def service_labels(spec: ClusterSpec, stack: Stack, service: str) -> list[str]:
 def read_compose(ctx: LabContext, stack: Stack) -> dict[str, Any]:
     """The stack's compose file as written (an unreadable one is up's to report)."""
     try:
-        return yaml.safe_load(ctx.resolve_spec_path(stack.file).read_text()) or {}
-    except (OSError, yaml.YAMLError):
+        return read_compose_file(ctx.resolve_spec_path(stack.file)).mapping
+    except COMPOSE_UNREADABLE:
         return {}
 
 
@@ -186,15 +186,9 @@ def _up_through_master(
     ctx: LabContext, run: UpRun, stack: Stack, placements: list[tuple[str, str]]
 ) -> None:
     """docker-compose against the classic swarm master, each service pinned to its node
-    by swarm's `constraint:node==X` environment entry, in an override file."""
-    source = ctx.resolve_spec_path(stack.file)
-    version = str((load_compose(source) or {}).get("version", "1"))
-    if not re.fullmatch(r"2(\.[0-3])?", version):
-        raise OverlaylabError(
-            f"stack {stack.name} (via: swarm-master): {source} is compose file version "
-            f"{version}; swarm 1.2.9 speaks API 1.30, which compose allows for versions "
-            '2.0 to 2.3: write it as version: "2.3", or use via: node'
-        )
+    by swarm's `constraint:node==X` environment entry, in an override file of the
+    stack's own compose version (validate holds it to 2.0-2.3, what swarm 1.2.9 takes)."""
+    version = read_compose_file(ctx.resolve_spec_path(stack.file)).version(default="1")
     override = {
         "version": version,
         "services": {
