@@ -19,6 +19,13 @@ from pathlib import Path
 import yaml
 
 from overlaylab.errors import OverlaylabError, SpecError
+from overlaylab.scaffold_options import (
+    DEFAULT_NODES,
+    DEFAULT_SUBNET,
+    KV_BACKENDS,
+    MODES,
+    PROVIDERS,
+)
 from overlaylab.spec.loader import FIRST_NODE_HOST, parse_spec
 from overlaylab.spec.models import (
     DEFAULT_KV_PORTS,
@@ -29,12 +36,7 @@ from overlaylab.spec.models import (
 from overlaylab.spec.schema import SCHEMA_PATH
 from overlaylab.templates import render
 
-KV_BACKENDS = ("etcd", "zookeeper", "consul")
-MODES = ("none", "classic-swarm", "swarm-mode")
-PROVIDERS = ("local", "vagrant", "ssh", "docker-machine")
-DEFAULT_SUBNET = "192.168.99.0/24"
 DEFAULT_NETWORKS = ("dn",)
-DEFAULT_NODES = 3
 KV_NODE = "kv"
 FIRST_OVERLAY = ipaddress.IPv4Network("10.0.9.0/24")  # the 1.9 guide's overlay subnet
 TEMPLATE = "new-layout.yml.j2"

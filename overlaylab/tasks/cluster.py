@@ -7,26 +7,20 @@ import shlex
 from collections.abc import Callable
 from pathlib import Path
 
-import yaml
 from invoke import task
 
-from overlaylab import status as lab_status
-from overlaylab.context import open_lab
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
 from overlaylab.lablock import lab_lock
 from overlaylab.layout import LabLayout
-from overlaylab.progress import Progress
-from overlaylab.providers.local.teardown import destroy_local_lab
 from overlaylab.tasks.common import (
     DEFAULT_INVENTORY,
     err,
     friendly_errors,
+    open_lab,
     out,
+    progress,
     terminate_as_interrupt,
 )
-from overlaylab.up import pipeline
-from overlaylab.up.classic_swarm import masters as classic_masters
-from overlaylab.up.classic_swarm import swarm_env
 
 __all__ = ["down", "env", "status", "up"]
 
@@ -42,8 +36,9 @@ __all__ = ["down", "env", "status", "up"]
 def up(c, inventory=DEFAULT_INVENTORY, retain=False, quiet=False):  # type: ignore[no-untyped-def]
     """Bring the lab up (or finish it, or confirm it is up to date)."""
     from overlaylab.tasks.spec import print_warnings
+    from overlaylab.up import pipeline
 
-    ctx = open_lab(inventory, Progress(quiet=quiet))
+    ctx = open_lab(inventory, progress(quiet))
     # Shown even with --quiet, before anything starts; they never stop `up`.
     print_warnings(err, inventory, ctx.warnings)
     with terminate_as_interrupt(), lab_lock(ctx.spec.name, f"invoke up -i {inventory}", _busy):
@@ -67,10 +62,14 @@ def _busy(message: str) -> None:
 def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[[], list[str]]]:
     """(cluster name, how to remove it): through the spec's provider when the spec loads,
     else from names alone (a local lab), so a broken or lost spec strands nothing."""
+    import yaml
+
+    from overlaylab.providers.local.teardown import destroy_local_lab
+
     if name:
         return name, lambda: destroy_local_lab(LabLayout.for_cluster(name))
     try:
-        ctx = open_lab(inventory, Progress(quiet=True))
+        ctx = open_lab(inventory, progress(quiet=True))
         return ctx.spec.name, ctx.provider.destroy
     except SpecError:
         # A spec that no longer validates must not strand a running lab.
@@ -116,7 +115,9 @@ def down(c, inventory=DEFAULT_INVENTORY, name=None):  # type: ignore[no-untyped-
 @friendly_errors
 def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-untyped-def]
     """Nodes, engines, KV store, networks and containers at a glance."""
-    ctx = open_lab(inventory, Progress(quiet=True))
+    from overlaylab import status as lab_status
+
+    ctx = open_lab(inventory, progress(quiet=True))
     snapshot = lab_status.collect(ctx)
     if format == "json":
         out.print_json(json.dumps(snapshot))
@@ -134,7 +135,10 @@ def status(c, inventory=DEFAULT_INVENTORY, format="table"):  # type: ignore[no-u
 @friendly_errors
 def env(c, node, inventory=DEFAULT_INVENTORY, swarm=False):  # type: ignore[no-untyped-def]
     """Print `export DOCKER_*` lines for NODE, as `docker-machine env` does."""
-    ctx = open_lab(inventory, Progress(quiet=True))
+    from overlaylab.up.classic_swarm import masters as classic_masters
+    from overlaylab.up.classic_swarm import swarm_env
+
+    ctx = open_lab(inventory, progress(quiet=True))
     if swarm:
         if ctx.spec.orchestration.mode != "classic-swarm":
             raise OverlaylabError(

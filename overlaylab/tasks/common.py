@@ -1,4 +1,11 @@
-"""What every task shares: turning library errors into clean exits, the console."""
+"""What every task shares: turning library errors into clean exits, the console.
+
+Every task module is imported to build the collection, so `invoke --list` and a task's
+own start pay for whatever any of them imports at the top. Task modules import the
+heavy libraries (docker SDK, pydantic, rich, paramiko, Jinja2) inside the task that
+uses them; the names tests replace (`err`, `out`, a task module's `open_lab`...) stay
+module attributes that resolve on first use.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +16,20 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
-import docker.errors
-import requests
 from invoke import Task
 from invoke.exceptions import Exit
-from rich.console import Console
 
 from overlaylab.errors import OverlaylabError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from overlaylab.context import LabContext
+    from overlaylab.progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_INVENTORY = "inventory/lab.yml"
@@ -30,14 +42,46 @@ UNBOUNDED_WIDTH = 100_000
 
 def console(file: TextIO | None = None) -> Console:
     """A console for a task's output: the terminal's width, or unbounded off a terminal."""
+    from rich.console import Console
+
     made = Console(file=file, highlight=False, soft_wrap=True)
     if made.is_terminal or os.environ.get("COLUMNS"):
         return made
     return Console(file=file, highlight=False, soft_wrap=True, width=UNBOUNDED_WIDTH)
 
 
-out = console()
-err = console(sys.stderr)
+class _ConsoleOnFirstUse:
+    """Stands for `console(file)` and makes it at its first use: rich costs a tenth of a
+    second to import, which `invoke --list` and tasks that print nothing need not pay.
+    The file is the one given here (as when the console was made at import)."""
+
+    def __init__(self, file: TextIO | None) -> None:
+        self._file = file
+        self._made: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._made is None:
+            self._made = console(self._file)
+        return getattr(self._made, name)
+
+
+out = cast("Console", _ConsoleOnFirstUse(None))
+err = cast("Console", _ConsoleOnFirstUse(sys.stderr))
+
+
+def open_lab(spec_path: str | Path, progress: Progress | None = None) -> LabContext:
+    """overlaylab.context.open_lab, imported at the first call (it brings the docker SDK,
+    pydantic and every provider): tasks call it by this name, which tests replace."""
+    from overlaylab.context import open_lab as open_it
+
+    return open_it(spec_path, progress)
+
+
+def progress(quiet: bool = False) -> Progress:
+    """The progress lines of a task (rich, imported when a task first shows them)."""
+    from overlaylab.progress import Progress
+
+    return Progress(quiet=quiet)
 
 
 @contextlib.contextmanager
@@ -67,6 +111,19 @@ class KeepsHelpFlag(Task):  # type: ignore[type-arg]
         return opts
 
 
+def _engine_errors() -> tuple[type[BaseException], ...]:
+    """The docker SDK's and requests' errors, from the libraries already imported: one
+    that was never imported raised nothing (the task did not reach an engine)."""
+    found: list[type[BaseException]] = []
+    docker_errors = sys.modules.get("docker.errors")
+    if docker_errors is not None:
+        found.append(docker_errors.DockerException)
+    requests_errors = sys.modules.get("requests.exceptions")
+    if requests_errors is not None:
+        found.append(requests_errors.RequestException)
+    return tuple(found)
+
+
 def friendly_errors(task_fn: F) -> F:
     """Library code raises typed errors; only here do they become an exit with a message."""
 
@@ -76,7 +133,7 @@ def friendly_errors(task_fn: F) -> F:
             return task_fn(*args, **kwargs)
         except OverlaylabError as exc:
             raise Exit(f"error: {exc}", code=2) from None
-        except (docker.errors.DockerException, requests.RequestException) as exc:
+        except _engine_errors() as exc:
             # An engine that vanished mid-task: say which call failed, not a traceback.
             raise Exit(
                 f"error: an engine stopped answering ({type(exc).__name__}: {exc}); "

@@ -6,12 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke import task
-from rich.markup import escape
 
 from overlaylab.errors import OverlaylabError
-from overlaylab.report.json_report import write_bytes_atomic
-from overlaylab.report.topology import build_topology, compose_networks, output_format, render
-from overlaylab.spec.loader import load_spec_file
 from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors
 from overlaylab.tasks.render import display
 
@@ -27,6 +23,12 @@ __all__ = ["graph"]
 @friendly_errors
 def graph(c, inventory=DEFAULT_INVENTORY, out=None):  # type: ignore[no-untyped-def]
     """Draw the lab a spec describes (needs Graphviz's dot: apt-get install graphviz)."""
+    from rich.markup import escape
+
+    from overlaylab.report.json_report import write_bytes_atomic
+    from overlaylab.report.topology import build_topology, compose_networks, output_format, render
+    from overlaylab.spec.loader import load_spec_file
+
     # The extension is checked before the spec is read: a typo fails fast and alone.
     target = Path(out) if out else None
     fmt = output_format(target) if target else "svg"

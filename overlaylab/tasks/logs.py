@@ -5,14 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke import task
-from rich.markup import escape
 
-from overlaylab.context import open_lab
 from overlaylab.errors import OverlaylabError
-from overlaylab.evidence.bundle import gather
-from overlaylab.evidence.since import parse_duration
-from overlaylab.progress import Progress
-from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
+from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, open_lab, out, progress
 
 __all__ = ["logs"]
 
@@ -30,11 +25,16 @@ def logs(  # type: ignore[no-untyped-def]
     c, inventory=DEFAULT_INVENTORY, output=None, no_verify=False, since=None
 ):
     """Collect a lab's evidence (logs, configs, network state, KV keys, verify) into one file."""
+    from rich.markup import escape
+
+    from overlaylab.evidence.bundle import gather
+    from overlaylab.evidence.since import parse_duration
+
     try:
         window = parse_duration(since) if since else None
     except ValueError as exc:
         raise OverlaylabError(str(exc)) from None
-    ctx = open_lab(inventory, Progress(quiet=True))
+    ctx = open_lab(inventory, progress(quiet=True))
     err.print(f"collecting the evidence of lab '{escape(ctx.spec.name)}'…")
     target, manifest, size = gather(
         ctx,

@@ -5,18 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke import task
-from rich.markup import escape
 
-from overlaylab.scaffold import (
-    DEFAULT_NODES,
-    DEFAULT_SUBNET,
-    KV_BACKENDS,
-    MODES,
-    PROVIDERS,
-    LayoutChoices,
-    parse_networks,
-    write_layout,
-)
+from overlaylab.scaffold_options import DEFAULT_NODES, DEFAULT_SUBNET, KV_BACKENDS, MODES, PROVIDERS
 from overlaylab.tasks.common import err, friendly_errors
 
 __all__ = ["new"]
@@ -51,6 +41,10 @@ def new(  # type: ignore[no-untyped-def]
     force=False,
 ):
     """Write inventory/NAME.yml: a new lab layout, commented, checked by the loader."""
+    from rich.markup import escape
+
+    from overlaylab.scaffold import LayoutChoices, parse_networks, write_layout
+
     choices = LayoutChoices(
         name=name,
         nodes=int(nodes),

@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from invoke import task
-from rich.markup import escape
-from rich.tree import Tree
 
-from overlaylab.artifacts import (
-    Artifact,
-    default_out_dir,
-    spec_artifacts,
-    write_artifacts,
-    write_vagrant_machines,
-)
-from overlaylab.spec.loader import load_spec_file
 from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors
 from overlaylab.tasks.common import out as console
+
+if TYPE_CHECKING:
+    from rich.tree import Tree
+
+    from overlaylab.artifacts import Artifact
 
 __all__ = ["render"]
 
@@ -34,6 +30,16 @@ __all__ = ["render"]
 @friendly_errors
 def render(c, inventory=DEFAULT_INVENTORY, out=None):  # type: ignore[no-untyped-def]
     """Write every artifact of a spec into a folder and print them as a tree."""
+    from rich.markup import escape
+
+    from overlaylab.artifacts import (
+        default_out_dir,
+        spec_artifacts,
+        write_artifacts,
+        write_vagrant_machines,
+    )
+    from overlaylab.spec.loader import load_spec_file
+
     loaded = load_spec_file(inventory)
     artifacts = spec_artifacts(loaded)
     out_dir = Path(out) if out else default_out_dir(loaded.spec.name)
@@ -51,6 +57,8 @@ def render(c, inventory=DEFAULT_INVENTORY, out=None):  # type: ignore[no-untyped
 def validate_hint(machines: Path) -> str:
     """How to have Vagrant check the rendered machines where their provider is missing
     (VirtualBox, vagrant-libvirt): `--ignore-provider` checks everything else."""
+    from rich.markup import escape
+
     return (
         "check the machines with Vagrant, even without their provider installed: "
         f"OVERLAYLAB_MACHINES={escape(display(machines))} vagrant validate --ignore-provider"
@@ -65,6 +73,9 @@ def display(path: Path) -> str:
 
 def artifact_tree(artifacts: list[Artifact], out_dir: Path) -> Tree:
     """The files under `out_dir`, folders first level by level, each with what it is."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
     root = Tree(f"[bold]{escape(display(out_dir))}/[/]")
     folders: dict[PurePosixPath, Tree] = {PurePosixPath("."): root}
     for artifact in artifacts:
@@ -74,6 +85,8 @@ def artifact_tree(artifacts: list[Artifact], out_dir: Path) -> Tree:
 
 
 def _folder(folders: dict[PurePosixPath, Tree], path: PurePosixPath) -> Tree:
+    from rich.markup import escape
+
     if path not in folders:
         folders[path] = _folder(folders, path.parent).add(f"[bold]{escape(path.name)}/[/]")
     return folders[path]

@@ -4,21 +4,23 @@ without starting anything. Also the rendering of spec warnings, which `up` share
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from invoke import task
 from invoke.exceptions import Exit
-from rich.console import Console
-from rich.markup import escape
 
-from overlaylab.spec.summary import (
-    NetworkSummary,
-    SpecSummary,
-    SpecValidation,
-    StackSummary,
-    validate_spec,
-)
-from overlaylab.spec.warnings import SpecWarning
 from overlaylab.tasks.common import DEFAULT_INVENTORY, err, friendly_errors, out
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from overlaylab.spec.summary import (
+        NetworkSummary,
+        SpecSummary,
+        SpecValidation,
+        StackSummary,
+    )
+    from overlaylab.spec.warnings import SpecWarning
 
 __all__ = ["validate"]
 
@@ -32,6 +34,10 @@ LABEL_WIDTH = 10  # "  networks  dn ...": labels in one column, values in the ne
 @friendly_errors
 def validate(c, inventory=None):  # type: ignore[no-untyped-def]
     """Check cluster specs and print their topology; exit 2 if any is invalid."""
+    from rich.markup import escape
+
+    from overlaylab.spec.summary import validate_spec
+
     results = [validate_spec(path) for path in inventory or [DEFAULT_INVENTORY]]
     for result in results:
         print_validation(result, out, err)
@@ -46,6 +52,8 @@ def validate(c, inventory=None):  # type: ignore[no-untyped-def]
 
 
 def print_validation(result: SpecValidation, console: Console, errors: Console) -> None:
+    from rich.markup import escape
+
     if result.summary is not None:
         print_summary(result.path, result.summary, console)
     else:
@@ -54,6 +62,8 @@ def print_validation(result: SpecValidation, console: Console, errors: Console) 
 
 
 def print_summary(path: str, summary: SpecSummary, console: Console) -> None:
+    from rich.markup import escape
+
     console.print(f"[bold green]{escape(path)}: valid[/]")
     for label, lines in _sections(summary):
         for index, line in enumerate(lines):
@@ -63,6 +73,8 @@ def print_summary(path: str, summary: SpecSummary, console: Console) -> None:
 
 def print_warnings(console: Console, source: str, warnings: Sequence[SpecWarning]) -> None:
     """Each warning on its own line with its fix below; `up` prints them before its steps."""
+    from rich.markup import escape
+
     for warning in warnings:
         console.print(
             f"[yellow]warning:[/] {escape(f'{source}: {warning.where}: {warning.message}')}"

@@ -5,26 +5,39 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from invoke import task
 from invoke.exceptions import Exit
 
-from overlaylab.context import LabContext, open_lab
 from overlaylab.errors import OverlaylabError
-from overlaylab.progress import Progress
-from overlaylab.report.html import render_error, render_report, write_html
-from overlaylab.report.json_report import write_json
-from overlaylab.report.junit import write_junit
-from overlaylab.report.table import print_report, report_console
-from overlaylab.report.topology import compose_networks
-from overlaylab.spec.loader import load_spec_file
-from overlaylab.spec.models import ClusterSpec
-from overlaylab.tasks.common import DEFAULT_INVENTORY, KeepsHelpFlag, err, friendly_errors, out
-from overlaylab.verify.run import VerifyReport, run_verify, select_checks
+from overlaylab.tasks.common import (
+    DEFAULT_INVENTORY,
+    KeepsHelpFlag,
+    err,
+    friendly_errors,
+    open_lab,
+    out,
+    progress,
+)
+
+if TYPE_CHECKING:
+    from overlaylab.context import LabContext
+    from overlaylab.spec.models import ClusterSpec
+    from overlaylab.verify.check import Check
+    from overlaylab.verify.run import VerifyReport
 
 __all__ = ["verify"]
 
 FORMATS = ("table", "json")
+
+
+def run_verify(ctx: LabContext, checks: list[Check], timeout: float) -> VerifyReport:
+    """overlaylab.verify.run.run_verify, imported at the first call (the checks and what
+    they import): the task calls it by this name, which tests replace."""
+    from overlaylab.verify.run import run_verify as run
+
+    return run(ctx, checks, timeout=timeout)
 
 
 @task(
@@ -72,8 +85,12 @@ def verify(  # type: ignore[no-untyped-def]
     if html:
         _write_html(html, report, ctx, inventory, started_at)
     if format == "json":
+        from overlaylab.report.json_report import write_json
+
         write_json(report, sys.stdout, spec_path=str(inventory), started_at=started_at)
     else:
+        from overlaylab.report.table import print_report, report_console
+
         print_report(report, report_console(out))
     if not report.ok:
         raise Exit(code=1)
@@ -89,15 +106,19 @@ def _run(
     # Checks are chosen before the lab is opened so an early failure can still say,
     # in the JUnit file, which checks it kept from running. `selected` is filled in
     # place for the same reason: the caller sees it even if opening the lab raises.
+    from overlaylab.verify.run import select_checks
+
     checks = select_checks(only, skip)
     if not checks:
         raise OverlaylabError("--only/--skip left no checks to run")
     selected.extend(c.id for c in checks)
-    ctx = open_lab(inventory, Progress(quiet=True))
+    ctx = open_lab(inventory, progress(quiet=True))
     return ctx, run_verify(ctx, checks, timeout=timeout)
 
 
 def _write_junit(path: str, report: VerifyReport) -> None:
+    from overlaylab.report.junit import write_junit
+
     try:
         write_junit(report, path)
     except OSError as exc:
@@ -105,6 +126,8 @@ def _write_junit(path: str, report: VerifyReport) -> None:
 
 
 def _write_early_junit(path: str, exc: BaseException, selected: list[str]) -> None:
+    from overlaylab.report.junit import write_junit
+
     message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
     try:
         write_junit(None, path, error=message, checks_run=selected)
@@ -116,6 +139,9 @@ def _write_early_junit(path: str, exc: BaseException, selected: list[str]) -> No
 def _write_html(
     path: str, report: VerifyReport, ctx: LabContext, inventory: str, started_at: datetime
 ) -> None:
+    from overlaylab.report.html import render_report, write_html
+    from overlaylab.report.topology import compose_networks
+
     page = render_report(
         report,
         spec=ctx.spec,
@@ -131,6 +157,8 @@ def _write_html(
 
 
 def _write_early_html(path: str, exc: BaseException, selected: list[str], inventory: str) -> None:
+    from overlaylab.report.html import render_error, write_html
+
     message = "interrupted" if isinstance(exc, KeyboardInterrupt) else _describe(exc)
     spec, networks = _spec_if_readable(inventory)
     try:
@@ -153,6 +181,9 @@ def _spec_if_readable(
 ) -> tuple[ClusterSpec | None, dict[tuple[str, str], list[str]]]:
     # The early page still draws the lab when only the lab (not the spec) was the
     # problem; when the spec is what failed, the page shows the error alone.
+    from overlaylab.report.topology import compose_networks
+    from overlaylab.spec.loader import load_spec_file
+
     try:
         loaded = load_spec_file(inventory)
     except Exception:

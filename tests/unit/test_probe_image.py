@@ -92,3 +92,31 @@ def test_fake_busybox_listing_itself_does_not_replace_the_binary(tmp_path: Path)
     links = sorted(n for n, i in infos.items() if i.issym())
     assert links == ["bin/curl", "bin/ls", "bin/sh", "bin/wget"]
     assert build_probe_rootfs(fake) == data
+
+
+def test_threads_asking_at_once_build_the_rootfs_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The images step and verify's probe start ask from a thread per engine at once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from overlaylab.up.steps import images
+
+    builds: list[int] = []
+    inside = threading.Event()
+
+    def build() -> bytes:
+        builds.append(1)
+        inside.wait(0.5)  # the other threads ask while this build runs
+        return b"rootfs"
+
+    monkeypatch.setattr(images, "build_probe_rootfs", build)
+    images._built_probe_rootfs.cache_clear()
+    try:
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            asked = [pool.submit(images._rootfs_digest) for _ in range(10)]
+            inside.set()
+            digests = {f.result() for f in asked}
+        assert builds == [1]
+        assert len(digests) == 1
+    finally:
+        images._built_probe_rootfs.cache_clear()

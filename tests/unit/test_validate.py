@@ -29,6 +29,7 @@ from overlaylab.spec.summary import (
 )
 from overlaylab.tasks import cluster
 from overlaylab.tasks.spec import print_summary, print_validation
+from overlaylab.up import pipeline
 from overlaylab.up.pipeline import UpReport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -201,7 +202,8 @@ def test_up_prints_warnings_before_it_starts(
         seen_at_start.append(buffer.getvalue())
         return UpReport(changed=["nodes"], seconds=0.1)
 
-    monkeypatch.setattr(cluster.pipeline, "up", fake_up)
+    # The task imports the pipeline when it runs: its `up` is replaced where it lives.
+    monkeypatch.setattr(pipeline, "up", fake_up)
     cluster.up(Context(), inventory=str(path), quiet=True)
     [before_steps] = seen_at_start
     assert before_steps.startswith(

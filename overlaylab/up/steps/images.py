@@ -8,6 +8,7 @@ import hashlib
 import io
 import subprocess
 import tarfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -97,8 +98,19 @@ def _add_host_tools(tar: tarfile.TarFile) -> None:
             add_path(library, Path(library), 0o755)
 
 
-@functools.cache
+_ROOTFS_BUILD = threading.Lock()
+
+
 def _probe_rootfs() -> bytes:
+    """The probe rootfs, built once per process. The images step and verify's probe start
+    ask for it from a thread per engine at once: without the lock each thread built its
+    own 11 MB tarball (ten at once on ten engines, each holding the GIL)."""
+    with _ROOTFS_BUILD:
+        return _built_probe_rootfs()
+
+
+@functools.cache
+def _built_probe_rootfs() -> bytes:
     return build_probe_rootfs()
 
 

@@ -1,0 +1,75 @@
+"""Building the task collection (what every `invoke` command does first, `--list` alone)
+imports none of the heavy libraries: each task imports what it runs on when it runs.
+
+Checked in a fresh interpreter: this one has imported everything already.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from invoke import Context
+from rich.console import Console
+
+from overlaylab.errors import OverlaylabError
+from overlaylab.tasks import common
+
+HEAVY = ("docker", "pydantic", "rich", "paramiko", "jinja2", "requests", "cryptography")
+
+
+def modules_after(statement: str) -> set[str]:
+    code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return set(json.loads(done.stdout))
+
+
+def test_the_task_collection_imports_no_heavy_library() -> None:
+    loaded = modules_after("from overlaylab.tasks import ns\nassert ns.task_names")
+    assert [m for m in HEAVY if m in loaded] == []
+    assert not any(m.startswith(("overlaylab.verify", "overlaylab.up")) for m in loaded)
+
+
+def test_a_task_module_imports_its_libraries_when_the_task_runs() -> None:
+    loaded = modules_after(
+        "from overlaylab.tasks import verify\n"
+        "verify.out.width"  # the first use of a console makes it
+    )
+    assert "rich.console" in loaded
+    assert "overlaylab.verify.run" not in loaded
+
+
+def test_the_consoles_are_made_on_first_use_and_write_to_their_file() -> None:
+    buffer = io.StringIO()
+    console = common._ConsoleOnFirstUse(buffer)
+    console.print("[bold]hello[/]")  # type: ignore[attr-defined]
+    assert buffer.getvalue() == "hello\n"
+    assert isinstance(console._made, Console)
+
+
+def test_engine_errors_still_become_a_clean_exit() -> None:
+    import docker.errors
+    import requests
+    from invoke.exceptions import Exit
+
+    def raises(exc: BaseException):  # type: ignore[no-untyped-def]
+        @common.friendly_errors
+        def task(c):  # type: ignore[no-untyped-def]
+            raise exc
+
+        return task
+
+    for exc in (
+        docker.errors.APIError("engine gone"),
+        requests.ConnectionError("refused"),
+        OverlaylabError("bad spec"),
+    ):
+        with pytest.raises(Exit) as exited:
+            raises(exc)(Context())
+        assert exited.value.code == 2
+        assert str(exc) in str(exited.value.message)
+    with pytest.raises(ValueError):  # a bug stays a traceback
+        raises(ValueError("bug"))(Context())
