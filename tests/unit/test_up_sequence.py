@@ -122,7 +122,11 @@ def test_a_fresh_up_starts_compose_ahead_and_leaves_none_waiting(
     sequence = Sequence(NAMES)
     if fails:
         sequence.during("images", raiser(OverlaylabError("no space left on device")))
-    run_up(tmp_path, monkeypatch, sequence, UpProvider(lab_exists=exists))
+    _, outcome, _ = run_up(tmp_path, monkeypatch, sequence, UpProvider(lab_exists=exists))
+    if fails:
+        assert isinstance(outcome, StepError) and outcome.step == "images"
+    else:
+        assert isinstance(outcome, pipeline.UpReport), outcome
     assert started == ([] if exists else [2])
     assert closed == [True]
 
