@@ -59,6 +59,7 @@ from overlaylab.providers.base import NodePaths
 from overlaylab.providers.command import CommandResult
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import DEFAULT_KV_PORTS, DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
+from overlaylab.up.classic_swarm import AGENT, MASTER, discovery_store
 from overlaylab.up.steps import images
 from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.up.steps.images import PROBE_PAGE
@@ -184,10 +185,12 @@ def swarm_lab_spec(
     return lab_variant(SWARM_IDLE_YML, nodes=nodes)
 
 
-def classic_lab_spec() -> ClusterSpec:
+def classic_lab_spec(discovery: str = "kv") -> ClusterSpec:
     """tests/testdata/labs/classic.yml (a master and agents a and b, overlay dn) without
-    its stack, which goes through the master."""
-    return lab_variant(CLASSIC_YML, stacks=[])
+    its stack, which goes through the master; with `discovery: consul`, the agents
+    register in a consul beside the lab's etcd."""
+    orchestration = {"mode": "classic-swarm", "discovery": discovery}
+    return lab_variant(CLASSIC_YML, stacks=[], orchestration=orchestration)
 
 
 # --- containers ------------------------------------------------------------------------
@@ -622,6 +625,14 @@ class FakeLab:
         self.configured_advertise: dict[
             str, str
         ] = {}  # node -> its daemon.json's, if not the spec's
+        # Classic swarm: what each agent registered in discovery (None: nothing), and
+        # whether the master answers and reads discovery.
+        api_port = spec.engine.api_port
+        self.agent_registered: dict[str, str | None] = {
+            n: f"{self.address(n)}:{api_port}" for n in self.swarm_nodes()
+        }
+        self.master_down = False
+        self.master_blind = False
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -747,6 +758,25 @@ class FakeLab:
             found.networks[network] = self._allocate(network)
             found.aliases[network] = [found.short_id]
 
+    def unregister_agent(self, node: str) -> None:
+        """The agent on node registers nothing (its store is out of its reach, or it
+        exited): discovery and the master's list lack the node."""
+        self.agent_registered[node] = None
+
+    def agent_advertises(self, node: str, address: str) -> None:
+        """swarm join --advertise ADDRESS on node: that is what it registers, and where
+        the master lists the node."""
+        self.agent_registered[node] = address
+
+    def blind_master(self) -> None:
+        """The master cannot read discovery (e.g. started with another store's URL): it
+        lists no node, while the agents still register."""
+        self.master_blind = True
+
+    def stop_master(self) -> None:
+        """docker stop swarm-agent-master: nothing answers on the master's port."""
+        self.master_down = True
+
     def expire_registrations(self) -> None:
         """The discovery TTL (60 s) passes: keys no engine refreshes are gone."""
         self.registrations_expired = True
@@ -865,7 +895,7 @@ class FakeLab:
 
     def _listens(self, node: str, port: int) -> bool:
         if self.spec.kv is not None and node == self.spec.kv.node:
-            return self.kv_running and port == self.spec.kv.client_port
+            return self.kv_running and port in self._kv_ports()
         if node in self.dead or node not in self.engine_nodes:
             return False
         if port == self.spec.engine.api_port and self.spec.engine.tls:
@@ -883,6 +913,14 @@ class FakeLab:
             if key.endswith("/tcp")
             for binding in bindings
         )
+
+    def _kv_ports(self) -> set[int]:
+        """The KV node's stores: the lab's, and classic swarm's discovery beside it."""
+        assert self.spec.kv is not None
+        ports = {self.spec.kv.client_port}
+        if self.spec.orchestration.mode == "classic-swarm":
+            ports.add(discovery_store(self.spec).client_port)
+        return ports
 
     def tcp(self, src: str, host: str, port: int) -> tuple[bool, str]:
         """A TCP connect from src's network, as a local node's `tcp_connect` reports it."""
@@ -1183,11 +1221,14 @@ class FakeLab:
         (constraint:node==X), and lists every agent Healthy at its engine's address."""
         if url != f"tcp://{self.address(node)}:{MANAGE_PORT}" or node not in self.masters():
             unknown(f"the docker CLI against {url} on {node}")
+        if self.master_down:
+            return 1, "", f"Cannot connect to the Docker daemon at {url}. Is it running?\n"
         match args:
             case ["info", "--format", "{{json .}}"]:
-                status = [["Nodes", str(len(self.swarm_nodes()))]]
-                for n in self.swarm_nodes():
-                    status += [[f" {n}", f"{self.address(n)}:{self.spec.engine.api_port}"]]
+                listed = {} if self.master_blind else self.discovered()
+                status = [["Nodes", str(len(listed))]]
+                for n, address in listed.items():
+                    status += [[f" {n}", address]]
                     status += [["  └ Status", "Healthy"], ["  └ Error", "(none)"]]
                 return 0, json.dumps({"SystemStatus": status}), ""
             case ["rm", "-f", name]:
@@ -1220,6 +1261,10 @@ class FakeLab:
                 code, out = self._busybox_ping(found, answers[0]) if answers else (1, "")
                 return code, out, "" if answers else f"ping: bad address '{target}'\n"
         unknown(f"docker {args} through the master")
+
+    def discovered(self) -> dict[str, str]:
+        """node -> the address its agent registered, for the agents that did."""
+        return {n: a for n, a in self.agent_registered.items() if a is not None}
 
     def masters(self) -> list[str]:
         return [n.name for n in self.spec.engine_nodes if "swarm-master" in n.roles]
@@ -1475,6 +1520,12 @@ class FakeLab:
         kv = self.spec.kv
         if kv is not None and self.node_at(host) == kv.node and self.kv_hung:
             raise TimeoutError("timed out")
+        if path == "/v1/kv/docker/swarm/nodes/?keys" and kv is not None:
+            # Classic swarm's agents in a consul beside the lab's store.
+            if port != discovery_store(self.spec).client_port or port == kv.client_port:
+                unknown(f"GET {path} on {host}:{port}")
+            keys = [f"docker/swarm/nodes/{a}" for a in self.discovered().values()]
+            return (200, json.dumps(keys)) if keys else (404, "")
         if kv is not None and kv.backend == "etcd" and path == "/health":
             return 200, '{"health":"true","reason":""}'
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
@@ -1484,12 +1535,10 @@ class FakeLab:
             return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
         directory = "/" + path.removeprefix("/v2/keys/").strip("/")
         if directory == f"{kv.path}/docker/swarm/nodes":
-            # Every agent registers its engine's address (heartbeat 60 s, TTL 180 s).
+            # Every agent registers its --advertise (heartbeat 60 s, TTL 180 s).
             nodes = [
                 {"key": f"{directory}/{a}", "value": a, "ttl": 170}
-                for a in (
-                    f"{self.address(n)}:{self.spec.engine.api_port}" for n in self.swarm_nodes()
-                )
+                for a in self.discovered().values()
             ]
             return 200, json.dumps({"node": {"key": directory, "dir": True, "nodes": nodes}})
         if directory != f"{kv.path}/docker/nodes":
@@ -1662,17 +1711,52 @@ class UpContainer:
         del self.engine.services[self.key]
 
 
+class UpRunContainer:
+    """A container made with `docker run` (classic swarm's agent and manager): its
+    command line (Args) and options as given, running until it is removed or stopped."""
+
+    def __init__(self, engine: UpEngine, name: str, image: str, args: list[str], **options: Any):
+        self.engine, self.name, self.image = engine, name, image
+        self.options = options
+        self.status = "running"
+        self.args = list(args)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {"Name": f"/{self.name}", "Args": list(self.args), "State": {"Status": self.status}}
+
+    def remove(self, force: bool = False) -> None:
+        if self.status == "running" and not force:
+            raise docker.errors.APIError(f"409 Conflict: {self.name} is running")
+        del self.engine.ran[self.name]
+
+
 class UpContainers:
     def __init__(self, engine: UpEngine) -> None:
         self.engine = engine
 
-    def list(self, filters: dict[str, list[str]] | None = None) -> list[UpContainer]:
-        if filters is None:  # every running container: only compose services are modelled
-            return []
+    def list(
+        self, filters: dict[str, list[str]] | None = None, all: bool = False
+    ) -> list[UpContainer | UpRunContainer]:
+        if filters is None:  # compose services are listed by their labels only
+            ran = self.engine.ran.values()
+            return [c for c in ran if all or c.status == "running"]
         labels = dict(label.split("=", 1) for label in filters["label"])
         key = (labels["com.docker.compose.project"], labels["com.docker.compose.service"])
         status = self.engine.services.get(key)
         return [UpContainer(self.engine, key, status)] if status else []
+
+    def run(self, image: str, command: list[str], **options: Any) -> UpRunContainer:
+        """docker run -d: refused for an image the engine lacks or a name in use."""
+        engine, name = self.engine, options["name"]
+        engine.run_calls.append((name, image, list(command)))
+        if image not in engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        if name in engine.ran:
+            raise docker.errors.APIError(f'409 Conflict: the name "/{name}" is in use')
+        options = {k: v for k, v in options.items() if k != "name"}
+        engine.ran[name] = UpRunContainer(engine, name, image, command, **options)
+        return engine.ran[name]
 
 
 class UpEngine:
@@ -1684,6 +1768,8 @@ class UpEngine:
         self.image_labels: dict[str, dict[str, str]] = {}
         self.networks: dict[str, dict[str, Any]] = {}
         self.services: dict[tuple[str, str], str] = {}  # (project, service) -> status
+        self.ran: dict[str, UpRunContainer] = {}  # name -> a container made by `docker run`
+        self.run_calls: list[tuple[str, str, list[str]]] = []  # (name, image, command)
         self.scope: list[UpEngine] = [self]  # engines a created network appears on
         self.load_loses_images = False
         self.loaded: list[bytes] = []
@@ -1751,6 +1837,9 @@ class UpNode:
             brought = self._local(PurePosixPath(argv[0]))
             runs = brought.exists() and self.name not in self.provider.programs_broken
             return CommandResult(tuple(argv), 0 if runs else 127, "", "not found", self.name)
+        if argv[:2] == ["docker", "--tlsverify"] and argv[5] == "-H":  # a classic master
+            code, out, err = self.provider.master_cli(self.name, argv[6], list(argv[7:]))
+            return CommandResult(tuple(argv), code, out, err, self.name)
         if argv[:3] == ["sh", "-c", '[ -x "$1" ] && wc -c < "$1"']:  # a brought program
             target = self._local(PurePosixPath(argv[4]))
             size = f"{target.stat().st_size}\n" if target.exists() else ""
@@ -1871,6 +1960,7 @@ class UpProvider:
         self.spawned_services_answer = True
         self.engines: dict[str, UpEngine] = {}
         self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)
+        self.agents_unlisted: set[str] = set()  # classic swarm agents that never registered
         self.probes: list[tuple[str, str, int, str | None]] = []  # (from, host, port, path)
         self.started_at: list[tuple[str, float]] = []  # (node, monotonic) per start_service
         self.spec: ClusterSpec | None = None
@@ -1962,9 +2052,38 @@ class UpProvider:
             return {DEFAULT_KV_PORTS[service]}
         raise FakeLabError(f"which ports {service} listens on: add it to service_ports")
 
+    def master_cli(self, node: str, url: str, args: list[str]) -> tuple[int, str, str]:
+        """`docker -H tcp://MASTER:3376 info` run on node: a classic swarm manager answers
+        where its container runs, and lists each agent that registered (its --advertise)
+        as Healthy; the nodes in `agents_unlisted` never registered."""
+        assert self.spec is not None
+        engine = self.engines.get(node)
+        manager = engine.ran.get(MASTER) if engine else None
+        if args != ["info", "--format", "{{json .}}"]:
+            raise FakeLabError(f"docker {args} through the master")
+        if manager is None or manager.status != "running" or url != _manage_url(manager):
+            return (
+                1,
+                "",
+                f"Cannot connect to the Docker daemon at {url}. Is the docker daemon running?",
+            )
+        status = []
+        for name, agent_engine in sorted(self.engines.items()):
+            agent = agent_engine.ran.get(AGENT)
+            if agent is None or agent.status != "running" or name in self.agents_unlisted:
+                continue
+            status += [[f" {name}", agent.args[agent.args.index("--advertise") + 1]]]
+            status += [["  └ Status", "Healthy"], ["  └ Error", "(none)"]]
+        return 0, json.dumps({"SystemStatus": [["Nodes", str(len(status) // 3)], *status]}), ""
+
     def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
         """The recorded calls of these kinds, in order (every kind when none is named)."""
         return [call for call in self.calls if not kinds or call[0] in kinds]
+
+
+def _manage_url(manager: UpRunContainer) -> str:
+    """Where a classic swarm manager listens: its --advertise address."""
+    return f"tcp://{manager.args[manager.args.index('--advertise') + 1]}"
 
 
 # --- `ip`, for the local provider --------------------------------------------------------------
