@@ -66,6 +66,7 @@ from overlaylab.up.steps.images import PROBE_PAGE
 from overlaylab.verify import batch as probe_batch
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.connectivity import DF_SCRIPT
+from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
 from overlaylab.verify.probes import (
     PROBE_COMMAND,
     PROBE_PORT,
@@ -633,6 +634,8 @@ class FakeLab:
         }
         self.master_down = False
         self.master_blind = False
+        # Apps that registered themselves for discovery (in etcd, under /services).
+        self.registry: list[dict[str, Any]] = []
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -757,6 +760,28 @@ class FakeLab:
         with self._lock:
             found.networks[network] = self._allocate(network)
             found.aliases[network] = [found.short_id]
+
+    def register_app(
+        self, container: str, name: str, port: int, *, leg: str = "overlay", serving: bool = True
+    ) -> None:
+        """The app in `container` registers itself under /services/NAME/<its id>: the
+        address of its `leg` ("overlay": its first overlay's; "gwbridge": its
+        docker_gwbridge one, which a naive look at its interfaces picks) and `port`,
+        with a health URL there, which it answers unless `serving` is False."""
+        found = self.container(container)
+        assert found is not None, container
+        address = found.gwbridge if leg == "gwbridge" else next(iter(found.networks.values()))
+        self.registry.append(
+            {
+                "name": name,
+                "id": found.short_id,
+                "address": address,
+                "port": port,
+                "health": f"http://{address}:{port}/health",
+                "container": found.name,
+                "serving": serving,
+            }
+        )
 
     def unregister_agent(self, node: str) -> None:
         """The agent on node registers nothing (its store is out of its reach, or it
@@ -1266,6 +1291,38 @@ class FakeLab:
         """node -> the address its agent registered, for the agents that did."""
         return {n: a for n, a in self.agent_registered.items() if a is not None}
 
+    def _registry_listing(self) -> tuple[int, str]:
+        """etcd's recursive listing of /services: a directory per app name."""
+        if not self.registry:
+            return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
+        names = sorted({e["name"] for e in self.registry})
+        services = [
+            {
+                "key": f"/services/{name}",
+                "dir": True,
+                "nodes": [_registry_entry(e) for e in self.registry if e["name"] == name],
+            }
+            for name in names
+        ]
+        return 200, json.dumps({"action": "get", "node": {"key": "/services", "nodes": services}})
+
+    def _health_get(self, c: FakeContainer, address: str, port: int, path: str) -> tuple[int, str]:
+        """discovery's GET of a registered health URL from c. A docker_gwbridge address
+        is on c's own node's bridge: whoever holds it there answers, if anyone."""
+        if ipaddress.IPv4Address(address) in GWBRIDGE:
+            local = [x for x in self.running_containers() if x.node == c.node]
+            target = next((x for x in local if x.gwbridge == address), None)
+        else:
+            found = self.holder(address)
+            target = found[0] if found else None
+        serves = target is not None and any(
+            e["container"] == target.name and e["port"] == port and e["serving"]
+            for e in self.registry
+        )
+        if serves and path == "/health" and self.reaches(c, address, "tcp"):
+            return 0, "HTTP/1.0 200 OK\r\n"
+        return 1, ""
+
     def masters(self) -> list[str]:
         return [n.name for n in self.spec.engine_nodes if "swarm-master" in n.roles]
 
@@ -1299,6 +1356,8 @@ class FakeLab:
                 # Pings that make the engine look up peers it missed: what it can learn
                 # this way, the fake's sandboxes hold already (`learned`).
                 return 0, ""
+            case ["sh", "-c", script, "get", address, port, path] if script == DISCOVERY_GET:
+                return self._health_get(c, address, int(port), path)
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
                 return 0, self._interfaces_hostname_hosts(c)
         unknown(f"the command {argv} in {c.name}")
@@ -1531,8 +1590,7 @@ class FakeLab:
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
             unknown(f"GET {path} on {host}:{port}")
         if path == "/v2/keys/services?recursive=true":
-            # No app of the fake lab registers itself for discovery.
-            return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
+            return self._registry_listing()
         directory = "/" + path.removeprefix("/v2/keys/").strip("/")
         if directory == f"{kv.path}/docker/swarm/nodes":
             # Every agent registers its --advertise (heartbeat 60 s, TTL 180 s).
@@ -1563,6 +1621,11 @@ def _without_settling() -> Iterator[None]:
         yield
     finally:
         overlay_peers.SETTLE = pause
+
+
+def _registry_entry(entry: dict[str, Any]) -> dict[str, str]:
+    value = {k: entry[k] for k in ("id", "address", "port", "health")}
+    return {"key": f"/services/{entry['name']}/{entry['id']}", "value": json.dumps(value)}
 
 
 def _direct_io(module: str) -> bool:
