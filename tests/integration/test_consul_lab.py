@@ -1,9 +1,11 @@
 """The legacy overlay over a real consul KV node, with engines from a dockerd that has
 the consul store (Debian's docker.io is built without it: preflight refuses that).
 
-Needs programs no registry has here: `consul` (1.0.x) and a consul-capable dockerd
-(Docker CE's static 20.10, or one built from moby 20.10), both on PATH; the dockerd may
-be named `dockerd-*`. Without them the test skips and says what is missing.
+The green lab needs programs no registry has here: `consul` (1.0.x) and a consul-capable
+dockerd (Docker CE's static 20.10, or one built from moby 20.10), both on PATH; the
+dockerd may be named `dockerd-*`. Without them that test skips and says what is
+missing. The refusal needs neither and runs everywhere: with Debian's dockerd, and with
+a stand-in dockerd built without the consul store.
 """
 
 from __future__ import annotations
@@ -30,10 +32,16 @@ def consul_dockerd() -> str | None:
 
 
 DOCKERD = consul_dockerd()
-pytestmark = pytest.mark.skipif(
+needs_consul = pytest.mark.skipif(
     shutil.which("consul") is None or DOCKERD is None,
     reason="needs `consul` and a consul-capable dockerd (dockerd*) on PATH; Debian has neither",
 )
+# A dockerd 20.10 as Debian builds it, as far as preflight looks: its version, and
+# libkv's etcd and zookeeper stores in its bytes but not consul's.
+STAND_IN_DOCKERD = """#!/bin/sh
+# libkv/store/etcd libkv/store/zookeeper
+echo "Docker version 20.10.24+dfsg1, build 297e128"
+"""
 
 
 def spec(folder: Path, dockerd: str) -> Path:
@@ -55,16 +63,26 @@ def spec(folder: Path, dockerd: str) -> Path:
     return path
 
 
-def test_preflight_refuses_consul_with_debians_dockerd(tmp_path: Path) -> None:
-    refused = invoke("up", "-i", str(spec(tmp_path, "dockerd")), check=False)
+@pytest.mark.parametrize("dockerd", ["debian", "stand-in"])
+def test_preflight_refuses_consul_with_a_dockerd_built_without_it(
+    tmp_path: Path, dockerd: str
+) -> None:
+    binary = "dockerd"
+    if dockerd == "stand-in":
+        stand_in = tmp_path / "dockerd-stand-in"
+        stand_in.write_text(STAND_IN_DOCKERD)
+        stand_in.chmod(0o755)
+        binary = str(stand_in)
+    refused = invoke("up", "-i", str(spec(tmp_path, binary)), check=False)
     debian = shutil.which("dockerd")
-    if debian and binary_has_store(debian, "consul"):
+    if dockerd == "debian" and debian and binary_has_store(debian, "consul"):
         pytest.skip(f"{debian} has the consul store: nothing to refuse")
     assert refused.returncode != 0
     assert "built without the consul cluster store" in refused.stderr
     assert not Path("/var/lib/overlaylab/cs").exists()  # nothing was started
 
 
+@needs_consul
 def test_a_consul_backed_overlay_verifies_green(tmp_path: Path) -> None:
     assert DOCKERD is not None
     path = spec(tmp_path, DOCKERD)

@@ -25,12 +25,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import io
 import ipaddress
 import json
 import pkgutil
 import re
 import shlex
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http.client import RemoteDisconnected
@@ -42,21 +45,28 @@ import docker.errors
 import requests
 import yaml
 from docker.models.containers import ExecResult
-from lab_specs import REPO, lab_data, lab_variant
+from lab_specs import LAB_YML, REPO, lab_data, lab_variant, make_ctx
+from rich.console import Console
 
 import overlaylab.verify.checks
 from overlaylab.context import LabContext
+from overlaylab.errors import OverlaylabError
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
 from overlaylab.overlay import peers as overlay_peers
 from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
+from overlaylab.progress import Progress
 from overlaylab.providers.base import NodePaths
 from overlaylab.providers.command import CommandResult
-from overlaylab.spec.models import DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
+from overlaylab.spec import load_spec
+from overlaylab.spec.models import DEFAULT_KV_PORTS, DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
+from overlaylab.up.classic_swarm import AGENT, MASTER, discovery_store
 from overlaylab.up.steps import images
+from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.up.steps.images import PROBE_PAGE
 from overlaylab.verify import batch as probe_batch
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.connectivity import DF_SCRIPT
+from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
 from overlaylab.verify.probes import (
     PROBE_COMMAND,
     PROBE_PORT,
@@ -176,10 +186,12 @@ def swarm_lab_spec(
     return lab_variant(SWARM_IDLE_YML, nodes=nodes)
 
 
-def classic_lab_spec() -> ClusterSpec:
+def classic_lab_spec(discovery: str = "kv") -> ClusterSpec:
     """tests/testdata/labs/classic.yml (a master and agents a and b, overlay dn) without
-    its stack, which goes through the master."""
-    return lab_variant(CLASSIC_YML, stacks=[])
+    its stack, which goes through the master; with `discovery: consul`, the agents
+    register in a consul beside the lab's etcd."""
+    orchestration = {"mode": "classic-swarm", "discovery": discovery}
+    return lab_variant(CLASSIC_YML, stacks=[], orchestration=orchestration)
 
 
 # --- containers ------------------------------------------------------------------------
@@ -614,6 +626,16 @@ class FakeLab:
         self.configured_advertise: dict[
             str, str
         ] = {}  # node -> its daemon.json's, if not the spec's
+        # Classic swarm: what each agent registered in discovery (None: nothing), and
+        # whether the master answers and reads discovery.
+        api_port = spec.engine.api_port
+        self.agent_registered: dict[str, str | None] = {
+            n: f"{self.address(n)}:{api_port}" for n in self.swarm_nodes()
+        }
+        self.master_down = False
+        self.master_blind = False
+        # Apps that registered themselves for discovery (in etcd, under /services).
+        self.registry: list[dict[str, Any]] = []
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -739,6 +761,47 @@ class FakeLab:
             found.networks[network] = self._allocate(network)
             found.aliases[network] = [found.short_id]
 
+    def register_app(
+        self, container: str, name: str, port: int, *, leg: str = "overlay", serving: bool = True
+    ) -> None:
+        """The app in `container` registers itself under /services/NAME/<its id>: the
+        address of its `leg` ("overlay": its first overlay's; "gwbridge": its
+        docker_gwbridge one, which a naive look at its interfaces picks) and `port`,
+        with a health URL there, which it answers unless `serving` is False."""
+        found = self.container(container)
+        assert found is not None, container
+        address = found.gwbridge if leg == "gwbridge" else next(iter(found.networks.values()))
+        self.registry.append(
+            {
+                "name": name,
+                "id": found.short_id,
+                "address": address,
+                "port": port,
+                "health": f"http://{address}:{port}/health",
+                "container": found.name,
+                "serving": serving,
+            }
+        )
+
+    def unregister_agent(self, node: str) -> None:
+        """The agent on node registers nothing (its store is out of its reach, or it
+        exited): discovery and the master's list lack the node."""
+        self.agent_registered[node] = None
+
+    def agent_advertises(self, node: str, address: str) -> None:
+        """swarm join --advertise ADDRESS on node: that is what it registers, and where
+        the master lists the node."""
+        self.agent_registered[node] = address
+
+    def blind_master(self) -> None:
+        """The master cannot read discovery (e.g. started with another store's URL): it
+        lists no node, while the agents still register."""
+        self.master_blind = True
+
+    def stop_master(self) -> None:
+        """docker stop swarm-agent-master: nothing answers on the master's port."""
+        self.master_down = True
+
     def expire_registrations(self) -> None:
         """The discovery TTL (60 s) passes: keys no engine refreshes are gone."""
         self.registrations_expired = True
@@ -820,7 +883,8 @@ class FakeLab:
         The timeout is 0: every probe action is tried once, as a fault is permanent here."""
         crash = crash or {}
         chosen = [replace(c, run=_raising(crash[c.id])) if c.id in crash else c for c in checks]
-        return run_verify(self.ctx, chosen, timeout=0.0)
+        with _without_settling():
+            return run_verify(self.ctx, chosen, timeout=0.0)
 
     # --- the model -----------------------------------------------------------------------
     def _configured_advertise(self, node: str) -> str | None:
@@ -856,7 +920,7 @@ class FakeLab:
 
     def _listens(self, node: str, port: int) -> bool:
         if self.spec.kv is not None and node == self.spec.kv.node:
-            return self.kv_running and port == self.spec.kv.client_port
+            return self.kv_running and port in self._kv_ports()
         if node in self.dead or node not in self.engine_nodes:
             return False
         if port == self.spec.engine.api_port and self.spec.engine.tls:
@@ -874,6 +938,14 @@ class FakeLab:
             if key.endswith("/tcp")
             for binding in bindings
         )
+
+    def _kv_ports(self) -> set[int]:
+        """The KV node's stores: the lab's, and classic swarm's discovery beside it."""
+        assert self.spec.kv is not None
+        ports = {self.spec.kv.client_port}
+        if self.spec.orchestration.mode == "classic-swarm":
+            ports.add(discovery_store(self.spec).client_port)
+        return ports
 
     def tcp(self, src: str, host: str, port: int) -> tuple[bool, str]:
         """A TCP connect from src's network, as a local node's `tcp_connect` reports it."""
@@ -1174,11 +1246,14 @@ class FakeLab:
         (constraint:node==X), and lists every agent Healthy at its engine's address."""
         if url != f"tcp://{self.address(node)}:{MANAGE_PORT}" or node not in self.masters():
             unknown(f"the docker CLI against {url} on {node}")
+        if self.master_down:
+            return 1, "", f"Cannot connect to the Docker daemon at {url}. Is it running?\n"
         match args:
             case ["info", "--format", "{{json .}}"]:
-                status = [["Nodes", str(len(self.swarm_nodes()))]]
-                for n in self.swarm_nodes():
-                    status += [[f" {n}", f"{self.address(n)}:{self.spec.engine.api_port}"]]
+                listed = {} if self.master_blind else self.discovered()
+                status = [["Nodes", str(len(listed))]]
+                for n, address in listed.items():
+                    status += [[f" {n}", address]]
                     status += [["  └ Status", "Healthy"], ["  └ Error", "(none)"]]
                 return 0, json.dumps({"SystemStatus": status}), ""
             case ["rm", "-f", name]:
@@ -1211,6 +1286,42 @@ class FakeLab:
                 code, out = self._busybox_ping(found, answers[0]) if answers else (1, "")
                 return code, out, "" if answers else f"ping: bad address '{target}'\n"
         unknown(f"docker {args} through the master")
+
+    def discovered(self) -> dict[str, str]:
+        """node -> the address its agent registered, for the agents that did."""
+        return {n: a for n, a in self.agent_registered.items() if a is not None}
+
+    def _registry_listing(self) -> tuple[int, str]:
+        """etcd's recursive listing of /services: a directory per app name."""
+        if not self.registry:
+            return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
+        names = sorted({e["name"] for e in self.registry})
+        services = [
+            {
+                "key": f"/services/{name}",
+                "dir": True,
+                "nodes": [_registry_entry(e) for e in self.registry if e["name"] == name],
+            }
+            for name in names
+        ]
+        return 200, json.dumps({"action": "get", "node": {"key": "/services", "nodes": services}})
+
+    def _health_get(self, c: FakeContainer, address: str, port: int, path: str) -> tuple[int, str]:
+        """discovery's GET of a registered health URL from c. A docker_gwbridge address
+        is on c's own node's bridge: whoever holds it there answers, if anyone."""
+        if ipaddress.IPv4Address(address) in GWBRIDGE:
+            local = [x for x in self.running_containers() if x.node == c.node]
+            target = next((x for x in local if x.gwbridge == address), None)
+        else:
+            found = self.holder(address)
+            target = found[0] if found else None
+        serves = target is not None and any(
+            e["container"] == target.name and e["port"] == port and e["serving"]
+            for e in self.registry
+        )
+        if serves and path == "/health" and self.reaches(c, address, "tcp"):
+            return 0, "HTTP/1.0 200 OK\r\n"
+        return 1, ""
 
     def masters(self) -> list[str]:
         return [n.name for n in self.spec.engine_nodes if "swarm-master" in n.roles]
@@ -1245,6 +1356,8 @@ class FakeLab:
                 # Pings that make the engine look up peers it missed: what it can learn
                 # this way, the fake's sandboxes hold already (`learned`).
                 return 0, ""
+            case ["sh", "-c", script, "get", address, port, path] if script == DISCOVERY_GET:
+                return self._health_get(c, address, int(port), path)
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
                 return 0, self._interfaces_hostname_hosts(c)
         unknown(f"the command {argv} in {c.name}")
@@ -1466,21 +1579,24 @@ class FakeLab:
         kv = self.spec.kv
         if kv is not None and self.node_at(host) == kv.node and self.kv_hung:
             raise TimeoutError("timed out")
+        if path == "/v1/kv/docker/swarm/nodes/?keys" and kv is not None:
+            # Classic swarm's agents in a consul beside the lab's store.
+            if port != discovery_store(self.spec).client_port or port == kv.client_port:
+                unknown(f"GET {path} on {host}:{port}")
+            keys = [f"docker/swarm/nodes/{a}" for a in self.discovered().values()]
+            return (200, json.dumps(keys)) if keys else (404, "")
         if kv is not None and kv.backend == "etcd" and path == "/health":
             return 200, '{"health":"true","reason":""}'
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
             unknown(f"GET {path} on {host}:{port}")
         if path == "/v2/keys/services?recursive=true":
-            # No app of the fake lab registers itself for discovery.
-            return 404, json.dumps({"errorCode": 100, "message": "Key not found"})
+            return self._registry_listing()
         directory = "/" + path.removeprefix("/v2/keys/").strip("/")
         if directory == f"{kv.path}/docker/swarm/nodes":
-            # Every agent registers its engine's address (heartbeat 60 s, TTL 180 s).
+            # Every agent registers its --advertise (heartbeat 60 s, TTL 180 s).
             nodes = [
                 {"key": f"{directory}/{a}", "value": a, "ttl": 170}
-                for a in (
-                    f"{self.address(n)}:{self.spec.engine.api_port}" for n in self.swarm_nodes()
-                )
+                for a in self.discovered().values()
             ]
             return 200, json.dumps({"node": {"key": directory, "dir": True, "nodes": nodes}})
         if directory != f"{kv.path}/docker/nodes":
@@ -1492,6 +1608,24 @@ class FakeLab:
         return 200, json.dumps(
             {"action": "get", "node": {"key": directory, "dir": True, "nodes": nodes}}
         )
+
+
+@contextlib.contextmanager
+def _without_settling() -> Iterator[None]:
+    """overlay_peers reads what looks wrong a second time, SETTLE seconds later. Here a
+    fault stays as injected, so the second reading is taken (and judged) at once: the
+    pause would only make each scenario a second slower."""
+    pause = overlay_peers.SETTLE
+    overlay_peers.SETTLE = 0.0
+    try:
+        yield
+    finally:
+        overlay_peers.SETTLE = pause
+
+
+def _registry_entry(entry: dict[str, Any]) -> dict[str, str]:
+    value = {k: entry[k] for k in ("id", "address", "port", "health")}
+    return {"key": f"/services/{entry['name']}/{entry['id']}", "value": json.dumps(value)}
 
 
 def _direct_io(module: str) -> bool:
@@ -1515,3 +1649,587 @@ def _raising(exc: Exception) -> Callable[[Any], list[Any]]:
         raise exc
 
     return run
+
+
+# === The lab as `up` finds and builds it ==============================================
+# The seams under `up` (tests/unit/test_ensure_steps.py, test_up_sequence.py): the
+# provider and its node handles, docker engines, `ip`. Each fake keeps the state the
+# real thing would have (which services run, which images an engine holds, which links
+# exist) and records what it was asked to do, so a test can set up "present", "half
+# there" or "missing" and then assert the step's decision on the recorded calls. They
+# refuse what the real thing refuses (adding a namespace twice, loading a corrupt
+# tarball), so a wrong decision fails. A test of a check uses `FakeLab` above instead:
+# the classes here are named Up* so that each name means one thing.
+
+
+def captured_progress() -> tuple[Progress, io.StringIO]:
+    """A Progress whose lines land in a buffer (plain text, wide enough not to wrap)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=300, highlight=False, color_system=None)
+    return Progress(console=console), buffer
+
+
+def fake_context(
+    tmp_path: Path,
+    provider: UpProvider,
+    spec: ClusterSpec | None = None,
+    progress: Progress | None = None,
+) -> LabContext:
+    """The default lab's context (or `spec`'s) with `provider` in place of the real one."""
+    ctx = make_ctx(spec or load_spec(LAB_YML), tmp_path / "state", progress=progress)
+    provider.place(ctx.spec, ctx.layout)
+    ctx.provider = provider
+    return ctx
+
+
+# --- docker engines -----------------------------------------------------------------------
+class UpImages:
+    def __init__(self, engine: UpEngine) -> None:
+        self.engine = engine
+
+    def get(self, name: str) -> SimpleNamespace:
+        if name not in self.engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {name}")
+        return SimpleNamespace(id=name, labels=dict(self.engine.image_labels.get(name, {})))
+
+    def load(self, data: bytes) -> list[str]:
+        """A tarball made by `image_tarball` holds its image; anything else is corrupt."""
+        self.engine.loaded.append(data)
+        if not data.startswith(b"image:"):
+            raise docker.errors.APIError(
+                "500 Server Error", explanation="archive/tar: invalid tar header"
+            )
+        name = data.removeprefix(b"image:").decode()
+        if self.engine.load_loses_images:
+            return []
+        self.engine.image_names.add(name)
+        return [name]
+
+
+def image_tarball(name: str) -> bytes:
+    """The bytes a fake engine accepts as `docker save` output of `name`."""
+    return b"image:" + name.encode()
+
+
+class UpApi:
+    def __init__(self, engine: UpEngine) -> None:
+        self.engine = engine
+
+    def import_image_from_data(
+        self, data: bytes, repository: str, tag: str, changes: list[str] | None = None
+    ) -> dict[str, str]:
+        self.engine.imported.append(f"{repository}:{tag}")
+        self.engine.image_names.add(f"{repository}:{tag}")
+        labels = [c.removeprefix("LABEL ") for c in changes or [] if c.startswith("LABEL ")]
+        pairs = [pair.split("=", 1) for line in labels for pair in line.split()]
+        self.engine.image_labels[f"{repository}:{tag}"] = dict(pairs)
+        return {"status": "imported"}
+
+    def networks(self, names: list[str]) -> list[dict[str, str]]:
+        found = self.engine.networks
+        return [{"Name": n, "Id": found[n]["Id"]} for n in names if n in found]
+
+    def inspect_network(self, net_id: str) -> dict[str, Any]:
+        for info in self.engine.networks.values():
+            if info["Id"] == net_id:
+                return info
+        raise docker.errors.NotFound(f"network {net_id} not found")
+
+    def create_network(self, name: str, **options: Any) -> dict[str, str]:
+        """Global scope, as with a shared KV store: every engine in the scope sees it."""
+        self.engine.created.append((name, options))
+        if name in self.engine.networks:
+            raise docker.errors.APIError("409 Conflict", explanation=f"network {name} exists")
+        ipam = options.get("ipam") or {}
+        info = network_info(
+            name,
+            driver=options.get("driver") or "bridge",
+            subnet=(ipam.get("Config") or [{}])[0].get("Subnet"),
+            net_id=f"{len(self.engine.created):064x}",
+        )
+        info["Labels"] = dict(options.get("labels") or {})
+        for engine in self.engine.scope:
+            engine.networks[name] = info
+        return {"Id": info["Id"]}
+
+
+def network_info(name: str, driver: str, subnet: str | None, net_id: str) -> dict[str, Any]:
+    """What `docker network inspect` says about a network (the fields steps read)."""
+    config = [{"Subnet": subnet}] if subnet else []
+    return {"Id": net_id, "Name": name, "Driver": driver, "IPAM": {"Config": config}}
+
+
+class UpContainer:
+    """A compose service's container, on the demo stack's network `dn`."""
+
+    def __init__(self, engine: UpEngine, key: tuple[str, str], status: str) -> None:
+        self.engine, self.key, self.status = engine, key, status
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        aliases = {"Aliases": [self.key[1]]}
+        return {"State": {"Status": self.status}, "NetworkSettings": {"Networks": {"dn": aliases}}}
+
+    def remove(self, force: bool = False) -> None:
+        del self.engine.services[self.key]
+
+
+class UpRunContainer:
+    """A container made with `docker run` (classic swarm's agent and manager): its
+    command line (Args) and options as given, running until it is removed or stopped."""
+
+    def __init__(self, engine: UpEngine, name: str, image: str, args: list[str], **options: Any):
+        self.engine, self.name, self.image = engine, name, image
+        self.options = options
+        self.status = "running"
+        self.args = list(args)
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return {"Name": f"/{self.name}", "Args": list(self.args), "State": {"Status": self.status}}
+
+    def remove(self, force: bool = False) -> None:
+        if self.status == "running" and not force:
+            raise docker.errors.APIError(f"409 Conflict: {self.name} is running")
+        del self.engine.ran[self.name]
+
+
+class UpContainers:
+    def __init__(self, engine: UpEngine) -> None:
+        self.engine = engine
+
+    def list(
+        self, filters: dict[str, list[str]] | None = None, all: bool = False
+    ) -> list[UpContainer | UpRunContainer]:
+        if filters is None:  # compose services are listed by their labels only
+            ran = self.engine.ran.values()
+            return [c for c in ran if all or c.status == "running"]
+        labels = dict(label.split("=", 1) for label in filters["label"])
+        key = (labels["com.docker.compose.project"], labels["com.docker.compose.service"])
+        status = self.engine.services.get(key)
+        return [UpContainer(self.engine, key, status)] if status else []
+
+    def run(self, image: str, command: list[str], **options: Any) -> UpRunContainer:
+        """docker run -d: refused for an image the engine lacks or a name in use."""
+        engine, name = self.engine, options["name"]
+        engine.run_calls.append((name, image, list(command)))
+        if image not in engine.image_names:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        if name in engine.ran:
+            raise docker.errors.APIError(f'409 Conflict: the name "/{name}" is in use')
+        options = {k: v for k, v in options.items() if k != "name"}
+        engine.ran[name] = UpRunContainer(engine, name, image, command, **options)
+        return engine.ran[name]
+
+
+class UpEngine:
+    """One node's engine: images, networks, compose services, and what it was asked."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.image_names: set[str] = set()
+        self.image_labels: dict[str, dict[str, str]] = {}
+        self.networks: dict[str, dict[str, Any]] = {}
+        self.services: dict[tuple[str, str], str] = {}  # (project, service) -> status
+        self.ran: dict[str, UpRunContainer] = {}  # name -> a container made by `docker run`
+        self.run_calls: list[tuple[str, str, list[str]]] = []  # (name, image, command)
+        self.scope: list[UpEngine] = [self]  # engines a created network appears on
+        self.load_loses_images = False
+        self.loaded: list[bytes] = []
+        self.imported: list[str] = []
+        self.created: list[tuple[str, dict[str, Any]]] = []
+        self.images = UpImages(self)
+        self.api = UpApi(self)
+        self.containers = UpContainers(self)
+        # What dockerd read of net.ipv4.ip_forward when it last started.
+        self.forwarding_at_start = True
+
+    def info(self) -> dict[str, Any]:
+        return {"ServerVersion": "20.10.24", "IPv4Forwarding": self.forwarding_at_start}
+
+
+def engines_sharing_a_kv(nodes: list[str]) -> dict[str, UpEngine]:
+    engines = {node: UpEngine(node) for node in nodes}
+    for engine in engines.values():
+        engine.scope = list(engines.values())
+    return engines
+
+
+# --- the provider and its nodes -------------------------------------------------------------
+
+
+class UpNode:
+    """One node of a `UpProvider`: the `Node` protocol over plain data and real files.
+
+    Files are real, in the node's folder of the lab's (temporary) state directory, as
+    on a local node. Services and the network are the provider's model: a service runs
+    once started until stopped, and on a node in `provider.answering` a running
+    service answers on the ports it listens on (the engine its /_ping and API port, a
+    KV store its client port; nothing else answers). Starting and stopping services
+    is recorded in `provider.calls`, network probes in `provider.probes`.
+    """
+
+    def __init__(self, provider: UpProvider, name: str, layout: LabLayout, address: str) -> None:
+        self.provider = provider
+        self.layout = layout
+        self.name = name
+        self.address = ipaddress.IPv4Address(address)
+        self.paths = NodePaths.under(PurePosixPath(layout.node_dir(name)))
+        self.cgroup_parent: str | None = None
+
+    def __repr__(self) -> str:
+        return f"UpNode({self.name!r})"
+
+    # --- commands and files ------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        check: bool = True,
+        timeout: float | None = 60,
+        input: str | None = None,
+    ) -> CommandResult:
+        if list(argv) == ENABLE_FORWARDING:
+            self.provider.calls.append(("forwarding on", self.name))
+            self.provider.forwarding.add(self.name)
+            return CommandResult(tuple(argv), 0, "", "", self.name)
+        if argv[:3] == ["sh", "-c", 'command -v "$1"']:  # is a program installed?
+            missing = argv[4] in self.provider.programs_missing.get(self.name, set())
+            return CommandResult(tuple(argv), 1 if missing else 0, "", "", self.name)
+        if len(argv) == 2 and argv[1] == "--version":  # a brought program runs there
+            brought = self._local(PurePosixPath(argv[0]))
+            runs = brought.exists() and self.name not in self.provider.programs_broken
+            return CommandResult(tuple(argv), 0 if runs else 127, "", "not found", self.name)
+        if argv[:2] == ["docker", "--tlsverify"] and argv[5] == "-H":  # a classic master
+            code, out, err = self.provider.master_cli(self.name, argv[6], list(argv[7:]))
+            return CommandResult(tuple(argv), code, out, err, self.name)
+        if argv[:3] == ["sh", "-c", '[ -x "$1" ] && wc -c < "$1"']:  # a brought program
+            target = self._local(PurePosixPath(argv[4]))
+            size = f"{target.stat().st_size}\n" if target.exists() else ""
+            return CommandResult(tuple(argv), 0 if size else 1, size, "", self.name)
+        raise FakeLabError(f"no step runs this command on a node yet: {list(argv)} on {self.name}")
+
+    def _local(self, path: PurePosixPath) -> Path:
+        target = Path(path)
+        # A step that writes outside the lab's folder would scribble on the test machine.
+        if not target.is_relative_to(self.layout.state_dir):
+            raise FakeLabError(f"{path} on {self.name} is outside the lab's folder")
+        return target
+
+    def put_file(self, path: PurePosixPath, data: bytes, mode: int = 0o644) -> None:
+        target = self._local(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(mode)
+
+    def read_file(self, path: PurePosixPath) -> bytes | None:
+        try:
+            return self._local(path).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    # --- services ------------------------------------------------------------------------
+    def start_service(self, service: str, argv: Sequence[str]) -> None:
+        provider = self.provider
+        provider.calls.append(("start_service", self.name, service, tuple(argv)))
+        provider.started_at.append((self.name, time.monotonic()))
+        provider.running[(self.name, service)] = Path(argv[0]).name
+        provider.logs.setdefault((self.name, service), "")
+        if service == "dockerd":
+            provider.gossip_join(self.name)
+            if self.name in provider.engines:
+                provider.engines[self.name].forwarding_at_start = self.name in provider.forwarding
+        if provider.spawned_services_answer:
+            provider.answering.add(self.name)
+
+    def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
+        provider = self.provider
+        provider.calls.append(("stop_service", self.name, service))
+        if provider.running.get((self.name, service)) == binary:
+            del provider.running[(self.name, service)]
+            provider.answering.discard(self.name)
+
+    def service_alive(self, service: str, binary: str | None = None) -> bool:
+        program = self.provider.running.get((self.name, service))
+        return program is not None and binary in (None, program)
+
+    def service_log(self, service: str) -> str | None:
+        return self.provider.logs.get((self.name, service))
+
+    def service_log_location(self, service: str) -> str:
+        return str(self.layout.log_file(self.name, service))
+
+    # --- the engine ------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def engine(self, timeout: int = 30) -> Iterator[UpEngine]:
+        if self.name not in self.provider.engines:
+            raise FakeLabError(f"no UpEngine on {self.name}: put one in provider.engines")
+        yield self.provider.engines[self.name]
+
+    def engine_ping(self, timeout: float = 1.0) -> bool:
+        provider = self.provider
+        return self.name in provider.answering and (self.name, "dockerd") in provider.running
+
+    def docker_env(self) -> dict[str, str]:
+        return {"DOCKER_HOST": f"unix://{self.paths.docker_socket}"}
+
+    # --- the lab network, seen from the node -------------------------------------------------
+    def tcp_connect(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        self.provider.probes.append((self.name, host, port, None))
+        if self.provider.listens(host, port):
+            return True, ""
+        return False, "ConnectionRefusedError: [Errno 111] Connection refused"
+
+    def tcp_answers(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        ok, why = self.tcp_connect(host, port, timeout)
+        return ok, "answers" if ok else why
+
+    def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
+        self.provider.probes.append((self.name, host, port, path))
+        if not self.provider.listens(host, port):
+            raise ConnectionRefusedError(111, "Connection refused")
+        if (host, port, path) not in self.provider.pages:
+            raise FakeLabError(f"GET {path} on {host}:{port}: put it in provider.pages")
+        return self.provider.pages[(host, port, path)]
+
+    def tcp_probe_command(self, host: str, port: int) -> str:
+        return f"nc -zv {host} {port}  # from {self.name}"
+
+
+class UpProvider:
+    """The provider seam, as plain data: the lab exists or not, services run or not.
+
+    `running` maps (node, service) to the program it runs (what /proc/PID/comm says);
+    on a node in `answering` each running service answers on its own ports
+    (`service_ports`: engine ping and API, the KV store's client port and the `pages`
+    served there). A started service answers at once unless
+    `spawned_services_answer` is False. Nodes come from `node(name)` once
+    `fake_context` has placed the provider in a lab (spec and layout).
+    """
+
+    name = "fake"
+    host_address = None
+
+    def __init__(self, *, lab_exists: bool = False) -> None:
+        self.lab_exists = lab_exists
+        self.destroy_error: BaseException | None = None
+        self.calls: list[tuple[Any, ...]] = []
+        self.running: dict[tuple[str, str], str] = {}
+        self.logs: dict[tuple[str, str], str] = {}  # (node, service) -> its latest run's log
+        self.answering: set[str] = set()
+        self.forwarding: set[str] = set()  # nodes where net.ipv4.ip_forward is 1
+        self.programs_missing: dict[str, set[str]] = {}  # node -> programs not installed
+        self.programs_broken: set[str] = set()  # nodes this machine's programs cannot run on
+        self.spawned_services_answer = True
+        self.engines: dict[str, UpEngine] = {}
+        self.pages: dict[tuple[str, int, str], tuple[int, str]] = {}  # GET -> (status, body)
+        self.agents_unlisted: set[str] = set()  # classic swarm agents that never registered
+        self.probes: list[tuple[str, str, int, str | None]] = []  # (from, host, port, path)
+        self.started_at: list[tuple[str, float]] = []  # (node, monotonic) per start_service
+        self.spec: ClusterSpec | None = None
+        self.layout: LabLayout | None = None
+        self._nodes: dict[str, UpNode] = {}
+        # Gossip: a started dockerd joins the largest cluster of the engines already
+        # running (never an island), except the nodes listed here, which start an
+        # island of their own: once (a restart joins the rest) or for good.
+        self.island_once: set[str] = set()
+        self.island_forever: set[str] = set()
+        self._gossip: dict[str, str] = {}  # node -> the gossip cluster its engine is in
+
+    def gossip_join(self, node: str) -> None:
+        """A dockerd started on `node`: place it in a cluster and rewrite every running
+        engine's log with the serf events of its cluster's members."""
+        running = [n for (n, service) in self.running if service == "dockerd"]
+        if node in self.island_once or node in self.island_forever:
+            self.island_once.discard(node)
+            self._gossip[node] = "island"
+        else:
+            joinable = [self._gossip.get(n, "main") for n in running if n != node]
+            sizes = Counter(c for c in joinable if c != "island")
+            self._gossip[node] = max(sizes, key=lambda c: (sizes[c], c == "main"), default="main")
+        for member in running:
+            cluster = self._gossip.get(member, "main")
+            peers = [n for n in running if self._gossip.get(n, "main") == cluster]
+            self.logs[(member, "dockerd")] = "".join(
+                f'level=info msg="serf: EventMemberJoin: {peer} x"\n' for peer in peers
+            )
+
+    def place(self, spec: ClusterSpec, layout: LabLayout) -> None:
+        """Serve the lab of `spec`, its node folders under `layout` (what a real
+        provider is constructed with)."""
+        self.spec, self.layout = spec, layout
+        self._nodes.clear()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def preflight(self) -> list[tuple[str, str]]:
+        self.calls.append(("preflight",))
+        return []
+
+    def exists(self) -> bool:
+        self.calls.append(("exists",))
+        return self.lab_exists
+
+    def provision(self, on_item: Callable[[str, str], None] | None = None) -> None:
+        self.calls.append(("provision", on_item))
+        self.lab_exists = True
+
+    def destroy(self) -> list[str]:
+        self.calls.append(("destroy",))
+        if self.destroy_error is not None:
+            raise self.destroy_error
+        self.lab_exists = False
+        return ["removed everything"]
+
+    # --- nodes -------------------------------------------------------------------------------
+    def node(self, name: str) -> UpNode:
+        if self.spec is None or self.layout is None:
+            raise FakeLabError("the provider serves no lab: build the context with fake_context")
+        if name not in self._nodes:
+            address = self.spec.address_of(name)  # raises for a name the spec does not have
+            self._nodes[name] = UpNode(self, name, self.layout, str(address))
+        return self._nodes[name]
+
+    def nodes(self) -> Iterator[UpNode]:
+        assert self.spec is not None
+        return (self.node(n.name) for n in self.spec.nodes)
+
+    def listens(self, host: str, port: int) -> bool:
+        """Does something answer on host:port: a service running on the node at `host`
+        that listens on `port`, on a node whose services answer?"""
+        assert self.spec is not None
+        spec = self.spec
+        node = next((n.name for n in spec.nodes if str(spec.address_of(n.name)) == host), None)
+        return node in self.answering and any(
+            port in self.service_ports(service) for where, service in self.running if where == node
+        )
+
+    def service_ports(self, service: str) -> set[int]:
+        """The ports a service listens on: dockerd its API, a KV store its client port."""
+        assert self.spec is not None
+        kv = self.spec.kv
+        if service == "dockerd":
+            return {self.spec.engine.api_port}
+        if kv is not None and service == kv.backend:
+            return {kv.client_port}
+        if service in DEFAULT_KV_PORTS:  # a store beside the lab's (classic swarm's consul)
+            return {DEFAULT_KV_PORTS[service]}
+        raise FakeLabError(f"which ports {service} listens on: add it to service_ports")
+
+    def master_cli(self, node: str, url: str, args: list[str]) -> tuple[int, str, str]:
+        """`docker -H tcp://MASTER:3376 info` run on node: a classic swarm manager answers
+        where its container runs, and lists each agent that registered (its --advertise)
+        as Healthy; the nodes in `agents_unlisted` never registered."""
+        assert self.spec is not None
+        engine = self.engines.get(node)
+        manager = engine.ran.get(MASTER) if engine else None
+        if args != ["info", "--format", "{{json .}}"]:
+            raise FakeLabError(f"docker {args} through the master")
+        if manager is None or manager.status != "running" or url != _manage_url(manager):
+            return (
+                1,
+                "",
+                f"Cannot connect to the Docker daemon at {url}. Is the docker daemon running?",
+            )
+        status = []
+        for name, agent_engine in sorted(self.engines.items()):
+            agent = agent_engine.ran.get(AGENT)
+            if agent is None or agent.status != "running" or name in self.agents_unlisted:
+                continue
+            status += [[f" {name}", agent.args[agent.args.index("--advertise") + 1]]]
+            status += [["  └ Status", "Healthy"], ["  └ Error", "(none)"]]
+        return 0, json.dumps({"SystemStatus": [["Nodes", str(len(status) // 3)], *status]}), ""
+
+    def actions(self, *kinds: str) -> list[tuple[Any, ...]]:
+        """The recorded calls of these kinds, in order (every kind when none is named)."""
+        return [call for call in self.calls if not kinds or call[0] in kinds]
+
+
+def _manage_url(manager: UpRunContainer) -> str:
+    """Where a classic swarm manager listens: its --advertise address."""
+    return f"tcp://{manager.args[manager.args.index('--advertise') + 1]}"
+
+
+# --- `ip`, for the local provider --------------------------------------------------------------
+class FakeNetlink:
+    """The local provider's plumbing (namespaces, links, addresses) over a model.
+
+    It refuses what netlink refuses: a link that exists already, a device or namespace
+    that does not. Deleting one end of a veth pair deletes both. `commands` records
+    every change in order.
+    """
+
+    def __init__(self) -> None:
+        self.namespaces: set[str] = set()
+        self.links: set[tuple[str | None, str]] = set()  # (namespace or None for host, name)
+        self.peers: dict[tuple[str | None, str], tuple[str | None, str]] = {}
+        self.commands: list[tuple[str | None, ...]] = []
+
+    def create_namespace(self, name: str) -> None:
+        if name not in self.namespaces:  # like plumbing: an existing one is fine
+            self.namespaces.add(name)
+            self.commands.append(("netns add", name))
+
+    @contextlib.contextmanager
+    def open_links(self, namespace: str | None) -> Iterator[FakeLinks]:
+        if namespace is not None and namespace not in self.namespaces:
+            raise OverlaylabError(f"no network namespace {namespace}")
+        yield FakeLinks(self, namespace)
+
+    def mutations(self) -> list[tuple[str | None, ...]]:
+        """What changed the model: ("netns add", ns) / ("link add"|"link del", ns, name)."""
+        return [c for c in self.commands if c[0] in ("netns add", "link add", "link del")]
+
+    def delete_link(self, end: tuple[str | None, str]) -> None:
+        """Remove a link, and its peer if it is one end of a veth pair."""
+        self.links.discard(end)
+        peer = self.peers.pop(end, None)
+        if peer is not None:
+            self.links.discard(peer)
+            self.peers.pop(peer, None)
+
+
+class FakeLinks:
+    """`plumbing.Links` for one namespace of a `FakeNetlink`."""
+
+    def __init__(self, net: FakeNetlink, namespace: str | None) -> None:
+        self.net = net
+        self.namespace = namespace
+
+    def exists(self, name: str) -> bool:
+        return name == "lo" or (self.namespace, name) in self.net.links
+
+    def _add(self, *ends: tuple[str | None, str]) -> None:
+        if any(e in self.net.links for e in ends):
+            raise OverlaylabError(f"link {ends[0][1]} exists in {self.namespace}")
+        self.net.links.update(ends)
+        self.net.commands.append(("link add", self.namespace, ends[0][1]))
+
+    def add_bridge(self, name: str) -> None:
+        if not self.exists(name):
+            self._add((self.namespace, name))
+
+    def add_veth(self, name: str, peer: str, peer_namespace: str | None, mtu: int) -> None:
+        other = self.namespace if peer_namespace is None else peer_namespace
+        if other is not None and other not in self.net.namespaces:
+            raise OverlaylabError(f"no network namespace {other}")
+        here, there = (self.namespace, name), (other, peer)
+        self._add(here, there)
+        self.net.peers[here], self.net.peers[there] = there, here
+
+    def delete(self, name: str) -> None:
+        if (self.namespace, name) in self.net.links:
+            self.net.delete_link((self.namespace, name))
+            self.net.commands.append(("link del", self.namespace, name))
+
+    def set(self, name: str, **settings: object) -> None:
+        if not self.exists(name):
+            raise OverlaylabError(f"link {name} is missing in {self.namespace}")
+        master = settings.get("master")
+        if master is not None and not self.exists(str(master)):
+            raise OverlaylabError(f"bridge {master} is missing in {self.namespace}")
+        self.net.commands.append(("link set", self.namespace, name, repr(sorted(settings.items()))))
+
+    def replace_address(self, name: str, address: str, prefixlen: int) -> None:
+        if not self.exists(name):
+            raise OverlaylabError(f"link {name} is missing in {self.namespace}")
+        self.net.commands.append(("addr replace", self.namespace, name, f"{address}/{prefixlen}"))

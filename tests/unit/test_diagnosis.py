@@ -681,6 +681,43 @@ def test_app_advertising_its_docker_gwbridge_address(start_lab: StartLab) -> Non
     assert found.nodes == ["n1"]
 
 
+def test_an_app_registered_at_its_overlay_address_answers_from_the_other_hosts(
+    lab: FakeLab,
+) -> None:
+    lab.register_app("demo_web_1", "fee-service", 5000)
+    report = lab.verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    [endpoint] = [r for r in report.results if r.check == "discovery.endpoints"]
+    assert endpoint.status == "pass" and endpoint.message == "health /health answers from n2, n3"
+
+
+def test_apps_that_registered_their_docker_gwbridge_address_are_one_cause(lab: FakeLab) -> None:
+    lab.register_app("demo_web_1", "fee-service-naive", 5000, leg="gwbridge")
+    report = lab.verify()
+    assert failed_checks(report) == {"discovery.endpoints"}
+    [result] = report.failed
+    web = lab.container("demo_web_1")
+    assert web is not None
+    assert result.details["gwbridge"] is True
+    assert result.details["registered"] == f"{web.gwbridge}:5000"
+    assert f"it registered {web.gwbridge}, not its overlay address" in result.message
+    [cause] = report.diagnosis
+    assert "registered their docker_gwbridge address" in cause.cause
+    assert cause.nodes == ["n1"] and cause.checks == ["discovery.endpoints"]
+
+
+def test_a_registered_endpoint_that_does_not_answer_is_the_checks_own_cause(
+    lab: FakeLab,
+) -> None:
+    # Its overlay address, which the other hosts reach; the app answers nothing there.
+    lab.register_app("demo_web_1", "fee-service", 5000, serving=False)
+    report = lab.verify()
+    assert failed_checks(report) == {"discovery.endpoints"}
+    assert report.failed[0].details["gwbridge"] is False
+    [other] = report.diagnosis
+    assert other.cause == "1 registered endpoint(s) do not answer from other hosts"
+
+
 def test_overlays_joined_by_a_connected_probe(lab: FakeLab) -> None:
     lab.connect("probe-dn-n1", "other")
     report = lab.verify()

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from fakes import (
-    FakeApi,
-    FakeEngine,
+from fakelab import (
     FakeNetlink,
-    FakeProvider,
+    UpApi,
+    UpEngine,
+    UpProvider,
     captured_progress,
     engines_sharing_a_kv,
     fake_context,
@@ -70,7 +70,7 @@ ENGINES = ["node1", "node2", "node3"]
 def test_nodes_step_provisions_either_way_and_changes_only_a_new_lab(
     existed: bool, tmp_path: Path
 ) -> None:
-    provider = FakeProvider(lab_exists=existed)
+    provider = UpProvider(lab_exists=existed)
     ctx = fake_context(tmp_path, provider)
     assert ensure_nodes(ctx, run_for(ctx)) is (not existed)
     # An existing lab is completed quietly (after an interruption); a new one says each part.
@@ -209,14 +209,14 @@ def cert_dirs(ctx: LabContext) -> list[Path]:
 
 
 def test_tls_off_makes_nothing(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path, FakeProvider(), spec=lab_variant(engine={"tls": False}))
+    ctx = fake_context(tmp_path, UpProvider(), spec=lab_variant(engine={"tls": False}))
     assert ensure_tls(ctx, run_for(ctx)) is False
     assert not ctx.layout.state_dir.exists()
 
 
 def test_tls_missing_makes_ca_and_every_certificate(tmp_path: Path) -> None:
     progress, said = captured_progress()
-    ctx = fake_context(tmp_path, FakeProvider(), progress=progress)
+    ctx = fake_context(tmp_path, UpProvider(), progress=progress)
     assert ensure_tls(ctx, run_for(ctx)) is True
     expected = {"tls/ca.pem", "tls/ca-key.pem"}
     for folder in [f"nodes/{n}/tls" for n in ENGINES] + ["tls/client"]:
@@ -232,7 +232,7 @@ def test_tls_missing_makes_ca_and_every_certificate(tmp_path: Path) -> None:
 
 
 def test_tls_present_keeps_every_file(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path, FakeProvider())
+    ctx = fake_context(tmp_path, UpProvider())
     ensure_tls(ctx, run_for(ctx))
     before = tls_files(ctx)
     assert ensure_tls(ctx, run_for(ctx)) is False
@@ -240,7 +240,7 @@ def test_tls_present_keeps_every_file(tmp_path: Path) -> None:
 
 
 def test_tls_reissues_only_a_missing_certificate_from_the_same_ca(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path, FakeProvider())
+    ctx = fake_context(tmp_path, UpProvider())
     ensure_tls(ctx, run_for(ctx))
     before = tls_files(ctx)
     (ctx.layout.node_dir("node2") / "tls" / "key.pem").unlink()
@@ -253,14 +253,14 @@ def test_tls_reissues_only_a_missing_certificate_from_the_same_ca(tmp_path: Path
 
 
 def test_tls_reports_a_reissued_certificate_as_a_change(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path, FakeProvider())
+    ctx = fake_context(tmp_path, UpProvider())
     ensure_tls(ctx, run_for(ctx))
     (ctx.layout.node_dir("node2") / "tls" / "cert.pem").unlink()
     assert ensure_tls(ctx, run_for(ctx)) is True
 
 
 def test_tls_with_a_new_ca_leaves_no_certificate_of_the_old_one(tmp_path: Path) -> None:
-    ctx = fake_context(tmp_path, FakeProvider())
+    ctx = fake_context(tmp_path, UpProvider())
     ensure_tls(ctx, run_for(ctx))
     (ctx.layout.tls_dir / "ca-key.pem").unlink()
     ensure_tls(ctx, run_for(ctx))
@@ -272,7 +272,7 @@ def test_tls_with_a_new_ca_leaves_no_certificate_of_the_old_one(tmp_path: Path) 
 def test_tls_reissues_an_expired_certificate(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ctx = fake_context(tmp_path, FakeProvider())
+    ctx = fake_context(tmp_path, UpProvider())
     with monkeypatch.context() as patch:
         patch.setattr(tls, "VALIDITY", dt.timedelta(minutes=-1))  # already expired
         ensure_tls(ctx, run_for(ctx))
@@ -287,9 +287,9 @@ KV_ADDRESS = ("192.168.99.10", 2379)
 
 
 @pytest.fixture
-def kv_lab(tmp_path: Path) -> tuple[LabContext, FakeProvider]:
+def kv_lab(tmp_path: Path) -> tuple[LabContext, UpProvider]:
     """The default lab's etcd: it answers /v2/keys/ when the provider says `kv` answers."""
-    provider = FakeProvider()
+    provider = UpProvider()
     progress, _ = captured_progress()
     ctx = fake_context(tmp_path, provider, progress=progress)
     provider.pages[(*KV_ADDRESS, "/v2/keys/")] = (200, '{"action":"get","node":{"dir":true}}')
@@ -301,13 +301,13 @@ def said(ctx: LabContext) -> str:
 
 
 def test_kv_absent_from_the_spec_starts_nothing(tmp_path: Path) -> None:
-    provider = FakeProvider()
+    provider = UpProvider()
     ctx = fake_context(tmp_path, provider, spec=load_spec(SWARM_YML))
     assert ensure_kv(ctx, run_for(ctx)) is False
     assert provider.calls == []
 
 
-def test_kv_serving_is_left_alone(kv_lab: tuple[LabContext, FakeProvider]) -> None:
+def test_kv_serving_is_left_alone(kv_lab: tuple[LabContext, UpProvider]) -> None:
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"
     provider.answering.add("kv")
@@ -316,7 +316,7 @@ def test_kv_serving_is_left_alone(kv_lab: tuple[LabContext, FakeProvider]) -> No
     assert "kv: etcd already serving on 192.168.99.10:2379" in said(ctx)
 
 
-def test_kv_missing_is_started(kv_lab: tuple[LabContext, FakeProvider]) -> None:
+def test_kv_missing_is_started(kv_lab: tuple[LabContext, UpProvider]) -> None:
     ctx, provider = kv_lab
     assert ensure_kv(ctx, run_for(ctx)) is True
     _, argv = kv.kv_command(ctx)
@@ -329,7 +329,7 @@ def test_kv_missing_is_started(kv_lab: tuple[LabContext, FakeProvider]) -> None:
 
 
 def test_a_kv_node_without_etcd_gets_this_machines_copy(
-    kv_lab: tuple[LabContext, FakeProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kv_lab: tuple[LabContext, UpProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx, provider = kv_lab
     provider.programs_missing["kv"] = {"etcd"}
@@ -351,7 +351,7 @@ def test_a_kv_node_without_etcd_gets_this_machines_copy(
 
 
 def test_a_brought_program_that_does_not_run_there_is_a_clear_error(
-    kv_lab: tuple[LabContext, FakeProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    kv_lab: tuple[LabContext, UpProvider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """This machine's etcd needs this machine's C library: an older host cannot run it."""
     ctx, provider = kv_lab
@@ -366,7 +366,7 @@ def test_a_brought_program_that_does_not_run_there_is_a_clear_error(
 
 
 def test_a_kv_node_without_its_program_and_none_here_is_a_clear_error(
-    kv_lab: tuple[LabContext, FakeProvider], monkeypatch: pytest.MonkeyPatch
+    kv_lab: tuple[LabContext, UpProvider], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ctx, provider = kv_lab
     provider.programs_missing["kv"] = {"etcd"}
@@ -377,7 +377,7 @@ def test_a_kv_node_without_its_program_and_none_here_is_a_clear_error(
 
 
 def test_kv_pid_of_another_program_counts_as_missing(
-    kv_lab: tuple[LabContext, FakeProvider],
+    kv_lab: tuple[LabContext, UpProvider],
 ) -> None:
     # The pid file outlived etcd and the pid now belongs to something else.
     ctx, provider = kv_lab
@@ -389,7 +389,7 @@ def test_kv_pid_of_another_program_counts_as_missing(
 
 
 def test_kv_alive_but_not_serving_is_started_again(
-    kv_lab: tuple[LabContext, FakeProvider],
+    kv_lab: tuple[LabContext, UpProvider],
 ) -> None:
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"  # alive, but /v2/keys/ is refused
@@ -401,7 +401,7 @@ def test_kv_alive_but_not_serving_is_started_again(
 
 
 def test_kv_alive_but_not_serving_is_stopped_before_it_is_started_again(
-    kv_lab: tuple[LabContext, FakeProvider],
+    kv_lab: tuple[LabContext, UpProvider],
 ) -> None:
     ctx, provider = kv_lab
     provider.running[("kv", "etcd")] = "etcd"
@@ -418,11 +418,11 @@ class EngineLab:
     answers (a started dockerd does at once); its log holds its serf gossip view."""
 
     def __init__(self, tmp_path: Path, spec: ClusterSpec | None = None) -> None:
-        self.provider = FakeProvider()
+        self.provider = UpProvider()
         progress, self.said = captured_progress()
         self.ctx = fake_context(tmp_path, self.provider, spec=spec, progress=progress)
         for node in self.ctx.spec.engine_nodes:
-            self.provider.engines[node.name] = FakeEngine(node.name)
+            self.provider.engines[node.name] = UpEngine(node.name)
 
     def converge(self) -> None:
         """Bring every engine up, then forget what that took."""
@@ -684,7 +684,7 @@ class ImageLab:
         spec = lab_variant(
             images=[{"name": "web:1", "tarball": str(tarballs / "web_1.tar")}, mongo]
         )
-        self.provider = FakeProvider()
+        self.provider = UpProvider()
         self.provider.engines = engines_sharing_a_kv(ENGINES)
         progress, self.said = captured_progress()
         self.ctx = fake_context(tmp_path, self.provider, spec=spec, progress=progress)
@@ -794,14 +794,14 @@ SPEC_SUBNET = "10.0.9.0/24"
 NET_ID = "f" * 64
 
 
-def network_lab(tmp_path: Path) -> tuple[LabContext, FakeProvider]:
-    provider = FakeProvider()
+def network_lab(tmp_path: Path) -> tuple[LabContext, UpProvider]:
+    provider = UpProvider()
     provider.engines = engines_sharing_a_kv(ENGINES)
     progress, _ = captured_progress()
     return fake_context(tmp_path, provider, progress=progress), provider
 
 
-def created(provider: FakeProvider) -> dict[str, list[str]]:
+def created(provider: UpProvider) -> dict[str, list[str]]:
     return {node: [name for name, _ in e.created] for node, e in provider.engines.items()}
 
 
@@ -887,9 +887,9 @@ def test_network_inspected_before_its_allocation_is_waited_for_not_called_a_mism
     allocated = dict(first)
     first["Driver"] = ""
     inspections = 0
-    real_inspect = FakeApi.inspect_network
+    real_inspect = UpApi.inspect_network
 
-    def allocated_on_the_third_look(self: FakeApi, net_id: str) -> dict:
+    def allocated_on_the_third_look(self: UpApi, net_id: str) -> dict:
         nonlocal inspections
         inspections += 1
         if inspections == 3:
@@ -897,7 +897,7 @@ def test_network_inspected_before_its_allocation_is_waited_for_not_called_a_mism
         return real_inspect(self, net_id)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(FakeApi, "inspect_network", allocated_on_the_third_look)
+        patch.setattr(UpApi, "inspect_network", allocated_on_the_third_look)
         assert ensure_networks(ctx, run_for(ctx)) is False
     assert inspections >= 3
 
@@ -911,7 +911,7 @@ class StackLab:
     """
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.provider = FakeProvider()
+        self.provider = UpProvider()
         self.provider.engines = engines_sharing_a_kv(ENGINES)
         progress, self.said = captured_progress()
         self.ctx = fake_context(tmp_path, self.provider, progress=progress)

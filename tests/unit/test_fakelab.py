@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakelab import FakeContainers, FakeLab, FakeLabError, fault_lab_spec
+from fakelab import FakeContainers, FakeLab, FakeLabError, UpProvider, fake_context, fault_lab_spec
 
 import overlaylab.providers.local.netns
 import overlaylab.verify.checks.kv
@@ -191,3 +191,22 @@ def test_checks_that_need_no_probe_run_while_the_probes_start(
         "probes.running",
         "connectivity.udp",
     }
+
+
+# --- the lab as `up` builds it -------------------------------------------------------------
+def test_a_port_answers_only_where_a_service_listens_on_it(tmp_path: Path) -> None:
+    provider = UpProvider()
+    ctx = fake_context(tmp_path, provider)
+    kv, engine = ctx.node("kv"), ctx.node("node1")
+    kv_ip, engine_ip = str(kv.address), str(engine.address)
+    kv.start_service("etcd", ["etcd"])
+    assert kv.tcp_connect(kv_ip, 2379)[0]
+    # Not the engine API's port on the KV node, nor etcd's on a node that runs no etcd.
+    assert not kv.tcp_connect(kv_ip, 2376)[0] and not kv.tcp_connect(engine_ip, 2379)[0]
+    assert not engine.engine_ping()
+    engine.start_service("dockerd", ["dockerd"])
+    assert engine.engine_ping() and engine.tcp_connect(engine_ip, 2376)[0]
+    assert not engine.tcp_connect(engine_ip, 2379)[0]
+    # Stopping the store closes its port, and only its port.
+    kv.stop_service("etcd", "etcd")
+    assert not kv.tcp_connect(kv_ip, 2379)[0] and engine.engine_ping()

@@ -13,9 +13,8 @@ import ipaddress
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import fakes
 import pytest
-from fakelab import FakeLab, fault_lab_spec
+from fakelab import FakeLab, UpProvider, fake_context, fault_lab_spec
 from lab_specs import LAB_YML, make_ctx
 
 from overlaylab.providers.base import Node, NodePaths, Provider
@@ -65,7 +64,7 @@ def fakelab_provider(tmp_path: Path) -> Any:
 
 
 def steps_provider(tmp_path: Path) -> Any:
-    return fakes.fake_context(tmp_path, fakes.FakeProvider()).provider
+    return fake_context(tmp_path, UpProvider()).provider
 
 
 def vagrant_provider(tmp_path: Path) -> Any:
@@ -78,7 +77,7 @@ PROVIDERS = {
     "local": (local_provider, "node1"),
     "vagrant": (vagrant_provider, "node1"),
     "fakelab": (fakelab_provider, "n1"),
-    "fakes": (steps_provider, "node1"),
+    "up": (steps_provider, "node1"),
 }
 
 

@@ -30,15 +30,19 @@ from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.verify.run import VerifyReport
 
-pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 WINDOW = (1280, 1800)
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None,
-    reason="headless chromium is not installed (`apt-get install --no-install-recommends "
-    "chromium`; `./lab test` installs it)",
-)
+# Both marks: the tier (a second assignment would drop it, and the unit tier would
+# start Chromium) and the skip without it.
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="headless chromium is not installed (`apt-get install --no-install-recommends "
+        "chromium`; `./lab test` installs it)",
+    ),
+]
 
 
 @dataclass

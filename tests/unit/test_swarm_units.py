@@ -162,29 +162,6 @@ def test_vips_failing_without_ipvs_are_one_cause() -> None:
     assert "IPVS" not in other.cause
 
 
-def gwbridge_registration(gwbridge: bool) -> CheckResult:
-    return CheckResult(
-        check="discovery.endpoints",
-        subject="fee-service-naive 172.18.0.2:8080 (abc on n1)",
-        status="fail",
-        message="health /health does not answer from n2",
-        hint="advertise the overlay address",
-        nodes=["n1", "n2"],
-        target="n1",
-        details={"registered": "172.18.0.2:8080", "gwbridge": gwbridge},
-    )
-
-
-def test_apps_that_registered_their_gwbridge_address_are_one_cause() -> None:
-    spec = load_spec(LAB_YML)
-    [cause] = diagnose(spec, [gwbridge_registration(True)])
-    assert "registered their docker_gwbridge address" in cause.cause
-    assert cause.nodes == ["n1"] and cause.checks == ["discovery.endpoints"]
-    # Any other registered endpoint that does not answer: the check's own cause.
-    [other] = diagnose(spec, [gwbridge_registration(False)])
-    assert other.cause == "1 registered endpoint(s) do not answer from other hosts"
-
-
 def test_classic_swarm_discovers_through_a_consul_beside_etcd(tmp_path: Path) -> None:
     spec = load_spec(REPO / "tests/testdata/labs/classic.yml")
     assert discovery_url(spec) == "etcd://192.168.86.10:2379"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from fakes import FakeProvider, captured_progress, fake_context
+from fakelab import UpProvider, captured_progress, fake_context
 
 from overlaylab.context import LabContext
 from overlaylab.errors import (
@@ -70,7 +70,7 @@ def run_up(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     sequence: Sequence,
-    provider: FakeProvider,
+    provider: UpProvider,
     retain: bool = False,
 ) -> tuple[LabContext, pipeline.UpReport | BaseException, str]:
     """`up` with the fake sequence; (context, report or what it raised, what it said)."""
@@ -91,7 +91,7 @@ def test_success_records_the_steps_that_changed_something_and_every_timing(
 ) -> None:
     sequence = Sequence(NAMES, changed={"nodes", "engines", "stacks"})
     sequence.during("kv", lambda: time.sleep(0.05))  # a slow step
-    provider = FakeProvider()
+    provider = UpProvider()
     _, report, said = run_up(tmp_path, monkeypatch, sequence, provider)
     assert isinstance(report, pipeline.UpReport)
     assert preflights == ["lab"]
@@ -122,7 +122,11 @@ def test_a_fresh_up_starts_compose_ahead_and_leaves_none_waiting(
     sequence = Sequence(NAMES)
     if fails:
         sequence.during("images", raiser(OverlaylabError("no space left on device")))
-    run_up(tmp_path, monkeypatch, sequence, FakeProvider(lab_exists=exists))
+    _, outcome, _ = run_up(tmp_path, monkeypatch, sequence, UpProvider(lab_exists=exists))
+    if fails:
+        assert isinstance(outcome, StepError) and outcome.step == "images"
+    else:
+        assert isinstance(outcome, pipeline.UpReport), outcome
     assert started == ([] if exists else [2])
     assert closed == [True]
 
@@ -131,7 +135,7 @@ def test_a_second_up_that_changes_nothing_reports_no_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preflights: list[str]
 ) -> None:
     sequence = Sequence(NAMES, changed=set())
-    _, report, _ = run_up(tmp_path, monkeypatch, sequence, FakeProvider(lab_exists=True))
+    _, report, _ = run_up(tmp_path, monkeypatch, sequence, UpProvider(lab_exists=True))
     assert isinstance(report, pipeline.UpReport)
     assert report.changed == []
     assert sequence.ran == NAMES
@@ -145,7 +149,7 @@ def test_a_failed_preflight_runs_no_step_and_removes_nothing(
 
     monkeypatch.setattr(pipeline, "preflight", preflight)
     sequence = Sequence(NAMES)
-    provider = FakeProvider()
+    provider = UpProvider()
     _, outcome, _ = run_up(tmp_path, monkeypatch, sequence, provider)
     assert isinstance(outcome, PreflightError)
     assert sequence.ran == []
@@ -198,7 +202,7 @@ def test_any_failure_in_a_step_is_a_step_error_and_the_fresh_lab_is_removed(
     cause, node, described = FAILURES[kind]
     sequence = Sequence(NAMES)
     sequence.during("images", raise_on_node(node, cause) if node else raiser(cause))
-    provider = FakeProvider(lab_exists=False)
+    provider = UpProvider(lab_exists=False)
     _, error, said = run_up(tmp_path, monkeypatch, sequence, provider)
 
     assert isinstance(error, StepError)
@@ -221,7 +225,7 @@ def test_the_output_tail_of_a_failed_command_is_kept_to_its_last_lines(
     failed = subprocess.CalledProcessError(2, ["docker", "load"], output=output)
     sequence = Sequence(NAMES)
     sequence.during("images", raise_on_node("node3", failed))
-    _, error, _ = run_up(tmp_path, monkeypatch, sequence, FakeProvider())
+    _, error, _ = run_up(tmp_path, monkeypatch, sequence, UpProvider())
     assert isinstance(error, StepError)
     lines = str(error).splitlines()
     assert lines[0] == "step 'images' failed on node3: command failed (exit 2):"
@@ -234,7 +238,7 @@ def test_retain_keeps_the_half_made_lab(
 ) -> None:
     sequence = Sequence(NAMES)
     sequence.during("engines", raiser(API_ERROR))
-    provider = FakeProvider(lab_exists=False)
+    provider = UpProvider(lab_exists=False)
     _, error, said = run_up(tmp_path, monkeypatch, sequence, provider, retain=True)
     assert isinstance(error, StepError) and error.step == "engines"
     assert provider.actions("destroy") == []
@@ -247,7 +251,7 @@ def test_a_lab_that_existed_before_up_is_never_removed(
 ) -> None:
     sequence = Sequence(NAMES)
     sequence.during("networks", raiser(RuntimeError("boom")))
-    provider = FakeProvider(lab_exists=True)
+    provider = UpProvider(lab_exists=True)
     _, error, said = run_up(tmp_path, monkeypatch, sequence, provider)
     assert isinstance(error, StepError) and error.step == "networks"
     assert provider.actions("destroy") == []
@@ -258,7 +262,7 @@ def test_a_lab_is_fresh_when_it_did_not_exist_before_the_first_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, preflights: list[str]
 ) -> None:
     # The nodes step makes the lab exist; a later failure must still remove it.
-    provider = FakeProvider(lab_exists=False)
+    provider = UpProvider(lab_exists=False)
     sequence = Sequence(NAMES)
     sequence.during("nodes", lambda: setattr(provider, "lab_exists", True))
     sequence.during("kv", raiser(OverlaylabError("etcd on kv did not become ready")))
@@ -288,7 +292,7 @@ def test_a_failing_clean_up_is_said_and_the_step_failure_is_still_raised(
     sequence = Sequence(NAMES)
     cause = RuntimeError("engine died")
     sequence.during("engines", raiser(cause))
-    provider = FakeProvider(lab_exists=False)
+    provider = UpProvider(lab_exists=False)
     provider.destroy_error = destroy_error
     _, error, said = run_up(tmp_path, monkeypatch, sequence, provider)
     assert isinstance(error, StepError)
@@ -304,7 +308,7 @@ def test_an_interruption_propagates_and_leaves_the_lab_for_the_next_up(
 ) -> None:
     sequence = Sequence(NAMES)
     sequence.during("engines", raiser(KeyboardInterrupt()))
-    provider = FakeProvider(lab_exists=not fresh)
+    provider = UpProvider(lab_exists=not fresh)
     _, outcome, said = run_up(tmp_path, monkeypatch, sequence, provider)
     assert type(outcome) is KeyboardInterrupt
     assert sequence.ran == NAMES[: NAMES.index("engines") + 1]

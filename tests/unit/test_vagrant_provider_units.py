@@ -95,6 +95,10 @@ def test_preflight_lists_every_gap_at_once(tmp_path: Path, monkeypatch: pytest.M
     )
     provider = provider_for(tmp_path, engine={"tls": False}, kv={"backend": "consul"})
     monkeypatch.setattr(image.ImageRecipe, "tarball", lambda self, cache=None: tmp_path / "none")
+    # Nothing of this machine: its containerd folder (root's alone), modules and routes.
+    monkeypatch.setattr(vagrant_provider, "SYSTEM_CONTAINERD_SOCKET", tmp_path / "no.sock")
+    monkeypatch.setattr(vagrant_provider, "kernel_feature", lambda module: True)
+    monkeypatch.setattr(vagrant_provider, "route_clashes", lambda spec: [])
     whats = "\n".join(what for what, _ in provider.preflight())
     assert "`vagrant` is not installed" in whats
     assert "`dockerd` is not installed" in whats and "`nsenter` is not installed" in whats
