@@ -11,6 +11,8 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from overlaylab.logtail import QUOTE, tail
+
 
 class OverlaylabError(Exception):
     """Base for every error overlaylab reports to a user (never shown as a traceback)."""
@@ -56,11 +58,11 @@ class CommandError(OverlaylabError):
         self.stderr = stderr
         self.where = where
         self.step = step
-        tail = _tail(stderr or stdout)
+        said = tail(stderr or stdout, quote=QUOTE)
         prefix = f"step {step}: " if step else ""
         super().__init__(
             f"{prefix}command failed on {where} (exit {returncode}):\n"
-            f"  $ {shlex.join(self.argv)}\n" + (f"{tail}" if tail else "  (no output)")
+            f"  $ {shlex.join(self.argv)}\n" + (f"{said}" if said else "  (no output)")
         )
 
 
@@ -125,14 +127,9 @@ def describe_failure(exc: BaseException) -> str:
         output = exc.stderr or exc.output or ""
         if isinstance(output, bytes):
             output = output.decode(errors="replace")
-        tail = _tail(output)
+        said = tail(output, quote=QUOTE)
         return f"command failed (exit {exc.returncode}):\n  $ {shlex.join(map(str, argv))}\n" + (
-            tail or "  (no output)"
+            said or "  (no output)"
         )
     text = str(exc).strip() or "(no message)"
     return f"{type(exc).__name__}: {text}"
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    kept = text.strip().splitlines()[-lines:]
-    return "\n".join(f"  | {line}" for line in kept)

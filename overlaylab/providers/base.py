@@ -167,10 +167,3 @@ class Provider(Protocol):
     def host_address(self) -> ipaddress.IPv4Address | None:
         """This machine's own address on the lab network, when it has one."""
         ...
-
-
-def tail(text: str | None, lines: int = 15) -> str:
-    """The last lines of a log, for messages; '(no log)' when there is none."""
-    if text is None:
-        return "(no log)"
-    return "\n".join(text.strip().splitlines()[-lines:])

@@ -26,6 +26,7 @@ from typing import Any
 import vagrant
 
 from overlaylab.errors import OverlaylabError
+from overlaylab.logtail import file_tail
 
 VAGRANT_PROVIDER = "docker"
 RUNNING = "running"
@@ -254,11 +255,7 @@ class VagrantMachines:
         )
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return "(no output)"
-        return "\n".join(text.strip().splitlines()[-lines:])
+        return file_tail(self.log_file, lines, missing="(no output)")
 
 
 def machine_selector(names: list[str]) -> str | None:

@@ -46,6 +46,7 @@ import docker
 from overlaylab import cgroups
 from overlaylab.errors import OverlaylabError
 from overlaylab.layout import CGROUP_PREFIX, LABEL_CLUSTER, LABEL_ROLE, LabLayout
+from overlaylab.logtail import file_tail
 from overlaylab.providers.local import plumbing, teardown
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.waiting import wait_until
@@ -233,11 +234,7 @@ class OuterEngine:
             return False
 
     def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace").rsplit(START_MARKER, 1)[-1]
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.strip().splitlines()[-lines:])
+        return file_tail(self.log_file, lines, after=START_MARKER)
 
     # --- pieces ---------------------------------------------------------------------------
     def _ensure_netns(self) -> None:

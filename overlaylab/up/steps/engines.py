@@ -13,7 +13,8 @@ import docker.errors
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.providers.base import ENGINE_SERVICE, tail
+from overlaylab.logtail import QUOTE, tail
+from overlaylab.providers.base import ENGINE_SERVICE
 from overlaylab.providers.base import Node as NodeHandle
 from overlaylab.spec.models import ClusterSpec, Node
 from overlaylab.templates import render
@@ -190,7 +191,7 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
     raise OverlaylabError(
         f"dockerd on {node.name} did not answer on {handle.paths.docker_socket}.\n"
         f"  log {handle.service_log_location(SERVICE)}:\n"
-        + "\n".join(f"  | {line}" for line in tail(handle.service_log(SERVICE)).splitlines())
+        + tail(handle.service_log(SERVICE), quote=QUOTE)
     )
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.host_programs import ZOOKEEPER_SERVER
-from overlaylab.providers.base import tail
+from overlaylab.logtail import QUOTE, tail
 from overlaylab.providers.kv_program import program_on_node
 from overlaylab.spec.models import ClusterSpec, KVStore
 from overlaylab.up.run import UpRun
@@ -196,5 +196,5 @@ def _converge_kv(ctx: LabContext) -> bool:
     raise OverlaylabError(
         f"{service} on {node} did not become ready ({why}).\n"
         f"  log {handle.service_log_location(service)}:\n"
-        + "\n".join(f"  | {line}" for line in tail(handle.service_log(service)).splitlines())
+        + tail(handle.service_log(service), quote=QUOTE)
     )

@@ -8,16 +8,13 @@ import time
 
 import docker.errors
 
-from overlaylab.providers.base import ENGINE_SERVICE, tail
+from overlaylab.logtail import tail
+from overlaylab.providers.base import ENGINE_SERVICE
 from overlaylab.verify.check import Check
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
 
 PANIC = re.compile(r"^panic: .*$", re.M)
-
-
-def _log_tail(vctx: VerifyContext, node: str, lines: int = 12) -> str:
-    return tail(vctx.lab.node(node).service_log(ENGINE_SERVICE), lines)
 
 
 # vctx.cache key: node -> the engine's /info as engines.api read it (engines.advertise
@@ -125,7 +122,7 @@ def api(vctx: VerifyContext) -> list[CheckResult]:
                 hint=hint,
                 nodes=[node.name],
                 target=node.name,
-                output=_log_tail(vctx, node.name),
+                output=tail(handle.service_log(ENGINE_SERVICE), 12),
                 command=f"tail {handle.service_log_location('dockerd')}",
                 details={"died_during_verify": node.name in vctx.cache.get(DIED_DURING_VERIFY, ())},
                 seconds=round(time.monotonic() - started, 3),

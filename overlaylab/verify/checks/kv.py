@@ -8,7 +8,8 @@ from collections.abc import Callable
 from typing import Any
 
 from overlaylab.host_programs import ZOOKEEPER_SERVER
-from overlaylab.providers.base import Node, tail
+from overlaylab.logtail import tail
+from overlaylab.providers.base import Node
 from overlaylab.verify.check import Check
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
