@@ -20,6 +20,7 @@ import jinja2
 from markupsafe import Markup
 
 from overlaylab.errors import OverlaylabError
+from overlaylab.report.drawing import inline_svg
 from overlaylab.report.json_report import (
     count_statuses,
     group_by_check,
@@ -27,7 +28,7 @@ from overlaylab.report.json_report import (
     worst_status,
     write_text_atomic,
 )
-from overlaylab.report.topology import build_topology, inline_svg, worst
+from overlaylab.report.topology import build_topology, worst
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.templates import TEMPLATES_DIR
 from overlaylab.verify.probes import probe_name

@@ -25,8 +25,9 @@ def graph(c, inventory=DEFAULT_INVENTORY, out=None):  # type: ignore[no-untyped-
     """Draw the lab a spec describes (needs Graphviz's dot: apt-get install graphviz)."""
     from rich.markup import escape
 
+    from overlaylab.report.drawing import output_format, render
     from overlaylab.report.json_report import write_bytes_atomic
-    from overlaylab.report.topology import build_topology, compose_networks, output_format, render
+    from overlaylab.report.topology import build_topology, compose_networks
     from overlaylab.spec.loader import load_spec_file
 
     # The extension is checked before the spec is read: a typo fails fast and alone.

@@ -12,20 +12,17 @@ from html_reports import big_spec, broken_report, healthy_report
 from lab_specs import LAB_YML, lab_variant
 
 from overlaylab.errors import OverlaylabError
-from overlaylab.report import topology
+from overlaylab.report import drawing, topology
+from overlaylab.report.drawing import inline_svg, output_format, render, to_dot
 from overlaylab.report.topology import (
     Link,
     build_topology,
     compose_networks,
-    inline_svg,
     kv_id,
     node_id,
-    output_format,
     overlay_id,
     probe_id,
-    render,
     service_id,
-    to_dot,
 )
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import ClusterSpec
@@ -138,10 +135,10 @@ def test_node_to_node_failures_link_the_nodes(spec: ClusterSpec) -> None:
 
 def test_the_dot_source_has_a_table_per_node_and_red_links(spec: ClusterSpec) -> None:
     topo = build_topology(spec, broken_report(spec, "node2").results)
-    source = topology.to_dot(topo).source
+    source = drawing.to_dot(topo).source
     assert source.count("<TABLE") == 3
     assert 'PORT="probe_probe-dn-node2"' in source
-    assert topology.FAILING_COLOUR in source
+    assert drawing.FAILING_COLOUR in source
     assert "constraint=false" in source
 
 
@@ -153,7 +150,7 @@ def test_inline_svg_is_an_svg_element_only(spec: ClusterSpec) -> None:
     assert "<?xml" not in svg
     # dot writes "-" in text as "&#45;".
     assert "probe-dn-node2" in html.unescape(svg)
-    assert topology.FAILING_COLOUR in svg
+    assert drawing.FAILING_COLOUR in svg
 
 
 def test_png_is_a_png(spec: ClusterSpec) -> None:
