@@ -21,7 +21,7 @@ from lab_cli import ROOT
 
 from overlaylab import cgroups
 from overlaylab.layout import LabLayout
-from overlaylab.providers.vagrant import image, outer
+from overlaylab.providers.vagrant import host_apt, image, outer, recipe, rootfs
 from overlaylab.providers.vagrant.machines import VagrantError, VagrantMachines
 from overlaylab.providers.vagrant.machines_json import machines_json
 from overlaylab.spec import load_spec_file
@@ -56,12 +56,12 @@ def spec_file(folder: Path) -> Path:
 
 def host_tools_or_skip() -> None:
     try:
-        image.install_host_packages(HOST_PACKAGES)
-    except image.ImageBuildError as exc:
+        host_apt.install_host_packages(HOST_PACKAGES)
+    except recipe.ImageBuildError as exc:
         pytest.skip(f"the Vagrant substrate needs {', '.join(HOST_PACKAGES)}: {exc}")
     cached = image.default_recipe().tarball().is_file()
-    if not cached and image.missing_build_tools():
-        pytest.skip(f"cannot build the node image: {image.missing_build_tools()}")
+    if not cached and rootfs.missing_build_tools():
+        pytest.skip(f"cannot build the node image: {rootfs.missing_build_tools()}")
 
 
 def machine_memory_mib(engine: outer.OuterEngine) -> dict[str, float]:

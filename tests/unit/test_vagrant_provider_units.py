@@ -12,8 +12,9 @@ import pytest
 from lab_specs import REPO, lab_variant, make_ctx
 
 from overlaylab.providers.ssh import SSHNode
-from overlaylab.providers.vagrant import image
+from overlaylab.providers.vagrant import image, keys, rootfs
 from overlaylab.providers.vagrant import provider as vagrant_provider
+from overlaylab.providers.vagrant import recipe as image_recipe
 from overlaylab.providers.vagrant.machines import SSHTarget
 from overlaylab.providers.vagrant.provider import VagrantProvider
 from overlaylab.spec import load_spec
@@ -25,7 +26,7 @@ KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkT vagrant insecure p
 @pytest.fixture(autouse=True)
 def insecure_key(monkeypatch: pytest.MonkeyPatch) -> None:
     # The recipe holds Vagrant's public key; the unit tests must not need vagrant installed.
-    monkeypatch.setattr(image, "vagrant_public_key", lambda *a: KEY)
+    monkeypatch.setattr(keys, "vagrant_public_key", lambda *a: KEY)
 
 
 def provider_for(tmp_path: Path, **sections: object) -> VagrantProvider:
@@ -40,7 +41,7 @@ def test_each_kv_backend_gets_an_image_that_can_run_its_server() -> None:
     etcd, zookeeper = image.recipe_for("etcd"), image.recipe_for("zookeeper")
     assert "etcd-server" in etcd.packages and "zookeeper" not in etcd.packages
     assert "zookeeper" in zookeeper.packages and "etcd-server" not in zookeeper.packages
-    assert set(image.NODE_PACKAGES) <= set(etcd.packages) & set(zookeeper.packages)
+    assert set(image_recipe.NODE_PACKAGES) <= set(etcd.packages) & set(zookeeper.packages)
     assert len({etcd.digest, zookeeper.digest, image.recipe_for(None).digest}) == 3
     assert image.default_recipe() == etcd  # the substrate test and the etcd labs share it
 
@@ -49,8 +50,8 @@ def test_a_tarball_names_its_flavor(tmp_path: Path) -> None:
     etcd, bare = image.recipe_for("etcd"), image.recipe_for(None)
     assert etcd.tarball(tmp_path).name == f"rootfs-bookworm-etcd-{etcd.digest[:16]}.tar"
     assert bare.tarball(tmp_path).name == f"rootfs-bookworm-{bare.digest[:16]}.tar"
-    assert image.tarball_flavor(etcd.tarball(tmp_path)) == "etcd"
-    assert image.tarball_flavor(bare.tarball(tmp_path)) == ""
+    assert rootfs.tarball_flavor(etcd.tarball(tmp_path)) == "etcd"
+    assert rootfs.tarball_flavor(bare.tarball(tmp_path)) == ""
 
 
 def test_a_build_replaces_only_the_cached_tarballs_of_its_own_flavor(
@@ -68,9 +69,9 @@ def test_a_build_replaces_only_the_cached_tarballs_of_its_own_flavor(
         if argv[0] == "tar":  # the packing step: its output is the tarball being made
             Path(argv[argv.index("-cf") + 1]).write_bytes(b"new")
 
-    monkeypatch.setattr(image, "_run_streaming", fake_run)
-    monkeypatch.setattr(image, "_run_checked", fake_run)
-    image._build(recipe, recipe.tarball(tmp_path), "http://mirror", lambda w, m: None)
+    monkeypatch.setattr(rootfs, "_run_streaming", fake_run)
+    monkeypatch.setattr(rootfs, "_run_checked", fake_run)
+    rootfs._build(recipe, recipe.tarball(tmp_path), "http://mirror", lambda w, m: None)
     assert sorted(p.name for p in tmp_path.glob("*.tar")) == sorted(
         [recipe.tarball(tmp_path).name, zookeeper.name]
     )
@@ -91,10 +92,12 @@ def test_vm_providers_that_cannot_run_here_say_so_and_point_to_render(
 def test_preflight_lists_every_gap_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(vagrant_provider, "_which", lambda binary: None)
     monkeypatch.setattr(
-        image, "missing_build_tools", lambda: [("debootstrap", "apt-get install debootstrap")]
+        rootfs, "missing_build_tools", lambda: [("debootstrap", "apt-get install debootstrap")]
     )
     provider = provider_for(tmp_path, engine={"tls": False}, kv={"backend": "consul"})
-    monkeypatch.setattr(image.ImageRecipe, "tarball", lambda self, cache=None: tmp_path / "none")
+    monkeypatch.setattr(
+        image_recipe.ImageRecipe, "tarball", lambda self, cache=None: tmp_path / "none"
+    )
     # Nothing of this machine: its containerd folder (root's alone), modules and routes.
     monkeypatch.setattr(vagrant_provider, "SYSTEM_CONTAINERD_SOCKET", tmp_path / "no.sock")
     monkeypatch.setattr(vagrant_provider, "kernel_feature", lambda module: True)
@@ -113,8 +116,8 @@ def test_a_cached_image_needs_no_build_tools(
     provider = provider_for(tmp_path)
     cached = tmp_path / "cached.tar"
     cached.write_bytes(b"tar")
-    monkeypatch.setattr(image.ImageRecipe, "tarball", lambda self, cache=None: cached)
-    monkeypatch.setattr(image, "missing_build_tools", lambda: [("debootstrap", "install it")])
+    monkeypatch.setattr(image_recipe.ImageRecipe, "tarball", lambda self, cache=None: cached)
+    monkeypatch.setattr(rootfs, "missing_build_tools", lambda: [("debootstrap", "install it")])
     assert provider._image_gaps() == []
 
 

@@ -17,7 +17,8 @@ from lab_specs import LAB_YML
 
 from overlaylab.layout import LabLayout
 from overlaylab.providers.local import teardown
-from overlaylab.providers.vagrant import image, outer
+from overlaylab.providers.vagrant import host_apt, image, outer, recipe, rootfs
+from overlaylab.providers.vagrant import keys as vagrant_keys
 from overlaylab.providers.vagrant.machines import (
     VagrantError,
     VagrantMachines,
@@ -27,16 +28,16 @@ from overlaylab.providers.vagrant.machines import (
 from overlaylab.spec import load_spec
 
 KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkT vagrant insecure public key"
-RECIPE = image.ImageRecipe(public_key=KEY)
+RECIPE = recipe.ImageRecipe(public_key=KEY)
 
 
 # --- the recipe -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "change",
     [
-        {"packages": (*image.NODE_PACKAGES, "curl")},
-        {"init_script": image.INIT_SCRIPT + "echo more\n"},
-        {"configure_script": image.CONFIGURE_SCRIPT + "true\n"},
+        {"packages": (*recipe.NODE_PACKAGES, "curl")},
+        {"init_script": recipe.INIT_SCRIPT + "echo more\n"},
+        {"configure_script": recipe.CONFIGURE_SCRIPT + "true\n"},
         {"public_key": KEY.replace("vagrant", "other")},
         {"suite": "trixie"},
         {"cmd": ("/bin/sh",)},
@@ -50,20 +51,22 @@ def test_recipe_hash_changes_with_every_input(change: dict[str, Any]) -> None:
 
 
 def test_recipe_hash_is_stable_and_ignores_package_order_and_key_whitespace() -> None:
-    same = image.ImageRecipe(public_key=f"  {KEY}\n", packages=tuple(reversed(image.NODE_PACKAGES)))
-    assert same.digest == RECIPE.digest == image.ImageRecipe(public_key=KEY).digest
+    same = recipe.ImageRecipe(
+        public_key=f"  {KEY}\n", packages=tuple(reversed(recipe.NODE_PACKAGES))
+    )
+    assert same.digest == RECIPE.digest == recipe.ImageRecipe(public_key=KEY).digest
     assert re.fullmatch(r"[0-9a-f]{64}", RECIPE.digest)
     assert RECIPE.tarball(Path("/c")) == Path(f"/c/rootfs-bookworm-{RECIPE.digest[:16]}.tar")
 
 
 def test_import_changes_set_the_init_as_cmd_and_label_the_recipe() -> None:
     cmd, label = RECIPE.changes()
-    assert json.loads(cmd.removeprefix("CMD ")) == ["/usr/bin/tini", "--", image.INIT_PATH]
-    assert label == f"LABEL {image.RECIPE_LABEL}={RECIPE.digest}"
+    assert json.loads(cmd.removeprefix("CMD ")) == ["/usr/bin/tini", "--", recipe.INIT_PATH]
+    assert label == f"LABEL {recipe.RECIPE_LABEL}={RECIPE.digest}"
 
 
 def test_the_init_makes_cgroups_writable_and_starts_sshd_but_not_dockerd() -> None:
-    commands = [line for line in image.INIT_SCRIPT.splitlines() if not line.startswith("#")]
+    commands = [line for line in recipe.INIT_SCRIPT.splitlines() if not line.startswith("#")]
     text = "\n".join(commands)
     assert "remount,bind,rw" in text and "/usr/sbin/sshd" in text
     assert "dockerd" not in text and "docker start" not in text
@@ -94,8 +97,8 @@ Components: main
 
 
 def test_mirror_from_deb822_takes_the_enabled_binary_stanza_of_the_suite() -> None:
-    assert image.mirror_from_sources(DEB822, "bookworm") == "http://mirror.example/debian"
-    assert image.mirror_from_sources(DEB822, "trixie") is None
+    assert host_apt.mirror_from_sources(DEB822, "bookworm") == "http://mirror.example/debian"
+    assert host_apt.mirror_from_sources(DEB822, "trixie") is None
 
 
 def test_mirror_from_one_line_sources_skips_options_comments_and_other_suites() -> None:
@@ -105,7 +108,7 @@ def test_mirror_from_one_line_sources_skips_options_comments_and_other_suites() 
         "deb [signed-by=/usr/share/keyrings/k.gpg arch=amd64] http://one.example/debian "
         "bookworm main\n"
     )
-    assert image.mirror_from_sources(text, "bookworm") == "http://one.example/debian"
+    assert host_apt.mirror_from_sources(text, "bookworm") == "http://one.example/debian"
 
 
 def test_apt_mirror_reads_the_source_folders_and_falls_back_to_debian(tmp_path: Path) -> None:
@@ -113,10 +116,10 @@ def test_apt_mirror_reads_the_source_folders_and_falls_back_to_debian(tmp_path: 
     folder.mkdir()
     (folder / "debian.sources").write_text(DEB822)
     (folder / "ignored.list.disabled").write_text("deb http://no.example/debian bookworm main\n")
-    assert image.apt_mirror("bookworm", (tmp_path / "none.list", folder)) == (
+    assert host_apt.apt_mirror("bookworm", (tmp_path / "none.list", folder)) == (
         "http://mirror.example/debian"
     )
-    assert image.apt_mirror("bookworm", (tmp_path / "none.list",)) == image.DEFAULT_MIRROR
+    assert host_apt.apt_mirror("bookworm", (tmp_path / "none.list",)) == host_apt.DEFAULT_MIRROR
 
 
 def test_vagrant_keys_come_from_the_gem_folder_or_name_the_package(tmp_path: Path) -> None:
@@ -124,19 +127,19 @@ def test_vagrant_keys_come_from_the_gem_folder_or_name_the_package(tmp_path: Pat
     keys.mkdir(parents=True)
     (keys / "vagrant.pub").write_text(KEY + "\n")
     (keys / "vagrant").write_text("private")
-    assert image.vagrant_public_key(tmp_path) == KEY
-    assert image.vagrant_private_key(tmp_path) == keys / "vagrant"
-    with pytest.raises(image.ImageBuildError, match="apt-get install -y --no-install-recommends"):
-        image.vagrant_public_key(tmp_path / "empty")
+    assert vagrant_keys.vagrant_public_key(tmp_path) == KEY
+    assert vagrant_keys.vagrant_private_key(tmp_path) == keys / "vagrant"
+    with pytest.raises(recipe.ImageBuildError, match="apt-get install -y --no-install-recommends"):
+        vagrant_keys.vagrant_public_key(tmp_path / "empty")
 
 
 # --- command lines --------------------------------------------------------------------------
 def test_debootstrap_argv_is_minbase_with_the_sorted_packages() -> None:
-    argv = image.debootstrap_argv(RECIPE, Path("/w/rootfs"), "http://m.example/debian")
+    argv = rootfs.debootstrap_argv(RECIPE, Path("/w/rootfs"), "http://m.example/debian")
     assert argv == [
         "debootstrap",
         "--variant=minbase",
-        "--include=" + ",".join(sorted(image.NODE_PACKAGES)),
+        "--include=" + ",".join(sorted(recipe.NODE_PACKAGES)),
         "bookworm",
         "/w/rootfs",
         "http://m.example/debian",
@@ -144,16 +147,16 @@ def test_debootstrap_argv_is_minbase_with_the_sorted_packages() -> None:
 
 
 def test_the_key_reaches_the_configure_script_as_an_argument_not_as_script_text() -> None:
-    argv = image.configure_argv(Path("/w/rootfs"), RECIPE)
+    argv = rootfs.configure_argv(Path("/w/rootfs"), RECIPE)
     assert argv[:4] == ["chroot", "/w/rootfs", "/bin/sh", "-c"]
-    assert argv[4] == image.CONFIGURE_SCRIPT and KEY not in argv[4]
+    assert argv[4] == recipe.CONFIGURE_SCRIPT and KEY not in argv[4]
     assert argv[5:] == ["configure", KEY]
     other = replace(RECIPE, configure_script="true\n")
-    assert image.configure_argv(Path("/w/rootfs"), other)[4] == "true\n"
+    assert rootfs.configure_argv(Path("/w/rootfs"), other)[4] == "true\n"
 
 
 def test_tar_keeps_numeric_owners() -> None:
-    assert image.tar_argv(Path("/r"), Path("/o.tar")) == [
+    assert rootfs.tar_argv(Path("/r"), Path("/o.tar")) == [
         "tar",
         "--numeric-owner",
         "--xattrs",
@@ -177,7 +180,7 @@ def test_tar_keeps_numeric_owners() -> None:
     ],
 )
 def test_debootstrap_lines_become_phases(line: str, phase: str | None) -> None:
-    assert image._debootstrap_phase(line) == phase
+    assert rootfs._debootstrap_phase(line) == phase
 
 
 # --- the cache and the import ----------------------------------------------------------------
@@ -185,7 +188,7 @@ def test_a_cached_tarball_is_reused_without_building(tmp_path: Path) -> None:
     tarball = RECIPE.tarball(tmp_path)
     tarball.write_bytes(b"tar")
     reported: list[str] = []
-    found, built = image.ensure_rootfs(RECIPE, tmp_path, on_item=lambda w, m: reported.append(m))
+    found, built = rootfs.ensure_rootfs(RECIPE, tmp_path, on_item=lambda w, m: reported.append(m))
     assert (found, built) == (tarball, False)
     assert reported == [f"reusing cached root filesystem {tarball}"]
 
@@ -194,7 +197,7 @@ def test_clear_cache_removes_every_tarball_and_build_folder(tmp_path: Path) -> N
     cache = tmp_path / "overlaylab" / "vagrant-node"
     (cache / "build-0123").mkdir(parents=True)
     RECIPE.tarball(cache).write_bytes(b"tar")
-    assert image.clear_cache(cache) == [RECIPE.tarball(cache)]
+    assert rootfs.clear_cache(cache) == [RECIPE.tarball(cache)]
     assert not cache.exists() and not cache.parent.exists()
 
 
@@ -218,18 +221,18 @@ class FakeClient:
 
     def import_image_from_file(self, filename: str, **kwargs: Any) -> None:
         self.imports.append({"filename": filename, **kwargs})
-        self.images.labels = {image.RECIPE_LABEL: RECIPE.digest}
+        self.images.labels = {recipe.RECIPE_LABEL: RECIPE.digest}
 
 
 def test_an_engine_holding_the_recipe_is_left_alone(tmp_path: Path) -> None:
-    client = FakeClient({image.RECIPE_LABEL: RECIPE.digest})
+    client = FakeClient({recipe.RECIPE_LABEL: RECIPE.digest})
     result = image.ensure_image(client, "overlaylab/vagrant-node:1", RECIPE, tmp_path)  # type: ignore[arg-type]
     assert (result.built, result.imported, client.imports) == (False, False, [])
 
 
 def test_an_engine_with_another_recipe_imports_the_cached_tarball(tmp_path: Path) -> None:
     RECIPE.tarball(tmp_path).write_bytes(b"tar")
-    client = FakeClient({image.RECIPE_LABEL: "older"})
+    client = FakeClient({recipe.RECIPE_LABEL: "older"})
     result = image.ensure_image(client, "overlaylab/vagrant-node:1", RECIPE, tmp_path)  # type: ignore[arg-type]
     assert (result.built, result.imported) == (False, True)
     assert client.imports == [
@@ -243,8 +246,8 @@ def test_an_engine_with_another_recipe_imports_the_cached_tarball(tmp_path: Path
 
 
 def test_installing_nothing_missing_runs_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(image, "missing_packages", lambda packages: [])
-    assert image.install_host_packages(["vagrant", "debootstrap"]) == []
+    monkeypatch.setattr(host_apt, "missing_packages", lambda packages: [])
+    assert host_apt.install_host_packages(["vagrant", "debootstrap"]) == []
 
 
 # --- vagrant ssh-config ------------------------------------------------------------------------

@@ -44,10 +44,16 @@ from overlaylab.providers.local.preflight import (
 from overlaylab.providers.ssh.node import SSHNode, wait_for_ssh
 from overlaylab.providers.ssh.provider import host_node
 from overlaylab.providers.tool_gaps import host_tool_gaps, kernel_feature
-from overlaylab.providers.vagrant import image
+from overlaylab.providers.vagrant import image, keys, rootfs
 from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
 from overlaylab.providers.vagrant.machines_json import machine_name, machines_json
 from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
+from overlaylab.providers.vagrant.recipe import (
+    IMAGE_CACHE,
+    KV_PACKAGES,
+    ImageBuildError,
+    ImageRecipe,
+)
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, VagrantProviderSpec
 from overlaylab.templates import PROJECT_ROOT
@@ -100,7 +106,7 @@ class VagrantProvider:
             machines_file=self.machines_file,
         )
 
-    def recipe(self) -> image.ImageRecipe:
+    def recipe(self) -> ImageRecipe:
         return image.recipe_for(self.spec.kv.backend if self.spec.kv else None)
 
     # --- the provider interface ---------------------------------------------------------------
@@ -148,8 +154,8 @@ class VagrantProvider:
             gaps.append(("`vagrant` is not installed", f"{APT} vagrant"))
         else:
             try:
-                image.vagrant_public_key()
-            except image.ImageBuildError as exc:
+                keys.vagrant_public_key()
+            except ImageBuildError as exc:
                 gaps.append((str(exc).split(":")[0], f"{APT} vagrant"))
         # The engine Vagrant drives needs what a local lab's engines need.
         gaps += [(f"`{b}` is not installed", f"{APT} {p}") for b, p in _missing(BASE_TOOLS)]
@@ -163,7 +169,7 @@ class VagrantProvider:
                     "set engine.tls: true",
                 )
             )
-        if self.spec.kv is not None and not image.KV_PACKAGES.get(self.spec.kv.backend):
+        if self.spec.kv is not None and not KV_PACKAGES.get(self.spec.kv.backend):
             gaps.append(
                 (
                     f"kv.backend {self.spec.kv.backend}: the node image has no server for it "
@@ -189,16 +195,16 @@ class VagrantProvider:
         """Nothing when the node image is cached (or already imported), else its build tools."""
         try:
             recipe = self.recipe()
-        except image.ImageBuildError:
+        except ImageBuildError:
             return []  # the missing key is reported with vagrant
         if recipe.tarball().is_file() or self._engine_holds(recipe):
             return []
         return [
             (f"{what} (to build the Vagrant node image once; it is not cached)", fix)
-            for what, fix in image.missing_build_tools()
+            for what, fix in rootfs.missing_build_tools()
         ]
 
-    def _engine_holds(self, recipe: image.ImageRecipe) -> bool:
+    def _engine_holds(self, recipe: ImageRecipe) -> bool:
         if not self.engine.ping():
             return False
         with self.engine.client(timeout=5) as client:
@@ -232,7 +238,7 @@ class VagrantProvider:
                 say(
                     "image",
                     "building the node image once (debootstrap, about 60-100 s cold); "
-                    f"cached in {image.IMAGE_CACHE} for every later lab",
+                    f"cached in {IMAGE_CACHE} for every later lab",
                 )
             result = image.ensure_image(client, tag, recipe, on_item=say)
         say("image", f"{tag} imported ({result.import_seconds:.1f}s)")
