@@ -65,8 +65,8 @@ from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.up.steps.images import PROBE_PAGE
 from overlaylab.verify import batch as probe_batch
 from overlaylab.verify.check import Check
-from overlaylab.verify.checks.connectivity import DF_SCRIPT
 from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
+from overlaylab.verify.checks.mtu import DF_SCRIPT
 from overlaylab.verify.probes import (
     PROBE_COMMAND,
     PROBE_PORT,

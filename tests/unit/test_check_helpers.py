@@ -19,14 +19,14 @@ from overlaylab.spec.loader import parse_spec
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.up.steps.stacks import container_problems, service_networks
 from overlaylab.verify import context as base
-from overlaylab.verify.checks import advertise, connectivity, engines, names, probes_running
+from overlaylab.verify.checks import advertise, engines, names, probe_pairs, probes_running
 from overlaylab.verify.checks.stack_containers import StackContainer
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.probes import Probe
 from overlaylab.verify.run import select_checks
 from overlaylab.waiting import wait_until
 
-# --- connectivity.resolved: busybox nslookup ------------------------------------------
+# --- probe_pairs.resolved: busybox nslookup -------------------------------------------
 
 NSLOOKUP_ONE = (
     "Server:\t\t127.0.0.11\n"
@@ -78,15 +78,15 @@ NSLOOKUP_NXDOMAIN = (
     ids=["one", "two", "old-busybox", "timeout", "nxdomain", "empty"],
 )
 def test_resolved(output: str, addresses: list[str]) -> None:
-    assert connectivity.resolved(output) == addresses
+    assert probe_pairs.resolved(output) == addresses
 
 
 def test_resolved_never_returns_the_dns_server() -> None:
     for output in (NSLOOKUP_ONE, NSLOOKUP_OLD, NSLOOKUP_NXDOMAIN):
-        assert "127.0.0.11" not in connectivity.resolved(output)
+        assert "127.0.0.11" not in probe_pairs.resolved(output)
 
 
-# --- connectivity.pairs ------------------------------------------------------------------
+# --- probe_pairs.pairs -------------------------------------------------------------------
 
 SPEC = """\
 apiVersion: overlaylab/v1
@@ -140,11 +140,11 @@ def make_vctx(spec: ClusterSpec) -> Iterator[Any]:
 
 
 def described(pairs: list[tuple[Probe, Probe]]) -> list[str]:
-    return [connectivity.subject(a, b) for a, b in pairs]
+    return [probe_pairs.subject(a, b) for a, b in pairs]
 
 
 def test_pairs_cross_host_then_same_host_per_network(make_vctx: Any) -> None:
-    pairs = connectivity.pairs(make_vctx(probes_for(["n1", "n2", "n3"], ["dn", "other"])))
+    pairs = probe_pairs.pairs(make_vctx(probes_for(["n1", "n2", "n3"], ["dn", "other"])))
     per_net = [
         "n1 -> n2 over {}",
         "n1 -> n3 over {}",
@@ -161,18 +161,18 @@ def test_pairs_cross_host_then_same_host_per_network(make_vctx: Any) -> None:
     ]
     # Only first probes start a pair; a pair never leaves its network.
     assert all(a.slot == "a" and a.network == b.network for a, b in pairs)
-    paths = [connectivity.path_of(a, b) for a, b in pairs]
+    paths = [probe_pairs.path_of(a, b) for a, b in pairs]
     assert paths.count("cross-host") == 12 and paths.count("same-host") == 6
 
 
 def test_pairs_without_second_probes_are_cross_host_only(make_vctx: Any) -> None:
-    pairs = connectivity.pairs(make_vctx(probes_for(["n1", "n2"], ["dn"], slots=("a",))))
+    pairs = probe_pairs.pairs(make_vctx(probes_for(["n1", "n2"], ["dn"], slots=("a",))))
     assert described(pairs) == ["n1 -> n2 over dn", "n2 -> n1 over dn"]
 
 
 def test_pairs_leave_out_a_node_without_probes(make_vctx: Any) -> None:
     probes = probes_for(["n1", "n3"], ["dn"])
-    pairs = connectivity.pairs(make_vctx(probes))
+    pairs = probe_pairs.pairs(make_vctx(probes))
     assert described(pairs) == [
         "n1 -> n3 over dn",
         "n3 -> n1 over dn",
@@ -184,14 +184,14 @@ def test_pairs_leave_out_a_node_without_probes(make_vctx: Any) -> None:
 
 def test_pairs_only_for_spec_networks(make_vctx: Any) -> None:
     probes = probes_for(["n1", "n2"], ["dn", "stray"], slots=("a",))
-    assert described(connectivity.pairs(make_vctx(probes))) == [
+    assert described(probe_pairs.pairs(make_vctx(probes))) == [
         "n1 -> n2 over dn",
         "n2 -> n1 over dn",
     ]
 
 
 def test_pairs_of_no_probes(make_vctx: Any) -> None:
-    assert connectivity.pairs(make_vctx([])) == []
+    assert probe_pairs.pairs(make_vctx([])) == []
 
 
 def test_a_node_without_probes_fails_probes_running_once_with_the_reason(
@@ -219,7 +219,7 @@ def test_a_node_missing_some_probes_fails_even_without_an_error(make_vctx: Any) 
 def test_pairs_never_stand_in_for_a_node_without_probes(make_vctx: Any) -> None:
     vctx = make_vctx(probes_for(["n1", "n2"], ["dn"]))
     vctx.probe_problems = {"n3": "engine down"}
-    assert all("n3" not in (a.node, b.node) for a, b in connectivity.pairs(vctx))
+    assert all("n3" not in (a.node, b.node) for a, b in probe_pairs.pairs(vctx))
     assert [c.id for c in select_checks(["connectivity.tcp"])] == [
         "probes.running",
         "connectivity.tcp",
@@ -588,7 +588,7 @@ def test_until_shares_the_checks_window_and_looks_once_when_it_has_closed(make_v
         tries.append(1)
         return False, 1, "", "cmd"
 
-    ok, *_rest, count = connectivity.until(vctx, failing)
+    ok, *_rest, count = probe_pairs.until(vctx, failing)
     assert (ok, count, len(tries)) == (False, 1, 1)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from overlaylab.probe_tools import DF_ECHO, source
-from overlaylab.verify.checks.connectivity import (
+from overlaylab.verify.checks.mtu import (
     DEFAULT_OVERLAY_MTU,
     DF_SCRIPT,
     PERL,

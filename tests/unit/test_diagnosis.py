@@ -24,8 +24,9 @@ from rich.console import Console
 
 from overlaylab.report.json_report import report_to_dict
 from overlaylab.report.table import print_report
-from overlaylab.verify.checks import connectivity
-from overlaylab.verify.checks.connectivity import HINT_DATAPLANE, HINT_MTU, HINT_SAME_HOST
+from overlaylab.verify.checks import probe_pairs
+from overlaylab.verify.checks.mtu import HINT_MTU
+from overlaylab.verify.checks.probe_pairs import HINT_DATAPLANE, HINT_SAME_HOST
 from overlaylab.verify.diagnosis import Diagnosis, diagnose
 from overlaylab.verify.result import CheckResult
 from overlaylab.verify.run import ALL_CHECKS, VerifyReport
@@ -927,7 +928,7 @@ def test_rewording_a_subject_does_not_change_the_diagnosis(
     lab.drop("n2", "udp", 4789)
     lab.drop("n1", "tcp", 80)
     before = lab.verify()
-    monkeypatch.setattr(connectivity, "subject", lambda a, b: "one probe to another")
+    monkeypatch.setattr(probe_pairs, "subject", lambda a, b: "one probe to another")
     after = lab.verify()
     assert {r.subject for r in after.results if r.check in DATA} == {"one probe to another"}
 

@@ -1,128 +1,30 @@
 """Connectivity matrix on each overlay: every ordered cross-host pair of the nodes' first
 probes, and first -> second probe on each node (same-host), by ICMP, DNS, TCP, UDP and
-full-size don't-fragment packets."""
+full-size don't-fragment packets (mtu.py), in one batch of rounds for all of them.
+What every check between probes shares is in probe_pairs.py."""
 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import permutations
 
-from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
+from overlaylab.probe_tools import UDP_SEND
 from overlaylab.up.steps.images import PROBE_PAGE
 from overlaylab.verify.batch import Outcome, keep_ahead, riders, run_tests
 from overlaylab.verify.check import Check
+from overlaylab.verify.checks.mtu import mtu_result, mtu_test
+from overlaylab.verify.checks.probe_pairs import (
+    HINT_DATAPLANE,
+    HINT_DNS,
+    HINT_DNS_SWARM,
+    pair_result,
+    pairs,
+    resolved,
+)
 from overlaylab.verify.context import VerifyContext
-from overlaylab.verify.probes import IPUTILS_PING, PROBE_PORT, PROBE_UDP_PORT, Probe, ProbeTest
-from overlaylab.verify.result import CheckResult, PathKind
-
-HINT_DATAPLANE = (
-    "overlay traffic between hosts is VXLAN on udp/4789 between the nodes' advertised "
-    "addresses: check that port on both nodes (firewall), that both engines advertise a "
-    "lab address (engines.advertise) and that the nodes reach each other (underlay.*)"
-)
-HINT_SAME_HOST = (
-    "two containers on one host do not need VXLAN: a same-host failure points at the node "
-    "itself (its overlay sandbox, bridge or iptables), not at the network between hosts"
-)
-HINT_DNS = (
-    "overlay names are answered by the engine's embedded DNS (127.0.0.11), which learns "
-    "remote containers through the KV store: check kv.* and the engine on both nodes"
-)
-HINT_DNS_SWARM = (
-    "overlay names are answered by the engine's embedded DNS (127.0.0.11), which learns "
-    "other nodes' containers over the swarm's gossip (networkdb, tcp+udp 7946): check "
-    "underlay.gossip and the engine on both nodes"
-)
-HINT_MTU = (
-    "containers on an overlay get its links' MTU less 50 bytes of VXLAN headers (1500 - 50 "
-    "= 1450 by default); when the lab links carry less than that + 50, full-size packets "
-    "with don't-fragment are dropped (TCP stalls on large transfers): raise the lab MTU, or "
-    "tell the overlay its links' real MTU (-o com.docker.network.driver.mtu=<lab MTU>; the "
-    "driver subtracts the 50 itself)"
-)
-
-Attempt = Callable[[], tuple[bool, int, str, str]]
-
-
-def pairs(vctx: VerifyContext) -> list[tuple[Probe, Probe]]:
-    """Cross-host pairs between first probes, plus first -> second on each node."""
-    found: list[tuple[Probe, Probe]] = []
-    for net in vctx.lab.spec.networks:
-        found += list(permutations(vctx.probes_on(net.name), 2))
-        for first in vctx.probes_on(net.name):
-            second = vctx.probe(net.name, first.node, "b")
-            if second is not None:
-                found.append((first, second))
-    return found
-
-
-def until(vctx: VerifyContext, attempt: Attempt) -> tuple[bool, int, str, str, int]:
-    """Retry until it succeeds or the check's window closes (the overlay may converge).
-
-    Every attempt runs at least once: a window used up by earlier probes of the same
-    check leaves one look at each remaining one, which is what a fault needs."""
-    deadline = time.monotonic() + vctx.timeout if vctx.deadline is None else vctx.deadline
-    tries = 0
-    while True:
-        tries += 1
-        ok, code, out, cmd = attempt()
-        if ok or time.monotonic() >= deadline:
-            return ok, code, out, cmd, tries
-        time.sleep(0.3)
-
-
-def path_of(a: Probe, b: Probe) -> PathKind:
-    return "same-host" if a.node == b.node else "cross-host"
-
-
-def subject(a: Probe, b: Probe) -> str:
-    target = b.node if b.slot == "a" else f"{b.node} (2nd probe)"
-    return f"{a.node} -> {target} over {a.network}"
-
-
-def _result(
-    check: str,
-    a: Probe,
-    b: Probe,
-    seen: Outcome,
-    message: str,
-    hint: str,
-    cmd: str,
-    **details: object,
-) -> CheckResult:
-    if not seen.ok and path_of(a, b) == "same-host" and hint not in (HINT_DNS, HINT_DNS_SWARM):
-        hint = HINT_SAME_HOST
-    return CheckResult(
-        check=check,
-        subject=subject(a, b),
-        status="pass" if seen.ok else "fail",
-        message=message,
-        hint="" if seen.ok else hint,
-        nodes=sorted({a.node, b.node}),
-        command=cmd,
-        output=seen.output.strip()[-800:],
-        details={
-            "from": a.name,
-            "to": b.name,
-            "to_address": b.address,
-            "tries": seen.tries,
-            **details,
-        },
-        seconds=seen.seconds,
-        source=a.node,
-        target=b.node,
-        network=a.network,
-        path=path_of(a, b),
-    )
-
-
-def resolved(nslookup_output: str) -> list[str]:
-    """Addresses in busybox nslookup's answer (after the 'Name:' line)."""
-    _, _, answer = nslookup_output.partition("Name:")
-    return re.findall(r"Address(?: \d+)?:\s*([0-9.]+)", answer)
+from overlaylab.verify.probes import PROBE_PORT, PROBE_UDP_PORT, Probe, ProbeTest
+from overlaylab.verify.result import CheckResult
 
 
 def _latency(output: str) -> float | None:
@@ -147,7 +49,7 @@ def icmp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str
     message = f"ping {b.address}" + (
         f" in {latency:g} ms" if seen.ok and latency is not None else f" failed (exit {seen.code})"
     )
-    return _result(
+    return pair_result(
         "connectivity.icmp",
         a,
         b,
@@ -173,7 +75,7 @@ def dns_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
     message = f"{b.name} -> {', '.join(got) or 'nothing'}"
     if not seen.ok and got:
         message += f" (its address is {b.address}: a stale record)"
-    return _result(
+    return pair_result(
         "connectivity.dns",
         a,
         b,
@@ -204,7 +106,7 @@ def tcp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
     message = f"tcp {b.name}:{PROBE_PORT} " + (
         "answered" if seen.ok else f"did not answer (exit {seen.code})"
     )
-    return _result(
+    return pair_result(
         "connectivity.tcp",
         a,
         b,
@@ -243,7 +145,7 @@ def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
     message = f"udp {b.address}:{PROBE_UDP_PORT} " + (
         "echoed" if seen.ok else f"no echo (exit {seen.code})"
     )
-    return _result(
+    return pair_result(
         "connectivity.udp",
         a,
         b,
@@ -252,83 +154,6 @@ def udp_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str)
         HINT_DATAPLANE,
         cmd,
         port=PROBE_UDP_PORT,
-    )
-
-
-# The source reads its overlay MTU (eth0's) and sends one echo of that size with
-# don't-fragment, past any path MTU its kernel cached (probe_tools' df-echo, run by the
-# image's perl; `ping -M do` refuses locally for 10 minutes after a link was too small,
-# however well it carries now). When that is lost, a small ping tells whether anything
-# crosses at all (if not, it is not the MTU), in the same test: a round of its own would
-# cost a fault one more exec and ping timeout.
-PERL = "/opt/host/bin/perl"
-DF_SCRIPT = (
-    "m=$(cat /sys/class/net/eth0/mtu) || exit 2; "
-    'echo "overlay mtu $m"; '
-    f'{PERL} -e "$2" "$1" "$m" && exit 0; '
-    f'{IPUTILS_PING} -c 1 -W 1 "$1" >/dev/null 2>&1; '
-    'echo "small ping exit $?"; exit 1'
-)
-DEFAULT_OVERLAY_MTU = 1450  # said when the source could not read its own
-
-
-def overlay_mtu(output: str) -> int:
-    found = re.search(r"^overlay mtu (\d+)$", output, re.MULTILINE)
-    return int(found[1]) if found else DEFAULT_OVERLAY_MTU
-
-
-def held_path_mtu(output: str) -> int | None:
-    """The path MTU the source's kernel holds for the target (df-echo's first line)."""
-    found = re.search(r"^path mtu (\d+)$", output, re.MULTILINE)
-    return int(found[1]) if found else None
-
-
-def small_packets_lost(output: str) -> bool:
-    """The DF test's small ping after a lost full-size one: did it fail too?"""
-    found = re.search(r"^small ping exit (\d+)$", output, re.MULTILINE)
-    return found is not None and found[1] != "0"
-
-
-def mtu_test(vctx: VerifyContext, a: Probe, b: Probe) -> ProbeTest:
-    argv = ["sh", "-c", DF_SCRIPT, "df", b.address, source(DF_ECHO).decode()]
-    return ProbeTest(f"df.{a.name}.{b.name}", a, argv, lambda c, _o: c == 0)
-
-
-def mtu_result(vctx: VerifyContext, a: Probe, b: Probe, seen: Outcome, cmd: str) -> CheckResult:
-    mtu = overlay_mtu(seen.output)
-    message = f"{mtu}-byte packet with don't-fragment to {b.address} " + (
-        "crossed" if seen.ok else f"was lost (exit {seen.code})"
-    )
-    hint = HINT_MTU
-    held = held_path_mtu(seen.output)
-    cached = held if held is not None and held < mtu else None
-    if seen.ok and cached:
-        # Not a fault of the path: it carries full-size packets now. The kernel forgets
-        # the smaller value by itself; until then it sends smaller packets to b.
-        message += (
-            f" (the source's kernel still holds a path MTU of {cached} for it, cached from "
-            "an earlier 'fragmentation needed': it expires by itself, net.ipv4.route."
-            "mtu_expires)"
-        )
-    small_lost = not seen.ok and small_packets_lost(seen.output)
-    # Only an MTU problem if small packets get through: otherwise nothing does.
-    if small_lost:
-        message += "; small packets are lost too, so this is not the MTU"
-        hint = HINT_DATAPLANE
-    return _result(
-        "mtu.df",
-        a,
-        b,
-        seen,
-        message,
-        hint,
-        cmd,
-        overlay_mtu=mtu,
-        lab_mtu=vctx.lab.spec.lab.mtu,
-        cached_path_mtu=cached,
-        # Whether the test's small ping crossed after a lost full-size echo (else None).
-        small_packets_cross=not small_lost if "small ping exit" in seen.output else None,
-        small_lost=small_lost,
     )
 
 

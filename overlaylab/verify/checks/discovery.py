@@ -16,7 +16,7 @@ from typing import Any
 
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.advertise import HINT as GWBRIDGE_HINT
-from overlaylab.verify.checks.connectivity import until
+from overlaylab.verify.checks.probe_pairs import until
 from overlaylab.verify.checks.service_registry import registered
 from overlaylab.verify.checks.stack_containers import StackContainer, stack_containers
 from overlaylab.verify.context import VerifyContext

@@ -5,7 +5,7 @@ from __future__ import annotations
 from overlaylab.overlay.peers import Member, members
 from overlaylab.verify.batch import recall
 from overlaylab.verify.check import Check
-from overlaylab.verify.checks.connectivity import resolved
+from overlaylab.verify.checks.probe_pairs import resolved
 from overlaylab.verify.checks.stack_containers import StackContainer, stack_containers
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.probes import Probe, ProbeTest

@@ -16,7 +16,7 @@ from typing import Any
 from overlaylab.up.steps.stacks import read_compose
 from overlaylab.up.steps.swarm import leader_of, service_name
 from overlaylab.up.swarm_stacks import has_ipvs
-from overlaylab.verify.checks.connectivity import resolved, until
+from overlaylab.verify.checks.probe_pairs import resolved, until
 from overlaylab.verify.checks.stack_containers import stack_containers
 from overlaylab.verify.checks.swarm_mode import stack_services
 from overlaylab.verify.context import VerifyContext
