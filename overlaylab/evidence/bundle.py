@@ -12,7 +12,8 @@ from pathlib import Path
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.evidence.archive import Entry, EvidenceArchive, Manifest, Missing
-from overlaylab.evidence.collect import collect, plan, rendered_artifacts
+from overlaylab.evidence.collect import collect, rendered_artifacts
+from overlaylab.evidence.items import plan
 from overlaylab.report.html import render_report
 from overlaylab.report.json_report import write_json
 from overlaylab.report.topology import compose_networks

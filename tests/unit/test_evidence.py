@@ -16,7 +16,8 @@ import pytest
 from overlaylab.errors import OverlaylabError
 from overlaylab.evidence import collect as collect_module
 from overlaylab.evidence.archive import EvidenceArchive, Manifest, scrub
-from overlaylab.evidence.collect import Item, collect
+from overlaylab.evidence.collect import collect
+from overlaylab.evidence.items import Item
 from overlaylab.evidence.since import lines_since, parse_duration
 
 KEY = (
