@@ -14,7 +14,7 @@ from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
 from overlaylab.providers.base import Node, Provider
 from overlaylab.spec.loader import load_spec_file
-from overlaylab.spec.models import ClusterSpec, LocalProviderSpec
+from overlaylab.spec.models import ClusterSpec
 from overlaylab.spec.paths import resolve_in_spec_dir, spec_dir_of
 from overlaylab.spec.warnings import SpecWarning, spec_warnings
 from overlaylab.state import LabState
@@ -64,9 +64,10 @@ def context_for(
 
     `warnings` as `load_spec_file` found them (with lines); default: computed here.
     """
-    if state_dir is None and isinstance(spec.provider, LocalProviderSpec):
-        state_dir = spec.provider.state_dir
-    layout = LabLayout.for_cluster(spec.name, state_dir)
+    if state_dir is None:
+        layout = LabLayout.for_spec(spec)
+    else:
+        layout = LabLayout.for_cluster(spec.name, state_dir)
     return LabContext(
         spec=spec,
         spec_path=spec_path,

@@ -1,4 +1,4 @@
-"""Names and paths of everything a lab makes on this machine.
+"""Names and paths of everything a lab makes on this machine, and of a node's files.
 
 Every resource carries the cluster's name so that `down` and the leak checks can
 find it from names alone, even when the state file is gone (kind's delete works
@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from overlaylab.spec.models import ClusterSpec
 
 DEFAULT_STATE_ROOT = Path(os.environ.get("OVERLAYLAB_STATE_ROOT", "/var/lib/overlaylab"))
 NETNS_PREFIX = "ol-"
@@ -26,6 +30,13 @@ class LabLayout:
     @classmethod
     def for_cluster(cls, cluster: str, state_dir: str | Path | None = None) -> LabLayout:
         return cls(cluster, Path(state_dir) if state_dir else DEFAULT_STATE_ROOT / cluster)
+
+    @classmethod
+    def for_spec(cls, spec: ClusterSpec) -> LabLayout:
+        """The spec's lab on this machine: in the local provider's `state_dir` when the
+        spec names one, else under the state root."""
+        provider = spec.provider
+        return cls.for_cluster(spec.name, provider.state_dir if provider.type == "local" else None)
 
     # --- network namespaces and links ---------------------------------------------
     # The cluster name ends at a dot, a character no cluster or node name may hold:
@@ -62,6 +73,11 @@ class LabLayout:
     def node_dir(self, node: str) -> Path:
         return self.state_dir / "nodes" / node
 
+    def node_paths(self, node: str) -> NodePaths:
+        """A local node's files, as its handle and `invoke render` see them: all of
+        its engine's in the node's folder (several engines share this machine)."""
+        return NodePaths.under(PurePosixPath(self.node_dir(node)))
+
     def docker_socket(self, node: str) -> Path:
         return self.node_dir(node) / "docker.sock"
 
@@ -97,6 +113,55 @@ class LabLayout:
     @property
     def cgroup_prefix(self) -> str:
         return f"{CGROUP_PREFIX}{self.cluster}."  # the dot ends the name, as above
+
+
+# The images step's record of what it loaded into a node's engine (NodePaths.images_record).
+IMAGES_RECORD = "images.loaded"
+
+
+@dataclass(frozen=True)
+class NodePaths:
+    """Where the lab keeps a node's files, as the node itself sees them.
+
+    On the local provider these are folders of this machine; on a remote host they
+    are paths on that host. Steps build configuration (daemon.json, certificates)
+    from them and hand the bytes to `Node.put_file`.
+    """
+
+    root: PurePosixPath  # the lab's own folder on the node
+    daemon_config: PurePosixPath
+    tls_dir: PurePosixPath
+    docker_socket: PurePosixPath
+    # True when the lab's engine is the node's only tenant of `root` and keeps its data,
+    # exec root and pid file there; False on a real host, whose dockerd keeps its own.
+    private_engine: bool = True
+
+    @classmethod
+    def under(cls, root: PurePosixPath) -> NodePaths:
+        """Everything of the lab's engine inside one folder (several engines per machine)."""
+        return cls(
+            root=root,
+            daemon_config=root / "daemon.json",
+            tls_dir=root / "tls",
+            docker_socket=root / "docker.sock",
+        )
+
+    @property
+    def images_record(self) -> PurePosixPath:
+        """The images step's record of what it loaded into the engine, one name a line:
+        what `down` removes from an engine that outlives the lab (`engine: host`)."""
+        return self.root / IMAGES_RECORD
+
+    @property
+    def exec_root(self) -> PurePosixPath:
+        """The engine's exec root (its overlay sandboxes live in <exec-root>/netns): the
+        lab's folder for its own engine (templates/daemon.json.j2), dockerd's default
+        on a host whose engine keeps its own places."""
+        return self.root / "exec" if self.private_engine else PurePosixPath("/var/run/docker")
+
+    def data(self, service: str) -> PurePosixPath:
+        """A service's own data folder (etcd's data-dir, zookeeper's dataDir...)."""
+        return self.root / service
 
 
 def probe_name(network: str, node: str, slot: str = "a") -> str:

@@ -9,9 +9,10 @@ from rich.console import Console
 from rich.table import Table
 
 from overlaylab.context import LabContext
+from overlaylab.nodeconf import KV_BINARIES
 from overlaylab.up import classic_swarm
 from overlaylab.up.steps import swarm
-from overlaylab.up.steps.kv import KV_BINARIES, kv_ready
+from overlaylab.up.steps.kv import kv_ready
 
 
 def _engine(ctx: LabContext, node: str) -> dict[str, Any]:

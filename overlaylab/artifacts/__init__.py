@@ -16,6 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from overlaylab import nodeconf
 from overlaylab.artifacts import docker_machine, hosts, stacks
 from overlaylab.errors import OverlaylabError
 from overlaylab.providers.vagrant import machines_json as vagrant
@@ -92,8 +93,8 @@ def _node_artifacts(loaded: LoadedSpec) -> list[Artifact]:
         if spec.kv is not None and spec.kv.node == node.name:
             found.append(
                 Artifact(
-                    folder / hosts.kv_unit_name(spec),
-                    hosts.kv_unit(loaded),
+                    folder / nodeconf.kv_unit_name(spec),
+                    hosts.kv_unit(spec),
                     f"systemd unit: {spec.kv.backend} with the arguments `up` uses",
                 )
             )
@@ -101,7 +102,7 @@ def _node_artifacts(loaded: LoadedSpec) -> list[Artifact]:
                 found.append(
                     Artifact(
                         folder / "zoo.cfg",
-                        hosts.kv_zookeeper_config(loaded),
+                        hosts.kv_zookeeper_config(spec),
                         "zookeeper's configuration, named by the unit",
                     )
                 )
@@ -110,7 +111,7 @@ def _node_artifacts(loaded: LoadedSpec) -> list[Artifact]:
         where = "as `up` writes it" if local else f"for {hosts.HOST_DAEMON_JSON}"
         found.append(
             Artifact(
-                folder / "daemon.json", hosts.daemon_json(loaded, node), f"dockerd config, {where}"
+                folder / "daemon.json", hosts.daemon_json(spec, node), f"dockerd config, {where}"
             )
         )
         if not local:

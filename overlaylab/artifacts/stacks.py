@@ -8,7 +8,7 @@ import shlex
 from pathlib import PurePosixPath
 from typing import Any
 
-from overlaylab.context import context_for
+from overlaylab import nodeconf
 from overlaylab.layout import LabLayout
 from overlaylab.spec.compose import read_compose_file
 from overlaylab.spec.loader import LoadedSpec
@@ -29,7 +29,7 @@ def engine_environment(loaded: LoadedSpec, node: str) -> dict[str, str]:
     """DOCKER_* for one node's engine, as `invoke env NODE` prints them."""
     spec = loaded.spec
     if isinstance(spec.provider, LocalProviderSpec):
-        return context_for(spec, loaded.path, warnings=[]).node(node).docker_env()
+        return nodeconf.local_engine_env(spec, LabLayout.for_spec(spec), node)
     if isinstance(spec.provider, DockerMachineSpec):
         return {}  # its address comes from DHCP and its certificates are its own
     return remote_engine_environment(spec, node)
@@ -40,12 +40,7 @@ def remote_engine_environment(spec: ClusterSpec, node: str) -> dict[str, str]:
     if not spec.engine.tls:
         # No TCP listener without TLS (daemon.json's hosts): run compose on the node.
         return {"DOCKER_HOST": "unix:///var/run/docker.sock"}
-    return {
-        "DOCKER_HOST": f"tcp://{spec.address_of(node)}:{spec.engine.api_port}",
-        "DOCKER_TLS_VERIFY": "1",
-        "DOCKER_CERT_PATH": str(LabLayout.for_cluster(spec.name).client_cert_dir),
-        "DOCKER_MACHINE_NAME": node,
-    }
+    return nodeconf.tls_engine_env(spec, node, LabLayout.for_cluster(spec.name).client_cert_dir)
 
 
 def env_command(spec: ClusterSpec, node: str) -> str | None:

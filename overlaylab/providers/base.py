@@ -13,62 +13,17 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
 import docker
 
+from overlaylab.layout import IMAGES_RECORD as IMAGES_RECORD
+from overlaylab.layout import NodePaths
 from overlaylab.providers.command import CommandResult
 
 # The service name of a node's Docker engine, for `Node.start_service` and the others.
 ENGINE_SERVICE = "dockerd"
-IMAGES_RECORD = "images.loaded"
-
-
-@dataclass(frozen=True)
-class NodePaths:
-    """Where the lab keeps a node's files, as the node itself sees them.
-
-    On the local provider these are folders of this machine; on a remote host they
-    are paths on that host. Steps build configuration (daemon.json, certificates)
-    from them and hand the bytes to `Node.put_file`.
-    """
-
-    root: PurePosixPath  # the lab's own folder on the node
-    daemon_config: PurePosixPath
-    tls_dir: PurePosixPath
-    docker_socket: PurePosixPath
-    # True when the lab's engine is the node's only tenant of `root` and keeps its data,
-    # exec root and pid file there; False on a real host, whose dockerd keeps its own.
-    private_engine: bool = True
-
-    @classmethod
-    def under(cls, root: PurePosixPath) -> NodePaths:
-        """Everything of the lab's engine inside one folder (several engines per machine)."""
-        return cls(
-            root=root,
-            daemon_config=root / "daemon.json",
-            tls_dir=root / "tls",
-            docker_socket=root / "docker.sock",
-        )
-
-    @property
-    def images_record(self) -> PurePosixPath:
-        """The images step's record of what it loaded into the engine, one name a line:
-        what `down` removes from an engine that outlives the lab (`engine: host`)."""
-        return self.root / IMAGES_RECORD
-
-    @property
-    def exec_root(self) -> PurePosixPath:
-        """The engine's exec root (its overlay sandboxes live in <exec-root>/netns): the
-        lab's folder for its own engine (templates/daemon.json.j2), dockerd's default
-        on a host whose engine keeps its own places."""
-        return self.root / "exec" if self.private_engine else PurePosixPath("/var/run/docker")
-
-    def data(self, service: str) -> PurePosixPath:
-        """A service's own data folder (etcd's data-dir, zookeeper's dataDir...)."""
-        return self.root / service
 
 
 class Node(Protocol):

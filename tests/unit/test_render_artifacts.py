@@ -20,6 +20,7 @@ import yaml
 from lab_specs import REPO, lab_data, make_ctx
 
 from overlaylab import layout as layout_module
+from overlaylab import nodeconf
 from overlaylab.artifacts import (
     MANIFEST,
     Artifact,
@@ -32,7 +33,6 @@ from overlaylab.artifacts import (
 from overlaylab.spec import load_spec_file
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.up.steps.engines import daemon_config
-from overlaylab.up.steps.kv import kv_argv
 
 GOLDEN = REPO / "tests" / "testdata" / "golden"
 UPDATE = os.environ.get("OVERLAYLAB_UPDATE_GOLDEN") == "1"
@@ -368,6 +368,57 @@ def test_local_daemon_json_is_what_up_writes(tmp_path: Path) -> None:
     assert rendered == daemon_config(ctx, node)
 
 
+def test_a_host_engines_daemon_json_is_what_up_writes_there(tmp_path: Path) -> None:
+    """`provider.engine: host`: up writes the node's /etc/docker/daemon.json through its
+    handle; render shows the same text for a real host (nodeconf, both ways)."""
+    vagrant_yml = REPO / "inventory" / "vagrant.yml"
+    raw = yaml.safe_load(vagrant_yml.read_text())
+    raw["provider"]["engine"] = "host"
+    for stack in raw["stacks"]:
+        stack["file"] = str((vagrant_yml.parent / stack["file"]).resolve())
+    path = tmp_path / "vagrant.yml"
+    path.write_text(yaml.safe_dump(raw))
+    loaded = load_spec_file(path)
+    ctx = make_ctx(loaded.spec, tmp_path / "state", path)
+    node = loaded.spec.node("node1")
+    rendered = json.loads(by_path(loaded)["nodes/node1/daemon.json"].text)
+    assert ctx.node("node1").paths.daemon_config == PurePosixPath(hosts.HOST_DAEMON_JSON)
+    assert rendered == daemon_config(ctx, node)
+
+
+RENDER_ALONE = """
+import sys
+from pathlib import Path
+from overlaylab.artifacts import spec_artifacts
+from overlaylab.spec import load_spec_file
+for spec in sys.argv[1:]:
+    spec_artifacts(load_spec_file(spec))
+print(" ".join(sorted(m for m in sys.modules if m.startswith("overlaylab"))))
+"""
+
+
+def test_render_builds_no_provider_and_opens_no_lab() -> None:
+    """Every spec renders from the spec alone: no provider, no lab context, no step."""
+    specs = sorted(str(p.relative_to(REPO)) for p in (REPO / "inventory").glob("*.yml"))
+    specs += sorted(str(p.relative_to(REPO)) for p in (REPO / "tests/testdata/labs").glob("*.yml"))
+    done = subprocess.run(
+        [sys.executable, "-c", RENDER_ALONE, *specs],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
+    loaded = done.stdout.split()
+    assert "overlaylab.artifacts.hosts" in loaded and "overlaylab.nodeconf" in loaded
+    for place in (
+        "overlaylab.providers",
+        "overlaylab.context",
+        "overlaylab.up",
+        "overlaylab.verify",
+    ):
+        assert not [m for m in loaded if m == place or m.startswith(place + ".")], place
+
+
 def test_real_hosts_keep_dockerds_own_paths_and_listen_on_the_lab_address() -> None:
     loaded = load_spec_file(ARTICLE)
     config = json.loads(by_path(loaded)["nodes/node2/daemon.json"].text)
@@ -393,18 +444,18 @@ def test_kv_unit_runs_the_command_up_runs(spec: str) -> None:
     loaded = load_spec_file(spec)
     kv = loaded.spec.kv
     assert kv is not None
-    unit = by_path(loaded)[f"nodes/{kv.node}/{hosts.kv_unit_name(loaded.spec)}"].text
+    unit = by_path(loaded)[f"nodes/{kv.node}/{nodeconf.kv_unit_name(loaded.spec)}"].text
     exec_start = next(line for line in unit.splitlines() if line.startswith("ExecStart="))
-    _, argv = kv_argv(loaded.spec, hosts.kv_node_dir(loaded))
+    _, argv = nodeconf.kv_argv(loaded.spec, hosts.kv_node_dir(loaded.spec))
     assert shlex.split(exec_start.removeprefix("ExecStart="))[1:] == argv[1:]
     assert shlex.split(exec_start.removeprefix("ExecStart="))[0].startswith("/")
 
 
 def test_systemd_quoting() -> None:
-    assert hosts.systemd_quote("--name") == "--name"
-    assert hosts.systemd_quote("a b") == '"a b"'
-    assert hosts.systemd_quote('say "hi" 100%') == '"say \\"hi\\" 100%%"'
-    assert hosts.systemd_quote("$HOME") == "$$HOME"
+    assert nodeconf.systemd_quote("--name") == "--name"
+    assert nodeconf.systemd_quote("a b") == '"a b"'
+    assert nodeconf.systemd_quote('say "hi" 100%') == '"say \\"hi\\" 100%%"'
+    assert nodeconf.systemd_quote("$HOME") == "$$HOME"
 
 
 # --- stacks ---------------------------------------------------------------------------

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from lab_specs import LAB_YML, REPO, make_ctx
 
+from overlaylab.nodeconf import kv_argv
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import Stack
 from overlaylab.up.classic_swarm import discovery_url
-from overlaylab.up.steps.kv import discovery_context, kv_argv
+from overlaylab.up.steps.kv import discovery_context
 from overlaylab.up.swarm_stacks import _host_mode_port, deployed_compose
 from overlaylab.verify.checks import swarm_services as swarm_checks
 from overlaylab.verify.checks.swarm_mode import _judge_node, _quorum

@@ -14,8 +14,8 @@ from pathlib import Path, PurePosixPath
 
 import docker
 
+from overlaylab import nodeconf
 from overlaylab.layout import LabLayout
-from overlaylab.providers.base import NodePaths
 from overlaylab.providers.command import CommandResult
 from overlaylab.providers.host_runner import HostRunner
 from overlaylab.providers.local import plumbing
@@ -45,7 +45,7 @@ class LocalNode:
         self.host_address = host_address
         self.netns = layout.node_ns(name)
         self.address = ipaddress.IPv4Address(spec.address_of(name))
-        self.paths = NodePaths.under(PurePosixPath(layout.node_dir(name)))
+        self.paths = layout.node_paths(name)
         self.cgroup_parent: str | None = layout.cgroup_parent(name)
 
     def __repr__(self) -> str:
@@ -169,12 +169,7 @@ class LocalNode:
         """DOCKER_* variables that point the docker CLI at this node's engine."""
         spec = self.spec
         if spec.engine.tls and self.host_address is not None:
-            return {
-                "DOCKER_HOST": f"tcp://{self.address}:{spec.engine.api_port}",
-                "DOCKER_TLS_VERIFY": "1",
-                "DOCKER_CERT_PATH": str(self.layout.client_cert_dir),
-                "DOCKER_MACHINE_NAME": self.name,
-            }
+            return nodeconf.tls_engine_env(spec, self.name, self.layout.client_cert_dir)
         return {"DOCKER_HOST": f"unix://{self.layout.docker_socket(self.name)}"}
 
     # --- the engine ------------------------------------------------------------------------

@@ -18,32 +18,13 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Protocol
 
-from overlaylab.providers.base import IMAGES_RECORD
+from overlaylab.layout import IMAGES_RECORD
+from overlaylab.nodeconf import DROP_IN, HOST_DAEMON_JSON, HOST_TLS_DIR
 from overlaylab.providers.command import CommandResult
-from overlaylab.templates import render
 
-DAEMON_JSON = PurePosixPath("/etc/docker/daemon.json")
-TLS_DIR = PurePosixPath("/etc/docker/overlaylab")
-DOCKER_SOCKET = PurePosixPath("/var/run/docker.sock")
-DROP_IN = PurePosixPath("/etc/systemd/system/docker.service.d/overlaylab.conf")
 # Debian's init script appends dockerd's output here.
 SYSV_LOG = PurePosixPath("/var/log/docker.log")
 START_MARKER = "--- overlaylab: starting dockerd"
-# Debian's docker.io (the lab's engine line, 20.10) installs /usr/sbin/dockerd; Docker
-# CE's packages /usr/bin/dockerd.
-DEBIAN_DOCKERD = "/usr/sbin/dockerd"
-
-
-def drop_in_text(cluster: str, node: str, dockerd: str = DEBIAN_DOCKERD) -> str:
-    """The systemd drop-in that starts dockerd without flags (templates/dockerd-dropin.conf.j2)."""
-    return render(
-        "dockerd-dropin.conf.j2",
-        cluster=cluster,
-        node=node,
-        daemon_json=str(DAEMON_JSON),
-        drop_in=str(DROP_IN),
-        dockerd=dockerd,
-    )
 
 
 # Shell functions every script below starts with: which service manager runs docker.
@@ -165,10 +146,10 @@ class HostDocker:
 
     cluster: str
     lab_root: PurePosixPath  # the node's lab folder (backups, the images record)
-    drop_in: str  # the rendered systemd drop-in (templates/dockerd-dropin.conf.j2)
+    drop_in: str  # the rendered systemd drop-in (nodeconf.dockerd_drop_in)
     projects: tuple[str, ...] = ()  # compose project names of the lab's stacks
-    daemon_json: PurePosixPath = DAEMON_JSON
-    tls_dir: PurePosixPath = TLS_DIR
+    daemon_json: PurePosixPath = HOST_DAEMON_JSON
+    tls_dir: PurePosixPath = HOST_TLS_DIR
     drop_in_path: PurePosixPath = DROP_IN
     sysv_log: PurePosixPath = SYSV_LOG
 

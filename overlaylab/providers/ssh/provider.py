@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from fabric import Connection
 
+from overlaylab import nodeconf
 from overlaylab.errors import CommandError, TeardownIncomplete, describe_failure
 from overlaylab.layout import LabLayout
 from overlaylab.providers.base import NodePaths
@@ -93,18 +94,12 @@ def host_node(
         cgroup_parent: str | None = layout.cgroup_parent(name)
         host_docker = None
     else:
-        paths = NodePaths(
-            root=root,
-            daemon_config=host_engine.DAEMON_JSON,
-            tls_dir=host_engine.TLS_DIR,
-            docker_socket=host_engine.DOCKER_SOCKET,
-            private_engine=False,
-        )
+        paths = nodeconf.host_engine_paths(root)
         cgroup_parent = None  # the host's engine keeps its own cgroups
         host_docker = host_engine.HostDocker(
             cluster=spec.name,
             lab_root=root,
-            drop_in=host_engine.drop_in_text(spec.name, name),
+            drop_in=nodeconf.dockerd_drop_in(spec.name, name),
             projects=tuple(stack.name for stack in spec.stacks),
         )
     return SSHNode(

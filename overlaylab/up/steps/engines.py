@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,13 +10,13 @@ from typing import Any
 
 import docker.errors
 
+from overlaylab import nodeconf
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
 from overlaylab.logtail import QUOTE, tail
 from overlaylab.providers.base import ENGINE_SERVICE
 from overlaylab.providers.base import Node as NodeHandle
-from overlaylab.spec.models import ClusterSpec, Node
-from overlaylab.templates import render
+from overlaylab.spec.models import Node
 from overlaylab.up.run import UpRun
 from overlaylab.waiting import wait_until
 
@@ -39,52 +38,13 @@ SERVICE = ENGINE_SERVICE
 
 
 def daemon_config(ctx: LabContext, node: Node) -> dict[str, Any]:
-    """The node's daemon.json as a dict (rendered from templates/daemon.json.j2).
+    """The node's daemon.json as a dict (overlaylab.nodeconf, as `invoke render` shows it).
 
     Paths are the node's own, from its provider: a folder per engine when several
     share a machine, the host's usual places on a real host.
     """
     handle = ctx.node(node.name)
-    return render_daemon_config(
-        ctx.spec,
-        node,
-        docker_socket=str(handle.paths.docker_socket),
-        tls_dir=str(handle.paths.tls_dir),
-        node_dir=str(handle.paths.root) if handle.paths.private_engine else None,
-        cgroup_parent=handle.cgroup_parent,
-    )
-
-
-def render_daemon_config(
-    spec: ClusterSpec,
-    node: Node,
-    *,
-    docker_socket: str,
-    tls_dir: str,
-    node_dir: str | None = None,
-    cgroup_parent: str | None = None,
-) -> dict[str, Any]:
-    """daemon.json for `node` with these paths. Without `node_dir` and `cgroup_parent`
-    dockerd keeps its own data paths and cgroups (a host's one engine)."""
-    hosts = [f"unix://{docker_socket}"]
-    if spec.engine.tls:
-        hosts.append(f"tcp://{node.address}:{spec.engine.api_port}")
-    where = {"node_dir": node_dir, "cgroup_parent": cgroup_parent}
-    text = render(
-        "daemon.json.j2",
-        hosts=hosts,
-        tls=spec.engine.tls,
-        tls_dir=tls_dir,
-        cluster_store=spec.cluster_store_url(),
-        cluster_advertise=spec.engine.cluster_advertise,
-        cluster_store_opts=spec.engine.cluster_store_opts,
-        labels=[f"{k}={v}" for k, v in sorted(node.labels.items())],
-        extra=spec.engine.daemon,
-        mtu=spec.lab.mtu,
-        **{key: value for key, value in where.items() if value is not None},
-    )
-    config: dict[str, Any] = json.loads(text)
-    return config
+    return nodeconf.daemon_config(ctx.spec, node, handle.paths, handle.cgroup_parent)
 
 
 def _certificates_digest(handle: NodeHandle) -> str:
@@ -145,7 +105,7 @@ def _ensure_engine(ctx: LabContext, node: Node, slots: StartSlots | None = None)
 def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = None) -> str:
     handle = ctx.node(node.name)
     config_path = handle.paths.daemon_config
-    wanted = json.dumps(daemon_config(ctx, node), indent=2, sort_keys=True) + "\n"
+    wanted = nodeconf.daemon_json(daemon_config(ctx, node))
     current = handle.read_file(config_path)
     # dockerd reads its certificates once, at start: renewed ones need a restart.
     served_path = handle.paths.root / "tls-served.sha256"

@@ -7,23 +7,20 @@ from pathlib import Path
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError, on_node
-from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.logtail import QUOTE, tail
+from overlaylab.nodeconf import ZOOKEEPER_CONFIG, kv_argv, zookeeper_config
 from overlaylab.providers.kv_program import program_on_node
-from overlaylab.spec.models import ClusterSpec, KVStore
+from overlaylab.spec.models import KVStore
 from overlaylab.up.run import UpRun
 from overlaylab.waiting import wait_until
 
 READY_TIMEOUT = 30.0
 
 
-# The name each backend's server runs as in /proc/PID/comm (zkServer.sh execs java).
-KV_BINARIES = {"etcd": "etcd", "zookeeper": "java", "consul": "consul"}
-
-
 def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
-    """(binary name as seen in /proc/PID/comm, argv) for the spec's KV backend; places
-    the files the server needs (zookeeper's zoo.cfg) on the KV node first."""
+    """(binary name as seen in /proc/PID/comm, argv) for the spec's KV backend
+    (overlaylab.nodeconf); places the files the server needs (zookeeper's zoo.cfg) on
+    the KV node first."""
     spec = ctx.spec
     assert spec.kv is not None
     handle = ctx.node(spec.kv.node)
@@ -32,86 +29,6 @@ def kv_command(ctx: LabContext) -> tuple[str, list[str]]:
         config = zookeeper_config(spec, node_dir).encode()
         handle.put_file(handle.paths.root / ZOOKEEPER_CONFIG, config)
     return kv_argv(spec, node_dir)
-
-
-ZOOKEEPER_CONFIG = "zoo.cfg"
-
-
-def zookeeper_config(spec: ClusterSpec, node_dir: Path) -> str:
-    """zoo.cfg for a store whose data lives under `node_dir` (the file goes there too)."""
-    assert spec.kv is not None
-    ip, port = spec.address_of(spec.kv.node), spec.kv.client_port
-    return (
-        f"tickTime=2000\ndataDir={node_dir / spec.kv.backend}\nclientPort={port}\n"
-        f"clientPortAddress={ip}\nadmin.enableServer=false\n4lw.commands.whitelist=ruok\n"
-    )
-
-
-def kv_argv(spec: ClusterSpec, node_dir: Path) -> tuple[str, list[str]]:
-    """`kv_command` without side effects: the store's data under `node_dir` (zookeeper's
-    config file too, whose text `zookeeper_config` gives). `invoke render` shares it."""
-    assert spec.kv is not None
-    node = spec.kv.node
-    ip, port = str(spec.address_of(node)), spec.kv.client_port
-    data = node_dir / spec.kv.backend
-    if spec.kv.backend == "etcd":
-        # Docker's libkv speaks only etcd's v2 API, which etcd 3.4 serves on request.
-        url = f"http://{ip}:{port}"
-        peer = "http://127.0.0.1:2380"  # single member: peers never leave the node
-        return KV_BINARIES["etcd"], [
-            "etcd",
-            "--name",
-            node,
-            "--data-dir",
-            str(data),
-            "--enable-v2=true",
-            "--listen-client-urls",
-            url,
-            "--advertise-client-urls",
-            url,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            f"{node}={peer}",
-            # A lone member elects itself once its election timeout passes: at etcd's
-            # default (1000 ms) it served after 0.1-1.0 s here, at 100 ms after 0.05-
-            # 0.09 s. With no peers, a short timeout cannot cost an election.
-            "--heartbeat-interval",
-            "10",
-            "--election-timeout",
-            "100",
-            "--logger=zap",
-            "--log-outputs=stderr",
-        ]
-    if spec.kv.backend == "zookeeper":
-        config = node_dir / ZOOKEEPER_CONFIG
-        return KV_BINARIES["zookeeper"], [str(ZOOKEEPER_SERVER), "start-foreground", str(config)]
-    # One server that elects itself; no UI, no update checks (nothing leaves the lab).
-    # raft_multiplier 1 (consul's default is 5, for slow shared machines): a lone server
-    # at default timing took about 7 s to elect itself, the whole of a consul lab's `up`.
-    return KV_BINARIES["consul"], [
-        "consul",
-        "agent",
-        "-server",
-        "-bootstrap-expect=1",
-        "-hcl",
-        "disable_update_check = true",
-        "-hcl",  # consul takes -hcl several times, one fragment each
-        "performance { raft_multiplier = 1 }",
-        "-disable-host-node-id",
-        "-data-dir",
-        str(data),
-        "-bind",
-        ip,
-        "-client",
-        ip,
-        "-http-port",
-        str(port),
-        "-node",
-        node,
-    ]
 
 
 def kv_ready(ctx: LabContext) -> tuple[bool, str]:
