@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -21,10 +22,17 @@ from overlaylab.tasks import common
 HEAVY = ("docker", "pydantic", "rich", "paramiko", "jinja2", "requests", "cryptography")
 
 
-def modules_after(statement: str) -> set[str]:
+def modules_after(statement: str, env: dict[str, str] | None = None) -> set[str]:
     code = f"import sys, json\n{statement}\nprint(json.dumps(sorted(sys.modules)))"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
     return set(json.loads(done.stdout))
+
+
+def environment(**changes: str) -> dict[str, str]:
+    kept = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+    return {**kept, **changes}
 
 
 def test_the_task_collection_imports_no_heavy_library() -> None:
@@ -40,6 +48,27 @@ def test_a_task_module_imports_its_libraries_when_the_task_runs() -> None:
     )
     assert "rich.console" in loaded
     assert "overlaylab.verify.run" not in loaded
+
+
+def test_the_lab_tasks_reach_engines_without_the_sdks_ssh_transport() -> None:
+    """paramiko and its crypto are half of the docker SDK's import, for ssh:// URLs only."""
+    statement = (
+        "import overlaylab.tasks\n"
+        "import docker\n"
+        "docker.DockerClient(base_url='unix:///nowhere.sock', version='1.41')"
+    )
+    loaded = modules_after(statement, environment())
+    assert "docker" in loaded
+    assert [m for m in ("paramiko", "cryptography", "bcrypt", "nacl") if m in loaded] == []
+    # fabric (SSH labs) still has paramiko
+    assert "paramiko" in modules_after(f"{statement}\nimport fabric", environment())
+
+
+def test_an_ssh_docker_host_keeps_the_sdks_ssh_transport() -> None:
+    loaded = modules_after(
+        "import overlaylab.tasks\nimport docker", environment(DOCKER_HOST="ssh://h")
+    )
+    assert "docker.transport.sshconn" in loaded
 
 
 def test_the_consoles_are_made_on_first_use_and_write_to_their_file() -> None:

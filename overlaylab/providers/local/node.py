@@ -16,6 +16,7 @@ import docker
 
 from overlaylab import nodeconf
 from overlaylab.layout import LabLayout
+from overlaylab.providers.base import ping_api_version
 from overlaylab.providers.command import CommandResult
 from overlaylab.providers.host_runner import HostRunner
 from overlaylab.providers.local import plumbing
@@ -177,12 +178,29 @@ class LocalNode:
     def engine(self, timeout: int = 30) -> Iterator[docker.DockerClient]:
         """A client on the node's unix socket (reachable whatever the host link)."""
         client = docker.DockerClient(
-            base_url=f"unix://{self.paths.docker_socket}", timeout=timeout, version="auto"
+            base_url=f"unix://{self.paths.docker_socket}",
+            timeout=timeout,
+            version=self._api_version(timeout),
         )
         try:
             yield client
         finally:
             client.close()
+
+    def _api_version(self, timeout: float) -> str:
+        """The engine's API version from its /_ping (see ping_api_version); "auto" (docker-py
+        asks /version) when /_ping does not say, and to let a dead engine fail as before."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(timeout)
+                sock.connect(str(self.paths.docker_socket))
+                sock.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+                response = b""
+                while b"\r\n\r\n" not in response and (chunk := sock.recv(4096)):
+                    response += chunk
+        except OSError:
+            return "auto"
+        return ping_api_version(response) or "auto"
 
     def engine_ping(self, timeout: float = 1.0) -> bool:
         """GET /_ping on the unix socket: cheap readiness without a client library."""

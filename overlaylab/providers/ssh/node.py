@@ -28,7 +28,7 @@ from invoke.exceptions import CommandTimedOut
 from paramiko.ssh_exception import SSHException
 
 from overlaylab.errors import CommandError
-from overlaylab.providers.base import ENGINE_SERVICE, NodePaths
+from overlaylab.providers.base import ENGINE_SERVICE, NodePaths, ping_api_version
 from overlaylab.providers.command import CommandResult
 from overlaylab.providers.ssh.host_engine import HostDocker
 from overlaylab.waiting import wait_until
@@ -283,7 +283,11 @@ class SSHNode:
         return b"".join(chunks)
 
     def _api_version(self, timeout: float) -> str:
+        # /_ping states it (see ping_api_version); /version makes dockerd run programs.
         try:
+            stated = ping_api_version(self._get("/_ping", timeout))
+            if stated:
+                return stated
             body = self._get("/version", timeout).partition(b"\r\n\r\n")[2]
             return str(json.loads(body)["ApiVersion"])
         except (OSError, ssl.SSLError, ValueError, KeyError) as exc:
