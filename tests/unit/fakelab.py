@@ -64,6 +64,7 @@ from overlaylab.up.steps import images
 from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.up.steps.images import PROBE_PAGE
 from overlaylab.verify import batch as probe_batch
+from overlaylab.verify import probes as verify_probes
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.connectivity import DF_SCRIPT
 from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
@@ -1746,15 +1747,17 @@ class FakeLab:
 
 @contextlib.contextmanager
 def _without_settling() -> Iterator[None]:
-    """overlay_peers reads what looks wrong a second time, SETTLE seconds later. Here a
-    fault stays as injected, so the second reading is taken (and judged) at once: the
-    pause would only make each scenario a second slower."""
-    pause = overlay_peers.SETTLE
-    overlay_peers.SETTLE = 0.0
+    """Verify waits for the real lab to settle: overlay_peers reads what looks wrong a
+    second time SETTLE seconds later, and probes replaced as outdated get
+    OUTDATED_SETTLE seconds for their removal to spread by gossip. Here a fault stays as
+    injected and a removal is seen at once, so verify goes on at once: the pauses would
+    only make each scenario slower."""
+    pauses = overlay_peers.SETTLE, verify_probes.OUTDATED_SETTLE
+    overlay_peers.SETTLE = verify_probes.OUTDATED_SETTLE = 0.0
     try:
         yield
     finally:
-        overlay_peers.SETTLE = pause
+        overlay_peers.SETTLE, verify_probes.OUTDATED_SETTLE = pauses
 
 
 def _swarm_id(kind: str, name: str) -> str:
