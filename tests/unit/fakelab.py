@@ -1,7 +1,9 @@
 """A fake lab for unit tests: the real checks run against it and produce the results.
 
 The model is small: engine nodes with their engines, the KV node, probe and stack
-containers on the spec's overlays, serf membership, registrations in the store. A
+containers on the spec's overlays (a swarm lab's stacks as services with VIPs), serf
+membership, registrations in the store, classic swarm's agents and master, apps that
+register themselves for discovery. A
 test brings it up healthy, injects faults the way an operator would (kill an engine,
 cut a switch port, drop a port with iptables, advertise the NAT address...) and runs
 `run_verify`. Every answer (TCP connects, etcd listings, engine API calls, the
@@ -18,6 +20,9 @@ answered by a guess or by the machine the tests run on.
 Where the real lab was observed (tests/integration/test_faults.py), the fake follows
 the observation: a gossip port dropped a moment ago does not yet change any serf
 view; a cut-off node and a dead engine are already marked failed by their peers.
+
+The lab as `up` finds and builds it is the other half of this module (the Up* classes
+at its end: provider, nodes, engines, `ip`), for the tests of up's steps.
 """
 
 from __future__ import annotations
