@@ -73,6 +73,7 @@ from overlaylab.verify import probes as verify_probes
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.connectivity import DF_SCRIPT
 from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
+from overlaylab.verify.checks.kv import RUOK_SCRIPT, ZOOKEEPER_CLI
 from overlaylab.verify.checks.stack_containers import TASK_LABEL
 from overlaylab.verify.checks.swarm_services import _CONNECT as VIP_CONNECT
 from overlaylab.verify.probes import (
@@ -86,6 +87,7 @@ from overlaylab.verify.run import ALL_CHECKS, VerifyReport, run_verify
 
 FAULTS_YML = REPO / "tests" / "testdata" / "labs" / "faults.yml"
 FAULTS_NAT_YML = REPO / "tests" / "testdata" / "labs" / "faults-nat.yml"
+ZK_YML = REPO / "tests" / "testdata" / "labs" / "zk.yml"  # the legacy overlay over ZooKeeper
 SWARM_IDLE_YML = REPO / "tests" / "testdata" / "labs" / "swarm-idle.yml"
 SWARM_YML = REPO / "tests" / "testdata" / "labs" / "swarm.yml"  # with the swarm demo stack
 # What a swarm manager answers for the swarm's state while it has no leader.
@@ -513,6 +515,10 @@ class FakeNode:
                 code, out, err = self.lab.master_cli(self.name, url, args)
             case ["sh", "-c", script] if script == IPVS_PROBE:
                 code, out, err = (0 if self.lab.ipvs else 1), "", ""
+            case ["timeout", _, "bash", "-c", script, "ruok", host, port] if script == RUOK_SCRIPT:
+                code, out, err = self.lab.ruok(self.name, host, int(port))
+            case [cli, "-server", server, "ls", znode] if cli == str(ZOOKEEPER_CLI):
+                code, out, err = self.lab.zk_ls(self.name, server, znode)
             case _:
                 unknown(f"the command {argv} on the node {self.name}")
         return CommandResult(tuple(argv), code, out, err, self.name)
@@ -1406,6 +1412,35 @@ class FakeLab:
                 for net, address in c.networks.items()
             ],
         }
+
+    # --- ZooKeeper: its four-letter health word, and zkCli on the KV node -----------------
+    def ruok(self, src: str, host: str, port: int) -> tuple[int, str, str]:
+        """`ruok` over bash's /dev/tcp from src: "imok" from a serving ZooKeeper."""
+        kv = self.spec.kv
+        if kv is None or kv.backend != "zookeeper" or self.node_at(host) != kv.node:
+            unknown(f"ruok to {host}:{port} from {src}")
+        ok, why = self.tcp(src, host, port)
+        if not ok:
+            timed_out = "timed out" in why
+            code = 124 if timed_out else 3
+            return code, "", "" if timed_out else f"bash: connect: {why}\n"
+        return (124, "", "") if self.kv_hung else (0, "imok", "")
+
+    def zk_ls(self, node: str, server: str, znode: str) -> tuple[int, str, str]:
+        """zkCli.sh -server SERVER ls ZNODE on the KV node: the engines' registrations."""
+        kv = self.spec.kv
+        wanted = f"{self.address(kv.node)}:{kv.client_port}" if kv is not None else None
+        if kv is None or node != kv.node or server != wanted:
+            unknown(f"zkCli -server {server} on {node}")
+        discovery = "/" + "/".join(p for p in (kv.path.strip("/"), "docker/nodes") if p)
+        if znode != discovery:
+            unknown(f"the znode {znode}")
+        if not self.kv_running or self.kv_hung:
+            return 1, "", "KeeperErrorCode = ConnectionLoss for " + znode
+        keys = sorted(self.registrations())
+        if not keys:
+            return 1, "", f"Node does not exist: {znode}\nNoNode for {znode}"
+        return 0, f"WATCHER::\n\nWatchedEvent state:SyncConnected\n[{', '.join(keys)}]\n", ""
 
     def _registry_listing(self) -> tuple[int, str]:
         """etcd's recursive listing of /services: a directory per app name."""
