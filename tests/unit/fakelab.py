@@ -199,6 +199,11 @@ def swarm_lab_spec(
     return lab_variant(SWARM_IDLE_YML, nodes=nodes)
 
 
+def consul_lab_spec() -> ClusterSpec:
+    """The fault-injection lab (faults.yml) with its engines on a consul store."""
+    return lab_variant(FAULTS_YML, kv={"backend": "consul"})
+
+
 def classic_lab_spec(discovery: str = "kv") -> ClusterSpec:
     """tests/testdata/labs/classic.yml (a master and agents a and b, overlay dn) without
     its stack, which goes through the master; with `discovery: consul`, the agents
@@ -820,7 +825,8 @@ class FakeLab:
     def register_app(
         self, container: str, name: str, port: int, *, leg: str = "overlay", serving: bool = True
     ) -> None:
-        """The app in `container` registers itself under /services/NAME/<its id>: the
+        """The app in `container` registers itself (etcd: under /services/NAME/<its id>;
+        consul: as an agent service with its id): the
         address of its `leg` ("overlay": its first overlay's; "gwbridge": its
         docker_gwbridge one, which a naive look at its interfaces picks) and `port`,
         with a health URL there, which it answers unless `serving` is False."""
@@ -1413,6 +1419,27 @@ class FakeLab:
             ],
         }
 
+    # --- consul: its leader, the engines' keys, and the agent's services --------------------
+    def _consul_get(self, host: str, port: int, path: str) -> tuple[int, str]:
+        kv = self.spec.kv
+        assert kv is not None
+        discovery = "/".join(p for p in (kv.path.strip("/"), "docker/nodes") if p)
+        if path == "/v1/status/leader":
+            return 200, json.dumps(f"{self.address(kv.node)}:8300")
+        if path == f"/v1/kv/{discovery}/?keys":
+            keys = [f"{discovery}/{k}" for k in sorted(self.registrations())]
+            return (200, json.dumps(keys)) if keys else (404, "")
+        if path == "/v1/agent/services":
+            services = {"consul": {"Service": "consul", "Address": "", "Port": 8300}}
+            for e in self.registry:
+                services[e["id"]] = {
+                    "Service": e["name"],
+                    "Address": e["address"],
+                    "Port": e["port"],
+                }
+            return 200, json.dumps(services)
+        unknown(f"GET {path} on {host}:{port}")
+
     # --- ZooKeeper: its four-letter health word, and zkCli on the KV node -----------------
     def ruok(self, src: str, host: str, port: int) -> tuple[int, str, str]:
         """`ruok` over bash's /dev/tcp from src: "imok" from a serving ZooKeeper."""
@@ -1755,11 +1782,13 @@ class FakeLab:
         if kv is not None and self.node_at(host) == kv.node and self.kv_hung:
             raise TimeoutError("timed out")
         if path == "/v1/kv/docker/swarm/nodes/?keys" and kv is not None:
-            # Classic swarm's agents in a consul beside the lab's store.
-            if port != discovery_store(self.spec).client_port or port == kv.client_port:
+            # Classic swarm's agents, in the lab's consul or a consul beside its store.
+            if port != discovery_store(self.spec).client_port:
                 unknown(f"GET {path} on {host}:{port}")
             keys = [f"docker/swarm/nodes/{a}" for a in self.discovered().values()]
             return (200, json.dumps(keys)) if keys else (404, "")
+        if kv is not None and kv.backend == "consul":
+            return self._consul_get(host, port, path)
         if kv is not None and kv.backend == "etcd" and path == "/health":
             return 200, '{"health":"true","reason":""}'
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
