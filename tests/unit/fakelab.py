@@ -1,14 +1,14 @@
 """A fake lab for unit tests: the real checks run against it and produce the results.
 
-The model is small: engine nodes with their engines, the KV node, probe and stack
-containers on the spec's overlays (a swarm lab's stacks as services with VIPs), serf
-membership, registrations in the store, classic swarm's agents and master, apps that
-register themselves for discovery. A
-test brings it up healthy, injects faults the way an operator would (kill an engine,
-cut a switch port, drop a port with iptables, advertise the NAT address...) and runs
-`run_verify`. Every answer (TCP connects, etcd listings, engine API calls, the
-commands run in containers) is derived from that one model, so the results that
-diagnosis reads are the ones the checks' own code builds.
+The model is small: engine nodes with their engines, the KV node (etcd, consul or
+ZooKeeper), probe and stack containers on the spec's overlays (a swarm lab's stacks as
+services with VIPs), serf membership, registrations in the store, classic swarm's
+agents and master, apps that register themselves for discovery. A test brings it up
+healthy, injects faults the way an operator would (kill an engine, cut a switch port,
+drop a port with iptables, advertise the NAT address...) and runs `run_verify`. Every
+answer (TCP connects, store listings, engine API calls, the commands run in
+containers) is derived from that one model, so the results that diagnosis reads are
+the ones the checks' own code builds.
 
 Checks reach the lab through `ctx.node(name)`, the provider's `Node` handles; this
 fake's nodes answer exactly the I/O the checks perform. Anything else (a command it
@@ -692,7 +692,7 @@ class FakeLab:
         }
         self.master_down = False
         self.master_blind = False
-        # Apps that registered themselves for discovery (in etcd, under /services).
+        # Apps that registered themselves for discovery (etcd's /services, consul's agent).
         self.registry: list[dict[str, Any]] = []
         # Swarm mode: the stacks' services (name -> VIP per overlay), and the kernel's IPVS.
         self.services: dict[str, dict[str, str]] = {}
