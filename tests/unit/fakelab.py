@@ -1,12 +1,14 @@
 """A fake lab for unit tests: the real checks run against it and produce the results.
 
-The model is small: engine nodes with their engines, the KV node, probe and stack
-containers on the spec's overlays, serf membership, registrations in the store. A
-test brings it up healthy, injects faults the way an operator would (kill an engine,
-cut a switch port, drop a port with iptables, advertise the NAT address...) and runs
-`run_verify`. Every answer (TCP connects, etcd listings, engine API calls, the
-commands run in containers) is derived from that one model, so the results that
-diagnosis reads are the ones the checks' own code builds.
+The model is small: engine nodes with their engines, the KV node (etcd, consul or
+ZooKeeper), probe and stack containers on the spec's overlays (a swarm lab's stacks as
+services with VIPs), serf membership, registrations in the store, classic swarm's
+agents and master, apps that register themselves for discovery. A test brings it up
+healthy, injects faults the way an operator would (kill an engine, cut a switch port,
+drop a port with iptables, advertise the NAT address...) and runs `run_verify`. Every
+answer (TCP connects, store listings, engine API calls, the commands run in
+containers) is derived from that one model, so the results that diagnosis reads are
+the ones the checks' own code builds.
 
 Checks reach the lab through `ctx.node(name)`, the provider's `Node` handles; this
 fake's nodes answer exactly the I/O the checks perform. Anything else (a command it
@@ -18,6 +20,9 @@ answered by a guess or by the machine the tests run on.
 Where the real lab was observed (tests/integration/test_faults.py), the fake follows
 the observation: a gossip port dropped a moment ago does not yet change any serf
 view; a cut-off node and a dead engine are already marked failed by their peers.
+
+The lab as `up` finds and builds it is the other half of this module (the Up* classes
+at its end: provider, nodes, engines, `ip`), for the tests of up's steps.
 """
 
 from __future__ import annotations
@@ -64,9 +69,13 @@ from overlaylab.up.steps import images
 from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.up.steps.images import PROBE_PAGE
 from overlaylab.verify import batch as probe_batch
+from overlaylab.verify import probes as verify_probes
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
+from overlaylab.verify.checks.kv import RUOK_SCRIPT, ZOOKEEPER_CLI
 from overlaylab.verify.checks.mtu import DF_SCRIPT
+from overlaylab.verify.checks.stack_containers import TASK_LABEL
+from overlaylab.verify.checks.swarm_services import _CONNECT as VIP_CONNECT
 from overlaylab.verify.probes import (
     PROBE_COMMAND,
     PROBE_PORT,
@@ -78,7 +87,9 @@ from overlaylab.verify.run import ALL_CHECKS, VerifyReport, run_verify
 
 FAULTS_YML = REPO / "tests" / "testdata" / "labs" / "faults.yml"
 FAULTS_NAT_YML = REPO / "tests" / "testdata" / "labs" / "faults-nat.yml"
+ZK_YML = REPO / "tests" / "testdata" / "labs" / "zk.yml"  # the legacy overlay over ZooKeeper
 SWARM_IDLE_YML = REPO / "tests" / "testdata" / "labs" / "swarm-idle.yml"
+SWARM_YML = REPO / "tests" / "testdata" / "labs" / "swarm.yml"  # with the swarm demo stack
 # What a swarm manager answers for the swarm's state while it has no leader.
 NO_LEADER = (
     "rpc error: code = Unknown desc = The swarm does not have a leader. It's possible that "
@@ -118,6 +129,8 @@ github.com/docker/libnetwork.(*controller).processEndpointCreate(0xc000797400, 0
 """
 TCP_SCRIPT = re.compile(r'^printf "GET / HTTP/1\.0.*" \| nc -w \d+ "\$1" "\$2"$')
 ADVERTISE_SCRIPT = "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"
+IPVS_PROBE = "[ -e /proc/net/ip_vs ] || [ -d /sys/module/ip_vs ]"  # swarm_stacks.has_ipvs
+SERVICE_LABEL = "com.docker.swarm.service.name"
 # Modules whose functions reach the machine directly: a check holding one of them would
 # bypass the node handles (the local provider's plumbing, sockets, host commands).
 DIRECT_IO = (
@@ -184,6 +197,11 @@ def swarm_lab_spec(
     nodes = [{"name": m, "roles": ["manager"]} for m in managers]
     nodes += [{"name": w, "roles": ["worker"]} for w in workers]
     return lab_variant(SWARM_IDLE_YML, nodes=nodes)
+
+
+def consul_lab_spec() -> ClusterSpec:
+    """The fault-injection lab (faults.yml) with its engines on a consul store."""
+    return lab_variant(FAULTS_YML, kv={"backend": "consul"})
 
 
 def classic_lab_spec(discovery: str = "kv") -> ClusterSpec:
@@ -363,8 +381,15 @@ class FakeAPI:
             raise docker.errors.APIError("503 Server Error", explanation=NOT_A_MANAGER)
         if not self.lab.has_leader():
             raise docker.errors.APIError("500 Server Error", explanation=NO_LEADER)
-        task = "com.docker.swarm.task.id"
-        return [{"ID": c.labels[task]} for c in self.lab.running_containers() if task in c.labels]
+        wanted = (filters or {}).get("service")
+        return [
+            self.lab.swarm_task(c)
+            for c in self.lab.running_containers()
+            if TASK_LABEL in c.labels and wanted in (None, c.labels[SERVICE_LABEL])
+        ]
+
+    def services(self) -> list[dict[str, Any]]:
+        return [s.attrs for s in FakeSwarmServices(self.lab, self.node).list()]
 
     def inspect_network(self, name: str) -> dict[str, Any]:
         if name != "docker_gwbridge":
@@ -380,6 +405,31 @@ class FakeAPI:
         }
 
 
+class FakeSwarmServices:
+    """`client.services` of a swarm engine: the stacks' services, as a manager lists them."""
+
+    def __init__(self, lab: FakeLab, node: str) -> None:
+        self.lab, self.node = lab, node
+
+    def list(self) -> list[SimpleNamespace]:
+        FakeSwarmNodes(self.lab, self.node).list()  # the same refusals as a node listing
+        return [
+            SimpleNamespace(name=name, attrs=self.lab.swarm_service(name))
+            for name in self.lab.services
+        ]
+
+
+class FakeNetworks:
+    """`client.networks`: the overlays this engine lists, as objects with id and name."""
+
+    def __init__(self, lab: FakeLab, node: str) -> None:
+        self.lab, self.node = lab, node
+
+    def list(self, names: list[str] | None = None) -> list[SimpleNamespace]:
+        listed = FakeAPI(self.lab, self.node).networks(names)
+        return [SimpleNamespace(id=n["Id"], name=n["Name"], attrs=n) for n in listed]
+
+
 class FakeEngine:
     """What a node's `engine()` yields: a docker.DockerClient look-alike."""
 
@@ -389,6 +439,8 @@ class FakeEngine:
         self.images = FakeImages(lab, node)
         self.api = FakeAPI(lab, node)
         self.nodes = FakeSwarmNodes(lab, node)
+        self.services = FakeSwarmServices(lab, node)
+        self.networks = FakeNetworks(lab, node)
 
     def version(self) -> dict[str, str]:
         if self.node in self.lab.api_errors:
@@ -466,6 +518,12 @@ class FakeNode:
                 code, out, err = self.lab.read_sandbox(self.name, netns, prefix)
             case ["docker", "--tlsverify", _, _, _, "-H", url, *args]:
                 code, out, err = self.lab.master_cli(self.name, url, args)
+            case ["sh", "-c", script] if script == IPVS_PROBE:
+                code, out, err = (0 if self.lab.ipvs else 1), "", ""
+            case ["timeout", _, "bash", "-c", script, "ruok", host, port] if script == RUOK_SCRIPT:
+                code, out, err = self.lab.ruok(self.name, host, int(port))
+            case [cli, "-server", server, "ls", znode] if cli == str(ZOOKEEPER_CLI):
+                code, out, err = self.lab.zk_ls(self.name, server, znode)
             case _:
                 unknown(f"the command {argv} on the node {self.name}")
         return CommandResult(tuple(argv), code, out, err, self.name)
@@ -634,8 +692,11 @@ class FakeLab:
         }
         self.master_down = False
         self.master_blind = False
-        # Apps that registered themselves for discovery (in etcd, under /services).
+        # Apps that registered themselves for discovery (etcd's /services, consul's agent).
         self.registry: list[dict[str, Any]] = []
+        # Swarm mode: the stacks' services (name -> VIP per overlay), and the kernel's IPVS.
+        self.services: dict[str, dict[str, str]] = {}
+        self.ipvs = True
         # What runs.
         self._lock = threading.RLock()
         self.containers: list[FakeContainer] = []
@@ -764,7 +825,8 @@ class FakeLab:
     def register_app(
         self, container: str, name: str, port: int, *, leg: str = "overlay", serving: bool = True
     ) -> None:
-        """The app in `container` registers itself under /services/NAME/<its id>: the
+        """The app in `container` registers itself (etcd: under /services/NAME/<its id>;
+        consul: as an agent service with its id): the
         address of its `leg` ("overlay": its first overlay's; "gwbridge": its
         docker_gwbridge one, which a naive look at its interfaces picks) and `port`,
         with a health URL there, which it answers unless `serving` is False."""
@@ -782,6 +844,11 @@ class FakeLab:
                 "serving": serving,
             }
         )
+
+    def lose_ipvs(self) -> None:
+        """The nodes' kernel has no IPVS (no ip_vs module; the nodes share this kernel):
+        a swarm VIP carries no connection, while DNS still answers it."""
+        self.ipvs = False
 
     def unregister_agent(self, node: str) -> None:
         """The agent on node registers nothing (its store is out of its reach, or it
@@ -1232,6 +1299,17 @@ class FakeLab:
         containers come from the store, so they outlive gossip and tunnels."""
         answers: list[str] = []
         for network in src.networks:
+            # A swarm service's name answers its VIP; tasks.<service> its tasks' addresses.
+            for service, vips in self.services.items():
+                names = (service, service.split("_", 1)[1])
+                if network in vips and name in names:
+                    answers.append(vips[network])
+                if name in {f"tasks.{n}" for n in names}:
+                    answers += [
+                        c.networks[network]
+                        for c in self.running_containers()
+                        if c.labels.get(SERVICE_LABEL) == service and network in c.networks
+                    ]
             for c in self.running_containers():
                 if not self.hears(src.node, c.node):
                     continue
@@ -1290,6 +1368,106 @@ class FakeLab:
     def discovered(self) -> dict[str, str]:
         """node -> the address its agent registered, for the agents that did."""
         return {n: a for n, a in self.agent_registered.items() if a is not None}
+
+    def _vip_connect(self, c: FakeContainer, vip: str, port: int) -> int:
+        """A TCP connect to a service's VIP from c: IPVS hands it to a task that serves
+        the port and that c reaches; without IPVS nothing answers on a VIP."""
+        service = next((s for s, vips in self.services.items() if vip in vips.values()), None)
+        if service is None or not self.ipvs:
+            return 1
+        tasks = [
+            t
+            for t in self.running_containers()
+            if t.labels.get(SERVICE_LABEL) == service and t.status == "running"
+        ]
+        network = next(n for n, a in self.services[service].items() if a == vip)
+        answered = any(
+            _serves(t) == port
+            and network in t.networks
+            and self.reaches(c, t.networks[network], "tcp")
+            for t in tasks
+        )
+        return 0 if answered else 1
+
+    def swarm_service(self, name: str) -> dict[str, Any]:
+        """A stack's service as `docker service inspect` shows it: VIP endpoints."""
+        vips = [
+            {
+                "NetworkID": self.network_info(net)["Id"],
+                "Addr": f"{vip}/{self._subnet(net).prefixlen}",
+            }
+            for net, vip in self.services[name].items()
+        ]
+        return {
+            "ID": _swarm_id("service", name),
+            "Spec": {"Name": name, "Mode": {"Replicated": {"Replicas": 1}}},
+            "Endpoint": {"Spec": {"Mode": "vip"}, "VirtualIPs": vips, "Ports": []},
+        }
+
+    def swarm_task(self, c: FakeContainer) -> dict[str, Any]:
+        """A running task of a stack service, as the manager lists it."""
+        return {
+            "ID": c.labels[TASK_LABEL],
+            "ServiceID": _swarm_id("service", c.labels.get(SERVICE_LABEL, "")),
+            "Status": {"State": "running"},
+            "NetworksAttachments": [
+                {
+                    "Network": {"ID": self.network_info(net)["Id"]},
+                    "Addresses": [f"{address}/{self._subnet(net).prefixlen}"],
+                }
+                for net, address in c.networks.items()
+            ],
+        }
+
+    # --- consul: its leader, the engines' keys, and the agent's services --------------------
+    def _consul_get(self, host: str, port: int, path: str) -> tuple[int, str]:
+        kv = self.spec.kv
+        assert kv is not None
+        discovery = "/".join(p for p in (kv.path.strip("/"), "docker/nodes") if p)
+        if path == "/v1/status/leader":
+            return 200, json.dumps(f"{self.address(kv.node)}:8300")
+        if path == f"/v1/kv/{discovery}/?keys":
+            keys = [f"{discovery}/{k}" for k in sorted(self.registrations())]
+            return (200, json.dumps(keys)) if keys else (404, "")
+        if path == "/v1/agent/services":
+            services = {"consul": {"Service": "consul", "Address": "", "Port": 8300}}
+            for e in self.registry:
+                services[e["id"]] = {
+                    "Service": e["name"],
+                    "Address": e["address"],
+                    "Port": e["port"],
+                }
+            return 200, json.dumps(services)
+        unknown(f"GET {path} on {host}:{port}")
+
+    # --- ZooKeeper: its four-letter health word, and zkCli on the KV node -----------------
+    def ruok(self, src: str, host: str, port: int) -> tuple[int, str, str]:
+        """`ruok` over bash's /dev/tcp from src: "imok" from a serving ZooKeeper."""
+        kv = self.spec.kv
+        if kv is None or kv.backend != "zookeeper" or self.node_at(host) != kv.node:
+            unknown(f"ruok to {host}:{port} from {src}")
+        ok, why = self.tcp(src, host, port)
+        if not ok:
+            timed_out = "timed out" in why
+            code = 124 if timed_out else 3
+            return code, "", "" if timed_out else f"bash: connect: {why}\n"
+        return (124, "", "") if self.kv_hung else (0, "imok", "")
+
+    def zk_ls(self, node: str, server: str, znode: str) -> tuple[int, str, str]:
+        """zkCli.sh -server SERVER ls ZNODE on the KV node: the engines' registrations."""
+        kv = self.spec.kv
+        wanted = f"{self.address(kv.node)}:{kv.client_port}" if kv is not None else None
+        if kv is None or node != kv.node or server != wanted:
+            unknown(f"zkCli -server {server} on {node}")
+        discovery = "/" + "/".join(p for p in (kv.path.strip("/"), "docker/nodes") if p)
+        if znode != discovery:
+            unknown(f"the znode {znode}")
+        if not self.kv_running or self.kv_hung:
+            return 1, "", "KeeperErrorCode = ConnectionLoss for " + znode
+        keys = sorted(self.registrations())
+        if not keys:
+            return 1, "", f"Node does not exist: {znode}\nNoNode for {znode}"
+        return 0, f"WATCHER::\n\nWatchedEvent state:SyncConnected\n[{', '.join(keys)}]\n", ""
 
     def _registry_listing(self) -> tuple[int, str]:
         """etcd's recursive listing of /services: a directory per app name."""
@@ -1356,6 +1534,10 @@ class FakeLab:
                 # Pings that make the engine look up peers it missed: what it can learn
                 # this way, the fake's sandboxes hold already (`learned`).
                 return 0, ""
+            case ["sh", "-c", script, "vip", vip, port] if script == VIP_CONNECT:
+                return self._vip_connect(c, vip, int(port)), ""
+            case ["cat", "/proc/net/tcp", "/proc/net/tcp6"]:
+                return 0, _proc_net_tcp(_serves(c))
             case ["sh", "-c", script, "get", address, port, path] if script == DISCOVERY_GET:
                 return self._health_get(c, address, int(port), path)
             case ["sh", "-c", script] if script == ADVERTISE_SCRIPT:
@@ -1538,6 +1720,9 @@ class FakeLab:
             for service, node in sorted(stack.services.items()):
                 definition = compose["services"][service]
                 networks = definition.get("networks", [])
+                if self.swarm:
+                    self._deploy(stack.name, service, node, definition, overlays)
+                    continue
                 self.start_container(
                     node,
                     definition.get("container_name", f"{stack.name}_{service}_1"),
@@ -1550,6 +1735,23 @@ class FakeLab:
                     aliases=[service],
                     ports=_published(definition.get("ports", [])),
                 )
+
+    def _deploy(
+        self, stack: str, service: str, node: str, definition: dict[str, Any], overlays: set[str]
+    ) -> None:
+        """`docker stack deploy` of one service as `up` does it on a kernel with IPVS:
+        endpoint mode vip (a VIP on each overlay), one task on its node."""
+        full = f"{stack}_{service}"
+        networks = [n for n in definition.get("networks", []) if n in overlays]
+        self.services[full] = {net: self._allocate(net) for net in networks}
+        task = _swarm_id("task", full)
+        labels = {
+            "com.docker.stack.namespace": stack,
+            SERVICE_LABEL: full,
+            TASK_LABEL: task,
+        }
+        command = list(definition.get("command", []))
+        self.start_container(node, f"{full}.1.{task}", command, networks, labels)
 
     # --- the seam the checks must keep to ------------------------------------------------
     def _refuse_direct_io(self) -> None:
@@ -1580,11 +1782,13 @@ class FakeLab:
         if kv is not None and self.node_at(host) == kv.node and self.kv_hung:
             raise TimeoutError("timed out")
         if path == "/v1/kv/docker/swarm/nodes/?keys" and kv is not None:
-            # Classic swarm's agents in a consul beside the lab's store.
-            if port != discovery_store(self.spec).client_port or port == kv.client_port:
+            # Classic swarm's agents, in the lab's consul or a consul beside its store.
+            if port != discovery_store(self.spec).client_port:
                 unknown(f"GET {path} on {host}:{port}")
             keys = [f"docker/swarm/nodes/{a}" for a in self.discovered().values()]
             return (200, json.dumps(keys)) if keys else (404, "")
+        if kv is not None and kv.backend == "consul":
+            return self._consul_get(host, port, path)
         if kv is not None and kv.backend == "etcd" and path == "/health":
             return 200, '{"health":"true","reason":""}'
         if kv is None or kv.backend != "etcd" or not path.startswith("/v2/keys/"):
@@ -1612,15 +1816,35 @@ class FakeLab:
 
 @contextlib.contextmanager
 def _without_settling() -> Iterator[None]:
-    """overlay_peers reads what looks wrong a second time, SETTLE seconds later. Here a
-    fault stays as injected, so the second reading is taken (and judged) at once: the
-    pause would only make each scenario a second slower."""
-    pause = overlay_peers.SETTLE
-    overlay_peers.SETTLE = 0.0
+    """Verify waits for the real lab to settle: overlay_peers reads what looks wrong a
+    second time SETTLE seconds later, and probes replaced as outdated get
+    OUTDATED_SETTLE seconds for their removal to spread by gossip. Here a fault stays as
+    injected and a removal is seen at once, so verify goes on at once: the pauses would
+    only make each scenario slower."""
+    pauses = overlay_peers.SETTLE, verify_probes.OUTDATED_SETTLE
+    overlay_peers.SETTLE = verify_probes.OUTDATED_SETTLE = 0.0
     try:
         yield
     finally:
-        overlay_peers.SETTLE = pause
+        overlay_peers.SETTLE, verify_probes.OUTDATED_SETTLE = pauses
+
+
+def _swarm_id(kind: str, name: str) -> str:
+    return hashlib.sha256(f"{kind}/{name}".encode()).hexdigest()[:25]
+
+
+def _serves(c: FakeContainer) -> int | None:
+    """The TCP port c's program listens on (busybox httpd -p PORT), if any."""
+    command = c.command
+    return int(command[command.index("-p") + 1]) if "-p" in command else None
+
+
+def _proc_net_tcp(port: int | None) -> str:
+    """/proc/net/tcp with a listener on 0.0.0.0:port (and the embedded DNS on 127.0.0.11)."""
+    lines = ["  sl  local_address rem_address   st", "   0: 0B00007F:A0B1 00000000:0000 0A"]
+    if port is not None:
+        lines.append(f"   1: 00000000:{port:04X} 00000000:0000 0A")
+    return "\n".join(lines) + "\n"
 
 
 def _registry_entry(entry: dict[str, Any]) -> dict[str, str]:

@@ -15,6 +15,7 @@ import pytest
 from fakelab import (
     NAT_ADDRESS,
     SWARM_IDLE_YML,
+    SWARM_YML,
     FakeLab,
     classic_lab_spec,
     fault_lab_spec,
@@ -24,6 +25,7 @@ from rich.console import Console
 
 from overlaylab.report.json_report import report_to_dict
 from overlaylab.report.table import print_report
+from overlaylab.spec import load_spec
 from overlaylab.verify.checks import probe_pairs
 from overlaylab.verify.checks.mtu import HINT_MTU
 from overlaylab.verify.checks.probe_pairs import HINT_DATAPLANE, HINT_SAME_HOST
@@ -855,6 +857,59 @@ def test_swarm_manager_down_with_the_quorum_kept_blames_that_manager(
         "1 swarm node(s) are not as the spec says",
     ]
     assert report.diagnosis[1].nodes == ["m3"]
+
+
+@pytest.fixture
+def swarm_stack(tmp_path: Path) -> FakeLab:
+    """tests/testdata/labs/swarm.yml: its demo stack deployed with VIPs (web on w1, api
+    on w2), as `up` deploys it on a kernel with IPVS."""
+    return FakeLab(load_spec(SWARM_YML), tmp_path / "state", SWARM_YML)
+
+
+def vip_results(report: VerifyReport) -> list[CheckResult]:
+    return [r for r in report.results if r.check == "swarm.services" and "vip" in r.details]
+
+
+def test_healthy_swarm_stack_connects_to_every_vip(swarm_stack: FakeLab) -> None:
+    report = swarm_stack.verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    vips = vip_results(report)
+    assert {(r.source, r.details["port"]) for r in vips} == {
+        (n, p) for n in ("m1", "m2", "w1", "w2") for p in (5000, 8080)
+    }
+    assert {r.status for r in vips} == {"pass"} and {r.details["ipvs"] for r in vips} == {True}
+
+
+def test_vips_failing_without_ipvs_are_one_cause(swarm_stack: FakeLab) -> None:
+    swarm_stack.lose_ipvs()
+    report = swarm_stack.verify()
+    assert failed_checks(report) == {"swarm.services"}
+    failed = failing(report, "swarm.services")
+    assert failed == vip_results(report) and len(failed) == 8  # 4 probes, 2 VIPs
+    assert {r.details["ipvs"] for r in failed} == {False}
+    assert [d.cause for d in report.diagnosis] == [
+        "the kernel has no IPVS: 8 swarm VIP path(s) cannot work"
+    ]
+    found = report.diagnosis[0]
+    assert found.nodes == ["m1", "m2", "w1", "w2"] and "endpoint_mode: dnsrr" in found.detail
+    # The names still resolve to their VIPs: DNS is not what fails.
+    resolved = [r for r in report.results if r.check == "swarm.services" and "vip" not in r.details]
+    assert len(resolved) == 4 and {r.status for r in resolved} == {"pass"}
+
+
+def test_a_dead_vip_with_ipvs_there_is_not_the_kernels_fault(swarm_stack: FakeLab) -> None:
+    [web] = [c for c in swarm_stack.containers if c.name.startswith("demo_web.1.")]
+    swarm_stack.pause(web.name)  # its task answers nothing; the VIP hands connections to it
+    report = swarm_stack.verify()
+    dead = [r for r in vip_results(report) if r.status == "fail"]
+    assert {(r.details["vip"], r.details["port"]) for r in dead} == {
+        (swarm_stack.services["demo_web"]["dn"], 5000)
+    }
+    assert {r.details["ipvs"] for r in dead} == {True}
+    # The service's own failure, not the kernel's.
+    [own] = [d for d in report.diagnosis if "swarm.services" in d.checks]
+    assert "IPVS" not in own.cause
+    assert not [d.cause for d in report.diagnosis if "IPVS" in d.cause]
 
 
 # --- checks that could not run ---------------------------------------------------------------

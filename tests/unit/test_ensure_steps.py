@@ -2,7 +2,7 @@
 
 Present and right: the step only looks (returns False, changes nothing). Half there:
 it does exactly what is missing. Missing: it makes it. The provider, engines and
-`ip` are fakes (tests/unit/fakes.py) that record what they were asked to do.
+`ip` are fakes (tests/unit/fakelab.py, the Up* classes) that record what they were asked to do.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from overlaylab.verify import batch
 from overlaylab.verify.batch import (
     MARKER,
     RUNNER,
@@ -24,6 +27,14 @@ from overlaylab.verify.batch import (
 from overlaylab.verify.probes import Probe
 
 SOURCE = Probe("node1", "dn", "probe-dn-node1", "10.0.9.2")
+
+
+@pytest.fixture(autouse=True)
+def quick_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pause between retry rounds gives a real overlay time to converge; the host's
+    sh that stands in for the probes has nothing to wait for. Which tests each round
+    carries, and when retries stop, do not depend on it."""
+    monkeypatch.setattr(batch, "RETRY_PAUSE", 0.02)
 
 
 def exits_zero(code: int, _out: str) -> bool:

@@ -16,11 +16,10 @@ from overlaylab.up.steps.kv import discovery_context
 from overlaylab.up.swarm_stacks import _host_mode_port, deployed_compose
 from overlaylab.verify.checks import swarm_services as swarm_checks
 from overlaylab.verify.checks.swarm_mode import _judge_node, _quorum
-from overlaylab.verify.checks.swarm_services import IPVS_HINT, _endpoints
+from overlaylab.verify.checks.swarm_services import _endpoints
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.diagnosis import diagnose
 from overlaylab.verify.probes import Probe
-from overlaylab.verify.result import CheckResult
 
 STACK = Stack(name="demo", file="c.yml", services={"web": "w1", "api": "w2"})
 
@@ -138,29 +137,6 @@ def test_endpoint_mode_comes_from_the_service_spec() -> None:
     attrs["Spec"] = {}
     found = _endpoints(attrs, {"n1": "dn"})
     assert found["mode"] == "vip" and found["vips"] == {"dn": "10.0.18.6"}
-
-
-def vip_failure(source: str, ipvs: bool) -> CheckResult:
-    return CheckResult(
-        check="swarm.services",
-        subject=f"{source} -> VIP",
-        status="fail",
-        message="no answer",
-        hint=IPVS_HINT,
-        source=source,
-        target="w2",
-        details={"vip": "10.0.18.6", "port": 8080, "ipvs": ipvs},
-    )
-
-
-def test_vips_failing_without_ipvs_are_one_cause() -> None:
-    spec = load_spec(LAB_YML)
-    found = diagnose(spec, [vip_failure("m1", False), vip_failure("w1", False)])
-    assert [d.cause for d in found] == ["the kernel has no IPVS: 2 swarm VIP path(s) cannot work"]
-    assert found[0].nodes == ["m1", "w1"] and "endpoint_mode: dnsrr" in found[0].detail
-    # With IPVS there, a dead VIP is the service's own failure, not the kernel's.
-    [other] = diagnose(spec, [vip_failure("m1", True)])
-    assert "IPVS" not in other.cause
 
 
 def test_classic_swarm_discovers_through_a_consul_beside_etcd(tmp_path: Path) -> None:
