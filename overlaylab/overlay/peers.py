@@ -18,10 +18,15 @@ import ipaddress
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from overlaylab.providers.base import Node, NodePaths
 from overlaylab.spec.models import ClusterSpec
+
+T = TypeVar("T")
 
 READ_SCRIPT = "bridge fdb show dev vxlan0 && echo == && ip neigh show dev vxlan0"
 FDB_ENTRY = re.compile(r"^([0-9a-f:]{17}) .*\bdst (\S+)", re.M)
@@ -199,13 +204,13 @@ def survey_once(
     """One reading; `vteps` (engine -> advertised address) is filled as needed."""
     found = []
     for network in networks:
-        on = {e: members(node(e), e, network) for e in engines}
+        on = dict(zip(engines, _each(partial(_members, node, network), engines), strict=True))
         # Only engines running a container on the network keep a sandbox for it, and
         # only containers of other engines need entries.
         if sum(1 for _, local in on.values() if local) < 2:
             continue
-        for e in engines:
-            vteps.setdefault(e, vtep(node(e)))
+        unknown = [e for e in engines if e not in vteps]
+        vteps.update(zip(unknown, _each(lambda e: vtep(node(e)), unknown), strict=True))
         for e in engines:
             net_id, local = on[e]
             if net_id and local:
@@ -216,6 +221,19 @@ def survey_once(
                     ask = ""  # not running here: no one to ask, so gaps are not judged
                 found.append(_read_and_judge(node(e), peers, net_id, local, vteps, ask))
     return found
+
+
+def _members(node: Callable[[str], Node], network: str, engine: str) -> tuple[str, list[Member]]:
+    return members(node(engine), engine, network)
+
+
+def _each(ask: Callable[[str], T], engines: list[str]) -> list[T]:
+    """`ask` of every engine at once: an engine waiting on a hung KV store takes seconds
+    per request, and engine after engine, network after network, they added up."""
+    if len(engines) < 2:
+        return [ask(e) for e in engines]
+    with ThreadPoolExecutor(max_workers=len(engines)) as pool:
+        return list(pool.map(ask, engines))
 
 
 def _read_and_judge(

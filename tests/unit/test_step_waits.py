@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -294,6 +296,16 @@ def start_as_service(ctx: LabContext, argv: list[str]) -> subprocess.Popen[bytes
 def test_stop_service_stops_with_sigterm(ctx: LabContext) -> None:
     proc = start_as_service(ctx, ["sleep", "30"])
     ctx.node("node1").stop_service("sleeper", "sleep", timeout=5)
+    assert proc.wait(timeout=5) == -15
+    assert not ctx.node("node1").service_alive("sleeper")
+
+
+def test_stop_service_ends_a_stopped_service_with_sigterm(ctx: LabContext) -> None:
+    """A hung service (SIGSTOP, as the KV fault does) gets its SIGTERM acted on, not a
+    SIGKILL after sitting out the timeout."""
+    proc = start_as_service(ctx, ["sleep", "30"])
+    os.kill(proc.pid, signal.SIGSTOP)
+    ctx.node("node1").stop_service("sleeper", "sleep", timeout=30)
     assert proc.wait(timeout=5) == -15
     assert not ctx.node("node1").service_alive("sleeper")
 

@@ -154,6 +154,10 @@ class LocalNode:
             return
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
+            # A stopped service (SIGSTOP: hung) acts on SIGTERM only once it runs again;
+            # without this it sat out the whole timeout before its SIGKILL (systemd and
+            # kill(1)'s habit too).
+            os.kill(pid, signal.SIGCONT)
         if not wait_until(lambda: self.service_pid(service, binary) is None, timeout):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)

@@ -51,6 +51,8 @@ _ALIVE = (
 )
 _STOP = (
     'pid=$(cat "$1" 2>/dev/null) || exit 0; kill -TERM "$pid" 2>/dev/null || exit 0; '
+    # A stopped (hung) service acts on SIGTERM only once it runs again.
+    'kill -CONT "$pid" 2>/dev/null; '
     'i=0; while kill -0 "$pid" 2>/dev/null && [ $i -lt $2 ]; do sleep 0.1; i=$((i+1)); done; '
     'kill -KILL "$pid" 2>/dev/null; true'
 )

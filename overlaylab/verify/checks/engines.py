@@ -96,39 +96,40 @@ def _death_reason(vctx: VerifyContext, node: str) -> tuple[str, str]:
 
 
 def api(vctx: VerifyContext) -> list[CheckResult]:
-    results = []
-    for node in vctx.lab.spec.engine_nodes:
-        started = time.monotonic()
-        handle = vctx.lab.node(node.name)
-        if handle.engine_ping(timeout=2):
-            try:
-                with handle.engine(timeout=10) as client:
-                    info = client.info()
-            except (docker.errors.DockerException, OSError) as exc:  # requests': OSErrors
-                # It answers its ping but not /info: what it holds is unknown (one node's
-                # error, not the whole check's).
-                results.append(_info_error(node.name, exc))
-                continue
-            vctx.cache.setdefault(ENGINE_INFO, {})[node.name] = info
-            results.append(_answering(node.name, info, round(time.monotonic() - started, 3)))
-            continue
-        message, hint = _death_reason(vctx, node.name)
-        results.append(
-            CheckResult(
-                check="engines.api",
-                subject=node.name,
-                status="fail",
-                message=message,
-                hint=hint,
-                nodes=[node.name],
-                target=node.name,
-                output=tail(handle.service_log(ENGINE_SERVICE), 12),
-                command=f"tail {handle.service_log_location('dockerd')}",
-                details={"died_during_verify": node.name in vctx.cache.get(DIED_DURING_VERIFY, ())},
-                seconds=round(time.monotonic() - started, 3),
-            )
-        )
-    return results
+    # Every engine at once: one waiting on a hung KV store takes seconds to answer /info
+    # (3 s each here), and asked node after node, those seconds added up.
+    vctx.cache.setdefault(ENGINE_INFO, {})
+    nodes = [node.name for node in vctx.lab.spec.engine_nodes]
+    return list(vctx.pool.map(lambda node: _api_of(vctx, node), nodes))
+
+
+def _api_of(vctx: VerifyContext, node: str) -> CheckResult:
+    started = time.monotonic()
+    handle = vctx.lab.node(node)
+    if handle.engine_ping(timeout=2):
+        try:
+            with handle.engine(timeout=10) as client:
+                info = client.info()
+        except (docker.errors.DockerException, OSError) as exc:  # requests': OSErrors
+            # It answers its ping but not /info: what it holds is unknown (one node's
+            # error, not the whole check's).
+            return _info_error(node, exc)
+        vctx.cache[ENGINE_INFO][node] = info
+        return _answering(node, info, round(time.monotonic() - started, 3))
+    message, hint = _death_reason(vctx, node)
+    return CheckResult(
+        check="engines.api",
+        subject=node,
+        status="fail",
+        message=message,
+        hint=hint,
+        nodes=[node],
+        target=node,
+        output=tail(handle.service_log(ENGINE_SERVICE), 12),
+        command=f"tail {handle.service_log_location('dockerd')}",
+        details={"died_during_verify": node in vctx.cache.get(DIED_DURING_VERIFY, ())},
+        seconds=round(time.monotonic() - started, 3),
+    )
 
 
 FORWARDING_HINT = (

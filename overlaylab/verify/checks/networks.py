@@ -9,6 +9,8 @@ one is. Whether a worker can use it is what its probes show (probes.running)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.verify.check import Check
 from overlaylab.verify.context import VerifyContext
@@ -33,21 +35,41 @@ def must_list(spec: ClusterSpec) -> set[str]:
     return {n.name for n in spec.engine_nodes}
 
 
+def listings(vctx: VerifyContext) -> dict[str, list[dict[str, Any]] | None]:
+    """Per engine node, the spec's networks its engine lists (None: it does not answer).
+
+    One request per engine, every engine at once: an engine waiting on a hung KV store
+    takes seconds per request, and asked network after network, engine after engine,
+    those seconds added up (19 s for two overlays on three engines)."""
+    spec = vctx.lab.spec
+    names = [net.name for net in spec.networks]
+
+    def listing(node: str) -> list[dict[str, Any]] | None:
+        handle = vctx.lab.node(node)
+        if not handle.engine_ping(timeout=2):
+            return None
+        with handle.engine(timeout=10) as client:
+            return [n for n in client.api.networks(names=names) if n["Name"] in names]
+
+    nodes = [node.name for node in spec.engine_nodes]
+    return dict(zip(nodes, vctx.pool.map(listing, nodes), strict=True))
+
+
 def present(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     listing = must_list(spec)
     swarm = spec.orchestration.mode == "swarm-mode"
+    listed = listings(vctx) if spec.networks else {}
     results = []
     for net in spec.networks:
         seen: dict[str, tuple[str, str, str | None]] = {}
         missing, down, idle = [], [], []
         for node in spec.engine_nodes:
-            handle = vctx.lab.node(node.name)
-            if not handle.engine_ping(timeout=2):
+            networks = listed[node.name]
+            if networks is None:
                 down.append(node.name)
                 continue
-            with handle.engine(timeout=10) as client:
-                found = [n for n in client.api.networks(names=[net.name]) if n["Name"] == net.name]
+            found = [n for n in networks if n["Name"] == net.name]
             if not found:
                 (missing if node.name in listing else idle).append(node.name)
                 continue
