@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from overlaylab import nodeconf
+from overlaylab import vagrant_machines as vagrant
 from overlaylab.artifacts import docker_machine, hosts, stacks
 from overlaylab.errors import OverlaylabError
-from overlaylab.providers.vagrant import machines_json as vagrant
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.templates import PROJECT_ROOT
 

@@ -23,9 +23,9 @@ from overlaylab import cgroups
 from overlaylab.layout import LabLayout
 from overlaylab.providers.vagrant import host_apt, image, outer, recipe, rootfs
 from overlaylab.providers.vagrant.machines import VagrantError, VagrantMachines
-from overlaylab.providers.vagrant.machines_json import machines_json
 from overlaylab.spec import load_spec_file
 from overlaylab.spec.models import VagrantProviderSpec
+from overlaylab.vagrant_machines import machines_json
 
 # A name and subnet no other test lab uses (tests/testdata/labs: sm .95, fn .96, fl .97,
 # zk .98; the default lab .99; test_new_layout's t3 .94).

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from lab_specs import LAB_YML, REPO, lab_data
 
-from overlaylab.providers.vagrant import machines_json as vagrant
+from overlaylab import vagrant_machines as vagrant
 from overlaylab.spec import load_spec_file
 
 pytestmark = [

@@ -46,7 +46,6 @@ from overlaylab.providers.ssh.provider import host_node
 from overlaylab.providers.tool_gaps import host_tool_gaps, kernel_feature
 from overlaylab.providers.vagrant import image, keys, rootfs
 from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
-from overlaylab.providers.vagrant.machines_json import machine_name, machines_json
 from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
 from overlaylab.providers.vagrant.recipe import (
     IMAGE_CACHE,
@@ -57,6 +56,7 @@ from overlaylab.providers.vagrant.recipe import (
 from overlaylab.spec.loader import LoadedSpec
 from overlaylab.spec.models import ClusterSpec, VagrantProviderSpec
 from overlaylab.templates import PROJECT_ROOT
+from overlaylab.vagrant_machines import machine_name, machines_json
 from overlaylab.waiting import wait_until
 
 APT = "apt-get install -y --no-install-recommends"
