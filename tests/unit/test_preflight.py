@@ -282,3 +282,16 @@ def test_a_20_10_dockerd_without_the_spec_store_is_still_named(machine: Machine)
     assert "built without the etcd cluster store; its engines would die" in whats(gaps)
     assert "consul" not in whats(gaps) and "refuses cluster-store" not in whats(gaps)
     assert fix_for(gaps, "built without").startswith("set kv.backend: zookeeper, or ")
+
+
+def test_a_user_who_may_not_look_for_the_system_containerd_gets_the_gaps_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    # /run/containerd is root-only: Path.exists() raises PermissionError for others.
+    class Unreadable(type(tmp_path)):  # type: ignore[misc]
+        def exists(self, *args: object, **kwargs: object) -> bool:
+            raise PermissionError(13, "Permission denied", str(self))
+
+    assert local.system_containerd_running(Unreadable(tmp_path / "containerd.sock")) is False
+    (tmp_path / "there.sock").write_text("")
+    assert local.system_containerd_running(tmp_path / "there.sock") is True

@@ -19,6 +19,17 @@ from overlaylab.providers.tool_gaps import (
 from overlaylab.spec.models import ClusterSpec
 
 SYSTEM_CONTAINERD_SOCKET = Path("/run/containerd/containerd.sock")
+
+
+def system_containerd_running(socket: Path) -> bool:
+    """Is the system's containerd socket there? Unknown (False) for a user who may not
+    look into its root-only folder: that user already hears "not running as root"."""
+    try:
+        return socket.exists()
+    except PermissionError:
+        return False
+
+
 # (binary, Debian package) the local provider always needs.
 BASE_TOOLS = [
     ("ip", "iproute2"),
@@ -72,7 +83,7 @@ def local_preflight(
             )
         )
     gaps += store_gaps(spec)
-    if SYSTEM_CONTAINERD_SOCKET.exists():
+    if system_containerd_running(SYSTEM_CONTAINERD_SOCKET):
         gaps.append(
             (
                 f"a system containerd listens on {SYSTEM_CONTAINERD_SOCKET}; "

@@ -40,6 +40,7 @@ from overlaylab.providers.local.preflight import (
     BASE_TOOLS,
     SYSTEM_CONTAINERD_SOCKET,
     route_clashes,
+    system_containerd_running,
 )
 from overlaylab.providers.ssh.node import SSHNode, wait_for_ssh
 from overlaylab.providers.ssh.provider import host_node
@@ -177,7 +178,7 @@ class VagrantProvider:
                     "set kv.backend: etcd or zookeeper",
                 )
             )
-        if SYSTEM_CONTAINERD_SOCKET.exists():
+        if system_containerd_running(SYSTEM_CONTAINERD_SOCKET):
             gaps.append(
                 (
                     f"a system containerd listens on {SYSTEM_CONTAINERD_SOCKET}; the Vagrant "
