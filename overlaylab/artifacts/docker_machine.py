@@ -10,6 +10,9 @@ as in the guide: VirtualBox hands them out by DHCP, so the spec's own are not us
 Every value from the spec is shell-quoted. The guide's double-quoted words that hold a
 `$(docker-machine ip ...)` keep that form: their literal parts are escaped for double
 quotes, and the machine name inside the substitution is quoted on its own.
+
+One module (~360 lines) because it is one script, rendered top to bottom: the quoting
+rules and the commands that use them are read together.
 """
 
 from __future__ import annotations

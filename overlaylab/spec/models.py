@@ -4,6 +4,9 @@ Strict on purpose (unknown keys are errors, as in kind's config): a typo such as
 `clsuter-store` must not silently fall back to a default and leave the user wondering
 why the overlay never forms. Field docs become `inventory/schema.json` descriptions,
 so they are written for the person editing the YAML.
+
+One module (~370 lines) because it is the schema: each model is a YAML section, and
+splitting them would scatter what `inventory/schema.json` shows in one page.
 """
 
 from __future__ import annotations

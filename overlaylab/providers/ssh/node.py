@@ -4,6 +4,9 @@ Everything goes through one SSH connection per node and a handful of POSIX tools
 every Debian host has (sh, bash, base64, setsid, timeout): no agent is installed
 on the hosts and nothing but the lab's own folder is written there. The engine is
 reached over its TCP API with the lab's mutual TLS, from this machine.
+
+One module (~380 lines) because it is one `Node` over one connection: the contract's
+methods (commands, files, services, engine, network) share its session and quoting.
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ Shape (cluster `vg`, lab subnet 192.168.93.0/24):
 - The dockerd runs in the namespace through `nsenter --net` + `unshare --uts`, never
   `ip netns exec` (which remounts /sys; dockerd then dies on "Devices cgroup isn't
   mounted").
+
+One module (~360 lines) because it is one engine's life: its namespace, its network and
+its teardown must agree on the same names, and are read together.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ lab in one folder per machine with its KV server, the engine (the machine's own 
 service with `engine: host`, a dockerd of the lab's own with `engine: lab`) reached from
 this machine at the node's lab address over the host link, with mutual TLS.
 
+One module (~390 lines) because it is the Provider contract for Vagrant: the pieces it
+puts together (outer.py, image.py, machines.py, the SSH node) each live apart already.
+
 `destroy` needs no teardown inside the machines, which go whole: `vagrant destroy -f`
 (best effort), then the engine's removal, which also takes away by name whatever is left
 of the lab on this machine (namespaces `ol-<cluster>.*`, host link, cgroups, mounts,
