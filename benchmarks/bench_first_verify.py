@@ -82,7 +82,7 @@ def one_run(spec: Path, nodes: int, run: int, out: Any) -> None:
             report = json.loads(done.stdout)
             counts = report["summary"]
             failed = counts.get("fail", 0) + counts.get("error", 0)
-            detail = f"{sum(counts.values())} results, {failed} failed"
+            detail = f"{counts['total']} results, {failed} failed"
             record(what, wall, load, detail)
             record(f"{what} (own)", report["seconds"], load, detail)
             said.append(f"{what} {wall:.2f}s ({report['seconds']:.2f}s own, {detail})")

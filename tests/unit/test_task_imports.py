@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from invoke import Context
@@ -102,3 +103,21 @@ def test_engine_errors_still_become_a_clean_exit() -> None:
         assert str(exc) in str(exited.value.message)
     with pytest.raises(ValueError):  # a bug stays a traceback
         raises(ValueError("bug"))(Context())
+
+
+def test_a_local_lab_opens_and_reaches_its_nodes_without_pyroute2() -> None:
+    """pyroute2 imports all of itself; only making or removing links needs it."""
+    lab = Path(__file__).resolve().parents[2] / "inventory" / "lab.yml"
+    loaded = modules_after(
+        f"from overlaylab.context import open_lab\nctx = open_lab({str(lab)!r})\nctx.node('node1')"
+    )
+    assert "overlaylab.providers.local.netns" in loaded
+    assert "pyroute2" not in loaded
+
+
+def test_entering_a_namespace_that_does_not_exist_fails_and_makes_none() -> None:
+    from overlaylab.providers.local import plumbing
+
+    with pytest.raises(FileNotFoundError):
+        plumbing.enter("ol-no-such-namespace-for-a-test")
+    assert not (plumbing.NETNS_DIR / "ol-no-such-namespace-for-a-test").exists()

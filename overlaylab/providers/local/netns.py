@@ -1,7 +1,7 @@
 """Open sockets inside a named network namespace from this (host) process.
 
 A socket keeps the namespace it was created in, so a short-lived thread can enter
-the namespace (setns(2), through pyroute2), create the socket and end; the caller
+the namespace (setns(2)), create the socket and end; the caller
 then uses it normally. This lets overlaylab probe a node's view of the lab (can
 node1 reach the KV store?) without spawning `nsenter` for every probe. setns with
 CLONE_NEWNET affects only the calling thread, which is why the work happens in a
@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 
-from pyroute2 import netns as pyroute2_netns
+from overlaylab.providers.local.plumbing import enter
 
 
 def netns_socket(
@@ -23,8 +23,7 @@ def netns_socket(
 
     def enter_and_create() -> None:
         try:
-            # flags=0: enter only an existing namespace, never create one.
-            pyroute2_netns.setns(netns, flags=0, fork=False)
+            enter(netns)  # an existing namespace only, never a new one
             result["sock"] = socket.socket(family, kind)
         except BaseException as exc:  # handed back to the caller's thread
             result["error"] = exc

@@ -18,12 +18,16 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
-from typing import TypeVar
-
-from pyroute2 import IPRoute, NetlinkError
-from pyroute2 import netns as pyroute2_netns
+from typing import TYPE_CHECKING, TypeVar
 
 from overlaylab.errors import OverlaylabError
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+# pyroute2 is imported where a link or namespace is made or removed: its package
+# imports all of itself (IPDB, NDB...), 0.1-0.4 s that `verify`, `status` and `env`,
+# which open sockets in namespaces (enter) but change none, need not pay.
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
@@ -111,6 +115,8 @@ def create_namespace(name: str) -> None:
         return
 
     def unshare_and_bind() -> None:
+        from pyroute2 import netns as pyroute2_netns
+
         libc = pyroute2_netns._get_libc()
         if libc.unshare(CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
@@ -125,12 +131,24 @@ def create_namespace(name: str) -> None:
             raise OverlaylabError(f"cannot create network namespace {name}: {exc}") from exc
 
 
+def enter(namespace: str) -> None:
+    """setns(2) of the calling thread into the named network namespace; one that does
+    not exist is an OSError (never created here)."""
+    fd = os.open(NETNS_DIR / namespace, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"setns into {namespace}: {os.strerror(code)}")
+    finally:
+        os.close(fd)
+
+
 def _socket_in(namespace: str) -> socket.socket:
     """A netlink (rtnetlink) socket that lives in `namespace`: made on a thread of its
     own that entered it (setns affects the calling thread only)."""
 
     def enter_and_open() -> socket.socket:
-        pyroute2_netns.setns(namespace, flags=0, fork=False)
+        enter(namespace)
         return socket.socket(
             socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC, socket.NETLINK_ROUTE
         )
@@ -139,6 +157,8 @@ def _socket_in(namespace: str) -> socket.socket:
 
 
 def remove_namespace(name: str) -> None:
+    from pyroute2 import netns as pyroute2_netns
+
     with contextlib.suppress(FileNotFoundError):
         pyroute2_netns.remove(name)
 
@@ -183,6 +203,8 @@ class Links:
         return self.index(name) is not None
 
     def _call(self, what: str, *args: object, **kwargs: object) -> None:
+        from pyroute2 import NetlinkError
+
         method = self.api.link if what == "link" else self.api.addr
         try:
             _within_deadline(
@@ -231,6 +253,8 @@ class Links:
 @contextlib.contextmanager
 def links(namespace: str | None) -> Iterator[Links]:
     """Netlink on `namespace`'s links (None: the host's)."""
+    from pyroute2 import IPRoute
+
     where = namespace or "the host"
     worker = _Worker(f"netlink {where}")
     try:
