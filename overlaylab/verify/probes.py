@@ -89,6 +89,10 @@ def _start_probe(ctx: LabContext, node: str, network: str, slot: str) -> Probe:
             detach=True,
             network=network,
             labels={LABEL_CLUSTER: ctx.spec.name, LABEL_ROLE: "probe"},
+            # Its PID 1 sets no SIGTERM handler, so the kernel drops SIGTERM and a
+            # stopping engine waited 10 s for every probe (12.5 s per engine stop).
+            # A probe holds nothing worth a graceful end.
+            stop_signal="SIGKILL",
         )
         container.reload()
         return _probe_of(container, node, network, slot)

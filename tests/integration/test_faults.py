@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
-from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import causes, failures, invoke, verify_json
+from shared_labs import SharedLab
 
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
@@ -47,13 +47,11 @@ def wait_for_gossip_to_heal(timeout: float = 120) -> bool:
     return wait_until(lambda: verify(SPEC, "--only", "underlay.members")["ok"], timeout, 5)
 
 
-@pytest.fixture(scope="module")
-def lab():
-    before = HostSnapshot.take()
-    invoke("up", "-i", SPEC)
-    yield
-    invoke("down", "-i", SPEC, check=False)
-    assert wait_until_clean(before) == []
+@pytest.fixture
+def lab(shared_faults_lab: SharedLab) -> SharedLab:
+    """The faults lab, shared with test_faults_overlay.py (conftest.py): up before the first test
+    that needs it, down after the last, and the host then as it was before."""
+    return shared_faults_lab
 
 
 def test_healthy_lab_passes_every_check(lab) -> None:

@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import causes, failures, invoke, verify_json
+from shared_labs import SharedLab
 
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
@@ -68,13 +68,11 @@ def verify(*extra: str, timeout: float = 8) -> dict:
     return verify_json(SPEC, *extra, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def lab():
-    before = HostSnapshot.take()
-    invoke("up", "-i", SPEC)
-    yield
-    invoke("down", "-i", SPEC, check=False)
-    assert wait_until_clean(before) == []
+@pytest.fixture
+def lab(shared_faults_lab: SharedLab) -> SharedLab:
+    """The faults lab, shared with test_faults.py (conftest.py): up before the first test
+    that needs it, down after the last, and the host then as it was before."""
+    return shared_faults_lab
 
 
 @contextmanager

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, invoke
 from node_contract import (  # noqa: F401 - collected here, with this module's fixtures
     test_a_program_sized_file_round_trips,
     test_a_service_starts_logs_and_stops,
@@ -15,53 +11,24 @@ from node_contract import (  # noqa: F401 - collected here, with this module's f
     test_the_engine_answers_through_the_handle,
     test_the_lab_network_seen_from_the_node,
 )
-from sshd_hosts import ssh_spec, sshd_hosts
+from shared_labs import SharedLab
 
-from overlaylab.context import LabContext, open_lab
+from overlaylab.context import LabContext
 from overlaylab.providers.base import Node
 
-SMALL = ROOT / "tests/testdata/labs/small.yml"
+# One entry per kind of node this machine can run: the shared lab (conftest.py) whose
+# nodes it is, its engine node and its KV node. The SSH hosts' lab is test_ssh_provider.py's
+# too; each shared lab checks the host after its own `down`, one lab up at a time.
+KINDS = {"local": ("shared_small_lab", "a", "kv"), "ssh": ("shared_ssh_lab", "n1", "kv")}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def host_unchanged() -> Iterator[None]:
-    """Taken before either lab and compared after both are down: the labs of this module
-    overlap, so neither may judge the host while the other runs."""
-    before = HostSnapshot.take()
-    yield
-    assert wait_until_clean(before) == []
-
-
-@pytest.fixture(scope="module")
-def local_lab(host_unchanged: None) -> Iterator[LabContext]:
-    invoke("up", "-i", str(SMALL))
-    try:
-        yield open_lab(SMALL)
-    finally:
-        invoke("down", "-i", str(SMALL), check=False)
-
-
-@pytest.fixture(scope="module")
-def ssh_lab(host_unchanged: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabContext]:
-    """The same kind of lab on hosts reached over SSH (real sshd on bare hosts)."""
-    folder = tmp_path_factory.mktemp("ssh")
-    with sshd_hosts(folder) as hosts:
-        spec = ssh_spec(folder, hosts)
-        invoke("up", "-i", str(spec))
-        try:
-            yield open_lab(spec)
-        finally:
-            invoke("down", "-i", str(spec), check=False)
-
-
-# One entry per kind of node this machine can run: (lab fixture, engine node, KV node).
-KINDS = {"local": ("local_lab", "a", "kv"), "ssh": ("ssh_lab", "n1", "kv")}
-
-
-@pytest.fixture(params=sorted(KINDS))
+# The parameter names the lab fixture, so that conftest.py sees which lab a test needs
+# (and runs the tests of one lab one after another); the ids stay the kinds.
+@pytest.fixture(params=[KINDS[k][0] for k in sorted(KINDS)], ids=sorted(KINDS))
 def kind(request: pytest.FixtureRequest) -> tuple[LabContext, str, str]:
-    fixture, engine, kv = KINDS[request.param]
-    return request.getfixturevalue(fixture), engine, kv
+    [(_, engine, kv)] = [entry for entry in KINDS.values() if entry[0] == request.param]
+    shared: SharedLab = request.getfixturevalue(request.param)
+    return shared.context, engine, kv
 
 
 @pytest.fixture

@@ -4,32 +4,23 @@ and the hosts left as they were. The node contract holds for SSH nodes too."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import evidence, failures, forwarding_per_engine, invoke, verify_json
-from sshd_hosts import HOST_OF, ssh_spec, sshd_hosts
+from shared_labs import SharedLab
+from sshd_hosts import HOST_OF
 
-from overlaylab.context import LabContext, open_lab
+from overlaylab.context import LabContext
 
 
-@pytest.fixture(scope="module")
-def ssh_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, LabContext]]:
-    before = HostSnapshot.take()
-    folder = tmp_path_factory.mktemp("ssh")
-    # Hosts with sshd and Docker and nothing else (no etcd): the lab brings its own.
-    with sshd_hosts(folder, hidden=["etcd"]) as hosts:
-        spec = ssh_spec(folder, hosts)
-        try:
-            up = invoke("up", "-i", str(spec))
-            assert "lab 'ss' is up" in up.stderr
-            yield spec, open_lab(spec)
-        finally:
-            down = invoke("down", "-i", str(spec), check=False)
-            assert down.returncode == 0, down.stderr
-    assert wait_until_clean(before) == []
+@pytest.fixture
+def ssh_lab(shared_ssh_lab: SharedLab) -> tuple[Path, LabContext]:
+    """Hosts with sshd and Docker and nothing else (no etcd): the lab brings its own.
+    Shared with test_node_contract.py (conftest.py); `down` must exit 0 and leave the
+    host as it was before the hosts were made."""
+    assert "lab 'ss' is up" in shared_ssh_lab.up.stderr
+    return shared_ssh_lab.spec, shared_ssh_lab.context
 
 
 def test_every_engine_believes_forwarding_is_on_right_after_up(
