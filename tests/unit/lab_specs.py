@@ -16,6 +16,7 @@ from overlaylab.context import LabContext, context_for
 from overlaylab.progress import Progress
 from overlaylab.spec import parse_spec
 from overlaylab.spec.models import ClusterSpec
+from overlaylab.up.run import UpRun
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_YML = REPO / "inventory" / "lab.yml"
@@ -54,3 +55,16 @@ def make_ctx(
 ) -> LabContext:
     """The context `up` would build for `spec`, with its state folder at `state`."""
     return context_for(spec, spec_path, state_dir=state, progress=progress or Progress(quiet=True))
+
+
+# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
+# ensure_engines and then ensure_gossip on the same context sees what the first started.
+_RUNS: list[tuple[object, UpRun]] = []
+
+
+def run_for(ctx: object) -> UpRun:
+    for known, run in _RUNS:
+        if known is ctx:
+            return run
+    _RUNS.append((ctx, UpRun()))
+    return _RUNS[-1][1]

@@ -27,7 +27,7 @@ from fakelab import (
     image_tarball,
     network_info,
 )
-from lab_specs import LAB_YML, SWARM_YML, lab_variant, make_ctx
+from lab_specs import LAB_YML, SWARM_YML, lab_variant, make_ctx, run_for
 
 from overlaylab.context import LabContext
 from overlaylab.errors import CommandError, NodeError, OverlaylabError
@@ -38,7 +38,6 @@ from overlaylab.providers.local import plumbing, teardown
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
 from overlaylab.up import certs as tls
-from overlaylab.up.run import UpRun
 from overlaylab.up.steps import engines, gossip, images, kv, networks, stacks
 from overlaylab.up.steps.engines import ensure_engines
 from overlaylab.up.steps.gossip import ensure_gossip
@@ -48,19 +47,6 @@ from overlaylab.up.steps.networks import ensure_networks
 from overlaylab.up.steps.nodes import ensure_nodes
 from overlaylab.up.steps.stacks import ensure_stacks
 from overlaylab.up.steps.tls import ensure_tls
-
-# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
-# ensure_engines and then ensure_gossip on the same context sees what the first started.
-_RUNS: list[tuple[object, UpRun]] = []
-
-
-def run_for(ctx: object) -> UpRun:
-    for known, run in _RUNS:
-        if known is ctx:
-            return run
-    _RUNS.append((ctx, UpRun()))
-    return _RUNS[-1][1]
-
 
 ENGINES = ["node1", "node2", "node3"]
 

@@ -19,27 +19,14 @@ from pathlib import Path
 
 import docker.errors
 import pytest
-from lab_specs import REPO, make_ctx
+from lab_specs import REPO, make_ctx, run_for
 
 from overlaylab.context import LabContext
 from overlaylab.errors import NodeError, OverlaylabError
 from overlaylab.providers.command import CommandResult
 from overlaylab.spec import load_spec
-from overlaylab.up.run import UpRun
 from overlaylab.up.steps import engines, kv, networks
 from overlaylab.waiting import wait_until
-
-# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
-# ensure_engines and then ensure_gossip on the same context sees what the first started.
-_RUNS: list[tuple[object, UpRun]] = []
-
-
-def run_for(ctx: object) -> UpRun:
-    for known, run in _RUNS:
-        if known is ctx:
-            return run
-    _RUNS.append((ctx, UpRun()))
-    return _RUNS[-1][1]
 
 
 class FakeService:

@@ -14,7 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from lab_specs import LAB_YML
+from lab_specs import LAB_YML, run_for
 
 from overlaylab.context import LabContext
 from overlaylab.layout import LabLayout
@@ -22,21 +22,7 @@ from overlaylab.progress import Progress
 from overlaylab.providers.local import LocalProvider
 from overlaylab.spec import load_spec
 from overlaylab.up.certs import LabCA
-from overlaylab.up.run import UpRun
 from overlaylab.up.steps.tls import ensure_tls
-
-# One UpRun per lab context, as one `up` hands it from step to step: a test that calls
-# ensure_engines and then ensure_gossip on the same context sees what the first started.
-_RUNS: list[tuple[object, UpRun]] = []
-
-
-def run_for(ctx: object) -> UpRun:
-    for known, run in _RUNS:
-        if known is ctx:
-            return run
-    _RUNS.append((ctx, UpRun()))
-    return _RUNS[-1][1]
-
 
 NODE_IP = ipaddress.IPv4Address("192.168.99.11")
 
