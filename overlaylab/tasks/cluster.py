@@ -13,6 +13,7 @@ from invoke import task
 from overlaylab import status as lab_status
 from overlaylab.context import open_lab
 from overlaylab.errors import OverlaylabError, SpecError, TeardownIncomplete
+from overlaylab.faults.teardown import remove_faults
 from overlaylab.lablock import lab_lock
 from overlaylab.layout import LabLayout
 from overlaylab.progress import Progress
@@ -71,7 +72,7 @@ def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[
         return name, lambda: destroy_local_lab(LabLayout.for_cluster(name))
     try:
         ctx = open_lab(inventory, Progress(quiet=True))
-        return ctx.spec.name, ctx.provider.destroy
+        return ctx.spec.name, lambda: [*remove_faults(ctx), *ctx.provider.destroy()]
     except SpecError:
         # A spec that no longer validates must not strand a running lab.
         try:

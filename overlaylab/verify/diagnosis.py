@@ -44,6 +44,9 @@ class Diagnosis:
     detail: str
     nodes: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    # Which rule named it (a rule function's name, or the check id of a one-cause-per-check
+    # rule): what `invoke fault` expects of a fault, matched without reading the wording.
+    rule: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -206,6 +209,33 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
             checks=checks,
         )
     ]
+
+
+def kv_unreachable_from(ev: Evidence) -> list[Diagnosis]:
+    """The store answers some engine nodes and not others: it runs, so what lies between
+    it and those nodes (a firewall on its port, a route) cuts them from it."""
+    ran = ev.ran("kv.reachable")
+    failed = ev.unexplained("kv.reachable")
+    if not failed or len(failed) == len(ran) or ev.spec.kv is None:
+        return []
+    kv = ev.spec.kv
+    found = []
+    for result in failed:
+        node = result.source
+        follows = [r for r in ev.unexplained("kv.registered") if node in r.nodes]
+        found.append(
+            Diagnosis(
+                cause=f"{node} cannot reach the KV store ({kv.backend} on {kv.node})",
+                detail=f"{result.message}, while the other engine nodes reach it: the store "
+                f"runs, and something between {node} and {kv.node}:{kv.client_port} (a "
+                f"firewall, a route) drops {node}'s requests. {node}'s engine cannot "
+                "register (its registration expires), nor list or create overlays; its "
+                "containers already on them keep working.",
+                nodes=[node],
+                checks=ev.explain([result, *follows]),
+            )
+        )
+    return found
 
 
 def wrong_store(ev: Evidence) -> list[Diagnosis]:
@@ -817,6 +847,7 @@ def per_check(check: str, cause: str) -> Callable[[Evidence], list[Diagnosis]]:
             )
         ]
 
+    rule.__name__ = check
     return rule
 
 
@@ -825,6 +856,7 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
     forwarding_off,
     cut_off_nodes,
     kv_down,
+    kv_unreachable_from,
     swarm_quorum_lost,
     wrong_store,
     wrong_advertise,
@@ -858,15 +890,22 @@ RULES: list[Callable[[Evidence], list[Diagnosis]]] = [
 ]
 
 
+def _named(rule: Callable[[Evidence], list[Diagnosis]], ev: Evidence) -> list[Diagnosis]:
+    found = rule(ev)
+    for diagnosis in found:
+        diagnosis.rule = diagnosis.rule or rule.__name__
+    return found
+
+
 def diagnose(spec: ClusterSpec, results: list[CheckResult]) -> list[Diagnosis]:
     ev = Evidence(spec, results)
     found: list[Diagnosis] = []
     for rule in RULES:
-        found += rule(ev)
+        found += _named(rule, ev)
     for check in sorted(
         {r.check for r in results if r.status == "fail" and id(r) not in ev.explained}
     ):
-        found += per_check(check, "{n} " + check + " failure(s)")(ev)
+        found += _named(per_check(check, "{n} " + check + " failure(s)"), ev)
     crashed = [r for r in results if r.status == "error" and id(r) not in ev.explained]
     if crashed:
         found.append(
@@ -876,6 +915,7 @@ def diagnose(spec: ClusterSpec, results: list[CheckResult]) -> list[Diagnosis]:
                 + ": what they cover is untested, not healthy.",
                 nodes=sorted({n for r in crashed for n in r.nodes}),
                 checks=sorted({r.check for r in crashed}),
+                rule="untested",
             )
         )
     return found

@@ -1,0 +1,11 @@
+"""Every fault kind, by name: the catalogue `invoke fault --list` shows."""
+
+from __future__ import annotations
+
+from overlaylab.faults import network, services, unavailable
+from overlaylab.faults.core import FaultKind
+
+# Add a module's KINDS here to add its faults: names must be unique.
+CATALOGUE: dict[str, FaultKind] = {
+    kind.name: kind for kind in (*network.KINDS, *services.KINDS, *unavailable.KINDS)
+}
