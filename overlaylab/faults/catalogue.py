@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from overlaylab.faults import network, services, unavailable
+from overlaylab.faults import containers, network, services, swarm, unavailable
 from overlaylab.faults.core import FaultKind
 
 # Add a module's KINDS here to add its faults: names must be unique.
 CATALOGUE: dict[str, FaultKind] = {
-    kind.name: kind for kind in (*network.KINDS, *services.KINDS, *unavailable.KINDS)
+    kind.name: kind
+    for kind in (
+        *network.KINDS,
+        *services.KINDS,
+        *containers.KINDS,
+        *swarm.KINDS,
+        *unavailable.KINDS,
+    )
 }

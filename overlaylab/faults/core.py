@@ -98,6 +98,9 @@ class FaultKind:
     options: dict[str, str] = field(default_factory=dict)
     unavailable: str | None = None  # why this machine's kernel cannot have it
     causes_by_mode: dict[str, str] = field(default_factory=dict)  # mode -> rule id
+    # Other rules that name this very fault from another side, on its nodes (a killed
+    # manager is an engine down as well as a lost quorum): no false cause in a drill.
+    also_causes: tuple[str, ...] = ()
     applies_fn: Callable[[LabContext], str | None] = _no_reason
     default_targets_fn: Callable[[LabContext], list[str]] = _one_engine_node
     expected_nodes_fn: Callable[[LabContext, ActiveFault], list[str]] = _the_targets
