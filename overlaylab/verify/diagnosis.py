@@ -113,6 +113,7 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
             *ev.involving(node, follows),
             *ev.untested_because(node, "engines.api"),
             *ev.untested_because(node, "probes.running"),
+            *_swarm_follows(ev, node),
         ]
         found.append(
             Diagnosis(
@@ -123,6 +124,20 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
             )
         )
     return found
+
+
+def _swarm_follows(ev: Evidence, node: str) -> list[CheckResult]:
+    """Swarm mode: what a node's dead engine does to the swarm. The managers mark the node
+    down, a service placed there runs no task, and its name answers nothing. A lost
+    quorum is not among them: it is a finding of its own (swarm_quorum_lost)."""
+    if ev.spec.orchestration.mode != "swarm-mode":
+        return []
+    return [
+        r
+        for check in ("swarm.nodes", "swarm.replicas", "swarm.services")
+        for r in ev.unexplained(check)
+        if r.target == node and "quorum" not in r.details
+    ]
 
 
 def forwarding_off(ev: Evidence) -> list[Diagnosis]:

@@ -813,11 +813,30 @@ def test_swarm_manager_down_with_the_quorum_kept_blames_that_manager(
     assert quorum.status == "pass"
     [node] = failing(report, "swarm.nodes")
     assert node.target == "m3"
-    assert causes(report) == [
-        "the engine on m3 is down",
-        "1 swarm node(s) are not as the spec says",
-    ]
-    assert report.diagnosis[1].nodes == ["m3"]
+    # The swarm marking m3 down follows from its dead engine: one cause, not two.
+    [found] = report.diagnosis
+    assert found.cause == "the engine on m3 is down" and found.nodes == ["m3"]
+    assert "swarm.nodes" in found.checks
+    all_failures_explained(report)
+
+
+def test_swarm_worker_down_is_its_dead_engine_only(start_swarm: StartLab) -> None:
+    """A worker's engine stopped: the managers mark it down. That follows from the dead
+    engine, named once on the worker; the quorum is kept and no other cause is named."""
+    lab = start_swarm(("m1", "m2", "m3"), ("w1", "w2"))
+    lab.kill_engine("w2")
+    report = lab.verify()
+    [node] = failing(report, "swarm.nodes")
+    assert node.target == "w2"
+    [found] = report.diagnosis
+    assert (found.rule, found.cause, found.nodes) == (
+        "dead_engines",
+        "the engine on w2 is down",
+        ["w2"],
+    )
+    assert "swarm.nodes" in found.checks
+    all_failures_explained(report)
+    no_kv_wording(report)
 
 
 # --- checks that could not run ---------------------------------------------------------------
