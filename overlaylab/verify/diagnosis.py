@@ -222,15 +222,21 @@ def kv_unreachable_from(ev: Evidence) -> list[Diagnosis]:
     found = []
     for result in failed:
         node = result.source
-        follows = [r for r in ev.unexplained("kv.registered") if node in r.nodes]
+        # Its engine lists global networks from the store: they are missing there.
+        follows = [
+            r
+            for check in ("kv.registered", "networks.present")
+            for r in ev.unexplained(check)
+            if r.nodes == [node] or (check == "kv.registered" and node in r.nodes)
+        ]
         found.append(
             Diagnosis(
                 cause=f"{node} cannot reach the KV store ({kv.backend} on {kv.node})",
                 detail=f"{result.message}, while the other engine nodes reach it: the store "
                 f"runs, and something between {node} and {kv.node}:{kv.client_port} (a "
                 f"firewall, a route) drops {node}'s requests. {node}'s engine cannot "
-                "register (its registration expires), nor list or create overlays; its "
-                "containers already on them keep working.",
+                "register (its registration expires), nor list or create overlays (they "
+                "are missing there); its containers already on them keep working.",
                 nodes=[node],
                 checks=ev.explain([result, *follows]),
             )
