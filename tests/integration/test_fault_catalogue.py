@@ -20,13 +20,12 @@ def lab() -> Iterator[LabContext]:
     yield from default_lab()
 
 
-# (kind, verify options, verify --timeout). Gossip is looked at at once: given longer,
-# serf declares the node failed, which the gossip_blocked rule does not claim yet. Through
-# a cut link the names check waits out nslookup's own timeouts.
+# (kind, verify options, verify --timeout). Through a cut link the names check waits out
+# nslookup's own timeouts.
 CASES = [
     ("vxlan", (), 8.0),
     ("vxlan-out", (), 8.0),
-    ("gossip", (), 3.0),
+    ("gossip", (), 8.0),
     ("cut", ("--skip", "names"), 8.0),
     ("kv-cut", (), 8.0),
     ("port", (), 8.0),

@@ -1061,3 +1061,19 @@ def test_classic_probe_placed_right_but_cut_off_is_not_a_scheduling_fault(classi
     report = classic.verify(only)
     assert causes(report) == ["containers the swarm master placed right cannot reach a"]
     assert report.diagnosis[0].nodes == ["a"]
+
+
+def test_gossip_blocked_long_enough_to_be_declared_failed_is_still_one_cause(
+    lab: FakeLab,
+) -> None:
+    """Serf marks a node it cannot gossip with failed within seconds: the views that lack
+    it follow from the blocked port, not from a second cause (islands)."""
+    lab.drop("n3", "tcp", 7946)
+    lab.drop("n3", "udp", 7946)
+    lab.split_gossip(("n1", "n2"), ("n3",))
+    report = lab.verify()
+    assert {"underlay.gossip", "underlay.members"} <= {r.check for r in failing(report)}
+    assert [(d.cause, d.nodes) for d in report.diagnosis] == [
+        ("serf gossip to n3 is blocked (tcp+udp 7946)", ["n3"])
+    ]
+    assert {"underlay.gossip", "underlay.members"} <= set(report.diagnosis[0].checks)
