@@ -323,18 +323,21 @@ def _inject_islands(lab: LabContext, targets: list[str], options: Options, undo:
         )
 
 
-def _heal_islands(lab: LabContext, active: ActiveFault) -> None:
+def rules_then_gossip(lab: LabContext, active: ActiveFault) -> None:
+    """Remove the rules, then wait until every engine's serf holds every engine again:
+    while gossip was cut, the others declared the node failed, and serf takes it back
+    only at its next reconnect round (every 30 s)."""
     remove_rules(lab, active)
-    if not active.undo.get("rules"):
-        return  # nothing was split
+    if not active.undo.get("rules") or not lab.spec.engine.uses_cluster_store:
+        return
     everyone = {n.name for n in lab.spec.engine_nodes}
     if not wait_until(
-        lambda: all(v == everyone for v in gossip_views(lab).values()), MERGE_TIMEOUT, 2
+        lambda: all(v == everyone for v in gossip_views(lab).values()), MERGE_TIMEOUT, 1
     ):
         raise FaultError(
-            f"islands: the rules are gone, but the gossip views did not merge within "
-            f"{MERGE_TIMEOUT:g}s ({gossip_views(lab)}); `invoke up` restarts the engines "
-            "of the smaller island"
+            f"{active.kind}: the rules are gone, but the engines' gossip did not merge "
+            f"within {MERGE_TIMEOUT:g}s ({gossip_views(lab)}); `invoke up` restarts the "
+            "engines of the smaller island"
         )
 
 
@@ -386,7 +389,7 @@ KINDS = [
         expected_cause="gossip_blocked",
         modes=ALL_MODES,
         inject_fn=drop("gossip", _gossip),
-        heal_fn=remove_rules,
+        heal_fn=rules_then_gossip,
         causes_by_mode={"swarm-mode": "swarm_gossip_blocked"},
     ),
     FaultKind(
@@ -396,7 +399,7 @@ KINDS = [
         expected_cause="cut_off_nodes",
         modes=ALL_MODES,
         inject_fn=drop("cut", _cut),
-        heal_fn=remove_rules,
+        heal_fn=rules_then_gossip,
         applies_fn=_cut_applies,
     ),
     FaultKind(
@@ -460,7 +463,7 @@ KINDS = [
         expected_cause="gossip_partition",
         modes=LEGACY,
         inject_fn=_inject_islands,
-        heal_fn=_heal_islands,
+        heal_fn=rules_then_gossip,
         max_targets=64,
         default_targets_fn=_islands_default,
         applies_fn=_islands_applies,

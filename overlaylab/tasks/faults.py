@@ -27,7 +27,11 @@ def _parser_is_filling_positionals() -> bool:
         if "invoke" in code.co_filename and "parser" in code.co_filename:
             if code.co_name == "complete_context":
                 return False  # "was every positional given?": an optional one was
-            if code.co_name in ("handle", "see_positional_arg"):
+            if code.co_name == "handle":
+                # A word starting with "-" is never a positional one: --help must reach
+                # invoke's own flags.
+                return not str(frame.f_locals.get("token", "")).startswith("-")
+            if code.co_name == "see_positional_arg":
                 return True
         frame = frame.f_back  # type: ignore[assignment]
     return False

@@ -237,15 +237,21 @@ def kv_unreachable_from(ev: Evidence) -> list[Diagnosis]:
     found = []
     for result in failed:
         node = result.source
-        follows = [r for r in ev.unexplained("kv.registered") if node in r.nodes]
+        # Its engine lists global networks from the store: they are missing there.
+        follows = [
+            r
+            for check in ("kv.registered", "networks.present")
+            for r in ev.unexplained(check)
+            if r.nodes == [node] or (check == "kv.registered" and node in r.nodes)
+        ]
         found.append(
             Diagnosis(
                 cause=f"{node} cannot reach the KV store ({kv.backend} on {kv.node})",
                 detail=f"{result.message}, while the other engine nodes reach it: the store "
                 f"runs, and something between {node} and {kv.node}:{kv.client_port} (a "
                 f"firewall, a route) drops {node}'s requests. {node}'s engine cannot "
-                "register (its registration expires), nor list or create overlays; its "
-                "containers already on them keep working.",
+                "register (its registration expires), nor list or create overlays (they "
+                "are missing there); its containers already on them keep working.",
                 nodes=[node],
                 checks=ev.explain([result, *follows]),
             )
@@ -353,9 +359,34 @@ def engine_not_gossiping(ev: Evidence) -> list[Diagnosis]:
 
 def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained("underlay.gossip")
+    blocked = {r.target for r in failed}
+    # Given a few seconds, the others declare a node they cannot gossip with failed, and
+    # it them, and they drop the overlay peer entries it gave them: the gossip
+    # views and peer entries that lack only blocked nodes (or are a blocked node's) follow.
+    views = [
+        r
+        for r in ev.unexplained("underlay.members")
+        if r.target in blocked or set(r.details.get("missing", [])) <= blocked
+    ]
+    peers = [
+        r
+        for r in ev.unexplained("networks.peers")
+        if r.details.get("missing")
+        and (r.target in blocked or set(r.details.get("missing_nodes", [])) <= blocked)
+    ]
     found = []
-    for node in sorted({r.target for r in failed}):
+    for node in sorted(blocked):
         mine = [r for r in failed if r.target == node]
+        mine += [r for r in views if node in (r.target, *r.details.get("missing", []))]
+        lost = [r for r in peers if node in (r.target, *r.details.get("missing_nodes", []))]
+        mine += lost
+        if lost:  # without those entries, paths between it and the others fail too
+            mine += [
+                r
+                for c in (*DATA_CHECKS, "connectivity.dns", "names.resolve")
+                for r in ev.unexplained(c)
+                if node in (r.source, r.target) and r.path != "same-host"
+            ]
         found.append(
             Diagnosis(
                 cause=f"serf gossip to {node} is blocked (tcp+udp 7946)",
