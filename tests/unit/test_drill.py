@@ -57,7 +57,7 @@ def test_a_fault_that_does_not_apply_is_listed_not_counted(lab: FakeLab) -> None
 
 def test_a_lab_that_is_not_green_is_refused(lab: FakeLab) -> None:
     lab.kill_engine("n2")
-    with pytest.raises(OverlaylabError, match="is not green.*the engine on n2 is down"):
+    with pytest.raises(OverlaylabError, match=r"is not green.*the engine on n2 is down"):
         run_drill(lab.ctx, [CATALOGUE["vxlan"]], timeout=1)
 
 
@@ -104,7 +104,7 @@ def sample() -> DrillReport:
                 nodes=["node3"],
                 to_diagnosis=2.5,
                 to_green=1.0,
-            ),  # fmt: skip
+            ),
             DrillRow(
                 "mtu",
                 "data_plane_blocked",
@@ -113,7 +113,7 @@ def sample() -> DrillReport:
                 ["data_plane_blocked", "names.resolve"],
                 nodes=["node3"],
                 false_causes=["2 stack names resolve wrongly [names.resolve]"],
-            ),  # fmt: skip
+            ),
             DrillRow("delay", "", "not applicable", note="no netem in this kernel"),
         ],
     )
