@@ -127,9 +127,10 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
 
 
 def _swarm_follows(ev: Evidence, node: str) -> list[CheckResult]:
-    """Swarm mode: what a node's dead engine does to the swarm. The managers mark the node
-    down, a service placed there runs no task, and its name answers nothing. A lost
-    quorum is not among them: it is a finding of its own (swarm_quorum_lost)."""
+    """Swarm mode: what a node lost to the swarm (its engine dead, or the node cut off)
+    does there. The managers mark the node down, a service placed there runs no task,
+    and its name answers nothing. A lost quorum is not among them: it is a finding of
+    its own (swarm_quorum_lost)."""
     if ev.spec.orchestration.mode != "swarm-mode":
         return []
     return [
@@ -178,7 +179,7 @@ def cut_off_nodes(ev: Evidence) -> list[Diagnosis]:
             if not (_kv_reachable_from(ev, node) is False and peers_reach_kv):
                 continue
         kv_lost = _kv_reachable_from(ev, node) is False
-        checks = ev.explain(ev.involving(node))
+        checks = ev.explain([*ev.involving(node), *_swarm_follows(ev, node)])
         found.append(
             Diagnosis(
                 cause=f"{node} is cut off the lab network",

@@ -818,6 +818,20 @@ def test_swarm_manager_down_with_the_quorum_kept_blames_that_manager(
     all_failures_explained(report)
 
 
+def test_swarm_worker_cut_off_is_that_cause_only(start_swarm: StartLab) -> None:
+    """A worker cut off the lab network: the managers mark it down. That follows from the
+    cut, named once on the worker, not as a second cause about swarm nodes."""
+    lab = start_swarm(("m1", "m2", "m3"), ("w1", "w2"))
+    lab.cut_off("w2")
+    report = lab.verify()
+    assert [r.target for r in failing(report, "swarm.nodes")] == ["w2"]
+    [found] = report.diagnosis
+    assert (found.rule, found.nodes) == ("cut_off_nodes", ["w2"])
+    assert "swarm.nodes" in found.checks
+    all_failures_explained(report)
+    no_kv_wording(report)
+
+
 def test_swarm_worker_down_is_its_dead_engine_only(start_swarm: StartLab) -> None:
     """A worker's engine stopped: the managers mark it down. That follows from the dead
     engine, named once on the worker; the quorum is kept and no other cause is named."""
