@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import docker.errors
+import requests
 
 from overlaylab.context import LabContext
 from overlaylab.faults.core import ActiveFault, FaultError, FaultKind, Options, Undo
@@ -70,9 +71,12 @@ def _check_managers(lab: LabContext, targets: list[str]) -> None:
 def _leaderless(lab: LabContext, targets: list[str]) -> bool:
     rest = [m.name for m in managers(lab.spec) if m.name not in targets]
     for name in rest:
-        handle = lab.node(name)
-        with handle.engine(timeout=10) as client:
-            error = (client.info().get("Swarm") or {}).get("Error", "")
+        try:
+            # A manager that lost its leader can take long to answer /info.
+            with lab.node(name).engine(timeout=30) as client:
+                error = (client.info().get("Swarm") or {}).get("Error", "")
+        except (docker.errors.DockerException, requests.RequestException):
+            continue  # not an answer either way: ask again
         if "leader" in error:
             return True
     return False
