@@ -151,10 +151,26 @@ def _up_again(lab: LabContext) -> None:
     up(lab)
 
 
+def _reaped(lab: LabContext, node: str) -> bool:
+    """Is the engine's old process gone from /proc? A killed dockerd stays a zombie until
+    its parent (init, once `up` has exited) reaps it, and a new dockerd refuses to start
+    while its pid file names a pid /proc still shows ("pid file found")."""
+    try:
+        pid = _pid(lab, node, ENGINE_SERVICE)
+    except FaultError:
+        return True
+    handle = lab.node(node)
+    return handle.run(["test", "-e", f"/proc/{pid}"], check=False).returncode != 0 or (
+        handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE)  # running: up leaves it be
+    )
+
+
 def _heal_engines(lab: LabContext, active: ActiveFault) -> None:
     nodes = active.undo.get("engines", [])
     if not nodes:
         return
+    for node in nodes:
+        wait_until(lambda node=node: _reaped(lab, node), ENGINE_STOP_TIMEOUT, interval=0.2)
     _up_again(lab)
     down = [n for n in nodes if not lab.node(n).engine_ping()]
     if down:
