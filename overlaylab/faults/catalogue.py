@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from overlaylab.faults import containers, network, services, swarm, unavailable
+from overlaylab.faults import classic, containers, network, services, swarm, unavailable
 from overlaylab.faults.core import FaultKind
 
 # Add a module's KINDS here to add its faults: names must be unique.
@@ -13,6 +13,7 @@ CATALOGUE: dict[str, FaultKind] = {
         *services.KINDS,
         *containers.KINDS,
         *swarm.KINDS,
+        *classic.KINDS,
         *unavailable.KINDS,
     )
 }
