@@ -147,6 +147,29 @@ def describe_undo(active: ActiveFault) -> list[str]:
         active.kind, "restarted"
     )
     lines += [f"{n}: dockerd {verb}" for n in undo.get("engines", [])]
+    return lines + describe_container_undo(undo)
+
+
+def describe_container_undo(undo: dict[str, Any]) -> list[str]:
+    """What the container and classic swarm faults did, from their undo record."""
+    lines = [
+        f"{e['node']}: docker network disconnect {e['network']} {e['container']}"
+        for e in undo.get("disconnected", [])
+    ]
+    lines += [f"{e['node']}: docker pause {e['container']}" for e in undo.get("paused", [])]
+    if "record" in undo:
+        record = undo["record"]
+        lines.append(
+            f"KV store: a record of {undo.get('container', '?')} on {record['network']} at "
+            f"{record['address']} ({record['key']}), as a hard kill leaves it"
+        )
+    if "container" in undo and isinstance(undo["container"], dict):
+        made = undo["container"]
+        lines.append(f"{made['node']}: {made['name']} runs, registered as {made['service']}")
+    lines += [
+        f"{e['node']}: bridge fdb add {e['mac']} dev vxlan0 (self) in {e['netns']}"
+        for e in undo.get("fdb", [])
+    ]
     return lines
 
 

@@ -11,9 +11,17 @@ from pathlib import Path
 import pytest
 from fakelab import FakeLab, FakeNode, classic_lab_spec, fault_lab_spec, swarm_lab_spec
 
-from overlaylab.faults import CATALOGUE, FaultError, active_faults, heal_faults, inject_fault
+from overlaylab.faults import (
+    CATALOGUE,
+    ActiveFault,
+    FaultError,
+    active_faults,
+    heal_faults,
+    inject_fault,
+)
 from overlaylab.faults import classic as classic_faults
 from overlaylab.providers.command import CommandResult
+from overlaylab.tasks.faults import describe_undo
 
 
 class SandboxNode(FakeNode):
@@ -133,3 +141,23 @@ def test_a_container_fault_on_a_node_without_a_stack_service_is_refused(tmp_path
     with pytest.raises(FaultError, match="must be STACK/SERVICE"):
         inject_fault(lab.ctx, "pause", ["n1"], {"service": "web"})
     assert active_faults(lab.ctx) == []
+
+
+def test_fault_says_what_the_container_faults_did() -> None:
+    undo = {
+        "disconnected": [
+            {"node": "n1", "container": "demo_web_1", "network": "dn", "aliases": ["web"]}
+        ],
+        "paused": [{"node": "n1", "container": "demo_web_1"}],
+        "record": {"key": "endpoint/x/5ca1ab1e", "network": "dn", "address": "10.0.9.254"},
+        "container": "demo_web_1",
+        "fdb": [{"node": "a", "mac": "02:42:0a:00:1a:fe", "netns": "/x/netns/1-abc"}],
+    }
+    lines = describe_undo(ActiveFault("stale-name", ["n1"], {}, undo))
+    assert lines == [
+        "n1: docker network disconnect dn demo_web_1",
+        "n1: docker pause demo_web_1",
+        "KV store: a record of demo_web_1 on dn at 10.0.9.254 (endpoint/x/5ca1ab1e), as a "
+        "hard kill leaves it",
+        "a: bridge fdb add 02:42:0a:00:1a:fe dev vxlan0 (self) in /x/netns/1-abc",
+    ]
