@@ -116,10 +116,28 @@ def run_drill(
         row = drill_one(lab, kind, timeout, progress)
         report.rows.append(row)
         progress(f"{kind.name}: {_summary(row)}")
-        if row.outcome == "not green" or active_faults(lab):
+        if (row.outcome == "not green" or active_faults(lab)) and not _repaired(
+            lab, timeout, progress
+        ):
             report.stopped = f"the lab did not come back green after {kind.name}"
     report.seconds = time.monotonic() - started
     return report
+
+
+def _repaired(lab: LabContext, timeout: float, progress: Progress) -> bool:
+    """After a heal that left the lab failing (the row says so), `up` as a person would
+    run it: green again, the drill goes on with the next fault; else it stops there."""
+    if active_faults(lab):
+        return False  # a fault still recorded: up does not undo it
+    from overlaylab.up.pipeline import up  # only when a heal fell short
+
+    progress("the lab is not green after heal: running `up` to go on with the drill")
+    try:
+        up(lab)
+    except Exception as exc:
+        progress(f"`up` failed: {exc}")
+        return False
+    return _verify(lab, timeout).ok
 
 
 def _refuse_unless_green(lab: LabContext, timeout: float) -> None:

@@ -138,3 +138,23 @@ def test_the_table_in_markdown_and_html_and_its_summary() -> None:
     assert summary(report).startswith(
         "drill on lab 'lab': 1/2 faults diagnosed right, 1 false cause(s), 1 not applicable"
     )
+
+
+def test_a_heal_that_leaves_the_lab_failing_is_a_miss_and_up_lets_the_drill_go_on(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A heal that undoes nothing: the row is 'not green'; `up` (here: the rules taken
+    out) makes the lab green, and the next fault is drilled."""
+    from overlaylab.faults.netfilter import remove_rules
+    from overlaylab.up import pipeline
+
+    kept: list[object] = []
+    lame = replace(CATALOGUE["vxlan"], heal_fn=lambda lab, active: kept.append(active))
+    monkeypatch.setitem(CATALOGUE, "vxlan", lame)  # what inject and heal look up
+    monkeypatch.setattr(pipeline, "up", lambda ctx: [remove_rules(ctx, a) for a in kept])
+    report = run_drill(lab.ctx, [lame, CATALOGUE["port"]], timeout=1)
+    assert [(r.fault, r.outcome) for r in report.rows] == [
+        ("vxlan", "not green"),
+        ("port", "right"),
+    ]
+    assert not report.ok and not report.stopped and no_rules(lab)
