@@ -15,6 +15,7 @@ from overlaylab.faults.core import (
     ActiveFault,
     FaultError,
     FaultKind,
+    InjectFn,
     Options,
     Undo,
 )
@@ -28,7 +29,7 @@ GOSSIP_PORT = "7946"
 Rule = tuple[str, list[str]]  # (chain, matchers)
 
 
-def drop(kind: str, rules: Callable[[LabContext, str, Options], list[Rule]]):  # type: ignore[no-untyped-def]
+def drop(kind: str, rules: Callable[[LabContext, str, Options], list[Rule]]) -> InjectFn:
     """An inject function that inserts `rules(lab, node, options)` on every target."""
 
     def inject(lab: LabContext, targets: list[str], options: Options, undo: Undo) -> None:
@@ -264,10 +265,6 @@ def _heal_protocol(lab: LabContext, active: ActiveFault) -> None:
             raise FaultError(f"protocol: the ebtables rule on {entry['node']} is still there")
 
 
-def _protocol_nodes(lab: LabContext, active: ActiveFault) -> list[str]:
-    return list(active.targets)
-
-
 # --- gossip split into two islands -----------------------------------------------------------
 
 SPLIT_TIMEOUT = 60.0  # serf declares members failed after a few seconds of silence
@@ -453,7 +450,6 @@ KINDS = [
         options={"proto": "icmp", "network": ""},
         check_options_fn=_protocol_options,
         applies_fn=_needs_overlay,
-        expected_nodes_fn=_protocol_nodes,
     ),
     FaultKind(
         name="islands",

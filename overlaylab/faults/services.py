@@ -283,10 +283,6 @@ def _heal_junk(lab: LabContext, active: ActiveFault) -> None:
     _heal_engines(lab, active)
 
 
-def _advertise_cause_nodes(lab: LabContext, active: ActiveFault) -> list[str]:
-    return list(active.targets)
-
-
 KINDS = [
     FaultKind(
         name="kv-stopped",

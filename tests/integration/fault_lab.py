@@ -30,7 +30,8 @@ def default_lab() -> Iterator[LabContext]:
 
 
 def inject(kind: str, *targets: str, options: tuple[str, ...] = ()) -> str:
-    said = invoke("fault", kind, *targets, *(f"-o{o}" for o in options), "-i", SPEC)
+    flags = [word for option in options for word in ("-o", option)]
+    said = invoke("fault", kind, *targets, *flags, "-i", SPEC)
     assert f"invoke heal {kind} -i {SPEC}" in said.stdout, said.stdout + said.stderr
     return said.stderr
 
