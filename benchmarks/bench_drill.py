@@ -10,7 +10,10 @@ makes them, sshd in node namespaces). Each gets a cluster name and lab subnet of
 
 Appends to benchmarks/results/drill.csv: when, lab, fault, outcome, expected and
 diagnosed rules, nodes, to_diagnosis_s, to_green_s, verifies, drill_s (the whole
-drill), load1 before and after, cpus. Prints each lab's table in Markdown.
+drill), load1 before and after, cpus. Prints each lab's table in Markdown. (The
+default-lab and swarm-mode rows with no `verifies` were taken from `invoke drill
+--junit` runs of the same library code, the default spec under the cluster name f2d,
+the swarm spec under f2s: one run stopped after `advertise`, the rest ran with --only.)
 """
 
 from __future__ import annotations
