@@ -52,7 +52,9 @@ def diagnosed(lab: LabContext, kind: str, report: dict[str, Any]) -> None:
 
 
 def round_trip(lab: LabContext, kind: str, extra: tuple[str, ...], timeout: float) -> None:
-    """Inject `kind` on its default target, verify, heal; then nothing left and green."""
+    """From a green lab (every probe in place), inject `kind` on its default target,
+    verify, heal; then nothing left and green."""
+    assert verify_json(SPEC)["ok"]
     started = time.monotonic()
     inject(kind)
     try:
