@@ -26,7 +26,8 @@ def default_lab() -> Iterator[LabContext]:
         yield open_lab(ROOT / SPEC)
     finally:
         invoke("down", "-i", SPEC, check=False)
-    assert wait_until_clean(before) == []
+    left = wait_until_clean(before)
+    assert left == [], left
 
 
 def inject(kind: str, *targets: str, options: tuple[str, ...] = ()) -> str:
