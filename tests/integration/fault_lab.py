@@ -26,7 +26,8 @@ def default_lab() -> Iterator[LabContext]:
         yield open_lab(ROOT / SPEC)
     finally:
         invoke("down", "-i", SPEC, check=False)
-    assert wait_until_clean(before) == []
+    left = wait_until_clean(before)
+    assert left == [], left
 
 
 def inject(kind: str, *targets: str, options: tuple[str, ...] = ()) -> str:
@@ -52,7 +53,9 @@ def diagnosed(lab: LabContext, kind: str, report: dict[str, Any]) -> None:
 
 
 def round_trip(lab: LabContext, kind: str, extra: tuple[str, ...], timeout: float) -> None:
-    """Inject `kind` on its default target, verify, heal; then nothing left and green."""
+    """From a green lab (every probe in place), inject `kind` on its default target,
+    verify, heal; then nothing left and green."""
+    assert verify_json(SPEC)["ok"]
     started = time.monotonic()
     inject(kind)
     try:
