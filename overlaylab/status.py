@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import docker.errors
@@ -9,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overlaylab.context import LabContext
+from overlaylab.faults import active_faults
 from overlaylab.nodeconf import KV_BINARIES
 from overlaylab.up import classic_swarm
 from overlaylab.up.steps import swarm
@@ -79,6 +81,8 @@ def collect(ctx: LabContext) -> dict[str, Any]:
         "nodes": nodes,
         "kv": kv,
         "engines": engines,
+        # Injected by `invoke fault` (the lab's own record: no machine shows intent).
+        "faults": [f.as_dict() for f in active_faults(ctx)] if up else [],
     }
 
 
@@ -149,6 +153,13 @@ def print_status(snapshot: dict[str, Any], console: Console) -> None:
     if kv:
         health = "[green]ready[/]" if kv["ready"] else f"[red]not ready[/] ({kv['detail']})"
         console.print(f"KV store: {kv['backend']} on {kv['node']} at {kv['url']}: {health}")
+    for fault in snapshot.get("faults", []):
+        since = time.strftime("%H:%M:%S", time.localtime(fault["injected_at"]))
+        where = ", ".join(fault["targets"]) or "the lab"
+        console.print(
+            f"[red]active fault[/] {fault['kind']} on {where} since {since} "
+            f"(`invoke heal {fault['kind']}` undoes it)"
+        )
     group = snapshot.get("swarm")
     if group:
         listed = ", ".join(f"{n['name']} {n['address']} {n['state']}" for n in group["nodes"])

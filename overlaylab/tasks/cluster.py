@@ -64,13 +64,14 @@ def _what_to_take_down(inventory: str, name: str | None) -> tuple[str, Callable[
     else from names alone (a local lab), so a broken or lost spec strands nothing."""
     import yaml
 
+    from overlaylab.faults.teardown import remove_faults
     from overlaylab.providers.local.teardown import destroy_local_lab
 
     if name:
         return name, lambda: destroy_local_lab(LabLayout.for_cluster(name))
     try:
         ctx = open_lab(inventory, progress(quiet=True))
-        return ctx.spec.name, ctx.provider.destroy
+        return ctx.spec.name, lambda: [*remove_faults(ctx), *ctx.provider.destroy()]
     except SpecError:
         # A spec that no longer validates must not strand a running lab.
         try:

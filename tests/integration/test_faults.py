@@ -1,12 +1,12 @@
 """Fault injection on real engines: break one thing, the matching check must fail with
-the right diagnosis and the unrelated checks must not. Faults are iptables rules in a
-node's namespace, killed processes, a cut switch port and real misconfigurations."""
+the right diagnosis and the unrelated checks must not. Faults come from the product's
+catalogue (`overlaylab.faults`: iptables rules in a node's namespace, killed and hung
+services, a lowered link MTU, a container cut from its overlay or paused), injected and
+healed through the nodes' handles; the rest are real misconfigurations."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +15,8 @@ import pytest
 from lab_cli import causes, failures, invoke, verify_json
 from shared_labs import SharedLab
 
+from overlaylab.context import LabContext
+from overlaylab.faults import active_faults, heal_faults, inject_fault
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
 
@@ -28,19 +30,14 @@ def verify(spec: str = SPEC, *extra: str, timeout: float = 8) -> dict:
     return verify_json(spec, *extra, timeout=timeout)
 
 
-def netns_exec(node: str, *argv: str) -> None:
-    subprocess.run(["nsenter", f"--net=/run/netns/{LAYOUT.node_ns(node)}", *argv], check=True)
-
-
 @contextmanager
-def iptables_drop(node: str, *rules: tuple[str, str]) -> Iterator[None]:
-    for proto, port in rules:
-        netns_exec(node, "iptables", "-I", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+def fault(ctx: LabContext, kind: str, *targets: str, **options: str) -> Iterator[None]:
+    """The catalogue's fault `kind` injected on `targets`; healed (checked undone) after."""
+    inject_fault(ctx, kind, list(targets), options)
     try:
         yield
     finally:
-        for proto, port in rules:
-            netns_exec(node, "iptables", "-D", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+        heal_faults(ctx, kind)
 
 
 def wait_for_gossip_to_heal(timeout: float = 120) -> bool:
@@ -48,10 +45,12 @@ def wait_for_gossip_to_heal(timeout: float = 120) -> bool:
 
 
 @pytest.fixture
-def lab(shared_faults_lab: SharedLab) -> SharedLab:
+def lab(shared_faults_lab: SharedLab) -> Iterator[LabContext]:
     """The faults lab, shared with test_faults_overlay.py (conftest.py): up before the first test
     that needs it, down after the last, and the host then as it was before."""
-    return shared_faults_lab
+    ctx = shared_faults_lab.context
+    yield ctx
+    assert active_faults(ctx) == []  # every test healed what it injected
 
 
 def test_healthy_lab_passes_every_check(lab) -> None:
@@ -73,8 +72,8 @@ def test_healthy_lab_passes_every_check(lab) -> None:
     assert report["diagnosis"] == []
 
 
-def test_vxlan_dropped_on_one_node(lab) -> None:
-    with iptables_drop("n2", ("udp", "4789")):
+def test_vxlan_dropped_on_one_node(lab: LabContext) -> None:
+    with fault(lab, "vxlan", "n2"):
         report = verify()
     failed = failures(report)
     assert set(failed) == set(DATA)
@@ -87,21 +86,15 @@ def test_vxlan_dropped_on_one_node(lab) -> None:
     assert after["ok"], failures(after)
 
 
-@contextmanager
-def link_mtu(node: str, mtu: int) -> Iterator[None]:
-    netns_exec(node, "ip", "link", "set", "eth1", "mtu", str(mtu))
-    try:
-        yield
-    finally:
-        netns_exec(node, "ip", "link", "set", "eth1", "mtu", "1500")
-
-
-def test_mended_link_mtu_is_not_blamed_for_a_cached_path_mtu(lab) -> None:
-    with link_mtu("n2", 1400):
+def test_mended_link_mtu_is_not_blamed_for_a_cached_path_mtu(lab: LabContext) -> None:
+    with fault(lab, "mtu", "n2", mtu="1400"):
         small = verify()
-    # The probes on n2 learned a path MTU of 1350 (ICMP "fragmentation needed" from n2's
-    # VXLAN device); the kernel keeps it for net.ipv4.route.mtu_expires (600 s).
-    mended = verify()
+        # Mended by hand, as a person does: the link's MTU back, no cache flushed (heal
+        # flushes what the fault taught; a person's repair does not).
+        lab.node("n2").run(["ip", "link", "set", "dev", "eth1", "mtu", "1500"])
+        # The probes on n2 learned a path MTU of 1350 (ICMP "fragmentation needed" from
+        # n2's VXLAN device); the kernel keeps it for net.ipv4.route.mtu_expires (600 s).
+        mended = verify()
     assert causes(small) == ["full-size packets do not cross the overlay (MTU)"]
     assert set(failures(small)) == {"mtu.df"}
     assert small["diagnosis"][0]["nodes"] == ["n2"]
@@ -117,8 +110,8 @@ def test_mended_link_mtu_is_not_blamed_for_a_cached_path_mtu(lab) -> None:
     assert all("still holds a path MTU of 1350" in r["message"] for r in held)
 
 
-def test_mtu_and_vxlan_failing_together_are_both_named(lab) -> None:
-    with link_mtu("n2", 1400), iptables_drop("n3", ("udp", "4789")):
+def test_mtu_and_vxlan_failing_together_are_both_named(lab: LabContext) -> None:
+    with fault(lab, "mtu", "n2", mtu="1400"), fault(lab, "vxlan", "n3"):
         report = verify()
     assert causes(report) == [
         "full-size packets do not cross the overlay (MTU)",
@@ -129,8 +122,8 @@ def test_mtu_and_vxlan_failing_together_are_both_named(lab) -> None:
     assert vxlan["nodes"] == ["n3"]
 
 
-def test_gossip_dropped_on_one_node(lab) -> None:
-    with iptables_drop("n2", ("tcp", "7946"), ("udp", "7946")):
+def test_gossip_dropped_on_one_node(lab: LabContext) -> None:
+    with fault(lab, "gossip", "n2"):
         # Quick, as the check is: given longer, serf itself declares n2 failed, and the
         # members check reports that consequence too.
         report = verify(timeout=3)
@@ -140,13 +133,12 @@ def test_gossip_dropped_on_one_node(lab) -> None:
     assert causes(report) == ["serf gossip to n2 is blocked (tcp+udp 7946)"]
 
 
-def test_node_cut_off_the_lab_switch(lab) -> None:
-    port = LAYOUT.switch_port("n2")
-    subprocess.run(["ip", "-n", LAYOUT.switch_ns, "link", "set", port, "down"], check=True)
+def test_node_cut_off_the_lab_switch(lab: LabContext) -> None:
+    inject_fault(lab, "cut", ["n2"])
     try:
         report = verify(SPEC, "--skip", "names")
     finally:
-        subprocess.run(["ip", "-n", LAYOUT.switch_ns, "link", "set", port, "up"], check=True)
+        heal_faults(lab, "cut")
         healed = wait_for_gossip_to_heal()
     failed = failures(report)
     assert {"underlay.api", "underlay.gossip", "kv.reachable"} <= set(failed)
@@ -157,13 +149,12 @@ def test_node_cut_off_the_lab_switch(lab) -> None:
     assert healed, "the gossip cluster did not take n2 back within 120 s"
 
 
-def test_kv_store_stopped(lab) -> None:
-    pid = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
+def test_kv_store_stopped(lab: LabContext) -> None:
+    inject_fault(lab, "kv-stopped")
     try:
         report = verify(SPEC, "--skip", "names", "--skip", "advertise")
     finally:
-        invoke("up", "-i", SPEC)  # brings the store back
+        heal_faults(lab, "kv-stopped")  # brings the store back
         # Engines register again at their next heartbeat (every 20 s): the tests after
         # this one start from a lab whose store knows every engine.
         registered = wait_until(
@@ -177,19 +168,18 @@ def test_kv_store_stopped(lab) -> None:
     assert causes(report) == ["the KV store (etcd on kv) is down or unreachable"]
 
 
-def test_kv_store_hung(lab) -> None:
+def test_kv_store_hung(lab: LabContext) -> None:
     """A stopped store still completes TCP handshakes: only a request in its own protocol
     (etcd's /health) shows that it does not answer."""
     pid = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text())
-    os.kill(pid, signal.SIGSTOP)
+    inject_fault(lab, "kv-hung")
     try:
         report = verify(SPEC, "--skip", "names", "--skip", "advertise")
     finally:
         # As the diagnosis says: `up` stops the store that does not answer, starts it again.
         up = invoke("up", "-i", SPEC, check=False)
         replaced = int((LAYOUT.node_dir("kv") / "etcd.pid").read_text()) != pid
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGCONT)  # up failed to replace it: the next tests need it
+        heal_faults(lab, "kv-hung")  # had up failed to replace it: the next tests need it
         registered = wait_until(
             lambda: verify(SPEC, "--only", "kv.registered")["ok"], 90, interval=5
         )
@@ -204,13 +194,9 @@ def test_kv_store_hung(lab) -> None:
     assert causes(report) == ["the KV store (etcd on kv) does not answer"]
 
 
-def test_one_engine_killed(lab) -> None:
-    pid = int((LAYOUT.node_dir("n3") / "dockerd.pid").read_text())
-    os.kill(pid, signal.SIGKILL)
-    try:
+def test_one_engine_killed(lab: LabContext) -> None:
+    with fault(lab, "engine-killed", "n3"):
         report = verify()
-    finally:
-        invoke("up", "-i", SPEC)
     failed = failures(report)
     assert [r["subject"] for r in failed["engines.api"]] == ["n3"]
     assert failed["engines.api"][0]["message"] == "dockerd on n3 is not running"
@@ -261,14 +247,10 @@ def test_two_overlays_joined(lab) -> None:
     assert causes(report)[0].startswith("overlays that should be isolated are joined")
 
 
-def test_published_port_firewalled_on_its_node_blames_that_node_only(lab) -> None:
+def test_published_port_firewalled_on_its_node_blames_that_node_only(lab: LabContext) -> None:
     # web (on n1) publishes 80 -> 5000; DOCKER-USER sees the DNAT-ed container port.
-    rule = ("DOCKER-USER", "-p", "tcp", "--dport", "5000", "-j", "DROP")
-    netns_exec("n1", "iptables", "-I", *rule)
-    try:
+    with fault(lab, "port", "n1", port="5000"):
         report = verify()
-    finally:
-        netns_exec("n1", "iptables", "-D", *rule)
     failed = failures(report)
     assert set(failed) == {"ports.published"}, failed
     assert {(r["source"], r["target"]) for r in failed["ports.published"]} == {
@@ -280,18 +262,10 @@ def test_published_port_firewalled_on_its_node_blames_that_node_only(lab) -> Non
     assert cause["nodes"] == ["n1"]
 
 
-def docker_on(node: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DOCKER_HOST": f"unix://{LAYOUT.docker_socket(node)}"}
-    return subprocess.run(["docker", *args], env=env, check=check, capture_output=True, text=True)
-
-
-def test_stack_container_cut_from_its_overlay_fails_and_up_repairs_it(lab) -> None:
-    docker_on("n1", "network", "disconnect", "dn", "demo_web_1")
-    try:
+def test_stack_container_cut_from_its_overlay_fails_and_up_repairs_it(lab: LabContext) -> None:
+    with fault(lab, "disconnect", "n1", service="demo/web"):
         report = verify()
         repaired = invoke("up", "-i", SPEC)
-    finally:
-        docker_on("n1", "network", "connect", "--alias", "web", "dn", "demo_web_1", check=False)
     failed = failures(report)
     [running] = failed["stacks.running"]
     assert running["message"] == "demo_web_1 is not on dn" and running["target"] == "n1"
@@ -308,12 +282,11 @@ def test_stack_container_cut_from_its_overlay_fails_and_up_repairs_it(lab) -> No
     assert after["ok"], failures(after)
 
 
-def test_paused_stack_container_is_not_running_and_its_port_does_not_answer(lab) -> None:
-    docker_on("n1", "pause", "demo_web_1")
-    try:
+def test_paused_stack_container_is_not_running_and_its_port_does_not_answer(
+    lab: LabContext,
+) -> None:
+    with fault(lab, "pause", "n1", service="demo/web"):
         report = verify()
-    finally:
-        docker_on("n1", "unpause", "demo_web_1", check=False)
     failed = failures(report)
     assert set(failed) == {"stacks.running", "ports.published", "advertise.address"}, failed
     [running] = failed["stacks.running"]

@@ -7,22 +7,22 @@ engine restart repairs."""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 from lab_cli import causes, failures, invoke, verify_json
 from shared_labs import SharedLab
 
+from overlaylab.context import LabContext
+from overlaylab.faults import ActiveFault, active_faults, heal_faults, inject_fault, services
+from overlaylab.faults.classic import plant_stale_peer_entry, remove_stale_peer_entries
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
 
 SPEC = "tests/testdata/labs/faults.yml"
 LAYOUT = LabLayout.for_cluster("fl")
-KV = "192.168.97.10"  # the kv node's address in faults.yml
 
 
 def netns_exec(node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -41,48 +41,27 @@ def docker(node: str, *argv: str) -> str:
     ).stdout.strip()
 
 
-def sandbox(node: str, network: str = "dn") -> Path:
-    """The engine's overlay sandbox of `network`."""
-    net_id = docker(node, "network", "inspect", "-f", "{{.Id}}", network)
-    # <epoch>-<id>, cut to 12 characters: the epoch grows when the sandbox is made again.
-    [found] = (LAYOUT.node_dir(node) / "exec" / "netns").glob(f"[0-9]*-{net_id[:9]}*")
-    return found
-
-
-def in_sandbox(node: str, *argv: str) -> None:
-    subprocess.run(["nsenter", f"--net={sandbox(node)}", *argv], check=True)
-
-
-def kv_key(method: str, key: str, *data: str) -> None:
-    url = f"http://{KV}:2379/v2/keys/docker/nodes/{key}"
-    netns_exec("kv", "curl", "-sf", "-X", method, url, *data, check=False)
-
-
-def stop_engine(node: str) -> None:
-    pid = int((LAYOUT.node_dir(node) / "dockerd.pid").read_text())
-    os.kill(pid, signal.SIGTERM)
-    assert wait_until(lambda: not Path(f"/proc/{pid}").exists(), 30, 0.2)
-
-
 def verify(*extra: str, timeout: float = 8) -> dict:
     return verify_json(SPEC, *extra, timeout=timeout)
 
 
 @pytest.fixture
-def lab(shared_faults_lab: SharedLab) -> SharedLab:
+def lab(shared_faults_lab: SharedLab) -> Iterator[LabContext]:
     """The faults lab, shared with test_faults.py (conftest.py): up before the first test
     that needs it, down after the last, and the host then as it was before."""
-    return shared_faults_lab
+    ctx = shared_faults_lab.context
+    yield ctx
+    assert active_faults(ctx) == []  # every test healed what it injected
 
 
 @contextmanager
-def ebtables_drop(node: str, proto: str) -> Iterator[None]:
-    rule = ("FORWARD", "-p", "IPv4", "--ip-proto", proto, "-j", "DROP")
-    in_sandbox(node, "ebtables", "-A", *rule)
+def protocol_filtered(ctx: LabContext, node: str, proto: str) -> Iterator[None]:
+    """The catalogue's `protocol` fault: ebtables in the node's overlay sandbox of dn."""
+    inject_fault(ctx, "protocol", [node], {"proto": proto, "network": "dn"})
     try:
         yield
     finally:
-        in_sandbox(node, "ebtables", "-D", *rule)
+        heal_faults(ctx, "protocol")
 
 
 def test_healthy_lab_has_every_overlay_peer_entry(lab) -> None:
@@ -94,8 +73,10 @@ def test_healthy_lab_has_every_overlay_peer_entry(lab) -> None:
 
 
 @pytest.mark.parametrize(("proto", "crossing"), [("icmp", "tcp, udp"), ("udp", "icmp, tcp")])
-def test_one_protocol_filtered_in_an_overlay_sandbox_is_not_vxlan(lab, proto, crossing) -> None:
-    with ebtables_drop("n2", proto):
+def test_one_protocol_filtered_in_an_overlay_sandbox_is_not_vxlan(
+    lab: LabContext, proto: str, crossing: str
+) -> None:
+    with protocol_filtered(lab, "n2", proto):
         report = verify()
     failed = failures(report)
     checks = {"icmp": {"connectivity.icmp", "mtu.df"}, "udp": {"connectivity.udp"}}[proto]
@@ -107,15 +88,14 @@ def test_one_protocol_filtered_in_an_overlay_sandbox_is_not_vxlan(lab, proto, cr
     assert verify()["ok"]
 
 
-def test_unreadable_discovery_entries_then_missing_peer_entries(lab) -> None:
-    for key in ("garbage1", "garbage2"):
-        kv_key("PUT", key, "-d", "value=garbage")
+def test_unreadable_discovery_entries_then_missing_peer_entries(lab: LabContext) -> None:
+    # The catalogue's discovery-junk: junk keys in docker/nodes, n3's engine restarted.
+    inject_fault(lab, "discovery-junk", ["n3"])
     try:
-        stop_engine("n3")
-        invoke("up", "-i", SPEC)  # starts n3's engine again: it reads the junk
         junk = verify()
-        for key in ("garbage1", "garbage2"):
-            kv_key("DELETE", key)
+        # The junk taken out by hand, the engine left as it is (heal would restart it).
+        for key in services.JUNK_KEYS:
+            services._etcd(lab, "DELETE", key)
         # The engine starts serf once it can read the list again (its next watch event).
         assert wait_until(
             lambda: netns_exec("n3", "ss", "-ltn", "sport = :7946").stdout.count("LISTEN"),
@@ -127,8 +107,7 @@ def test_unreadable_discovery_entries_then_missing_peer_entries(lab) -> None:
         healed = up.stdout + up.stderr  # progress goes to stderr
         after = verify()
     finally:
-        for key in ("garbage1", "garbage2"):
-            kv_key("DELETE", key)
+        heal_faults(lab, "discovery-junk")
     [first, *_] = junk["diagnosis"]
     assert first["cause"] == (
         "n3's engine does not gossip: discovery error: address garbage: missing port in address"
@@ -141,22 +120,20 @@ def test_unreadable_discovery_entries_then_missing_peer_entries(lab) -> None:
     assert after["ok"], failures(after)
 
 
-def test_stale_peer_entry_for_a_free_address(lab) -> None:
+def test_stale_peer_entry_for_a_free_address(lab: LabContext) -> None:
     """An fdb entry that sends a free address's MAC to the node itself: the next container
     to get that address on another node is unreachable from here (classic swarm's
-    recycled addresses left exactly this on a node whose agent came back)."""
-    own = "192.168.97.11"  # n1
-    entry = ("02:42:0a:00:09:fe", "dev", "vxlan0", "dst", own, "self", "permanent")
-    in_sandbox("n1", "bridge", "fdb", "add", *entry)
+    recycled addresses left exactly this on a node whose agent came back: the catalogue's
+    classic-agent fault plants it with this very helper)."""
+    undo: dict[str, object] = {}
+    address = plant_stale_peer_entry(lab, "n1", "dn", undo)  # sent to n1 itself
     try:
         report = verify()
         up = invoke("up", "-i", SPEC)
         healed = up.stdout + up.stderr
     finally:
-        subprocess.run(
-            ["nsenter", f"--net={sandbox('n1')}", "bridge", "fdb", "del", *entry[:3]],
-            check=False,
-        )
+        remove_stale_peer_entries(lab, ActiveFault("classic-agent", ["n1"], {}, undo))
+    assert address == "10.0.9.254"
     failed = failures(report)
     assert set(failed) == {"networks.peers"}, failed
     peers = [(r["subject"], r["message"]) for r in failed["networks.peers"]]

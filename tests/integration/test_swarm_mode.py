@@ -4,9 +4,6 @@ VIP diagnosis on a kernel without IPVS, and `down` leaving the host as it was.""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ from hostsnap import HostSnapshot, wait_until_clean
 from lab_cli import ROOT, causes, failures, invoke, verify_json
 
 from overlaylab.context import LabContext, open_lab
+from overlaylab.faults import active_faults, heal_faults, inject_fault
 from overlaylab.layout import LabLayout
 from overlaylab.waiting import wait_until
 
@@ -33,7 +31,9 @@ def swarm_lab() -> Iterator[LabContext]:
         up = invoke("up", "-i", str(SPEC))
         print(f"\nswarm-mode lab up in {time.monotonic() - started:.1f}s")
         assert "initialised the swarm" in up.stderr
-        yield open_lab(SPEC)
+        ctx = open_lab(SPEC)
+        yield ctx
+        assert active_faults(ctx) == []  # every test healed what it injected
     finally:
         invoke("down", "-i", str(SPEC), check=False)
     assert wait_until_clean(before) == []
@@ -171,10 +171,6 @@ def no_kv_store_named(report: dict) -> None:
         assert "KV" not in d["cause"] + d["detail"] and "kv." not in d["detail"], d
 
 
-def in_w2(*argv: str) -> None:
-    subprocess.run(["nsenter", f"--net=/run/netns/{LAYOUT.node_ns('w2')}", *argv], check=True)
-
-
 def names_of_w2_dropped(swarm_lab: LabContext) -> bool:
     """Have the others dropped w2 from their gossip (its probe's name gone from m1)?"""
     with swarm_lab.node("m1").engine() as client:
@@ -188,15 +184,12 @@ def test_gossip_blocked_on_a_worker_is_named_as_such(swarm_lab: LabContext) -> N
     """tcp+udp 7946 dropped on w2: the others declare it failed and drop its names.
     underlay.gossip says so, one cause names the port on w2, never a KV store or VXLAN."""
     assert verify_json(str(SPEC))["ok"]  # every probe in place before the fault
-    rules = [("tcp", "7946"), ("udp", "7946")]
-    for proto, port in rules:
-        in_w2("iptables", "-I", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+    inject_fault(swarm_lab, "gossip", ["w2"])  # the catalogue's: tcp+udp 7946 dropped
     try:
         assert wait_until(lambda: names_of_w2_dropped(swarm_lab), 60, 2)
         report = verify_json(str(SPEC), timeout=10)
     finally:
-        for proto, port in rules:
-            in_w2("iptables", "-D", "INPUT", "-p", proto, "--dport", port, "-j", "DROP")
+        heal_faults(swarm_lab, "gossip")
     failed = failures(report)
     assert {r["target"] for r in failed["underlay.gossip"]} == {"w2"}
     assert causes(report) == ["swarm gossip to w2 is blocked (tcp+udp 7946)"]
@@ -210,7 +203,8 @@ def test_gossip_blocked_on_a_worker_is_named_as_such(swarm_lab: LabContext) -> N
 def test_a_lost_quorum_is_a_finding_naming_the_manager_down(swarm_lab: LabContext) -> None:
     """m2's engine killed: 1 of 2 managers, no leader. That is the finding, on m2; what
     no manager could list follows from it ('could not be tested' on no healthy node)."""
-    os.kill(int(LAYOUT.pid_file("m2", "dockerd").read_text()), signal.SIGKILL)
+    # The catalogue's quorum fault: m2's engine killed, then m1 seen without a leader.
+    inject_fault(swarm_lab, "quorum", ["m2"])
     try:
 
         def leaderless() -> bool:
@@ -220,11 +214,7 @@ def test_a_lost_quorum_is_a_finding_naming_the_manager_down(swarm_lab: LabContex
         assert wait_until(leaderless, 60, 1)
         report = verify_json(str(SPEC))
     finally:
-        # up restarts m2's engine. Without a leader, dockerd answers only once it gives
-        # up waiting for its swarm component, which can outlast up's engine wait: the
-        # second up then finds it running.
-        if invoke("up", "-i", str(SPEC), check=False).returncode != 0:
-            invoke("up", "-i", str(SPEC))
+        heal_faults(swarm_lab, "quorum")  # up restarts m2's engine, the swarm a leader
     [quorum] = [r for r in failures(report)["swarm.nodes"] if r["subject"] == "quorum"]
     assert quorum["message"].startswith("no leader: 1 of 2 managers up")
     assert quorum["nodes"] == ["m2"]

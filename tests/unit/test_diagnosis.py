@@ -337,17 +337,16 @@ def test_kv_unreachable_from_one_node_is_not_the_kv_store_down(lab: FakeLab) -> 
     lab.drop("kv", "tcp", 2379, source="n1")
     report = lab.verify()
     assert [r.source for r in failing(report, "kv.reachable")] == ["n1"]
-    assert not any("KV store" in c for c in causes(report))
-    assert causes(report) == [
-        "2 overlay(s) are not the same network on every engine",
-        "1 kv.reachable failure(s)",
-    ]
+    assert not any("down" in c for c in causes(report))
+    assert causes(report) == ["n1 cannot reach the KV store (etcd on kv)"]
+    assert report.diagnosis[0].nodes == ["n1"] and report.diagnosis[0].rule == "kv_unreachable_from"
 
 
 def test_network_missing_on_one_node_blames_that_node(lab: FakeLab) -> None:
     lab.drop("kv", "tcp", 2379, source="n1")
     report = lab.verify()
-    [networks] = [d for d in report.diagnosis if d.checks == ["networks.present"]]
+    # The overlays missing on n1 follow from its lost store: one cause, on n1.
+    [networks] = [d for d in report.diagnosis if "networks.present" in d.checks]
     assert networks.nodes == ["n1"]
 
 
@@ -852,11 +851,44 @@ def test_swarm_manager_down_with_the_quorum_kept_blames_that_manager(
     assert quorum.status == "pass"
     [node] = failing(report, "swarm.nodes")
     assert node.target == "m3"
-    assert causes(report) == [
-        "the engine on m3 is down",
-        "1 swarm node(s) are not as the spec says",
-    ]
-    assert report.diagnosis[1].nodes == ["m3"]
+    # The swarm marking m3 down follows from its dead engine: one cause, not two.
+    [found] = report.diagnosis
+    assert found.cause == "the engine on m3 is down" and found.nodes == ["m3"]
+    assert "swarm.nodes" in found.checks
+    all_failures_explained(report)
+
+
+def test_swarm_worker_cut_off_is_that_cause_only(start_swarm: StartLab) -> None:
+    """A worker cut off the lab network: the managers mark it down. That follows from the
+    cut, named once on the worker, not as a second cause about swarm nodes."""
+    lab = start_swarm(("m1", "m2", "m3"), ("w1", "w2"))
+    lab.cut_off("w2")
+    report = lab.verify()
+    assert [r.target for r in failing(report, "swarm.nodes")] == ["w2"]
+    [found] = report.diagnosis
+    assert (found.rule, found.nodes) == ("cut_off_nodes", ["w2"])
+    assert "swarm.nodes" in found.checks
+    all_failures_explained(report)
+    no_kv_wording(report)
+
+
+def test_swarm_worker_down_is_its_dead_engine_only(start_swarm: StartLab) -> None:
+    """A worker's engine stopped: the managers mark it down. That follows from the dead
+    engine, named once on the worker; the quorum is kept and no other cause is named."""
+    lab = start_swarm(("m1", "m2", "m3"), ("w1", "w2"))
+    lab.kill_engine("w2")
+    report = lab.verify()
+    [node] = failing(report, "swarm.nodes")
+    assert node.target == "w2"
+    [found] = report.diagnosis
+    assert (found.rule, found.cause, found.nodes) == (
+        "dead_engines",
+        "the engine on w2 is down",
+        ["w2"],
+    )
+    assert "swarm.nodes" in found.checks
+    all_failures_explained(report)
+    no_kv_wording(report)
 
 
 @pytest.fixture
@@ -1013,7 +1045,8 @@ def test_json_report_carries_the_diagnosis(diagnosed_report: VerifyReport) -> No
     assert entry["cause"] == "serf gossip to n2 is blocked (tcp+udp 7946)"
     assert entry["nodes"] == ["n2"]
     assert entry["checks"] == ["underlay.gossip"]
-    assert set(entry) == {"cause", "detail", "nodes", "checks"}
+    assert entry["rule"] == "gossip_blocked"  # what a fault's expected cause names
+    assert set(entry) == {"cause", "detail", "nodes", "checks", "rule"}
 
 
 def test_json_report_without_failures_has_empty_diagnosis(lab: FakeLab) -> None:
@@ -1154,3 +1187,19 @@ def test_classic_probe_placed_right_but_cut_off_is_not_a_scheduling_fault(classi
     report = classic.verify(only)
     assert causes(report) == ["containers the swarm master placed right cannot reach a"]
     assert report.diagnosis[0].nodes == ["a"]
+
+
+def test_gossip_blocked_long_enough_to_be_declared_failed_is_still_one_cause(
+    lab: FakeLab,
+) -> None:
+    """Serf marks a node it cannot gossip with failed within seconds: the views that lack
+    it follow from the blocked port, not from a second cause (islands)."""
+    lab.drop("n3", "tcp", 7946)
+    lab.drop("n3", "udp", 7946)
+    lab.split_gossip(("n1", "n2"), ("n3",))
+    report = lab.verify()
+    assert {"underlay.gossip", "underlay.members"} <= {r.check for r in failing(report)}
+    assert [(d.cause, d.nodes) for d in report.diagnosis] == [
+        ("serf gossip to n3 is blocked (tcp+udp 7946)", ["n3"])
+    ]
+    assert {"underlay.gossip", "underlay.members"} <= set(report.diagnosis[0].checks)

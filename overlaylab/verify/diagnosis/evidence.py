@@ -55,6 +55,9 @@ class Diagnosis:
     detail: str
     nodes: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
+    # Which rule named it (a rule function's name, or the check id of a one-cause-per-check
+    # rule): what `invoke fault` expects of a fault, matched without reading the wording.
+    rule: str = ""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -141,4 +144,5 @@ def per_check(check: CheckRef, cause: str) -> Rule:
             )
         ]
 
+    rule.__name__ = check_id(check)
     return rule

@@ -51,9 +51,34 @@ def engine_not_gossiping(ev: Evidence) -> list[Diagnosis]:
 
 def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained(underlay.GOSSIP)
+    blocked = {r.target for r in failed}
+    # Given a few seconds, the others declare a node they cannot gossip with failed, and
+    # it them, and they drop the overlay peer entries it gave them: the gossip
+    # views and peer entries that lack only blocked nodes (or are a blocked node's) follow.
+    views = [
+        r
+        for r in ev.unexplained(underlay.MEMBERS)
+        if r.target in blocked or set(r.details.get("missing", [])) <= blocked
+    ]
+    lacking = [
+        r
+        for r in ev.unexplained(peers.PEERS)
+        if r.details.get("missing")
+        and (r.target in blocked or set(r.details.get("missing_nodes", [])) <= blocked)
+    ]
     found = []
-    for node in sorted({r.target for r in failed}):
+    for node in sorted(blocked):
         mine = [r for r in failed if r.target == node]
+        mine += [r for r in views if node in (r.target, *r.details.get("missing", []))]
+        lost = [r for r in lacking if node in (r.target, *r.details.get("missing_nodes", []))]
+        mine += lost
+        if lost:  # without those entries, paths between it and the others fail too
+            mine += [
+                r
+                for c in (*DATA_CHECKS, connectivity.DNS, names.RESOLVE)
+                for r in ev.unexplained(c)
+                if node in (r.source, r.target) and r.path != "same-host"
+            ]
         found.append(
             Diagnosis(
                 cause=f"serf gossip to {node} is blocked (tcp+udp 7946)",

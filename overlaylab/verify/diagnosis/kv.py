@@ -39,6 +39,39 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
     ]
 
 
+def kv_unreachable_from(ev: Evidence) -> list[Diagnosis]:
+    """The store answers some engine nodes and not others: it runs, so what lies between
+    it and those nodes (a firewall on its port, a route) cuts them from it."""
+    ran = ev.ran(kv.REACHABLE)
+    failed = ev.unexplained(kv.REACHABLE)
+    if not failed or len(failed) == len(ran) or ev.spec.kv is None:
+        return []
+    store = ev.spec.kv
+    found = []
+    for result in failed:
+        node = result.source
+        # Its engine lists global networks from the store: they are missing there.
+        follows = [
+            r
+            for check in (kv.REGISTERED, networks.PRESENT)
+            for r in ev.unexplained(check)
+            if r.nodes == [node] or (check is kv.REGISTERED and node in r.nodes)
+        ]
+        found.append(
+            Diagnosis(
+                cause=f"{node} cannot reach the KV store ({store.backend} on {store.node})",
+                detail=f"{result.message}, while the other engine nodes reach it: the store "
+                f"runs, and something between {node} and {store.node}:{store.client_port} (a "
+                f"firewall, a route) drops {node}'s requests. {node}'s engine cannot "
+                "register (its registration expires), nor list or create overlays (they "
+                "are missing there); its containers already on them keep working.",
+                nodes=[node],
+                checks=ev.explain([result, *follows]),
+            )
+        )
+    return found
+
+
 def wrong_store(ev: Evidence) -> list[Diagnosis]:
     """Engines running with another cluster-store than the spec's are in another cluster:
     the lab's overlays, and every container on them, are missing there."""

@@ -21,7 +21,7 @@ from overlaylab.verify.diagnosis.gossip import (
     gossip_blocked,
     gossip_partition,
 )
-from overlaylab.verify.diagnosis.kv import kv_down, wrong_store
+from overlaylab.verify.diagnosis.kv import kv_down, kv_unreachable_from, wrong_store
 from overlaylab.verify.diagnosis.names import probe_names_wrong
 from overlaylab.verify.diagnosis.overlay import (
     data_plane_blocked,
@@ -49,6 +49,7 @@ RULES: list[Rule] = [
     forwarding_off,
     cut_off_nodes,
     kv_down,
+    kv_unreachable_from,
     swarm_quorum_lost,
     wrong_store,
     wrong_advertise,
@@ -82,15 +83,22 @@ RULES: list[Rule] = [
 ]
 
 
+def _named(rule: Rule, ev: Evidence) -> list[Diagnosis]:
+    found = rule(ev)
+    for diagnosis in found:
+        diagnosis.rule = diagnosis.rule or rule.__name__
+    return found
+
+
 def diagnose(spec: ClusterSpec, results: list[CheckResult]) -> list[Diagnosis]:
     ev = Evidence(spec, results)
     found: list[Diagnosis] = []
     for rule in RULES:
-        found += rule(ev)
+        found += _named(rule, ev)
     for check in sorted(
         {r.check for r in results if r.status == "fail" and id(r) not in ev.explained}
     ):
-        found += per_check(check, "{n} " + check + " failure(s)")(ev)
+        found += _named(per_check(check, "{n} " + check + " failure(s)"), ev)
     crashed = [r for r in results if r.status == "error" and id(r) not in ev.explained]
     if crashed:
         found.append(
@@ -100,6 +108,7 @@ def diagnose(spec: ClusterSpec, results: list[CheckResult]) -> list[Diagnosis]:
                 + ": what they cover is untested, not healthy.",
                 nodes=sorted({n for r in crashed for n in r.nodes}),
                 checks=sorted({r.check for r in crashed}),
+                rule="untested",
             )
         )
     return found

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from overlaylab.verify.check import Check
-from overlaylab.verify.checks import engines, kv, peers, probes_running, underlay
+from overlaylab.verify.checks import engines, kv, peers, probes_running, swarm, underlay
 from overlaylab.verify.diagnosis.evidence import DATA_CHECKS, NODE_DEPENDENT, Diagnosis, Evidence
+from overlaylab.verify.result import CheckResult
 
 
 def dead_engines(ev: Evidence) -> list[Diagnosis]:
@@ -30,6 +31,7 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
             *ev.involving(node, follows),
             *ev.untested_because(node, engines.API),
             *ev.untested_because(node, probes_running.RUNNING),
+            *_swarm_follows(ev, node),
         ]
         found.append(
             Diagnosis(
@@ -40,6 +42,21 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
             )
         )
     return found
+
+
+def _swarm_follows(ev: Evidence, node: str) -> list[CheckResult]:
+    """Swarm mode: what a node lost to the swarm (its engine dead, or the node cut off)
+    does there. The managers mark the node down, a service placed there runs no task,
+    and its name answers nothing. A lost quorum is not among them: it is a finding of
+    its own (swarm_quorum_lost)."""
+    if ev.spec.orchestration.mode != "swarm-mode":
+        return []
+    return [
+        r
+        for check in (swarm.NODES, swarm.REPLICAS, swarm.SERVICES)
+        for r in ev.unexplained(check)
+        if r.target == node and "quorum" not in r.details
+    ]
 
 
 def forwarding_off(ev: Evidence) -> list[Diagnosis]:
@@ -80,7 +97,7 @@ def cut_off_nodes(ev: Evidence) -> list[Diagnosis]:
             if not (_kv_reachable_from(ev, node) is False and peers_reach_kv):
                 continue
         kv_lost = _kv_reachable_from(ev, node) is False
-        checks = ev.explain(ev.involving(node))
+        checks = ev.explain([*ev.involving(node), *_swarm_follows(ev, node)])
         found.append(
             Diagnosis(
                 cause=f"{node} is cut off the lab network",
