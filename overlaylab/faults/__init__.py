@@ -19,14 +19,8 @@ listing its `KINDS` in `catalogue.py`.
 from __future__ import annotations
 
 from overlaylab.faults.catalogue import CATALOGUE
-from overlaylab.faults.core import (
-    ActiveFault,
-    FaultError,
-    FaultKind,
-    active_faults,
-    heal_faults,
-    inject_fault,
-)
+from overlaylab.faults.core import active_faults, heal_faults, inject_fault
+from overlaylab.faults.model import ActiveFault, FaultError, FaultKind
 
 __all__ = [
     "CATALOGUE",

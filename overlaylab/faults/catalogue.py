@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from overlaylab.faults import classic, containers, network, services, swarm, unavailable
-from overlaylab.faults.core import FaultKind
+from overlaylab.faults.model import FaultKind
 
 # Add a module's KINDS here to add its faults: names must be unique.
 CATALOGUE: dict[str, FaultKind] = {

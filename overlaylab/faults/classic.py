@@ -18,7 +18,7 @@ import ipaddress
 import docker.errors
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import ActiveFault, FaultError, FaultKind, Options, Undo
+from overlaylab.faults.model import ActiveFault, FaultError, FaultKind, Options, Undo
 from overlaylab.up.classic_swarm import AGENT, ensure_classic_swarm
 
 VXLAN_DEVICE = "vxlan0"

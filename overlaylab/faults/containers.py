@@ -15,7 +15,7 @@ from typing import Any
 import docker.errors
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import LEGACY, ActiveFault, FaultError, FaultKind, Options, Undo
+from overlaylab.faults.model import LEGACY, ActiveFault, FaultError, FaultKind, Options, Undo
 from overlaylab.up.steps.stacks import service_labels
 from overlaylab.waiting import wait_until
 

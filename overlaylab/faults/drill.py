@@ -18,7 +18,8 @@ from typing import Literal
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.faults.catalogue import CATALOGUE
-from overlaylab.faults.core import FaultKind, active_faults, heal_faults, inject_fault
+from overlaylab.faults.core import active_faults, heal_faults, inject_fault
+from overlaylab.faults.model import FaultKind
 from overlaylab.verify.diagnosis import Diagnosis
 from overlaylab.verify.run import VerifyReport, run_verify, select_checks
 

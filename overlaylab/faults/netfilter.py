@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import ActiveFault, FaultError, Undo
+from overlaylab.faults.model import ActiveFault, FaultError, Undo
 
 TAG = "overlaylab-fault"
 

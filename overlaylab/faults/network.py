@@ -9,7 +9,7 @@ from collections.abc import Callable
 import docker.errors
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import (
+from overlaylab.faults.model import (
     ALL_MODES,
     LEGACY,
     ActiveFault,

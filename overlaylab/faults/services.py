@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import LEGACY, ActiveFault, FaultError, FaultKind, Options, Undo
+from overlaylab.faults.model import LEGACY, ActiveFault, FaultError, FaultKind, Options, Undo
 from overlaylab.nodeconf import KV_BINARIES
 from overlaylab.providers.base import ENGINE_SERVICE
 from overlaylab.up.run import UpRun

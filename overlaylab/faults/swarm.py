@@ -11,7 +11,7 @@ import docker.errors
 import requests
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import ActiveFault, FaultError, FaultKind, Options, Undo
+from overlaylab.faults.model import ActiveFault, FaultError, FaultKind, Options, Undo
 from overlaylab.faults.services import (
     _heal_engines,
     _inject_engine_killed,

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from overlaylab.context import LabContext
-from overlaylab.faults.core import ALL_MODES, ActiveFault, FaultError, FaultKind, Options, Undo
+from overlaylab.faults.model import ALL_MODES, ActiveFault, FaultError, FaultKind, Options, Undo
 
 
 def netem_missing() -> str:
