@@ -224,6 +224,14 @@ def _heal_advertise(lab: LabContext, active: ActiveFault) -> None:
         shown = handle.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"]).stdout
         if f" {entry['address']}/" in shown:
             raise FaultError(f"advertise: {entry['address']} is still on {entry['node']}'s lo")
+    # The other engines learned the healed engines' containers, over gossip, at the
+    # address they advertised, and keep what they learned (overlay/peers.py): the fdb
+    # entries outlive the restart, and the containers come back with the same MACs. A
+    # restart makes them learn every peer again; `up` then starts them and the stacks.
+    healed = set(active.undo.get("engines", []))
+    for other in lab.spec.engine_nodes:
+        if other.name not in healed:
+            lab.node(other.name).stop_service(ENGINE_SERVICE, ENGINE_SERVICE, ENGINE_STOP_TIMEOUT)
     _heal_engines(lab, active)
 
 
