@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import shlex
 
-from invoke import task
+from invoke import Exit, task
 
 __all__ = ["lint", "test"]
 
 PYTHON = ".venv/bin/python"
 
 
-def pytest_argv(k: str | None = None, unit: bool = False) -> list[str]:
-    """The pytest command line for `test`, as an argument list."""
-    # pytest collects its arguments in order: the unit tests run first, then the slow
-    # ones on real engines (given `tests`, it would start with `integration`). The
-    # unit tier is a marker (tests/conftest.py): tests/unit also holds tools and browser
-    # tests, which `--unit` leaves out.
-    tier = ["-m", "unit", "tests/unit"] if unit else ["tests/unit", "tests/integration"]
-    argv = [PYTHON, "-m", "pytest", "-q", "-rfEs", *tier]
-    if k:
-        argv += ["-k", k]
-    return argv
+# Workers for the tests under tests/unit: they are independent (each writes only under
+# its own tmp_path), and many wait on a clock, a socket or a child process, so two
+# workers on two cores take about half the time of one.
+UNIT_WORKERS = "2"
+NOTHING_SELECTED = 5  # pytest's exit status when no test was selected
+
+
+def pytest_argvs(k: str | None = None, unit: bool = False) -> list[list[str]]:
+    """The pytest command lines for `test`, in the order they run."""
+    # The tests under tests/unit (the unit tier, plus tools and browser tests, which
+    # `--unit` leaves out by marker, tests/conftest.py) run first, in parallel. The
+    # integration tests run after them in one process: each lab must be alone on the
+    # machine (its host snapshot would count a neighbour's processes as leaks).
+    select = ["-k", k] if k else []
+    quick = [PYTHON, "-m", "pytest", "-q", "-rfEs", "-n", UNIT_WORKERS]
+    if unit:
+        return [[*quick, "-m", "unit", "tests/unit", *select]]
+    slow = [PYTHON, "-m", "pytest", "-q", "-rfEs", "tests/integration", *select]
+    return [[*quick, "tests/unit", *select], slow]
 
 
 @task(
@@ -31,10 +39,17 @@ def pytest_argv(k: str | None = None, unit: bool = False) -> list[str]:
     }
 )
 def test(c, k=None, unit=False):  # type: ignore[no-untyped-def]
-    """Run the test suite (unit, then integration on real engines)."""
+    """Run the test suite (unit, tools and browser tests in parallel, then integration
+    on real engines)."""
     # invoke hands a string to a shell: every argument is quoted, so a -k expression
     # reaches pytest as one literal argument, whatever quotes, $() or backticks it holds.
-    c.run(shlex.join(pytest_argv(k, unit)), pty=False)
+    codes = [c.run(shlex.join(argv), pty=False, warn=True).exited for argv in pytest_argvs(k, unit)]
+    # pytest exits 5 when it selected no test: a -k that names only integration tests
+    # selects none in the first run, which is no failure unless no run selected any.
+    failed = [code for code in codes if code not in (0, NOTHING_SELECTED)]
+    if failed or all(code == NOTHING_SELECTED for code in codes):
+        # Every part ran; the exit status says whether any failed.
+        raise Exit(f"test: pytest exited {', '.join(map(str, codes))} (see above)", code=1)
 
 
 @task

@@ -13,14 +13,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from invoke import Config, Context
+from invoke import Config, Context, Exit
 
 from overlaylab.tasks import dev
 
 RECORDER = """#!{python}
-import json, sys
-with open("argv.json", "w") as out:
-    json.dump(sys.argv[1:], out)
+import json, os, sys
+with open("argv.json", "a") as out:
+    out.write(json.dumps(sys.argv[1:]) + "\\n")
+sys.exit(int(os.environ.get("RECORDER_EXIT", "0")))
 """
 
 
@@ -35,11 +36,12 @@ def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def run_test_task(scratch: Path, **flags: object) -> list[str]:
+def run_test_task(scratch: Path, **flags: object) -> list[list[str]]:
     # No stdin under pytest's capture: invoke must not try to forward it.
     quiet = Config(overrides={"run": {"in_stream": False, "hide": True}})
     dev.test(Context(quiet), **flags)
-    return json.loads((scratch / "argv.json").read_text())
+    lines = (scratch / "argv.json").read_text().splitlines()
+    return [json.loads(line) for line in lines]
 
 
 @pytest.mark.parametrize(
@@ -55,17 +57,60 @@ def run_test_task(scratch: Path, **flags: object) -> list[str]:
 def test_hostile_k_is_one_literal_argument(scratch: Path, hostile: str) -> None:
     marker = scratch / "PWNED"
     expression = hostile.format(marker=marker)
-    argv = run_test_task(scratch, k=expression, unit=True)
-    assert argv == ["-m", "pytest", "-q", "-rfEs", "-m", "unit", "tests/unit", "-k", expression]
+    argvs = run_test_task(scratch, k=expression, unit=True)
+    quick = ["-m", "pytest", "-q", "-rfEs", "-n", dev.UNIT_WORKERS]
+    assert argvs == [[*quick, "-m", "unit", "tests/unit", "-k", expression]]
     assert not marker.exists(), "the shell ran part of the -k expression"
 
 
-def test_without_k_runs_the_whole_suite_unit_tests_first(scratch: Path) -> None:
-    argv = run_test_task(scratch)
-    assert argv == ["-m", "pytest", "-q", "-rfEs", "tests/unit", "tests/integration"]
+def test_without_k_runs_the_unit_folder_in_parallel_then_integration_alone(
+    scratch: Path,
+) -> None:
+    argvs = run_test_task(scratch)
+    assert argvs == [
+        ["-m", "pytest", "-q", "-rfEs", "-n", dev.UNIT_WORKERS, "tests/unit"],
+        ["-m", "pytest", "-q", "-rfEs", "tests/integration"],
+    ]
 
 
-def test_pytest_argv_round_trips_through_shell_quoting() -> None:
-    argv = dev.pytest_argv("a'$(id)", unit=False)
-    assert argv[-2:] == ["-k", "a'$(id)"]
-    assert shlex.split(shlex.join(argv)) == argv
+def test_a_failing_first_run_still_runs_integration_and_fails_the_task(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RECORDER_EXIT", "1")
+    with pytest.raises(Exit) as ended:
+        run_test_task(scratch)
+    assert ended.value.code == 1
+    argvs = [json.loads(line) for line in (scratch / "argv.json").read_text().splitlines()]
+    assert [argv[-1] for argv in argvs] == ["tests/unit", "tests/integration"]
+
+
+@pytest.mark.parametrize(("exits", "fails"), [("5", False), ("0", False), ("2", True)])
+def test_a_run_that_selects_nothing_is_no_failure_unless_none_selected_anything(
+    scratch: Path, monkeypatch: pytest.MonkeyPatch, exits: str, fails: bool
+) -> None:
+    # The first run exits `exits`; a second recorder would too, so make it pass.
+    recorder = scratch / dev.PYTHON
+    recorder.write_text(
+        recorder.read_text().replace(
+            'int(os.environ.get("RECORDER_EXIT", "0"))',
+            '0 if "tests/integration" in sys.argv else int(os.environ.get("RECORDER_EXIT", "0"))',
+        )
+    )
+    monkeypatch.setenv("RECORDER_EXIT", exits)
+    if fails:
+        with pytest.raises(Exit):
+            run_test_task(scratch, k="test_swarm_mode")
+    else:
+        assert len(run_test_task(scratch, k="test_swarm_mode")) == 2
+
+
+def test_nothing_selected_anywhere_fails(scratch: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECORDER_EXIT", "5")
+    with pytest.raises(Exit):
+        run_test_task(scratch, k="no_such_test")
+
+
+def test_pytest_argvs_round_trip_through_shell_quoting() -> None:
+    for argv in dev.pytest_argvs("a'$(id)", unit=False):
+        assert argv[-2:] == ["-k", "a'$(id)"]
+        assert shlex.split(shlex.join(argv)) == argv
