@@ -21,6 +21,7 @@ from overlaylab.faults.model import (
 )
 from overlaylab.faults.netfilter import add_rule, lab_interface, link_mtu, remove_rules
 from overlaylab.overlay.gossip import serf_view
+from overlaylab.overlay.registrations import engine_registrations, registration_key
 from overlaylab.providers.base import ENGINE_SERVICE
 from overlaylab.waiting import wait_until
 
@@ -338,6 +339,33 @@ def rules_then_gossip(lab: LabContext, active: ActiveFault) -> None:
         )
 
 
+# An engine registers every heartbeat (20 s) with a TTL (60 s). While the store was cut
+# its registration may have expired, and its connection to the store sits in TCP's
+# retransmission back-off (up to about 30 s) before it tries again.
+REGISTER_TIMEOUT = 90.0
+
+
+def rules_then_registered(lab: LabContext, active: ActiveFault) -> None:
+    """Remove the rules, then wait until every engine cut from the store is registered
+    in it again: until then verify rightly fails kv.registered on it."""
+    remove_rules(lab, active)
+    targets = sorted({entry["node"] for entry in active.undo.get("rules", [])})
+    if not targets or not lab.spec.engine.uses_cluster_store:
+        return
+
+    def missing() -> list[str]:
+        found, _why = engine_registrations(lab)
+        return [n for n in targets if found is None or registration_key(lab, n) not in found]
+
+    for node in missing():
+        lab.progress.item(node, f"{active.kind}: waiting for its engine to register again")
+    if not wait_until(lambda: not missing(), REGISTER_TIMEOUT, 1):
+        raise FaultError(
+            f"{active.kind}: the rules are gone, but {', '.join(missing())} did not register "
+            f"in the store within {REGISTER_TIMEOUT:g}s; `invoke up` restarts its engine"
+        )
+
+
 def _islands_default(lab: LabContext) -> list[str]:
     engines = [n.name for n in lab.spec.engine_nodes]
     return engines[(len(engines) + 1) // 2 :]
@@ -407,7 +435,7 @@ KINDS = [
         expected_cause="kv_unreachable_from",
         modes=LEGACY,
         inject_fn=drop("kv-cut", _kv_cut),
-        heal_fn=remove_rules,
+        heal_fn=rules_then_registered,
         applies_fn=_needs_kv,
     ),
     FaultKind(

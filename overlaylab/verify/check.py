@@ -26,3 +26,7 @@ class Check:
     # The probe tests the check will run, known before it runs: they ride in the pair
     # checks' round, where each source probe already gets an exec (see probe_batch.recall).
     ahead: Callable[[VerifyContext], list[ProbeTest]] | None = None
+    # Checks whose work this one reads (the engines' /info, the pair checks' round that
+    # carried its `ahead` tests): checks run side by side, and this one starts once
+    # those of them that run in this verify are done.
+    after: tuple[Check, ...] = ()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shlex
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from overlaylab.context import LabContext
 from overlaylab.verify.probes import Probe, ProbeTest, exec_in
@@ -16,6 +17,9 @@ from overlaylab.verify.result import CheckResult
 # Seconds a command in a probe gets at least, even once its check's window has closed:
 # one look (a lookup, a connect) on a healthy overlay takes milliseconds.
 LAST_LOOK = 2.0
+
+T = TypeVar("T")
+_LOCKS_GUARD = threading.Lock()  # creating a key's lock: once, whichever check asks first
 
 
 @dataclass
@@ -36,6 +40,23 @@ class VerifyContext:
     selected: frozenset[str] = frozenset()
     # Per selected check with `ahead`: the function that lists its probe tests.
     ahead: dict[str, Callable[[VerifyContext], list[ProbeTest]]] = field(default_factory=dict)
+    # Checks run side by side, each with its own copy of this context (its own deadline)
+    # sharing the cache, the pool and these locks.
+    locks: dict[str, threading.Lock] = field(default_factory=dict)
+
+    def lock(self, key: str) -> threading.Lock:
+        """The lock of one shared fact or piece of work (the pair checks' batch)."""
+        with _LOCKS_GUARD:
+            return self.locks.setdefault(key, threading.Lock())
+
+    def once(self, key: str, compute: Callable[[], T]) -> T:
+        """A fact several checks read, looked up once per run: a check that asks while
+        another looks it up waits for that answer instead of asking again."""
+        with self.lock(key):
+            if key not in self.cache:
+                self.cache[key] = compute()
+            found: T = self.cache[key]
+            return found
 
     def probes_on(self, network: str, slot: str | None = "a") -> list[Probe]:
         return [p for p in self.probes if p.network == network and (slot is None or p.slot == slot)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -168,6 +169,43 @@ def looked_at_again(
     return again
 
 
+def _side_by_side(
+    vctx: VerifyContext, checks: list[Check], probes: Future[tuple[list[Probe], dict[str, str]]]
+) -> list[CheckResult]:
+    """Every check at once, each in a thread of its own with its own window: a fault that
+    holds several checks for their whole window (a node cut off, a hung store) costs one
+    window, not one per check. A check past the ones ahead of the probes starts once the
+    probes are in place, and any check once the checks in its `after` are done. The
+    results come back in report order."""
+    placing = threading.Lock()
+    placed: list[bool] = []
+
+    def probes_in_place() -> None:
+        with placing:
+            if not placed:
+                vctx.probes, vctx.probe_problems = probes.result()
+                placed.append(True)
+
+    def run_one(check: Check, first: list[Future[list[CheckResult]]]) -> list[CheckResult]:
+        for before in first:
+            before.result()
+        if check.id not in WITHOUT_PROBES:
+            probes_in_place()
+        return _run(check, replace(vctx))  # its own deadline; cache, pool and locks shared
+
+    running: dict[str, Future[list[CheckResult]]] = {}
+    with ThreadPoolExecutor(max_workers=max(1, len(checks)), thread_name_prefix="check") as pool:
+        # In report order: every check's `after` comes before it, so its futures exist.
+        for check in checks:
+            first = [running[c.id] for c in check.after if c.id in running]
+            running[check.id] = pool.submit(run_one, check, first)
+        results = [r for check in checks for r in running[check.id].result()]
+    # No check asked for them: they are in place for the next run (and what their start
+    # did to an engine is known before the engines are looked at again).
+    probes_in_place()
+    return results
+
+
 def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:
     started = time.monotonic()
     report = VerifyReport(cluster=ctx.spec.name, checks_run=[c.id for c in checks])
@@ -179,17 +217,9 @@ def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> V
         ahead={c.id: c.ahead for c in checks if c.ahead is not None},
     )
     starting = ThreadPoolExecutor(max_workers=1)
-    probes: Future[tuple[list[Probe], dict[str, str]]] | None = starting.submit(ensure_probes, ctx)
+    probes = starting.submit(ensure_probes, ctx)
     try:
-        for check in checks:
-            if probes is not None and check.id not in WITHOUT_PROBES:
-                vctx.probes, vctx.probe_problems = probes.result()
-                probes = None
-            report.results.extend(_run(check, vctx))
-        if probes is not None:
-            # No check asked for them: they are in place for the next run (and what their
-            # start did to an engine is known before the engines are looked at again).
-            vctx.probes, vctx.probe_problems = probes.result()
+        report.results = _side_by_side(vctx, checks, probes)
         died = engines.died_during_verify(vctx, report.results)
         if died:
             report.results = looked_at_again(vctx, checks, report.results, died)

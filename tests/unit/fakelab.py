@@ -58,6 +58,7 @@ from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
 from overlaylab.overlay import peers as overlay_peers
+from overlaylab.overlay.registrations import ZOOKEEPER_CLI
 from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
 from overlaylab.progress import Progress
 from overlaylab.providers.base import NodePaths
@@ -72,7 +73,7 @@ from overlaylab.verify import batch as probe_batch
 from overlaylab.verify import probes as verify_probes
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.discovery import _GET as DISCOVERY_GET
-from overlaylab.verify.checks.kv import RUOK_SCRIPT, ZOOKEEPER_CLI
+from overlaylab.verify.checks.kv import RUOK_SCRIPT
 from overlaylab.verify.checks.mtu import DF_SCRIPT
 from overlaylab.verify.checks.stack_containers import TASK_LABEL
 from overlaylab.verify.checks.swarm_services import _CONNECT as VIP_CONNECT
@@ -669,6 +670,7 @@ class FakeLab:
         self.api_errors: set[str] = set()
         self.forwarding_off: set[str] = set()  # engines that read ip_forward=0 at start
         self.registrations_expired = False
+        self.not_registering: set[str] = set()  # engines whose heartbeat never comes back
         self.leader_lingers = False
         self.panics_on_join: set[str] = set()
         self.link_mtu: dict[str, int] = {}  # node -> its lab link's MTU, when not lab.mtu
@@ -872,6 +874,11 @@ class FakeLab:
     def expire_registrations(self) -> None:
         """The discovery TTL (60 s) passes: keys no engine refreshes are gone."""
         self.registrations_expired = True
+
+    def stop_registering(self, node: str) -> None:
+        """node's engine never registers again (its store client stuck): once the TTL
+        passes, it is missing from docker/nodes for good."""
+        self.not_registering.add(node)
 
     def set_link_mtu(self, node: str, mtu: int) -> None:
         """ip link set eth1 mtu MTU in node's namespace. Path MTUs containers cached
@@ -1138,7 +1145,11 @@ class FakeLab:
         return {
             str(self.advertised[n])
             for n in self.engine_nodes
-            if self.advertised[n] and (self.in_store(n) or not self.registrations_expired)
+            if self.advertised[n]
+            and (
+                (self.in_store(n) and n not in self.not_registering)
+                or not self.registrations_expired
+            )
         }
 
     def _joined(self, node: str) -> set[str]:

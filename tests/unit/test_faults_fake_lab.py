@@ -17,7 +17,14 @@ from fakelab import FakeLab, swarm_lab_spec
 from firewalled_lab import firewalled, no_rules, rules_on
 from invoke.parser import Parser
 
-from overlaylab.faults import CATALOGUE, FaultError, active_faults, heal_faults, inject_fault
+from overlaylab.faults import (
+    CATALOGUE,
+    FaultError,
+    active_faults,
+    heal_faults,
+    inject_fault,
+    network,
+)
 from overlaylab.faults.netfilter import TAG
 from overlaylab.faults.teardown import remove_faults
 from overlaylab.tasks import ns
@@ -99,6 +106,23 @@ def test_a_fault_is_diagnosed_as_its_kind_expects_and_healed(
     assert [h.kind for h in healed] == [kind]
     assert no_rules(lab) and active_faults(lab.ctx) == []
     assert lab.verify().ok
+
+
+def test_kv_cut_heal_waits_for_the_engine_to_register_again_and_says_when_it_does_not(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inject_fault(lab.ctx, "kv-cut", ["n3"])
+    lab.expire_registrations()
+    assert "kv.registered" in {r.check for r in lab.verify().failed}
+    heal_faults(lab.ctx, "kv-cut")
+    assert lab.verify().ok  # n3 registered again before heal returned
+
+    monkeypatch.setattr(network, "REGISTER_TIMEOUT", 0.3)
+    inject_fault(lab.ctx, "kv-cut", ["n3"])
+    lab.stop_registering("n3")
+    with pytest.raises(FaultError, match="n3 did not register"):
+        heal_faults(lab.ctx, "kv-cut")
+    assert no_rules(lab)
 
 
 def test_the_active_fault_lives_in_the_state_file_with_what_undoes_it(lab: FakeLab) -> None:

@@ -198,11 +198,14 @@ def pair_check(check_id: str) -> Callable[[VerifyContext], list[CheckResult]]:
     that node once, with the reason."""
 
     def run(vctx: VerifyContext) -> list[CheckResult]:
-        done: dict[str, list[CheckResult]] = vctx.cache.setdefault("pair_checks", {})
-        if check_id not in done:
-            wanted = [c for c in PAIR_CHECKS if c == check_id or c in vctx.selected]
-            done.update(_run_pair_checks(vctx, [c for c in wanted if c not in done]))
-        return done[check_id]
+        # The first pair check to run does the batch; the others, side by side with it,
+        # wait for its results.
+        with vctx.lock("pair_checks"):
+            done: dict[str, list[CheckResult]] = vctx.cache.setdefault("pair_checks", {})
+            if check_id not in done:
+                wanted = [c for c in PAIR_CHECKS if c == check_id or c in vctx.selected]
+                done.update(_run_pair_checks(vctx, [c for c in wanted if c not in done]))
+            return done[check_id]
 
     return run
 

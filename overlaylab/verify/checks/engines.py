@@ -268,6 +268,7 @@ ADVERTISE = Check(
     "engines",
     "cluster-store and cluster-advertise match the spec and the node's lab address",
     cluster_config,
+    after=(API,),  # it reads the /info that engines.api fetched
 )
 
 CHECKS = [API, ADVERTISE]

@@ -6,6 +6,7 @@ from itertools import permutations
 
 from overlaylab.verify.batch import recall
 from overlaylab.verify.check import Check
+from overlaylab.verify.checks import connectivity
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.probes import Probe, ProbeTest
 from overlaylab.verify.result import CheckResult
@@ -91,6 +92,7 @@ OVERLAYS = Check(
     overlays,
     needs_probes=True,
     ahead=tests_ahead,
+    after=tuple(connectivity.CHECKS),  # its tests ride in their round
 )
 
 CHECKS = [OVERLAYS]

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from typing import Any
 
-from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.logtail import tail
+from overlaylab.overlay.registrations import engine_registrations, registration_key
 from overlaylab.providers.base import Node
 from overlaylab.verify.check import Check
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
-
-# Debian's zookeeper package ships its CLI next to the server script.
-ZOOKEEPER_CLI = ZOOKEEPER_SERVER.parent / "zkCli.sh"
-
-DISCOVERY_PATH = "docker/nodes"  # libkv's default kv.path for engine discovery
-
 
 # ZooKeeper's four-letter health word (whitelisted in the lab's zoo.cfg): "imok" back.
 # bash's /dev/tcp, as the node has no ZooKeeper client that answers in under a second.
@@ -112,77 +104,14 @@ def reachable(vctx: VerifyContext) -> list[CheckResult]:
     return vctx.map(lambda node: [_reachable_from(vctx, node)], [n.name for n in spec.engine_nodes])
 
 
-def _discovery_path(vctx: VerifyContext) -> str:
-    spec = vctx.lab.spec
-    assert spec.kv is not None
-    prefix = spec.kv.path.strip("/")
-    return "/".join(p for p in (prefix, DISCOVERY_PATH) if p)
-
-
-def _http_registrations(vctx: VerifyContext, url_path: str) -> tuple[Any, str]:
-    """(the JSON body, "") or (None, why not), from the store's HTTP API on the KV node."""
-    spec = vctx.lab.spec
-    assert spec.kv is not None
-    kv_node = vctx.lab.node(spec.kv.node)
-    address = str(spec.address_of(spec.kv.node))
-    try:
-        status, body = kv_node.http_get(address, spec.kv.client_port, url_path, timeout=2)
-    except OSError as exc:
-        return None, f"{spec.kv.backend} does not answer: {exc}"
-    if status == 404:
-        return [], f"HTTP 404 for {url_path} (no engine ever registered)"
-    if status != 200:
-        return None, f"HTTP {status} for {url_path}"
-    return json.loads(body), ""
-
-
-def _etcd_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
-    body, why = _http_registrations(vctx, f"/v2/keys/{_discovery_path(vctx)}/")
-    if body is None or body == []:
-        return (None if body is None else set()), why
-    nodes = body.get("node", {}).get("nodes", [])
-    return {n["key"].rsplit("/", 1)[-1] for n in nodes}, ""
-
-
-def _consul_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
-    body, why = _http_registrations(vctx, f"/v1/kv/{_discovery_path(vctx)}/?keys")
-    if body is None:
-        return None, why
-    return {key.rstrip("/").rsplit("/", 1)[-1] for key in body}, why
-
-
-def _zookeeper_registrations(vctx: VerifyContext) -> tuple[set[str] | None, str]:
-    """zkCli on the KV node (ZooKeeper has no HTTP API for its znodes)."""
-    spec = vctx.lab.spec
-    assert spec.kv is not None
-    server = f"{spec.address_of(spec.kv.node)}:{spec.kv.client_port}"
-    znode = "/" + _discovery_path(vctx)
-    result = vctx.lab.node(spec.kv.node).run(
-        [str(ZOOKEEPER_CLI), "-server", server, "ls", znode], check=False, timeout=30
-    )
-    lines = [line for line in result.stdout.splitlines() if line.startswith("[")]
-    if "NoNode" in result.stdout + result.stderr:
-        return set(), f"no znode {znode} (no engine ever registered)"
-    if result.returncode != 0 or not lines:
-        return None, f"zkCli ls {znode} failed (exit {result.returncode}): {tail(result.stderr)}"
-    return {k.strip() for k in lines[-1].strip("[]").split(",") if k.strip()}, ""
-
-
-REGISTRATIONS = {
-    "etcd": _etcd_registrations,
-    "consul": _consul_registrations,
-    "zookeeper": _zookeeper_registrations,
-}
-
-
 def registered(vctx: VerifyContext) -> list[CheckResult]:
     spec = vctx.lab.spec
     if spec.kv is None or not spec.engine.uses_cluster_store:
         return [CheckResult.skip("kv.registered", "kv", "no cluster-store in the spec")]
-    found, why = REGISTRATIONS[spec.kv.backend](vctx)
+    found, why = engine_registrations(vctx.lab)
     results = []
     for node in spec.engine_nodes:
-        key = f"{node.address}:{spec.engine.advertise_port}"
+        key = registration_key(vctx.lab, node.name)
         if found is None:
             status, message = "fail", why
         elif key in found:

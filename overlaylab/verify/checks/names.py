@@ -5,6 +5,7 @@ from __future__ import annotations
 from overlaylab.overlay.peers import Member, members
 from overlaylab.verify.batch import recall
 from overlaylab.verify.check import Check
+from overlaylab.verify.checks import connectivity
 from overlaylab.verify.checks.probe_pairs import resolved
 from overlaylab.verify.checks.stack_containers import StackContainer, stack_containers
 from overlaylab.verify.context import VerifyContext
@@ -187,15 +188,16 @@ def _judge(
 
 def _holders(vctx: VerifyContext, network: str) -> dict[str, Member]:
     """address -> the running container that holds it on `network`, on any engine."""
-    cache: dict[str, dict[str, Member]] = vctx.cache.setdefault("holders", {})
-    if network not in cache:
+
+    def look_up() -> dict[str, Member]:
         found: dict[str, Member] = {}
         for node in vctx.lab.spec.engine_nodes:
             handle = vctx.lab.node(node.name)
             if handle.engine_ping(timeout=2):
                 found |= {m.address: m for m in members(handle, node.name, network)[1]}
-        cache[network] = found
-    return cache[network]
+        return found
+
+    return vctx.once(f"holders/{network}", look_up)
 
 
 def _also_held(vctx: VerifyContext, result: CheckResult) -> None:
@@ -251,6 +253,7 @@ RESOLVE = Check(
     resolve,
     needs_probes=True,
     ahead=tests_ahead,
+    after=tuple(connectivity.CHECKS),  # its tests ride in their round
 )
 
 CHECKS = [RESOLVE]

@@ -11,10 +11,7 @@ from overlaylab.verify.context import VerifyContext
 def registered(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
     """Endpoints in the lab's registry: [{name, id, address, port, health}], or why not.
     Read once per verify run (advertise.address and discovery.endpoints both ask)."""
-    if "registered" not in vctx.cache:
-        vctx.cache["registered"] = _read(vctx)
-    found: tuple[list[dict[str, Any]] | None, str] = vctx.cache["registered"]
-    return found
+    return vctx.once("registered", lambda: _read(vctx))
 
 
 def _read(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:

@@ -43,9 +43,7 @@ class StackContainer:
 
 def stack_containers(vctx: VerifyContext) -> list[StackContainer]:
     """Every stack container, from the engines; asked once per verify run."""
-    if "stack_containers" not in vctx.cache:
-        vctx.cache["stack_containers"] = _find_stack_containers(vctx)
-    return vctx.cache["stack_containers"]
+    return vctx.once("stack_containers", lambda: _find_stack_containers(vctx))
 
 
 def unreachable_stack_nodes(vctx: VerifyContext) -> set[str]:

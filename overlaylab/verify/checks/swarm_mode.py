@@ -186,9 +186,7 @@ def stack_services(
         return None, [CheckResult.skip(check, "swarm", NOT_SWARM)]
     if not spec.stacks:
         return None, [CheckResult.skip(check, "stacks", "the spec has no stacks")]
-    if "swarm_services" not in vctx.cache:
-        vctx.cache["swarm_services"] = _leader_view(vctx, "services")
-    found, why, because = vctx.cache["swarm_services"]
+    found, why, because = vctx.once("swarm_services", lambda: _leader_view(vctx, "services"))
     if found is None:
         leader = leader_of(spec).name
         return None, [CheckResult.untested(check, leader, why, because=because)]
