@@ -89,6 +89,11 @@ _ANSWERS = (
 )
 MISSING = 3
 
+# Commands at once on one connection. Each is an SSH session (a channel), and sshd
+# refuses more than MaxSessions (10 by default) per connection: verify's checks run side
+# by side, and each may run commands on every node.
+SESSIONS = 8
+
 
 class SSHNode:
     """The `Node` of a host reached over SSH."""
@@ -118,6 +123,7 @@ class SSHNode:
         # the engine service is then that service, every other one the lab's own.
         self.host_docker = host_docker
         self._opening = threading.Lock()
+        self._sessions = threading.BoundedSemaphore(SESSIONS)
 
     def __repr__(self) -> str:
         return f"SSHNode({self.name!r}, {self.connection.user}@{self.connection.host})"
@@ -136,13 +142,14 @@ class SSHNode:
             command = "sudo -n -- " + command
         try:
             self._connect()
-            done = self.connection.run(
-                command,
-                warn=True,
-                hide=True,
-                timeout=timeout,
-                in_stream=io.StringIO(input) if input is not None else False,
-            )
+            with self._sessions:
+                done = self.connection.run(
+                    command,
+                    warn=True,
+                    hide=True,
+                    timeout=timeout,
+                    in_stream=io.StringIO(input) if input is not None else False,
+                )
             result = CommandResult(tuple(argv), done.exited, done.stdout, done.stderr, self.name)
         except CommandTimedOut as exc:
             raise CommandError(argv, -1, "", f"timed out after {timeout}s", self.name) from exc
