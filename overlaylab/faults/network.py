@@ -383,6 +383,14 @@ def _all_engines(lab: LabContext, active: ActiveFault) -> list[str]:
     return [n.name for n in lab.spec.engine_nodes]
 
 
+def _path_ends(lab: LabContext, active: ActiveFault) -> list[str]:
+    """Where verify can place a drop on the overlay's paths: the node every failing path
+    touches. With two engines there is one path between hosts, both of its ends touch
+    every failing test, and no evidence tells them apart: both are named."""
+    engines = _all_engines(lab, active)
+    return engines if len(engines) == 2 else list(active.targets)
+
+
 KINDS = [
     FaultKind(
         name="vxlan",
@@ -390,6 +398,7 @@ KINDS = [
         "there reach no other host's containers, though every control port is open",
         parameters="NODE (default: the last engine node)",
         expected_cause="data_plane_blocked",
+        expected_nodes_fn=_path_ends,
         modes=ALL_MODES,
         inject_fn=drop("vxlan", _vxlan_both),
         heal_fn=remove_rules,
@@ -401,6 +410,7 @@ KINDS = [
         "firewall): nothing it sends crosses, what others send still arrives",
         parameters="NODE (default: the last engine node)",
         expected_cause="data_plane_blocked",
+        expected_nodes_fn=_path_ends,
         modes=ALL_MODES,
         inject_fn=drop("vxlan-out", _vxlan_out),
         heal_fn=remove_rules,
@@ -458,6 +468,7 @@ KINDS = [
         "packets cross, full-size ones vanish",
         parameters="NODE (default: the last engine node); --option mtu=N (default 1400)",
         expected_cause="data_plane_blocked",
+        expected_nodes_fn=_path_ends,
         modes=ALL_MODES,
         inject_fn=_inject_mtu,
         heal_fn=_heal_mtu,

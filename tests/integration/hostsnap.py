@@ -27,6 +27,9 @@ WATCHED_PATHS = [
     Path("/etc/docker"),
     Path("/run/containerd"),
 ]
+# What the lab's programs would write to the machine's temporary folder: containerd's
+# stack dump when its engine finds it unhealthy and kills it (its $TMPDIR is the node's).
+TMP_LEFTOVERS = (Path("/tmp"), ("containerd.*.stacks.log", "goroutine-stacks-*.log"))
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 NETNS_DIR = Path("/run/netns")
 
@@ -223,7 +226,12 @@ class HostSnapshot:
             ),
             iptables=counters.sub("", _out("iptables-save")),
             ip6tables=counters.sub("", _out("ip6tables-save")),
-            files={str(p): _tree(p) for p in WATCHED_PATHS},
+            files={
+                **{str(p): _tree(p) for p in WATCHED_PATHS},
+                str(TMP_LEFTOVERS[0]): sorted(
+                    str(f) for pattern in TMP_LEFTOVERS[1] for f in TMP_LEFTOVERS[0].glob(pattern)
+                ),
+            },
             cgroups=cgroups,
         )
 

@@ -237,3 +237,25 @@ def test_fault_takes_a_kind_and_any_number_of_targets_or_none_for_list() -> None
     assert listing["list"] is True and listing["kind"] == "" and listing["targets"] == []
     assert parse("heal", "--all")["all"] is True
     assert parse("heal", "vxlan")["kind"] == "vxlan"
+
+
+@pytest.mark.parametrize("kind", ["vxlan", "vxlan-out"])
+def test_on_two_engines_a_data_plane_drop_names_both_ends_and_says_why(
+    tmp_path: Path, kind: str
+) -> None:
+    pair = firewalled(("n1", "n2"), tmp_path / "state")
+    active = inject_fault(pair.ctx, kind, ["n2"])
+    report = pair.verify()
+    [blocked] = [d for d in report.diagnosis if d.rule == "data_plane_blocked"]
+    assert blocked.nodes == ["n1", "n2"]
+    assert "two ends look the same" in blocked.detail
+    assert CATALOGUE[kind].expected_nodes(pair.ctx, active) == ["n1", "n2"]
+    heal_faults(pair.ctx, kind)
+    assert pair.verify().ok
+
+
+def test_on_three_engines_the_drop_is_placed_on_its_node_alone(lab: FakeLab) -> None:
+    active = inject_fault(lab.ctx, "vxlan", ["n2"])
+    [blocked] = [d for d in lab.verify().diagnosis if d.rule == "data_plane_blocked"]
+    assert blocked.nodes == ["n2"] and "two ends" not in blocked.detail
+    assert CATALOGUE["vxlan"].expected_nodes(lab.ctx, active) == ["n2"]

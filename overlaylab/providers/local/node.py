@@ -28,6 +28,16 @@ from overlaylab.waiting import wait_until
 START_MARKER = "--- overlaylab: starting"
 
 
+def service_env(node_dir: Path) -> dict[str, str]:
+    """The environment of a service the node runs: ours, with its temporary files kept
+    in the node's folder. An engine that finds its containerd unhealthy asks it for a
+    stack dump (SIGUSR1) before killing it, and containerd writes that dump to $TMPDIR:
+    left to /tmp, every such moment left a file on the machine after `down`."""
+    tmp = node_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(tmp)}
+
+
 class LocalNode:
     """The `Node` of a local lab: same filesystem as the host, its own network."""
 
@@ -121,6 +131,7 @@ class LocalNode:
         with log:
             proc = subprocess.Popen(
                 cmd,
+                env=service_env(node_dir),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -44,6 +44,9 @@ _START = (
     'set -e; root=$1 service=$2; shift 2; mkdir -p "$root"; '
     'printf "%s %s at %s\\n" "' + START_MARKER + '" "$service" "$(date +%s)" '
     '>> "$root/$service.log"; '
+    # Temporary files (containerd's stack dumps, when its engine kills it) in the lab's
+    # folder, which `down` removes, not the host's /tmp.
+    'mkdir -p "$root/tmp"; TMPDIR="$root/tmp" '
     'setsid "$@" >> "$root/$service.log" 2>&1 < /dev/null & echo $! > "$root/$service.pid"'
 )
 # Exit 0 when the pid file names a live process that is `binary` (any, when empty).

@@ -130,6 +130,17 @@ def _common_nodes(ev: Evidence, results: list[CheckResult]) -> list[str]:
     return sorted(common)
 
 
+def _two_ends(ev: Evidence, named: list[str]) -> str:
+    """What the detail adds when the lab's two engines are both named: the one path
+    between hosts has two ends, and every failing test touches both."""
+    if len(ev.engine_nodes) == 2 and sorted(named) == sorted(ev.engine_nodes):
+        return (
+            " With two engines there is one path between hosts, and its two ends look the "
+            "same from here: look for the drop on each."
+        )
+    return ""
+
+
 def _protocol(r: CheckResult) -> str:
     """The protocol a data result tested ('' for a full-size DF ping whose small ping
     crossed: that one is about size, not protocol)."""
@@ -229,7 +240,8 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
             Diagnosis(
                 cause="full-size packets do not cross the overlay (MTU)",
                 detail="small packets pass but full-size ones with don't-fragment are lost: "
-                + too_big[0].hint,
+                + too_big[0].hint
+                + _two_ends(ev, _common_nodes(ev, too_big)),
                 nodes=_common_nodes(ev, too_big),
                 checks=ev.explain(too_big),
             )
@@ -244,7 +256,7 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
                 + ("KV store, " if ev.spec.kv is not None else "")
                 + "gossip and API ports answer) but overlay packets do not cross: udp/4789 "
                 "is dropped on the way (a firewall on the node, or between the nodes). Names "
-                "still resolve; connections fail.",
+                "still resolve; connections fail." + _two_ends(ev, common),
                 nodes=common,
                 checks=ev.explain(rest),
             )
