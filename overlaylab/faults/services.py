@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 
+import docker.errors
+
 from overlaylab.context import LabContext
 from overlaylab.faults.model import LEGACY, ActiveFault, FaultError, FaultKind, Options, Undo
 from overlaylab.nodeconf import KV_BINARIES
@@ -127,9 +129,13 @@ def _inject_engine_stopped(
 
 def start_engine(lab: LabContext, node: str, config: dict[str, object] | None = None) -> None:
     """(Re)start a node's engine, with `config` as its daemon.json (default: the spec's),
-    and wait until it answers."""
+    wait until it answers, and start again the containers the restart stopped: what a
+    fault changes is the engine's configuration, not which containers run (a stack
+    container left stopped would be a second finding the fault did not ask for)."""
     handle = lab.node(node)
+    running: list[str] = []
     if handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
+        running = _running_containers(lab, node)
         handle.stop_service(ENGINE_SERVICE, ENGINE_SERVICE, ENGINE_STOP_TIMEOUT)
         _engine_gone(lab, node)
     wanted = config if config is not None else daemon_config(lab, lab.spec.node(node))
@@ -141,6 +147,7 @@ def start_engine(lab: LabContext, node: str, config: dict[str, object] | None = 
     )
     if not wait_until(handle.engine_ping, ENGINE_READY_TIMEOUT, interval=0.1):
         raise FaultError(f"dockerd on {node} did not answer within {ENGINE_READY_TIMEOUT:g}s")
+    _start_containers(lab, node, running)
 
 
 def _up_again(lab: LabContext) -> None:
@@ -237,6 +244,23 @@ def _inject_advertise(lab: LabContext, targets: list[str], options: Options, und
         config["cluster-advertise"] = f"{address}:{lab.spec.engine.api_port}"
         undo.setdefault("engines", []).append(node)
         start_engine(lab, node, config)
+
+
+def _running_containers(lab: LabContext, node: str) -> list[str]:
+    with lab.node(node).engine() as client:
+        return [c.id for c in client.containers.list(sparse=True)]
+
+
+def _start_containers(lab: LabContext, node: str, ids: list[str]) -> None:
+    failed = []
+    with lab.node(node).engine() as client:
+        for container_id in ids:
+            try:
+                client.api.start(container_id)
+            except docker.errors.APIError as exc:
+                failed.append(f"{container_id[:12]}: {exc.explanation or exc}")
+    if failed:
+        raise FaultError(f"the engine on {node} did not start its containers again: {failed}")
 
 
 def _heal_advertise(lab: LabContext, active: ActiveFault) -> None:
