@@ -578,6 +578,9 @@ class FakeNode:
 
     # --- the lab network, seen from the node -------------------------------------------------
     def tcp_connect(self, host: str, port: int, timeout: float = 2.0) -> tuple[bool, str]:
+        if self.lab.lost_connects.get(self.name, 0) > 0:  # one slow moment: no answer in time
+            self.lab.lost_connects[self.name] -= 1
+            return False, f"timed out after {timeout:g}s"
         return self.lab.tcp(self.name, host, port)
 
     def http_get(self, host: str, port: int, path: str, timeout: float = 2.0) -> tuple[int, str]:
@@ -671,6 +674,7 @@ class FakeLab:
         self.forwarding_off: set[str] = set()  # engines that read ip_forward=0 at start
         self.registrations_expired = False
         self.not_registering: set[str] = set()  # engines whose heartbeat never comes back
+        self.lost_connects: dict[str, int] = {}  # node -> its next connects that time out
         self.leader_lingers = False
         self.panics_on_join: set[str] = set()
         self.link_mtu: dict[str, int] = {}  # node -> its lab link's MTU, when not lab.mtu

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
+from fakelab import FakeLab, fault_lab_spec
 
 from overlaylab.providers.command import CommandResult
+from overlaylab.verify.checks import kv
 from overlaylab.verify.checks.kv import RUOK_SCRIPT, store_answers
 
 
@@ -69,3 +72,12 @@ def test_zookeeper_answers_ruok(command: tuple[int, str], ok: bool, said: str) -
     assert answered is ok and said in message
     [argv] = node.asked
     assert argv == ["timeout", "2", "bash", "-c", RUOK_SCRIPT, "ruok", "192.168.76.10", "2181"]
+
+
+def test_one_connect_lost_to_a_slow_moment_is_tried_again(tmp_path: Path) -> None:
+    lab = FakeLab(fault_lab_spec(), tmp_path / "state")
+    lab.lost_connects["n2"] = 1
+    assert not lab.verify([kv.REACHABLE]).failed
+    lab.lost_connects["n2"] = 2  # twice in a row: that is the finding
+    [failed] = lab.verify([kv.REACHABLE]).failed
+    assert failed.source == "n2" and "timed out" in failed.message

@@ -64,6 +64,11 @@ def _reachable_from(vctx: VerifyContext, node: str) -> CheckResult:
     started = time.monotonic()
     handle = vctx.lab.node(node)
     connected, why = handle.tcp_connect(kv_ip, port, timeout=2)
+    if not connected:
+        # Once more: one slow moment (a lost SYN, a busy host starting the probe's shell
+        # while other checks run) must not stand as a finding. A store that is down
+        # refuses at once, one that is cut off costs a second wait.
+        connected, why = handle.tcp_connect(kv_ip, port, timeout=2)
     answered, said = store_answers(handle, backend, kv_ip, port) if connected else (False, "")
     if answered:
         message, hint = f"connected; {said}", ""
