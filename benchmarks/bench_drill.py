@@ -3,7 +3,8 @@ outcome and the times, per lab the total and the machine's load.
 
     sudo .venv/bin/python benchmarks/bench_drill.py [--lab default swarm ssh] [--only K,...]
 
-Labs: `default` (inventory/lab.yml), `swarm` (tests/testdata/labs/swarm.yml) and `ssh`
+Labs: `default` (inventory/lab.yml), `swarm` (tests/testdata/labs/swarm.yml), `classic`
+(tests/testdata/labs/classic.yml: a `swarm` binary on PATH builds its image) and `ssh`
 (the default lab's layout on bare hosts reached over SSH: tests/integration/sshd_hosts.py
 makes them, sshd in node namespaces). Each gets a cluster name and lab subnet of its own
 (`bd*`), so a leftover is recognisable.
@@ -44,6 +45,8 @@ RESULTS = ROOT / "benchmarks" / "results" / "drill.csv"
 LABS = {
     "default": (ROOT / "inventory/lab.yml", "bdd", "192.168.74"),
     "swarm": (ROOT / "tests/testdata/labs/swarm.yml", "bds", "192.168.75"),
+    # Needs a static classic swarm binary (`swarm`) on PATH to build its image.
+    "classic": (ROOT / "tests/testdata/labs/classic.yml", "bdc", "192.168.76"),
 }
 FIELDS = [
     "when",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from overlaylab.faults import classic, containers, network, services, swarm, unavailable
+from overlaylab.faults import classic, containers, dns, network, services, swarm, unavailable
 from overlaylab.faults.model import FaultKind
 
 # Add a module's KINDS here to add its faults: names must be unique.
@@ -12,6 +12,7 @@ CATALOGUE: dict[str, FaultKind] = {
         *network.KINDS,
         *services.KINDS,
         *containers.KINDS,
+        *dns.KINDS,
         *swarm.KINDS,
         *classic.KINDS,
         *unavailable.KINDS,

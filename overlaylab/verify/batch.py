@@ -35,6 +35,7 @@ wait
 cat "$d"/*
 rm -rf "$d"
 """
+LOST = "the probe batch printed no result for this test"
 RETRY_PAUSE = 0.3  # between rounds: the overlay may still be converging
 # Retry rounds in a row that may pass nothing before the retries stop. An overlay that
 # converges passes some failures each round; a fault passes none, round after round,
@@ -79,7 +80,7 @@ def _round(
     # Each test is bounded by its own timeout; run_tests keeps the window over the rounds.
     code, out, _ = vctx.exec(source, None, runner_argv(tests), timeout=longest + 5, bounded=False)
     found = parse(out)
-    lost = f"the probe batch printed no result for this test (exec exit {code}): {out[-300:]}"
+    lost = f"{LOST} (exec exit {code}): {out[-300:]}"
     return {t.id: found.get(t.id, (code or 1, lost)) for t in tests}
 
 
@@ -172,6 +173,9 @@ def recall(vctx: VerifyContext, check_id: str, tests: list[ProbeTest]) -> dict[s
     """One look at each test: the outcomes from the pair checks' round when every one of
     these very tests rode there, else a round of their own."""
     kept = vctx.cache.get("ahead", {}).get(check_id, {})
-    if all(t.id in kept and kept[t.id][0] == t.argv for t in tests):
-        return {t.id: kept[t.id][1] for t in tests}
-    return run_tests(vctx, tests, timeout=0)
+    if not all(t.id in kept and kept[t.id][0] == t.argv for t in tests):
+        return run_tests(vctx, tests, timeout=0)
+    seen = {t.id: kept[t.id][1] for t in tests}
+    # A rider whose exec printed nothing for it was never looked at: one look of its own.
+    lost = [t for t in tests if seen[t.id].output.startswith(LOST)]
+    return seen | (run_tests(vctx, lost, timeout=0) if lost else {})

@@ -675,6 +675,7 @@ class FakeLab:
         self.registrations_expired = False
         self.not_registering: set[str] = set()  # engines whose heartbeat never comes back
         self.lost_connects: dict[str, int] = {}  # node -> its next connects that time out
+        self.dns_cut: set[str] = set()  # nodes whose containers cannot reach 127.0.0.11
         self.leader_lingers = False
         self.panics_on_join: set[str] = set()
         self.link_mtu: dict[str, int] = {}  # node -> its lab link's MTU, when not lab.mtu
@@ -1313,6 +1314,8 @@ class FakeLab:
         """The embedded DNS (127.0.0.11) of src's engine. Records of other hosts'
         containers come from the store, so they outlive gossip and tunnels."""
         answers: list[str] = []
+        if src.node in self.dns_cut:
+            return answers
         for network in src.networks:
             # A swarm service's name answers its VIP; tasks.<service> its tasks' addresses.
             for service, vips in self.services.items():
@@ -1615,6 +1618,8 @@ class FakeLab:
         return 1, f"{out}no echo of {size} bytes with don't-fragment within 1 s\n"
 
     def _nslookup(self, c: FakeContainer, name: str) -> tuple[int, str]:
+        if c.node in self.dns_cut:
+            return 1, ";; connection timed out; no servers could be reached\n\n"
         head = "Server:\t\t127.0.0.11\nAddress:\t127.0.0.11:53\n\n"
         answers = self.resolve(c, name)
         if not answers:

@@ -1203,3 +1203,25 @@ def test_gossip_blocked_long_enough_to_be_declared_failed_is_still_one_cause(
         ("serf gossip to n3 is blocked (tcp+udp 7946)", ["n3"])
     ]
     assert {"underlay.gossip", "underlay.members"} <= set(report.diagnosis[0].checks)
+
+
+def test_containers_cut_from_their_dns_on_one_node_are_named_as_such(lab: FakeLab) -> None:
+    """Every name looked up from n2's containers fails, by address everything crosses:
+    the DNS inside n2's containers is silent. One cause, on n2, which explains the probe
+    names, TCP by name and the stack names looked up from n2."""
+    lab.dns_cut.add("n2")
+    report = lab.verify()
+    assert causes(report) == [
+        "names do not resolve in n2's containers: their DNS (127.0.0.11) is silent"
+    ]
+    assert report.diagnosis[0].nodes == ["n2"]
+    assert {r.source for r in failing(report, "connectivity.dns")} == {"n2"}
+    assert not failing(report, "connectivity.icmp")
+    all_failures_explained(report)
+
+
+def test_lookups_failing_from_two_nodes_are_no_silent_dns_on_one(lab: FakeLab) -> None:
+    lab.dns_cut |= {"n2", "n3"}
+    report = lab.verify()
+    assert not any("is silent" in c for c in causes(report))
+    all_failures_explained(report)

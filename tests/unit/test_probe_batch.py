@@ -13,6 +13,7 @@ import pytest
 
 from overlaylab.verify import batch
 from overlaylab.verify.batch import (
+    LOST,
     MARKER,
     RUNNER,
     STALL_ROUNDS,
@@ -211,4 +212,24 @@ def test_a_round_that_passes_something_keeps_the_retries_going(tmp_path: Path) -
     seen = run_tests(vctx, tests)  # type: ignore[arg-type]
     assert seen["soon"].ok and seen["late"].ok
     assert seen["late"].tries == late
+    vctx.pool.shutdown()
+
+
+def test_a_rider_the_exec_printed_nothing_for_gets_a_look_of_its_own() -> None:
+    listed = [
+        ProbeTest("name0", SOURCE, ["echo", "seen"], always),
+        ProbeTest("name1", SOURCE, ["echo", "again"], always),
+    ]
+    vctx = AheadProbes(3.0, {"names.resolve": lambda _v: listed})
+    ahead, standing = riders(vctx)  # type: ignore[arg-type]
+    seen = run_tests(vctx, ahead)  # type: ignore[arg-type]
+    # The exec's output lost what one rider printed (the runner's marker never came back).
+    lost = next(rid for rid, (_check, test) in standing.items() if test.id == "name1")
+    seen[lost].output = f"{LOST} (exec exit 0): "
+    keep_ahead(vctx, standing, seen)  # type: ignore[arg-type]
+    rounds = len(vctx.rounds)
+    recalled = recall(vctx, "names.resolve", listed)  # type: ignore[arg-type]
+    assert recalled["name0"].output == "seen\n"
+    assert recalled["name1"].output == "again\n"
+    assert vctx.rounds[rounds:] == [["name1"]]  # only the lost one looked at again
     vctx.pool.shutdown()

@@ -87,17 +87,22 @@ def _check_one(vctx: VerifyContext, c: StackContainer, rule: str) -> CheckResult
     overlay_addresses = {
         a: n for n, a in c.networks.items() if n in {net.name for net in vctx.lab.spec.networks}
     }
-    code, out, cmd = vctx.exec(
-        c.node,
-        c.name,
-        ["sh", "-c", "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"],
-        timeout=5,
-    )
-    ip_out, _, rest = out.partition("==")
-    hostname, _, hosts = rest.partition("==")
+    # Read twice at most: an exec that answers with nothing to read (seen once, exit 0,
+    # on a loaded machine) is one moment, not the container's interfaces.
+    for _attempt in range(2):
+        code, out, cmd = vctx.exec(
+            c.node,
+            c.name,
+            ["sh", "-c", "ip -o -4 addr; echo ==; hostname; echo ==; cat /etc/hosts"],
+            timeout=5,
+        )
+        ip_out, _, rest = out.partition("==")
+        hostname, _, hosts = rest.partition("==")
+        ifaces = interfaces(ip_out)
+        chosen = pick(rule, ifaces, _hosts_address(hosts, hostname.strip()))
+        if code == 0 and chosen is not None:
+            break
     overlay = next(iter(overlay_addresses.values()), "")
-    ifaces = interfaces(ip_out)
-    chosen = pick(rule, ifaces, _hosts_address(hosts, hostname.strip()))
     subject = f"{c.stack}/{c.service} on {c.node} ({rule})"
     details = {
         "rule": rule,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from overlaylab.verify.checks import connectivity
+from overlaylab.verify.checks import connectivity, names
 from overlaylab.verify.diagnosis.evidence import Diagnosis, Evidence, blamed_nodes
+from overlaylab.verify.result import CheckResult
 
 
 def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
@@ -19,6 +20,9 @@ def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
         if (r.source, r.target, r.network, r.path) in pairs
     ]
     stale = [r for r in failed if r.details.get("resolved")]
+    silent = _silent_node(ev, failed) if not stale else None
+    if silent is not None:
+        return [_no_dns_on(ev, silent, failed, by_name)]
     detail = (
         f"{'; '.join(r.subject for r in failed[:3])}: {failed[0].message}. "
         + (
@@ -37,3 +41,43 @@ def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
             checks=ev.explain([*failed, *by_name]),
         )
     ]
+
+
+def _silent_node(ev: Evidence, failed: list[CheckResult]) -> str | None:
+    """The node whose probes get no name answered at all, when every failing lookup
+    starts there and none resolved wrongly: their DNS is gone, not a record."""
+    sources = {r.source for r in failed}
+    if len(sources) != 1 or "" in sources:
+        return None
+    [node] = sources
+    answered = [
+        r
+        for r in ev.results
+        if r.check == connectivity.DNS.id and r.source == node and r.status == "pass"
+    ]
+    return None if answered else node
+
+
+def _no_dns_on(
+    ev: Evidence, node: str, failed: list[CheckResult], by_name: list[CheckResult]
+) -> Diagnosis:
+    # The stack names looked up from the same node's probes fail for the same reason.
+    lookups = [r for r in ev.unexplained(names.RESOLVE) if _unanswered_only_on(r, node)]
+    return Diagnosis(
+        cause=f"names do not resolve in {node}'s containers: their DNS (127.0.0.11) is silent",
+        detail=f"every probe name looked up from {node} fails ({failed[0].message}), from "
+        "every other node they resolve, and by address the same paths work: the containers "
+        f"on {node} cannot reach the engine's embedded DNS server (127.0.0.11, which the "
+        "engine serves inside each container). Look for a firewall inside the containers "
+        "(iptables in their network namespace), a resolv.conf that points elsewhere, or the "
+        f"engine on {node} (its log).",
+        nodes=[node],
+        checks=ev.explain([*failed, *by_name, *lookups]),
+    )
+
+
+def _unanswered_only_on(result: CheckResult, node: str) -> bool:
+    """A stack name that resolves to nothing from `node` and rightly everywhere else."""
+    seen: dict[str, list[str]] = result.details.get("seen", {})
+    wanted = sorted(result.details.get("answers", []))
+    return seen.get(node) == [] and all(sorted(a) == wanted for n, a in seen.items() if n != node)
