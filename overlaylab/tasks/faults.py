@@ -183,6 +183,11 @@ def describe_container_undo(undo: dict[str, Any]) -> list[str]:
         f"{e['node']}: bridge fdb add {e['mac']} dev vxlan0 (self) in {e['netns']}"
         for e in undo.get("fdb", [])
     ]
+    lines += [
+        f"{e['node']}: iptables -I OUTPUT -d 127.0.0.11 -j DROP in {e['name']} (nsenter -t "
+        f"{e['pid']} -n)"
+        for e in undo.get("containers", [])
+    ]
     return lines
 
 

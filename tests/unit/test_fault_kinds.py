@@ -161,3 +161,10 @@ def test_fault_says_what_the_container_faults_did() -> None:
         "hard kill leaves it",
         "a: bridge fdb add 02:42:0a:00:1a:fe dev vxlan0 (self) in /x/netns/1-abc",
     ]
+
+
+def test_fault_says_in_which_containers_dns_was_cut() -> None:
+    undo = {"containers": [{"node": "n3", "id": "abc", "name": "probe-dn-n3", "pid": 4242}]}
+    assert describe_undo(ActiveFault("dns", ["n3"], {}, undo)) == [
+        "n3: iptables -I OUTPUT -d 127.0.0.11 -j DROP in probe-dn-n3 (nsenter -t 4242 -n)"
+    ]
