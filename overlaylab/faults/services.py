@@ -5,6 +5,7 @@ service back the way `up` does and checks that it answers."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import docker.errors
@@ -136,6 +137,9 @@ def start_engine(lab: LabContext, node: str, config: dict[str, object] | None = 
     running: list[str] = []
     if handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
         running = _running_containers(lab, node)
+        # Killed first: a stopping engine gives each container 10 s to heed SIGTERM, which
+        # a probe's shell ignores; they are started again below anyway.
+        _kill_containers(lab, node, running)
         handle.stop_service(ENGINE_SERVICE, ENGINE_SERVICE, ENGINE_STOP_TIMEOUT)
         _engine_gone(lab, node)
     wanted = config if config is not None else daemon_config(lab, lab.spec.node(node))
@@ -249,6 +253,13 @@ def _inject_advertise(lab: LabContext, targets: list[str], options: Options, und
 def _running_containers(lab: LabContext, node: str) -> list[str]:
     with lab.node(node).engine() as client:
         return [c.id for c in client.containers.list(sparse=True)]
+
+
+def _kill_containers(lab: LabContext, node: str, ids: list[str]) -> None:
+    with lab.node(node).engine() as client:
+        for container_id in ids:
+            with contextlib.suppress(docker.errors.APIError):  # gone, or stopped meanwhile
+                client.api.kill(container_id)
 
 
 def _start_containers(lab: LabContext, node: str, ids: list[str]) -> None:

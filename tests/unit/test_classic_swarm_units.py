@@ -224,3 +224,18 @@ def test_agents_in_a_consul_beside_etcd_are_read_there(tmp_path: Path) -> None:
     lab.unregister_agent("a")
     status, message, _ = swarm_nodes(lab.verify(ONLY_NODES))["a"]
     assert (status, message) == ("fail", f"192.168.86.12:2376 is not registered in {consul}")
+
+
+# --- swarm.schedule under a broken path: it follows, it is no cause of its own -----------------
+@pytest.mark.parametrize(("proto", "port", "rule"), [("udp", 4789, "data_plane_blocked")])
+def test_scheduling_probes_that_cannot_cross_follow_the_data_plane_cause(
+    classic: FakeLab, proto: str, port: int, rule: str
+) -> None:
+    classic.drop("b", proto, port)
+    report = classic.verify()
+    schedule = [r for r in report.failed if r.check == "swarm.schedule"]
+    assert schedule, "the scheduling probes should have failed to reach b"
+    assert all("b" in r.nodes for r in schedule)
+    assert [(d.rule, d.nodes) for d in report.diagnosis] == [(rule, ["b"])]
+    [cause] = report.diagnosis
+    assert "swarm.schedule" in cause.checks

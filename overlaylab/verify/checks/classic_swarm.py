@@ -169,6 +169,7 @@ def _schedule_on(vctx: VerifyContext, node: str, network: str) -> CheckResult:
                 message += "; " + "; ".join(stale.values())
             result = _scheduled(node, network, False, message, command)
             result.details = {"landed": node, "unreached": failed, "stale_on": sorted(stale)}
+            result.nodes = sorted({node, *failed})  # the path between them fails
             return result
         return _scheduled(
             node, network, True, f"landed on {node}; reached {len(others)} other node(s)", command

@@ -19,6 +19,7 @@ from overlaylab.verify.checks import (
     networks,
     peers,
     ports,
+    swarm,
     underlay,
 )
 from overlaylab.verify.result import CheckResult
@@ -41,8 +42,20 @@ NODE_DEPENDENT = (
     names.RESOLVE,
     networks.PRESENT,
     peers.PEERS,
+    swarm.SCHEDULE,
 )
 PROTOCOLS = {connectivity.ICMP.id: "icmp", connectivity.TCP.id: "tcp", connectivity.UDP.id: "udp"}
+
+
+def unreached_schedules(ev: Evidence, nodes: set[str]) -> list[CheckResult]:
+    """Classic swarm's scheduling probes that landed right but could not reach one of
+    `nodes`, or that landed on one of them and reached no one: what a broken path to
+    those nodes does to them too."""
+    return [
+        r
+        for r in ev.unexplained(swarm.SCHEDULE)
+        if r.details.get("unreached") and nodes & {r.target, *r.details["unreached"]}
+    ]
 
 
 def check_id(check: CheckRef) -> str:

@@ -4,7 +4,12 @@ gossip, a blocked port, a split cluster."""
 from __future__ import annotations
 
 from overlaylab.verify.checks import connectivity, names, peers, underlay
-from overlaylab.verify.diagnosis.evidence import DATA_CHECKS, Diagnosis, Evidence
+from overlaylab.verify.diagnosis.evidence import (
+    DATA_CHECKS,
+    Diagnosis,
+    Evidence,
+    unreached_schedules,
+)
 
 
 def engine_not_gossiping(ev: Evidence) -> list[Diagnosis]:
@@ -72,6 +77,9 @@ def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
         mine += [r for r in views if node in (r.target, *r.details.get("missing", []))]
         lost = [r for r in lacking if node in (r.target, *r.details.get("missing_nodes", []))]
         mine += lost
+        # A container classic swarm starts now stays unknown across the blocked port: the
+        # scheduling probes that cannot reach the node, or that landed there, show it.
+        mine += unreached_schedules(ev, {node})
         if lost:  # without those entries, paths between it and the others fail too
             mine += [
                 r

@@ -4,7 +4,13 @@ filtered inside VXLAN, VXLAN itself blocked, an MTU too small."""
 from __future__ import annotations
 
 from overlaylab.verify.checks import connectivity, peers, swarm
-from overlaylab.verify.diagnosis.evidence import DATA_CHECKS, PROTOCOLS, Diagnosis, Evidence
+from overlaylab.verify.diagnosis.evidence import (
+    DATA_CHECKS,
+    PROTOCOLS,
+    Diagnosis,
+    Evidence,
+    unreached_schedules,
+)
 from overlaylab.verify.result import CheckResult
 
 
@@ -213,7 +219,14 @@ def protocol_filtered(ev: Evidence) -> list[Diagnosis]:
                     "containers' own firewalls."
                 ),
                 nodes=at,
-                checks=ev.explain([*cross, *same_host]),
+                # Classic swarm's scheduling probe pings: it fails where ICMP is filtered.
+                checks=ev.explain(
+                    [
+                        *cross,
+                        *same_host,
+                        *(unreached_schedules(ev, set(at)) if "icmp" in filtered else []),
+                    ]
+                ),
             )
         )
     return found
@@ -258,7 +271,14 @@ def data_plane_blocked(ev: Evidence) -> list[Diagnosis]:
                 "is dropped on the way (a firewall on the node, or between the nodes). Names "
                 "still resolve; connections fail." + _two_ends(ev, common),
                 nodes=common,
-                checks=ev.explain(rest),
+                # Containers classic swarm placed cannot cross those paths either.
+                checks=ev.explain(
+                    [*rest, *unreached_schedules(ev, set(common) or _involved(rest))]
+                ),
             )
         )
     return found
+
+
+def _involved(results: list[CheckResult]) -> set[str]:
+    return {n for r in results for n in (r.source, r.target) if n}
