@@ -329,14 +329,6 @@ def rules_then_gossip(lab: LabContext, active: ActiveFault) -> None:
     if not active.undo.get("rules") or not lab.spec.engine.uses_cluster_store:
         return
     everyone = {n.name for n in lab.spec.engine_nodes}
-    if lab.spec.orchestration.mode == "classic-swarm":
-        # Containers classic swarm removed meanwhile (verify's scheduling probes) left
-        # their peer entries on the node that could not hear them go, and the master
-        # hands their addresses out again: `up` restarts the engines that hold such
-        # entries (and merges the gossip), as it does for the classic-agent fault.
-        from overlaylab.up.pipeline import up
-
-        up(lab)
     if not wait_until(
         lambda: all(v == everyone for v in gossip_views(lab).values()), MERGE_TIMEOUT, 1
     ):
