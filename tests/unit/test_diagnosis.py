@@ -1225,3 +1225,19 @@ def test_lookups_failing_from_two_nodes_are_no_silent_dns_on_one(lab: FakeLab) -
     report = lab.verify()
     assert not any("is silent" in c for c in causes(report))
     all_failures_explained(report)
+
+
+def test_a_rule_that_crashes_is_said_and_the_others_still_run(
+    lab: FakeLab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from overlaylab.verify.diagnosis import rules
+
+    def broken(_ev: object) -> list[Diagnosis]:
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(rules, "RULES", [broken, *rules.RULES])
+    lab.drop("n2", "udp", 4789)
+    report = lab.verify()
+    assert [d.rule for d in report.diagnosis] == ["rule_crashed", "data_plane_blocked"]
+    assert "broken could not run" in report.diagnosis[0].cause
+    assert "IndexError" in report.diagnosis[0].detail

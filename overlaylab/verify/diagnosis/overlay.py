@@ -45,7 +45,14 @@ def stale_peer_entries(ev: Evidence) -> list[Diagnosis]:
         follows = [*mine, *_schedule_failures(ev, node)]
         for r in mine:
             follows += _between(ev, node, set(r.details.get("wrong_nodes", [])), r.network)
-        evidence = mine[0].message if mine else _schedule_failures(ev, node)[0].message
+        # What showed it: its own peer entries, else a scheduling probe that found its
+        # sandbox sending elsewhere (perhaps already filed under another node's entries).
+        shown = [
+            *mine,
+            *follows,
+            *(r for r in ev.failed(swarm.SCHEDULE) if node in r.details.get("stale_on", [])),
+        ]
+        evidence = shown[0].message
         found.append(
             Diagnosis(
                 cause=f"stale overlay peer entries on {node} (recycled addresses); "

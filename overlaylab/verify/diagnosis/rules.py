@@ -84,7 +84,17 @@ RULES: list[Rule] = [
 
 
 def _named(rule: Rule, ev: Evidence) -> list[Diagnosis]:
-    found = rule(ev)
+    try:
+        found = rule(ev)
+    except Exception as exc:  # a rule's bug must not take the report (and verify) with it
+        return [
+            Diagnosis(
+                cause=f"the diagnosis rule {rule.__name__} could not run",
+                detail=f"{type(exc).__name__}: {exc}. The failures it reads stay in the "
+                "report; the causes below are named without it.",
+                rule="rule_crashed",
+            )
+        ]
     for diagnosis in found:
         diagnosis.rule = diagnosis.rule or rule.__name__
     return found
