@@ -1363,6 +1363,8 @@ class FakeLab:
                 target = constraint.removeprefix("constraint:node==")
                 if image != PROBE_IMAGE or target not in self.swarm_nodes():
                     unknown(f"docker run {args} through the master")
+                if not self.kv_running:  # joining an overlay needs the cluster store
+                    return 1, "", "docker: Error response from daemon: datastore unavailable.\n"
                 key, _, value = label.partition("=")
                 c = self.start_container(target, name, command, [network], {key: value})
                 return 0, f"{c.id}\n", ""

@@ -239,3 +239,15 @@ def test_scheduling_probes_that_cannot_cross_follow_the_data_plane_cause(
     assert [(d.rule, d.nodes) for d in report.diagnosis] == [(rule, ["b"])]
     [cause] = report.diagnosis
     assert "swarm.schedule" in cause.checks
+
+
+def test_scheduling_probes_that_cannot_join_without_the_store_follow_kv_down(
+    classic: FakeLab,
+) -> None:
+    classic.stop_kv()
+    report = classic.verify()
+    assert [d.rule for d in report.diagnosis][:1] == ["kv_down"]
+    failed = {r.check for r in report.failed}
+    explained = {c for d in report.diagnosis for c in d.checks}
+    assert "swarm.schedule" in failed and "swarm.schedule" in report.diagnosis[0].checks
+    assert failed <= explained and len(report.diagnosis) == 1

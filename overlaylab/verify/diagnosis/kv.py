@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from overlaylab.verify.checks import engines, kv, networks, probes_running, stacks
+from overlaylab.verify.checks import engines, kv, networks, probes_running, stacks, swarm
 from overlaylab.verify.diagnosis.evidence import NODE_DEPENDENT, Diagnosis, Evidence
 
 
@@ -12,7 +12,16 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
     if not ran or len(failed) != len(ran) or ev.spec.kv is None:
         return []
     store = ev.spec.kv
-    checks = ev.explain([*failed, *ev.failed(kv.REGISTERED), *ev.failed(networks.PRESENT)])
+    # Containers cannot join an overlay without the store, so classic swarm's scheduling
+    # probes (which join one) fail with it.
+    checks = ev.explain(
+        [
+            *failed,
+            *ev.failed(kv.REGISTERED),
+            *ev.failed(networks.PRESENT),
+            *ev.unexplained(swarm.SCHEDULE),
+        ]
+    )
     if all(r.details.get("connected") for r in failed):
         # Every node opens its port and none gets an answer: the store itself is stuck.
         return [
