@@ -194,8 +194,8 @@ def _stop_orphaned_containerd(lab: LabContext, node: str) -> None:
     stops the engine's whole group): the next engine starts a containerd of its own,
     which takes the containers' shims back."""
     handle = lab.node(node)
-    if not handle.paths.private_engine:
-        return
+    if not handle.paths.private_engine or handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
+        return  # a running engine's containerd is its own, not an orphan
     pid_file = handle.paths.exec_root / "containerd" / "containerd.pid"
     handle.run(["sh", "-c", _STOP_CONTAINERD, "sh", str(pid_file)], check=False, timeout=30)
 
