@@ -181,8 +181,10 @@ def _reaped(lab: LabContext, node: str) -> bool:
 _STOP_CONTAINERD = (
     'pid=$(cat "$1" 2>/dev/null) || exit 0; [ -n "$pid" ] || exit 0; '
     '[ "$(cat /proc/$pid/comm 2>/dev/null)" = containerd ] || exit 0; kill -TERM "$pid"; '
-    "i=0; while [ -d /proc/$pid ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-    '[ -d /proc/$pid ] && kill -KILL "$pid"; exit 0'
+    # Gone once /proc has no such process, or only its zombie (its parent reaps it).
+    'alive() { [ -d /proc/$pid ] && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; }; '
+    "i=0; while alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
+    'alive && kill -KILL "$pid"; exit 0'
 )
 
 
