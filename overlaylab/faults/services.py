@@ -177,38 +177,12 @@ def _reaped(lab: LabContext, node: str) -> bool:
     )
 
 
-# Stop the containerd a killed engine left behind, when its pid file names a containerd.
-_STOP_CONTAINERD = (
-    'pid=$(cat "$1" 2>/dev/null) || exit 0; [ -n "$pid" ] || exit 0; '
-    '[ "$(cat /proc/$pid/comm 2>/dev/null)" = containerd ] || exit 0; kill -TERM "$pid"; '
-    # Gone once /proc has no such process, or only its zombie (its parent reaps it).
-    'alive() { [ -d /proc/$pid ] && [ "$(cut -d" " -f3 /proc/$pid/stat)" != Z ]; }; '
-    "i=0; while alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-    'alive && kill -KILL "$pid"; exit 0'
-)
-
-
-def _stop_orphaned_containerd(lab: LabContext, node: str) -> None:
-    """A dockerd killed with -9 leaves its containerd running. The next dockerd finds it
-    by its pid file and uses it; when that containerd does not answer its health check
-    the new engine kills and restarts it, and meanwhile fails to start ("timeout waiting
-    for containerd"). Stopping it first is what a service manager's restart does (it
-    stops the engine's whole group): the next engine starts a containerd of its own,
-    which takes the containers' shims back."""
-    handle = lab.node(node)
-    if not handle.paths.private_engine or handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
-        return  # a running engine's containerd is its own, not an orphan
-    pid_file = handle.paths.exec_root / "containerd" / "containerd.pid"
-    handle.run(["sh", "-c", _STOP_CONTAINERD, "sh", str(pid_file)], check=False, timeout=30)
-
-
 def _heal_engines(lab: LabContext, active: ActiveFault) -> None:
     nodes = active.undo.get("engines", [])
     if not nodes:
         return
     for node in nodes:
         wait_until(lambda node=node: _reaped(lab, node), ENGINE_STOP_TIMEOUT, interval=0.2)
-        _stop_orphaned_containerd(lab, node)
     _up_again(lab)
     down = [n for n in nodes if not lab.node(n).engine_ping()]
     if down:
