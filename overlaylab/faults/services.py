@@ -177,12 +177,36 @@ def _reaped(lab: LabContext, node: str) -> bool:
     )
 
 
+# A killed engine's containerd dies with it (dockerd starts it with a parent-death
+# signal), and stays a zombie until init reaps it. The next dockerd checks the pid in
+# containerd.pid with kill -0, which a zombie passes: it takes the dead containerd for a
+# live one and waits on its socket until it gives up ("timeout waiting for containerd").
+# Wait while it is dying; a zombie's pid file goes, so the next engine starts its own.
+_FORGET_DEAD_CONTAINERD = (
+    'f=$1; pid=$(cat "$f" 2>/dev/null) || exit 0; [ -n "$pid" ] || exit 0; '
+    '[ "$(cat /proc/$pid/comm 2>/dev/null)" = containerd ] || exit 0; '
+    'state() { cut -d" " -f3 /proc/$pid/stat 2>/dev/null; }; '
+    'i=0; while [ -d /proc/$pid ] && [ "$(state)" != Z ] && [ $i -lt 100 ]; do '
+    "sleep 0.1; i=$((i+1)); done; "
+    '[ "$(state)" = Z ] && rm -f "$f"; exit 0'
+)
+
+
+def _forget_dead_containerd(lab: LabContext, node: str) -> None:
+    handle = lab.node(node)
+    if not handle.paths.private_engine or handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
+        return  # a running engine's containerd is its own
+    pid_file = handle.paths.exec_root / "containerd" / "containerd.pid"
+    handle.run(["sh", "-c", _FORGET_DEAD_CONTAINERD, "sh", str(pid_file)], check=False, timeout=30)
+
+
 def _heal_engines(lab: LabContext, active: ActiveFault) -> None:
     nodes = active.undo.get("engines", [])
     if not nodes:
         return
     for node in nodes:
         wait_until(lambda node=node: _reaped(lab, node), ENGINE_STOP_TIMEOUT, interval=0.2)
+        _forget_dead_containerd(lab, node)
     _up_again(lab)
     down = [n for n in nodes if not lab.node(n).engine_ping()]
     if down:
