@@ -3,7 +3,10 @@ disconnected from its overlay, a paused one, a stale name (a container killed ha
 replaced, its old record left in the store the engines read names from), and an app
 that registers its docker_gwbridge address. Each goes through the engine of the node
 the container runs on (its node handle); heal puts the container back as it was and
-checks it."""
+checks it.
+
+One module (~420 lines) for one family of the catalogue: the faults share how a stack
+service is chosen (`--option service=`) and found on its node."""
 
 from __future__ import annotations
 

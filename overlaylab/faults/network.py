@@ -1,5 +1,9 @@
 """Faults in the lab network and in the overlays' own plumbing: firewall rules, a link's
-MTU, a protocol filtered inside an overlay sandbox, gossip split into islands."""
+MTU, a protocol filtered inside an overlay sandbox, gossip split into islands.
+
+One module (~500 lines) for one family of the catalogue, in the order `--list` and the
+drill show it: each fault is a FaultKind plus its inject and heal, and they share the
+rule helpers, the lab interface and the gossip waits."""
 
 from __future__ import annotations
 

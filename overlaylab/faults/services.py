@@ -1,7 +1,11 @@
 """Faults in the lab's services: the KV store stopped or hung, an engine killed or
 stopped, an engine restarted advertising a non-lab address, unreadable entries in the
 engines' discovery store. Each goes through the node's service handle; heal brings the
-service back the way `up` does and checks that it answers."""
+service back the way `up` does and checks that it answers.
+
+One module (~430 lines) for one family of the catalogue: the engine faults share the
+restart (`start_engine`, which keeps the engine's containers running) and the heal
+through `up`."""
 
 from __future__ import annotations
 
