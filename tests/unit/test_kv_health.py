@@ -13,7 +13,7 @@ import pytest
 from fakelab import FakeLab, fault_lab_spec
 
 from overlaylab.providers.command import CommandResult
-from overlaylab.verify.checks import kv
+from overlaylab.verify.checks import kv, underlay
 from overlaylab.verify.checks.kv import RUOK_SCRIPT, store_answers
 
 
@@ -81,3 +81,14 @@ def test_one_connect_lost_to_a_slow_moment_is_tried_again(tmp_path: Path) -> Non
     lab.lost_connects["n2"] = 2  # twice in a row: that is the finding
     [failed] = lab.verify([kv.REACHABLE]).failed
     assert failed.source == "n2" and "timed out" in failed.message
+
+
+def test_a_gossip_or_api_connect_lost_once_is_tried_again(tmp_path: Path) -> None:
+    lab = FakeLab(fault_lab_spec(), tmp_path / "state")
+    checks = [underlay.API, underlay.GOSSIP]
+    # n2 checks 2 ports on each of 2 peers: one lost connect among them is retried.
+    lab.lost_connects["n2"] = 1
+    assert not lab.verify(checks).failed
+    lab.drop("n3", "tcp", 2376)  # a real drop still fails, from every node
+    failed = lab.verify(checks).failed
+    assert {(r.source, r.target) for r in failed} == {("n1", "n3"), ("n2", "n3")}

@@ -9,6 +9,7 @@ from overlaylab.logtail import tail
 from overlaylab.overlay.registrations import engine_registrations, registration_key
 from overlaylab.providers.base import Node
 from overlaylab.verify.check import Check
+from overlaylab.verify.checks.underlay import connects
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
 
@@ -63,12 +64,7 @@ def _reachable_from(vctx: VerifyContext, node: str) -> CheckResult:
     kv_ip, port, backend = str(spec.address_of(spec.kv.node)), spec.kv.client_port, spec.kv.backend
     started = time.monotonic()
     handle = vctx.lab.node(node)
-    connected, why = handle.tcp_connect(kv_ip, port, timeout=2)
-    if not connected:
-        # Once more: one slow moment (a lost SYN, a busy host starting the probe's shell
-        # while other checks run) must not stand as a finding. A store that is down
-        # refuses at once, one that is cut off costs a second wait.
-        connected, why = handle.tcp_connect(kv_ip, port, timeout=2)
+    connected, why = connects(handle, kv_ip, port)
     answered, said = store_answers(handle, backend, kv_ip, port) if connected else (False, "")
     if answered:
         message, hint = f"connected; {said}", ""
