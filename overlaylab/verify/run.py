@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fnmatch
-import threading
 import time
 import traceback
 from collections.abc import Sequence
@@ -177,14 +176,10 @@ def _side_by_side(
     window, not one per check. A check past the ones ahead of the probes starts once the
     probes are in place, and any check once the checks in its `after` are done. The
     results come back in report order."""
-    placing = threading.Lock()
-    placed: list[bool] = []
 
     def probes_in_place() -> None:
-        with placing:
-            if not placed:
-                vctx.probes, vctx.probe_problems = probes.result()
-                placed.append(True)
+        # The future hands every caller the same probes: setting them again is harmless.
+        vctx.probes, vctx.probe_problems = probes.result()
 
     def run_one(check: Check, first: list[Future[list[CheckResult]]]) -> list[CheckResult]:
         for before in first:
