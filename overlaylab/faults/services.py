@@ -140,10 +140,9 @@ def start_engine(lab: LabContext, node: str, config: dict[str, object] | None = 
     handle = lab.node(node)
     running: list[str] = []
     if handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
-        running = _running_containers(lab, node)
         # Killed first: a stopping engine gives each container 10 s to heed SIGTERM, which
         # a probe's shell ignores; they are started again below anyway.
-        _kill_containers(lab, node, running)
+        running = _kill_running(lab, node)
         handle.stop_service(ENGINE_SERVICE, ENGINE_SERVICE, ENGINE_STOP_TIMEOUT)
         _engine_gone(lab, node)
     wanted = config if config is not None else daemon_config(lab, lab.spec.node(node))
@@ -254,16 +253,14 @@ def _inject_advertise(lab: LabContext, targets: list[str], options: Options, und
         start_engine(lab, node, config)
 
 
-def _running_containers(lab: LabContext, node: str) -> list[str]:
+def _kill_running(lab: LabContext, node: str) -> list[str]:
+    """Kill the engine's running containers; their ids, to start them again."""
     with lab.node(node).engine() as client:
-        return [c.id for c in client.containers.list(sparse=True)]
-
-
-def _kill_containers(lab: LabContext, node: str, ids: list[str]) -> None:
-    with lab.node(node).engine() as client:
-        for container_id in ids:
+        running = [c.id for c in client.containers.list(sparse=True)]
+        for container_id in running:
             with contextlib.suppress(docker.errors.APIError):  # gone, or stopped meanwhile
                 client.api.kill(container_id)
+    return running
 
 
 def _start_containers(lab: LabContext, node: str, ids: list[str]) -> None:
