@@ -184,8 +184,13 @@ def test_start_slots_space_real_starts_and_cost_nothing_when_unused() -> None:
     for thread in threads:
         thread.join()
     taken.sort()
-    gaps = [later - earlier for earlier, later in itertools.pairwise(taken)]
-    assert len(gaps) == 3 and all(gap >= 0.045 for gap in gaps), gaps
+    # The slots handed out are a full gap apart, and no thread goes before its slot (the
+    # i-th to go, at or after the i-th slot). How late a sleeping thread wakes is the
+    # scheduler's: two wake-ups can come closer than the gap on a loaded machine.
+    given = slots.given
+    gaps = [later - earlier for earlier, later in itertools.pairwise(given)]
+    assert len(gaps) == 3 and all(gap >= 0.05 - 1e-9 for gap in gaps), gaps
+    assert all(went >= slot for went, slot in zip(taken, given, strict=True)), (taken, given)
     # A slot only waits for the ones taken before it: a fresh one is free at once.
     fresh = engines.StartSlots(60.0)
     before = time.monotonic()
