@@ -168,3 +168,23 @@ def probe_name(network: str, node: str, slot: str = "a") -> str:
     """verify's probe container on `network` at `node` (slot "b": the second one, for
     same-host paths). `up` names them too, when it asks a node's probes for peers."""
     return f"probe-{network}-{node}" + ("" if slot == "a" else f"-{slot}")
+
+
+def schedule_address(spec: ClusterSpec, network: str, node: str) -> str | None:
+    """The overlay address verify's classic-swarm scheduling probe for `node` takes on
+    `network`: one of the subnet's last, one per engine node, always the same.
+
+    The probe is started and removed on every verify. With addresses handed out anew,
+    the next container anywhere got the one it just freed; an engine that missed the
+    leave (gossip cut, or an old join replayed when gossip came back) kept sending it
+    to the wrong engine, and the lab went on failing after the fault was gone. A fixed
+    address per node is only ever used on that node, so such a leftover points where
+    the next probe will be. None without classic swarm or a subnet in the spec (the
+    engine then picks an address)."""
+    if spec.orchestration.mode != "classic-swarm":
+        return None
+    subnet = next((n.subnet for n in spec.networks if n.name == network), None)
+    engines = [n.name for n in spec.engine_nodes]
+    if subnet is None or node not in engines or subnet.num_addresses < 2 * len(engines) + 8:
+        return None
+    return str(subnet.broadcast_address - 1 - engines.index(node))

@@ -19,6 +19,7 @@ import docker.errors
 
 from overlaylab.context import LabContext
 from overlaylab.faults.model import ActiveFault, FaultError, FaultKind, Options, Undo
+from overlaylab.layout import schedule_address
 from overlaylab.up.classic_swarm import AGENT, ensure_classic_swarm
 
 VXLAN_DEVICE = "vxlan0"
@@ -56,14 +57,18 @@ def _fdb(lab: LabContext, node: str, netns: str) -> str:
 
 def plant_stale_peer_entry(lab: LabContext, node: str, network: str, undo: Undo) -> str:
     """An entry in `node`'s overlay sandbox that sends the overlay's highest free address
-    to `node` itself, as a missed leave leaves it. Returns that address."""
+    to `node` itself, as a missed leave leaves it. Returns that address. The addresses
+    kept for verify's scheduling probes (overlaylab.layout.schedule_address) are passed
+    over: the node's own would be right to send home, and another's is rewritten by the
+    join of that node's next probe, so verify itself would mend the fault."""
     subnet = next(n.subnet for n in lab.spec.networks if n.name == network)
     netns = overlay_sandbox(lab, node, network)
     known = _fdb(lab, node, netns)
+    kept = {schedule_address(lab.spec, network, n.name) for n in lab.spec.engine_nodes}
     address = next(
         str(a)
         for a in reversed(list(ipaddress.IPv4Network(str(subnet)).hosts()))
-        if mac_of(str(a)) not in known
+        if mac_of(str(a)) not in known and str(a) not in kept
     )
     mac = mac_of(address)
     own = str(lab.node(node).address)

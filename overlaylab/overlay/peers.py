@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TypeVar
 
+from overlaylab.layout import schedule_address
 from overlaylab.providers.base import Node, NodePaths
 from overlaylab.spec.models import ClusterSpec
 
@@ -73,6 +74,10 @@ class Peers:
     missing: list[Member] = field(default_factory=list)  # no entry for them
     wrong: list[tuple[Member, str]] = field(default_factory=list)  # (member, where it points)
     stale: list[tuple[str, str]] = field(default_factory=list)  # (MAC, its address) sent home
+    # The address only this engine's own short-lived containers take (classic swarm's
+    # scheduling probe, overlaylab.layout.schedule_address): an entry sending it home
+    # is right for the next one, whenever it starts.
+    own_reserved: str | None = None
     unread: str = ""  # why the sandbox could not be read ("" when it was)
     command: str = ""
 
@@ -171,7 +176,9 @@ def _judge(peers: Peers, table: Table, local: list[Member], vteps: dict[str, str
     peers.stale = sorted(
         (mac, address_of_mac(mac))
         for mac, dst in table.fdb.items()
-        if dst == peers.own_vtep and mac not in held
+        if dst == peers.own_vtep
+        and mac not in held
+        and (peers.own_reserved is None or address_of_mac(mac) != peers.own_reserved)
     )
 
 
@@ -186,11 +193,14 @@ def survey(
     `engines` (those that answer) run. What looks wrong is read again after SETTLE."""
     names = networks if networks is not None else [n.name for n in spec.networks]
     vteps: dict[str, str] = {}
-    found = survey_once(node, engines, names, vteps, asker)
+    reserved = partial(schedule_address, spec)
+    found = survey_once(node, engines, names, vteps, asker, reserved)
     if all(p.ok for p in found):
         return found
     time.sleep(SETTLE)
-    again = {(p.node, p.network): p for p in survey_once(node, engines, names, vteps, asker)}
+    again = {
+        (p.node, p.network): p for p in survey_once(node, engines, names, vteps, asker, reserved)
+    }
     return [_still(p, again.get((p.node, p.network))) for p in found]
 
 
@@ -200,8 +210,10 @@ def survey_once(
     networks: list[str],
     vteps: dict[str, str],
     asker: Asker | None = None,
+    reserved: Callable[[str, str], str | None] | None = None,
 ) -> list[Peers]:
-    """One reading; `vteps` (engine -> advertised address) is filled as needed."""
+    """One reading; `vteps` (engine -> advertised address) is filled as needed;
+    `reserved(network, engine)` is the address kept for that engine's own probes."""
     found = []
     for network in networks:
         on = dict(zip(engines, _each(partial(_members, node, network), engines), strict=True))
@@ -216,6 +228,7 @@ def survey_once(
             if net_id and local:
                 remote = [m for other in engines if other != e for m in on[other][1]]
                 peers = Peers(e, network, vteps[e], remote)
+                peers.own_reserved = reserved(network, e) if reserved else None
                 ask = asker(e, network) if asker else None
                 if ask is not None and ask not in {m.name for m in local}:
                     ask = ""  # not running here: no one to ask, so gaps are not judged

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from overlaylab.errors import CommandError
 
+# The returncode every runner gives a command it stopped at its timeout (CommandError).
+TIMED_OUT = -1
+
 
 @dataclass(frozen=True)
 class CommandResult:

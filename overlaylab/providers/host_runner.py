@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 
 from overlaylab.errors import CommandError
-from overlaylab.providers.command import CommandResult
+from overlaylab.providers.command import TIMED_OUT, CommandResult
 
 
 class HostRunner:
@@ -36,6 +36,8 @@ class HostRunner:
             raise CommandError(argv, 127, "", f"{argv[0]}: not found ({exc})", self.where) from exc
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            raise CommandError(argv, -1, out, f"timed out after {timeout}s", self.where) from exc
+            raise CommandError(
+                argv, TIMED_OUT, out, f"timed out after {timeout}s", self.where
+            ) from exc
         result = CommandResult(argv, proc.returncode, proc.stdout, proc.stderr, self.where)
         return result.check() if check else result

@@ -83,11 +83,16 @@ class VerifyContext:
         a whole timeout per look, far past the window --timeout gives the check."""
         node = probe_or_node.node if isinstance(probe_or_node, Probe) else probe_or_node
         name = container or (probe_or_node.name if isinstance(probe_or_node, Probe) else "")
-        limit = timeout or self.timeout
-        if bounded and self.deadline is not None:
-            limit = min(limit, max(LAST_LOOK, self.deadline - time.monotonic()))
+        limit = self.window(timeout or self.timeout) if bounded else timeout or self.timeout
         code, out = exec_in(self.lab, node, name, argv, limit)
         return code, out, self.command(node, name, argv)
+
+    def window(self, limit: float) -> float:
+        """`limit` seconds, cut to what is left of the check's window (at least
+        LAST_LOOK): one thing that hangs must not take the whole run with it."""
+        if self.deadline is None:
+            return limit
+        return min(limit, max(LAST_LOOK, self.deadline - time.monotonic()))
 
     def command(self, node: str, container: str, argv: list[str]) -> str:
         """`docker exec` of argv in a container, as a user would paste it."""

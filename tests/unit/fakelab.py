@@ -55,14 +55,14 @@ from rich.console import Console
 
 import overlaylab.verify.checks
 from overlaylab.context import LabContext
-from overlaylab.errors import OverlaylabError
+from overlaylab.errors import CommandError, OverlaylabError
 from overlaylab.layout import LABEL_CLUSTER, LABEL_ROLE, LabLayout
 from overlaylab.overlay import peers as overlay_peers
 from overlaylab.overlay.registrations import ZOOKEEPER_CLI
 from overlaylab.probe_tools import DF_ECHO, UDP_SEND, source
 from overlaylab.progress import Progress
 from overlaylab.providers.base import NodePaths
-from overlaylab.providers.command import CommandResult
+from overlaylab.providers.command import TIMED_OUT, CommandResult
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import DEFAULT_KV_PORTS, DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
 from overlaylab.up.classic_swarm import AGENT, MASTER, discovery_store
@@ -687,6 +687,7 @@ class FakeLab:
         self.forgotten: set[str] = set()  # engines whose overlay sandboxes learned nothing
         self.stale_fdb: dict[tuple[str, str], dict[str, str]] = {}  # (node, net) -> MAC -> dst
         self.recycled: dict[tuple[str, str], str] = {}  # (node, net) -> next address there
+        self.runs_through_master: list[list[str]] = []  # `docker run` argv, as sent
         self.sandbox_filtered: set[tuple[str, str, str]] = set()  # (node, net, icmp|tcp|udp)
         self.configured_advertise: dict[
             str, str
@@ -945,12 +946,15 @@ class FakeLab:
         between its own containers; VXLAN itself (outside the sandbox) is untouched."""
         self.sandbox_filtered.add((node, network, proto))
 
-    def leave_stale_peer_entry(self, node: str, network: str, address: str, next_on: str) -> None:
+    def leave_stale_peer_entry(
+        self, node: str, network: str, address: str, next_on: str | None = None
+    ) -> None:
         """A container with `address` left while `node` missed its leave: node's overlay
         sandbox still sends its MAC to node itself. The next container on `next_on`
         gets the address again (libnetwork's IPAM hands freed addresses out again)."""
         self.stale_fdb.setdefault((node, network), {})[mac_of(address)] = self.vtep(node)
-        self.recycled[(next_on, network)] = address
+        if next_on is not None:
+            self.recycled[(next_on, network)] = address
 
     # --- running verify ----------------------------------------------------------------
     def verify(
@@ -1328,8 +1332,12 @@ class FakeLab:
                         for c in self.running_containers()
                         if c.labels.get(SERVICE_LABEL) == service and network in c.networks
                     ]
+            # An engine cut from its (running) store stops listing the global networks,
+            # and answers no name of another engine's container on them (seen on a real
+            # lab a few seconds after the store's port was dropped).
+            forgot = self.kv_running and not self.swarm and not self.reaches_kv(src.node)
             for c in self.running_containers():
-                if not self.hears(src.node, c.node):
+                if not self.hears(src.node, c.node) or (forgot and c.node != src.node):
                     continue
                 if network in c.networks and name in self.names(c, network):
                     stale = c.node != src.node and c.name in self.stale_records
@@ -1352,22 +1360,20 @@ class FakeLab:
                     status += [[f" {n}", address]]
                     status += [["  └ Status", "Healthy"], ["  └ Error", "(none)"]]
                 return 0, json.dumps({"SystemStatus": status}), ""
-            case ["rm", "-f", name]:
-                found = self.container(name)
+            case ["ps", "-a", "-q", "--filter", label_filter]:
+                key, _, value = label_filter.removeprefix("label=").partition("=")
+                listed = [c.id[:12] for c in self.containers if c.labels.get(key) == value]
+                return 0, "".join(f"{i}\n" for i in listed), ""
+            case ["rm", "-f", name]:  # a name, or an id as `ps -q` lists it
+                found = self.container(name) or next(
+                    (c for c in self.containers if c.id.startswith(name)), None
+                )
                 if found is None:
                     return 1, "", f"Error: No such container: {name}\n"
                 self.remove(found)
                 return 0, f"{name}\n", ""
-            case ["run", "-d", "--name", name, "-e", constraint, "--network", network,
-                  "--label", label, image, *command]:  # fmt: skip
-                target = constraint.removeprefix("constraint:node==")
-                if image != PROBE_IMAGE or target not in self.swarm_nodes():
-                    unknown(f"docker run {args} through the master")
-                if not self.kv_running:  # joining an overlay needs the cluster store
-                    return 1, "", "docker: Error response from daemon: datastore unavailable.\n"
-                key, _, value = label.partition("=")
-                c = self.start_container(target, name, command, [network], {key: value})
-                return 0, f"{c.id}\n", ""
+            case ["run", "-d", "--name", name, "-e", constraint, "--network", network, *rest]:
+                return self._master_run(list(args), name, constraint, network, rest)
             case ["inspect", "--format", "{{.Node.Name}}", name]:
                 found = self.container(name)
                 return (0, f"{found.node}\n", "") if found else (1, "", f"No such: {name}\n")
@@ -1384,6 +1390,47 @@ class FakeLab:
                 code, out = self._busybox_ping(found, answers[0]) if answers else (1, "")
                 return code, out, "" if answers else f"ping: bad address '{target}'\n"
         unknown(f"docker {args} through the master")
+
+    def _master_run(
+        self, args: list[str], name: str, constraint: str, network: str, rest: list[str]
+    ) -> tuple[int, str, str]:
+        """`docker run -d --name N -e constraint:node==X --network NET [--ip A] --label L
+        IMAGE CMD...` through the master: started on X, at A when asked."""
+        fixed = rest[1] if rest[:1] == ["--ip"] else None
+        rest = rest[2:] if fixed else rest
+        labels = {}
+        while rest[:1] == ["--label"] and len(rest) > 2:
+            key, _, value = rest[1].partition("=")
+            labels[key] = value
+            rest = rest[2:]
+        if not labels or not rest:
+            unknown(f"docker run {args} through the master")
+        image, *command = rest
+        target = constraint.removeprefix("constraint:node==")
+        if image != PROBE_IMAGE or target not in self.swarm_nodes():
+            unknown(f"docker run {args} through the master")
+        if not self.kv_running:  # joining an overlay needs the cluster store
+            return 1, "", "docker: Error response from daemon: datastore unavailable.\n"
+        if self.cut & set(self.swarm_nodes()):
+            # The master waits on an engine it cannot reach, and starts nothing meanwhile.
+            raise CommandError(["docker", *args], TIMED_OUT, "", "timed out", "master")
+        if target in self.dead:
+            return (
+                1,
+                "",
+                (
+                    "docker: Error response from daemon: Cannot connect to the Docker daemon at "
+                    f"tcp://{self.address(target)}:2376. Is the docker daemon running?\n"
+                ),
+            )
+        if not self.lists_network(target, network):
+            return 1, "", f"docker: Error response from daemon: network {network} not found.\n"
+        if fixed in {a for c in self.running_containers() for a in c.networks.values()}:
+            return 1, "", "docker: Error response from daemon: Address already in use.\n"
+        fixed_at = {network: fixed} if fixed else None
+        c = self.start_container(target, name, command, [network], labels, fixed=fixed_at)
+        self.runs_through_master.append(args)
+        return 0, f"{c.id}\n", ""
 
     def discovered(self) -> dict[str, str]:
         """node -> the address its agent registered, for the agents that did."""
@@ -1705,7 +1752,9 @@ class FakeLab:
         hostname: str | None = None,
         aliases: Sequence[str] = (),
         ports: dict[str, list[dict[str, str]]] | None = None,
+        fixed: dict[str, str] | None = None,  # network -> the address asked for (--ip)
     ) -> FakeContainer:
+        fixed = fixed or {}
         with self._lock:
             gw = self._next_gwbridge.get(node, 2)
             self._next_gwbridge[node] = gw + 1
@@ -1715,7 +1764,7 @@ class FakeLab:
                 name=name,
                 hostname=hostname or "",
                 command=list(command),
-                networks={net: self._allocate(net, node) for net in networks},
+                networks={net: fixed.get(net) or self._allocate(net, node) for net in networks},
                 aliases={},
                 gwbridge=str(GWBRIDGE.network_address + gw),
                 labels=dict(labels),
@@ -1936,7 +1985,14 @@ class UpImages:
     def get(self, name: str) -> SimpleNamespace:
         if name not in self.engine.image_names:
             raise docker.errors.ImageNotFound(f"No such image: {name}")
-        return SimpleNamespace(id=name, labels=dict(self.engine.image_labels.get(name, {})))
+        return SimpleNamespace(
+            id=name,
+            labels=dict(self.engine.image_labels.get(name, {})),
+            # `docker save`, in one chunk: the image with its labels.
+            save=lambda named=True: iter(
+                [image_tarball(name, self.engine.image_labels.get(name, {}))]
+            ),
+        )
 
     def load(self, data: bytes) -> list[str]:
         """A tarball made by `image_tarball` holds its image; anything else is corrupt."""
@@ -1945,16 +2001,18 @@ class UpImages:
             raise docker.errors.APIError(
                 "500 Server Error", explanation="archive/tar: invalid tar header"
             )
-        name = data.removeprefix(b"image:").decode()
+        name, _, labels = data.removeprefix(b"image:").decode().partition("\n")
         if self.engine.load_loses_images:
             return []
         self.engine.image_names.add(name)
+        if labels:
+            self.engine.image_labels[name] = json.loads(labels)
         return [name]
 
 
-def image_tarball(name: str) -> bytes:
-    """The bytes a fake engine accepts as `docker save` output of `name`."""
-    return b"image:" + name.encode()
+def image_tarball(name: str, labels: dict[str, str] | None = None) -> bytes:
+    """The bytes a fake engine accepts as `docker save` output of `name` (and its labels)."""
+    return b"image:" + name.encode() + (b"\n" + json.dumps(labels).encode() if labels else b"")
 
 
 class UpApi:

@@ -8,6 +8,7 @@ diagnosis reads (source, target, network, path, details) fails these tests."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -1154,14 +1155,14 @@ def test_healthy_classic_swarm_passes(classic: FakeLab) -> None:
 
 
 def test_classic_stale_peer_entries_are_not_blamed_on_scheduling(classic: FakeLab) -> None:
-    """a's agent came back, and a's overlay still sends a recycled address to a itself:
-    the container the master starts on master with that address cannot reach a."""
-    classic.leave_stale_peer_entry("a", "dn", "10.0.26.200", next_on="master")
+    """a's agent came back, and a's overlay still sends master's scheduling address
+    (10.0.26.254) to a itself: the probe the master starts on master cannot reach a."""
+    classic.leave_stale_peer_entry("a", "dn", "10.0.26.254")
     report = classic.verify()
     [schedule] = failing(report, "swarm.schedule")
     assert schedule.target == "master" and schedule.details["unreached"] == ["a"]
     assert schedule.details["stale_on"] == ["a"]
-    assert "a's overlay sends 10.0.26.200" in schedule.message
+    assert "a's overlay sends 10.0.26.254" in schedule.message
     assert causes(report) == [
         "stale overlay peer entries on a (recycled addresses); restart a's engine"
     ]
@@ -1172,7 +1173,7 @@ def test_classic_stale_peer_entries_are_not_blamed_on_scheduling(classic: FakeLa
 def test_classic_schedule_alone_finds_the_stale_entry(classic: FakeLab) -> None:
     """Without networks.peers, swarm.schedule's own evidence (the unreached node's
     sandbox entry for the new container) names the same cause."""
-    classic.leave_stale_peer_entry("a", "dn", "10.0.26.200", next_on="master")
+    classic.leave_stale_peer_entry("a", "dn", "10.0.26.254")
     only = [c for c in ALL_CHECKS if c.id in ("probes.running", "swarm.schedule")]
     report = classic.verify(only)
     assert causes(report) == [
@@ -1241,3 +1242,137 @@ def test_a_rule_that_crashes_is_said_and_the_others_still_run(
     assert [d.rule for d in report.diagnosis] == ["rule_crashed", "data_plane_blocked"]
     assert "broken could not run" in report.diagnosis[0].cause
     assert "IndexError" in report.diagnosis[0].detail
+
+
+def test_classic_scheduling_probes_take_the_same_address_on_every_verify(
+    classic: FakeLab,
+) -> None:
+    """Each node's scheduling probe asks for its own address, verify after verify: a
+    freed address never goes to a probe on another node, where an engine that missed
+    the leave would send it to the wrong engine."""
+    assert classic.verify().ok
+    assert classic.verify().ok
+    asked = [(run[5], run[run.index("--ip") + 1]) for run in classic.runs_through_master]
+    assert sorted(asked) == sorted(
+        [(f"constraint:node=={n}", a) for n, a in SCHEDULED_AT.items()] * 2
+    )
+
+
+SCHEDULED_AT = {"master": "10.0.26.254", "a": "10.0.26.253", "b": "10.0.26.252"}
+
+
+def test_an_entry_sending_a_nodes_own_scheduling_address_home_is_no_fault(
+    classic: FakeLab,
+) -> None:
+    """a keeps sending its own probe's address to itself after the probe is gone (a
+    replayed join): the next probe there gets that address, so nothing is wrong."""
+    classic.leave_stale_peer_entry("a", "dn", SCHEDULED_AT["a"])
+    report = classic.verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    # Another node's scheduling address sent home is wrong: its probe cannot reach a.
+    classic.leave_stale_peer_entry("a", "dn", SCHEDULED_AT["b"])
+    report = classic.verify()
+    [peers] = failing(report, "networks.peers")
+    assert peers.target == "a" and peers.details["stale"] == [SCHEDULED_AT["b"]]
+    assert causes(report) == [
+        "stale overlay peer entries on a (recycled addresses); restart a's engine"
+    ]
+
+
+def test_a_scheduling_address_another_container_holds_is_not_insisted_on(
+    classic: FakeLab,
+) -> None:
+    """A nearly full subnet gave master's scheduling address to a container: the probe
+    is started without --ip, and scheduling is still tested."""
+    classic.start_container(
+        "a", "squatter", ["sleep", "3600"], ["dn"], {}, fixed={"dn": SCHEDULED_AT["master"]}
+    )
+    report = classic.verify()
+    assert report.ok, [(r.check, r.subject, r.message) for r in report.failed]
+    on_master = [r for r in classic.runs_through_master if "constraint:node==master" in r]
+    assert on_master and all("--ip" not in r for r in on_master)
+
+
+def test_a_start_the_master_never_answers_is_a_finding_the_cut_explains(
+    classic: FakeLab,
+) -> None:
+    """b cut off: the master waits on b's engine and answers no start, on any node.
+    Each is a failed result within the check's window, filed under the cut, not a
+    check that crashed, nor a second cause."""
+    classic.cut_off("b")
+    report = classic.verify()
+    schedule = [r for r in report.results if r.check == "swarm.schedule"]
+    assert {r.target for r in schedule} == {"master", "a", "b"}
+    assert all(r.status == "fail" and "no answer within" in r.message for r in schedule)
+    assert all(r.details == {"hung": True} for r in schedule)
+    assert causes(report) == ["b is cut off the lab network"]
+    all_failures_explained(report)
+
+
+def test_scheduling_probes_an_earlier_verify_left_are_cleared_first(classic: FakeLab) -> None:
+    """A probe whose start the master answered late (its node was cut off) is there on
+    the next verify: it is removed, and the new probe has a name of its own."""
+    assert classic.verify().ok
+    left = classic.start_container(
+        "b", "ol-schedule-b-0ld000", ["sleep", "120"], ["dn"], {"overlaylab.schedule": "b"}
+    )
+    assert classic.verify().ok
+    assert left not in classic.containers
+    names = [run[run.index("--name") + 1] for run in classic.runs_through_master]
+    assert len(set(names)) == len(names) == 6
+    assert all(re.fullmatch(r"ol-schedule-(master|a|b)-[0-9a-f]{6}", n) for n in names)
+
+
+def test_a_node_cut_from_the_store_loses_names_and_starts_on_its_overlays(
+    classic: FakeLab,
+) -> None:
+    """b cannot reach the running store: its engine stops listing dn, answers its
+    containers no name of another engine's container there, and the master cannot
+    start a container on b on dn. One cause, on b, explains it all."""
+    classic.drop("kv", "tcp", 2379, source="b")
+    report = classic.verify()
+    assert {r.source for r in failing(report, "connectivity.dns")} == {"b"}
+    [on_b] = failing(report, "swarm.schedule")
+    assert on_b.target == "b" and "network dn not found" in on_b.message
+    assert causes(report) == ["b cannot reach the KV store (etcd on kv)"]
+    all_failures_explained(report)
+
+
+def test_stack_names_a_node_cut_from_the_store_no_longer_resolves_follow_from_it(
+    lab: FakeLab,
+) -> None:
+    lab.drop("kv", "tcp", 2379, source="n1")
+    report = lab.verify()
+    lookups = failing(report, "names.resolve")
+    assert lookups and all(r.details["seen"].get("n1") == [] for r in lookups)
+    assert causes(report) == ["n1 cannot reach the KV store (etcd on kv)"]
+    all_failures_explained(report)
+
+
+def test_the_master_refusing_a_dead_engine_follows_from_it(classic: FakeLab) -> None:
+    classic.kill_engine("b")
+    report = classic.verify()
+    [on_b] = failing(report, "swarm.schedule")
+    assert on_b.target == "b" and "Cannot connect to the Docker daemon" in on_b.message
+    assert causes(report) == ["the engine on b is down"]
+    all_failures_explained(report)
+
+
+@pytest.mark.parametrize(
+    ("breaks", "rule"),
+    [
+        (lambda lab: lab.misadvertise("b", "10.0.2.15:2376"), "wrong_advertise"),
+        (lambda lab: lab.put_junk_in_discovery("b"), "engine_not_gossiping"),
+    ],
+    ids=["advertise", "discovery-junk"],
+)
+def test_scheduling_probes_that_cannot_cross_follow_from_the_engine_that_breaks_them(
+    classic: FakeLab, breaks: Callable[[FakeLab], None], rule: str
+) -> None:
+    """b advertises what no peer reaches, or never gossips: the master's new containers
+    and b's cannot reach each other, as every other container cannot. One cause."""
+    breaks(classic)
+    report = classic.verify()
+    assert failing(report, "swarm.schedule")
+    assert [(d.rule, d.nodes) for d in report.diagnosis] == [(rule, ["b"])]
+    all_failures_explained(report)

@@ -22,6 +22,7 @@ from fakelab import (
     UpEngine,
     UpProvider,
     captured_progress,
+    classic_lab_spec,
     engines_sharing_a_kv,
     fake_context,
     image_tarball,
@@ -728,6 +729,31 @@ def test_images_are_loaded_only_where_they_are_missing(
     image_lab.holds("node2", "mongo:3.0")
     assert ensure_images(image_lab.ctx, run_for(image_lab.ctx)) is True
     assert image_lab.loaded() == {"node1": [], "node2": ["web:1"], "node3": ["web:1"]}
+
+
+def test_a_classic_swarm_gets_each_image_made_once_and_the_same_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imported on each engine, an image got an id per engine, and the master showed any
+    of them: made once, then `docker save`d into the others, it has one id."""
+    spec = classic_lab_spec()
+    provider = UpProvider()
+    provider.engines = engines_sharing_a_kv(["master", "a", "b"])
+    ctx = fake_context(tmp_path, provider, spec=spec)
+    monkeypatch.setattr(images, "_probe_rootfs", lambda: b"probe rootfs")
+    monkeypatch.setattr(images, "swarm_binary", lambda: Path("/usr/local/bin/swarm"))
+    monkeypatch.setattr(images, "swarm_rootfs", lambda binary: b"swarm rootfs")
+    assert ensure_images(ctx, run_for(ctx)) is True
+    engines = provider.engines.values()
+    swarm_image = spec.orchestration.swarm_image
+    for name in (PROBE_IMAGE, swarm_image):
+        assert sum(e.imported.count(name) for e in engines) == 1
+        made = [b for e in engines for b in e.loaded if b.startswith(image_tarball(name))]
+        assert len(made) == 2
+        assert all(name in e.image_names for e in engines)
+    # What the probe was made with goes along: no engine imports it again.
+    assert len({str(e.image_labels[PROBE_IMAGE]) for e in engines}) == 1
+    assert ensure_images(ctx, run_for(ctx)) is False
 
 
 def test_a_probe_image_of_another_rootfs_is_imported_again(

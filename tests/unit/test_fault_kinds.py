@@ -20,6 +20,8 @@ from overlaylab.faults import (
     inject_fault,
 )
 from overlaylab.faults import classic as classic_faults
+from overlaylab.layout import schedule_address
+from overlaylab.overlay.peers import address_of_mac
 from overlaylab.providers.command import CommandResult
 from overlaylab.tasks.faults import describe_undo
 
@@ -87,8 +89,11 @@ def test_classic_agent_replaced_leaves_a_stale_entry_named_on_its_node(
     assert entry["node"] == "a" and re.fullmatch(
         r"02:42:(?:[0-9a-f]{2}:){3}[0-9a-f]{2}", entry["mac"]
     )
-    # It sends a free address's MAC to a itself, as a missed leave leaves it.
+    # It sends a free address's MAC to a itself, as a missed leave leaves it; not one
+    # kept for a scheduling probe, whose next join would rewrite it.
     assert lab.stale_fdb[("a", "dn")] == {entry["mac"]: lab.vtep("a")}
+    kept = {schedule_address(lab.spec, "dn", n.name) for n in lab.spec.engine_nodes}
+    assert kept and address_of_mac(entry["mac"]) not in kept
     report = lab.verify()
     kind = CATALOGUE["classic-agent"]
     assert [(d.rule, d.nodes) for d in report.diagnosis] == [

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fakelab import classic_lab_spec, fault_lab_spec
+
 from overlaylab import layout as layout_mod
 from overlaylab.layout import LabLayout
 from overlaylab.spec.models import NAME_PATTERN
@@ -94,3 +96,24 @@ def test_cgroup_prefix_does_not_match_a_cluster_whose_name_extends_with_a_dash()
     lab = LabLayout.for_cluster("lab", "/nonexistent")
     other = LabLayout.for_cluster("lab-x", "/nonexistent")
     assert not other.cgroup_parent("node1").startswith(lab.cgroup_prefix)
+
+
+def test_each_engine_keeps_one_scheduling_address_at_the_top_of_a_classic_overlay() -> None:
+    spec = classic_lab_spec()
+    engines = [n.name for n in spec.engine_nodes]
+    assert engines == ["master", "a", "b"]
+    assert [layout_mod.schedule_address(spec, "dn", n) for n in engines] == [
+        "10.0.26.254",
+        "10.0.26.253",
+        "10.0.26.252",
+    ]
+    # Only classic swarm schedules probes; a node that runs no engine, or an overlay
+    # the spec does not know, has none.
+    assert layout_mod.schedule_address(spec, "dn", "kv") is None
+    assert layout_mod.schedule_address(spec, "other", "a") is None
+    default = fault_lab_spec()
+    assert layout_mod.schedule_address(default, default.networks[0].name, "node1") is None
+    # Without a subnet in the spec the engine picks the address (--ip needs a subnet).
+    bare = classic_lab_spec()
+    bare.networks[0].subnet = None
+    assert layout_mod.schedule_address(bare, "dn", "a") is None

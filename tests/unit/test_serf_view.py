@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fakelab import FakeLab, fault_lab_spec
+from fakelab import FakeLab, classic_lab_spec, fault_lab_spec
 
 from overlaylab.overlay.gossip import serf_view
 
@@ -70,3 +70,16 @@ def test_serf_members_are_named_by_the_address_they_advertise() -> None:
     node_at = {"192.168.91.11": "n1", "192.168.91.12": "n2"}
     assert serf_view(log, node_at) == {"n1", "stranger"}
     assert serf_view(log) == {"h1", "stranger"}
+
+
+def test_a_scheduling_probe_on_one_island_is_unknown_on_the_other(tmp_path: Path) -> None:
+    """Classic swarm: the master's new container is never announced across islands, so
+    its failures to reach them follow from the split, not from the scheduling."""
+    lab = FakeLab(classic_lab_spec(), tmp_path / "state")
+    lab.split_gossip(["master", "a"], ["b"])
+    report = lab.verify()
+    schedule = [r for r in report.failed if r.check == "swarm.schedule"]
+    assert schedule and all(r.details["unreached"] for r in schedule)
+    [found] = report.diagnosis
+    assert found.cause == "the gossip cluster is split into 2 islands"
+    assert "swarm.schedule" in found.checks

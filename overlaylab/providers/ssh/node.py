@@ -32,7 +32,7 @@ from paramiko.ssh_exception import SSHException
 
 from overlaylab.errors import CommandError
 from overlaylab.providers.base import ENGINE_SERVICE, NodePaths, ping_api_version
-from overlaylab.providers.command import CommandResult
+from overlaylab.providers.command import TIMED_OUT, CommandResult
 from overlaylab.providers.ssh.host_engine import HostDocker
 from overlaylab.waiting import wait_until
 
@@ -155,7 +155,9 @@ class SSHNode:
                 )
             result = CommandResult(tuple(argv), done.exited, done.stdout, done.stderr, self.name)
         except CommandTimedOut as exc:
-            raise CommandError(argv, -1, "", f"timed out after {timeout}s", self.name) from exc
+            raise CommandError(
+                argv, TIMED_OUT, "", f"timed out after {timeout}s", self.name
+            ) from exc
         # paramiko's and the socket's failures (SSHException: something not sshd answered)
         except (OSError, EOFError, SSHException) as exc:
             raise CommandError(argv, 255, "", f"ssh to {self.name}: {exc}", self.name) from exc
@@ -200,7 +202,9 @@ class SSHNode:
             except OSError:
                 pass  # the command ended early (sudo, mkdir): its status and stderr say why
             if not stdout.channel.status_event.wait(STREAM_TIMEOUT):
-                raise CommandError(argv, -1, "", f"timed out after {STREAM_TIMEOUT:g}s", self.name)
+                raise CommandError(
+                    argv, TIMED_OUT, "", f"timed out after {STREAM_TIMEOUT:g}s", self.name
+                )
             code = stdout.channel.recv_exit_status()
             out, err = (
                 stdout.read().decode(errors="replace"),

@@ -9,6 +9,7 @@ import io
 import subprocess
 import tarfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -217,30 +218,17 @@ def ensure_images(ctx: LabContext, run: UpRun) -> bool:
     }:
         wanted += [(n.name, swarm_image, None) for n in swarm_nodes(spec)]
 
+    one_id = _OneIdEverywhere() if spec.orchestration.mode == "classic-swarm" else None
+
     def load(item: tuple[str, str, str | None]) -> bool:
         node, name, tarball = item
         with on_node(node), ctx.node(node).engine() as client:
             if _has_image(client, name):
                 return False
-            if name == PROBE_IMAGE:
-                _import_probe_rootfs(client)  # _has_image just found it missing or older
-            elif name == app_image.APP_IMAGE:
-                repo, tag = name.rsplit(":", 1)
-                client.api.import_image_from_data(
-                    app_image.app_rootfs(),
-                    repository=repo,
-                    tag=tag,
-                    changes=app_image.IMAGE_CHANGES,
-                )
-            elif name == spec.orchestration.swarm_image and tarball is None and swarm_binary():
-                repo, tag = name.rsplit(":", 1) if ":" in name else (name, "latest")
-                binary = swarm_binary()
-                assert binary is not None
-                client.api.import_image_from_data(
-                    swarm_rootfs(binary), repository=repo, tag=tag, changes=IMAGE_CHANGES
-                )
+            if one_id is not None and tarball is None:
+                one_id.load(client, name, make=lambda: _make_or_load(ctx, client, name, None))
             else:
-                client.images.load(_image_tarball(ctx, name, tarball))
+                _make_or_load(ctx, client, name, tarball)
             if not _has_image(client, name):
                 raise OverlaylabError(f"image {name} did not appear on {node} after loading it")
         ctx.progress.item(node, f"loaded {name}")
@@ -254,3 +242,53 @@ def ensure_images(ctx: LabContext, run: UpRun) -> bool:
     if not any(changed):
         ctx.progress.item("images", f"{len(wanted)} present already")
     return any(changed)
+
+
+class _OneIdEverywhere:
+    """Each image made once, on the first engine that needs it, and `docker save`d from
+    there into every other: one image id on every engine.
+
+    Imports on each engine gave each its own id (import stamps the time). A classic swarm
+    master shows one engine's id for a name, and which one changed when an engine
+    restarted; docker-compose compares that id with its containers', so `up` through the
+    master re-created the stack's containers after a restart, and the master's port
+    filter refused the new web container while the old one still held port 80."""
+
+    def __init__(self) -> None:
+        self._archives: dict[str, bytes] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def load(self, client: docker.DockerClient, name: str, make: Callable[[], None]) -> None:
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:
+            archive = self._archives.get(name)
+            if archive is None:
+                make()
+                self._archives[name] = b"".join(client.images.get(name).save(named=True))
+                return
+        client.images.load(archive)
+
+
+def _make_or_load(
+    ctx: LabContext, client: docker.DockerClient, name: str, tarball: str | None
+) -> None:
+    """Put `name` on the engine: built here (the probe, the app image, classic swarm's
+    image from a `swarm` binary) or loaded from its tarball or the host's engine."""
+    if name == PROBE_IMAGE:
+        _import_probe_rootfs(client)  # _has_image just found it missing or older
+    elif name == app_image.APP_IMAGE:
+        repo, tag = name.rsplit(":", 1)
+        client.api.import_image_from_data(
+            app_image.app_rootfs(), repository=repo, tag=tag, changes=app_image.IMAGE_CHANGES
+        )
+    elif name == ctx.spec.orchestration.swarm_image and tarball is None and swarm_binary():
+        repo, tag = name.rsplit(":", 1) if ":" in name else (name, "latest")
+        binary = swarm_binary()
+        assert binary is not None
+        client.api.import_image_from_data(
+            swarm_rootfs(binary), repository=repo, tag=tag, changes=IMAGE_CHANGES
+        )
+    else:
+        client.images.load(_image_tarball(ctx, name, tarball))

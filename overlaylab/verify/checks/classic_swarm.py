@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import secrets
 
+from overlaylab.errors import CommandError
+from overlaylab.layout import schedule_address
 from overlaylab.overlay.peers import destination, vtep
+from overlaylab.providers.command import TIMED_OUT, CommandResult
 from overlaylab.up.classic_swarm import (
     AGENT,
     MANAGE_PORT,
@@ -29,10 +32,8 @@ from overlaylab.up.classic_swarm import (
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
 
-if TYPE_CHECKING:  # a type only: checks never run host commands themselves
-    from overlaylab.providers.command import CommandResult
-
 DISCOVERY_PATH = "docker/swarm/nodes"
+SCHEDULE_LABEL = "overlaylab.schedule"  # = the node a scheduling probe was sent to
 
 
 def _discovered(vctx: VerifyContext) -> set[str] | None:
@@ -121,7 +122,18 @@ def nodes(vctx: VerifyContext) -> list[CheckResult]:
 
 
 def _cli(vctx: VerifyContext, *args: str, timeout: float = 60) -> CommandResult:
-    return master_cli(vctx.lab, masters(vctx.lab.spec)[0], *args, timeout=timeout)
+    """The docker CLI against the master, within the check's window. A call the master
+    does not answer in time (it waits on an engine it cannot reach) comes back failed
+    with returncode TIMED_OUT: what it found is a finding, not a crash of the check."""
+    limit = vctx.window(timeout)
+    try:
+        return master_cli(vctx.lab, masters(vctx.lab.spec)[0], *args, timeout=limit)
+    except CommandError as exc:
+        if exc.returncode != TIMED_OUT:
+            raise
+        return CommandResult(
+            tuple(exc.argv), TIMED_OUT, "", f"no answer within {limit:.0f}s", exc.where
+        )
 
 
 def schedule(vctx: VerifyContext) -> list[CheckResult]:
@@ -137,17 +149,56 @@ def schedule(vctx: VerifyContext) -> list[CheckResult]:
     return vctx.map(lambda node: [_schedule_on(vctx, node.name, network)], swarm_nodes(spec))
 
 
+def _clear_earlier(vctx: VerifyContext, node: str) -> None:
+    """Remove the scheduling probes an earlier verify left on `node`: one whose start
+    the master never answered (the node was cut off) shows up once the node is back."""
+    listed = _cli(vctx, "ps", "-a", "-q", "--filter", f"label={SCHEDULE_LABEL}={node}")
+    for container in listed.stdout.split():
+        _cli(vctx, "rm", "-f", container)
+
+
 def _schedule_on(vctx: VerifyContext, node: str, network: str) -> CheckResult:
-    name = f"ol-schedule-{node}"
-    _cli(vctx, "rm", "-f", name)
-    run = [
-        "run", "-d", "--name", name, "-e", f"constraint:node=={node}", "--network", network,
-        "--label", f"overlaylab.cluster={vctx.lab.spec.name}", "overlaylab/probe:1",
-        "sleep", "120",
-    ]  # fmt: skip
+    # A name of its own each time: the master keeps the name of a start it is still
+    # waiting on (an engine cut off mid-start) until that connection fails, minutes on,
+    # and refuses the name meanwhile.
+    name = f"ol-schedule-{node}-{secrets.token_hex(3)}"
+    _clear_earlier(vctx, node)
+    address = schedule_address(vctx.lab.spec, network, node)
+
+    def run_argv(fixed: bool) -> list[str]:
+        return [
+            "run", "-d", "--name", name, "-e", f"constraint:node=={node}", "--network", network,
+            *(["--ip", address] if fixed and address else []),
+            "--label", f"overlaylab.cluster={vctx.lab.spec.name}",
+            "--label", f"{SCHEDULE_LABEL}={node}", "overlaylab/probe:1",
+            "sleep", "120",
+        ]  # fmt: skip
+
+    run = run_argv(fixed=True)
     command = "docker " + " ".join(run)
     try:
         started = _cli(vctx, *run)
+        if address and not started.ok and "already in use" in started.stderr:
+            # A container of the lab holds it (a nearly full subnet): any address will do.
+            _cli(vctx, "rm", "-f", name)
+            run = run_argv(fixed=False)
+            command = "docker " + " ".join(run)
+            started = _cli(vctx, *run)
+        if started.returncode == TIMED_OUT:
+            # Its container may still come up later: the next verify clears it.
+            result = _scheduled(
+                node,
+                network,
+                False,
+                f"the master gave {started.stderr} to the start on {node}",
+                command,
+            )
+            result.hint = (
+                "a classic swarm master waits on an engine it cannot reach, and answers no "
+                "start meanwhile: see underlay.api and swarm.nodes"
+            )
+            result.details = {"hung": True}
+            return result
         if not started.ok:
             return _scheduled(
                 node, network, False, f"the master refused: {started.stderr.strip()}", command

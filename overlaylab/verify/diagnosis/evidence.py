@@ -159,3 +159,11 @@ def per_check(check: CheckRef, cause: str) -> Rule:
 
     rule.__name__ = check_id(check)
     return rule
+
+
+def unanswered_only_on(result: CheckResult, node: str) -> bool:
+    """A names.resolve result: the stack name resolves to nothing from `node`, and
+    rightly from everywhere else."""
+    seen: dict[str, list[str]] = result.details.get("seen", {})
+    wanted = sorted(result.details.get("answers", []))
+    return seen.get(node) == [] and all(sorted(a) == wanted for n, a in seen.items() if n != node)

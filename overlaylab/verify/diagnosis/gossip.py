@@ -3,7 +3,7 @@ gossip, a blocked port, a split cluster."""
 
 from __future__ import annotations
 
-from overlaylab.verify.checks import connectivity, names, peers, underlay
+from overlaylab.verify.checks import connectivity, names, peers, swarm, underlay
 from overlaylab.verify.diagnosis.evidence import (
     DATA_CHECKS,
     Diagnosis,
@@ -31,6 +31,8 @@ def engine_not_gossiping(ev: Evidence) -> list[Diagnosis]:
                 for r in ev.unexplained(c)
                 if node in r.nodes and r.path != "same-host"
             ),
+            # Classic swarm's scheduling probes: new containers, unknown across it.
+            *unreached_schedules(ev, {node}),
         ]
         found.append(
             Diagnosis(
@@ -120,6 +122,13 @@ def gossip_partition(ev: Evidence) -> list[Diagnosis]:
         if any(
             island_of.get(n) != island_of.get(r.target) for n in r.details.get("missing_nodes", [])
         )
+    ]
+    # Classic swarm's scheduling probe is a new container: one landed on one island is
+    # never announced to the engines of another.
+    across += [
+        r
+        for r in ev.unexplained(swarm.SCHEDULE)
+        if any(island_of.get(n) != island_of.get(r.target) for n in r.details.get("unreached", []))
     ]
     described = " | ".join("{" + ", ".join(sorted(i)) + "}" for i in islands)
     return [

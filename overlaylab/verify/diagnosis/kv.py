@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from overlaylab.verify.checks import engines, kv, networks, probes_running, stacks, swarm
-from overlaylab.verify.diagnosis.evidence import NODE_DEPENDENT, Diagnosis, Evidence
+from overlaylab.verify.checks import (
+    connectivity,
+    engines,
+    kv,
+    names,
+    networks,
+    probes_running,
+    stacks,
+    swarm,
+)
+from overlaylab.verify.diagnosis.evidence import (
+    NODE_DEPENDENT,
+    Diagnosis,
+    Evidence,
+    unanswered_only_on,
+)
+from overlaylab.verify.result import CheckResult
 
 
 def kv_down(ev: Evidence) -> list[Diagnosis]:
@@ -66,6 +81,8 @@ def kv_unreachable_from(ev: Evidence) -> list[Diagnosis]:
             for r in ev.unexplained(check)
             if r.nodes == [node] or (check is kv.REGISTERED and node in r.nodes)
         ]
+        lost = {r.network for r in follows if r.check == networks.PRESENT.id}
+        follows += _on_lost_networks(ev, node, lost)
         found.append(
             Diagnosis(
                 cause=f"{node} cannot reach the KV store ({store.backend} on {store.node})",
@@ -79,6 +96,32 @@ def kv_unreachable_from(ev: Evidence) -> list[Diagnosis]:
             )
         )
     return found
+
+
+def _on_lost_networks(ev: Evidence, node: str, lost: set[str]) -> list[CheckResult]:
+    """What `node` does on overlays its engine no longer lists (seen on a real lab, a few
+    seconds after the store was cut): it answers its containers no name of another
+    engine's container there, so lookups from it fail, and so do connections by name;
+    and no container can start there on them (classic swarm's scheduling probe: "network
+    not found")."""
+    if not lost:
+        return []
+    lookups = [
+        r
+        for r in ev.unexplained(connectivity.DNS)
+        if r.source == node and r.network in lost and r.path == "cross-host"
+    ]
+    pairs = {(r.source, r.target, r.network) for r in lookups}
+    by_name = [
+        r for r in ev.unexplained(connectivity.TCP) if (r.source, r.target, r.network) in pairs
+    ]
+    stack_names = [
+        r
+        for r in ev.unexplained(names.RESOLVE)
+        if r.network in lost and unanswered_only_on(r, node)
+    ]
+    starts = [r for r in ev.unexplained(swarm.SCHEDULE) if r.target == node]
+    return [*lookups, *by_name, *stack_names, *starts]
 
 
 def wrong_store(ev: Evidence) -> list[Diagnosis]:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from overlaylab.verify.checks import connectivity, names
-from overlaylab.verify.diagnosis.evidence import Diagnosis, Evidence, blamed_nodes
+from overlaylab.verify.diagnosis.evidence import (
+    Diagnosis,
+    Evidence,
+    blamed_nodes,
+    unanswered_only_on,
+)
 from overlaylab.verify.result import CheckResult
 
 
@@ -62,7 +67,7 @@ def _no_dns_on(
     ev: Evidence, node: str, failed: list[CheckResult], by_name: list[CheckResult]
 ) -> Diagnosis:
     # The stack names looked up from the same node's probes fail for the same reason.
-    lookups = [r for r in ev.unexplained(names.RESOLVE) if _unanswered_only_on(r, node)]
+    lookups = [r for r in ev.unexplained(names.RESOLVE) if unanswered_only_on(r, node)]
     return Diagnosis(
         cause=f"names do not resolve in {node}'s containers: their DNS (127.0.0.11) is silent",
         detail=f"every probe name looked up from {node} fails ({failed[0].message}), from "
@@ -74,10 +79,3 @@ def _no_dns_on(
         nodes=[node],
         checks=ev.explain([*failed, *by_name, *lookups]),
     )
-
-
-def _unanswered_only_on(result: CheckResult, node: str) -> bool:
-    """A stack name that resolves to nothing from `node` and rightly everywhere else."""
-    seen: dict[str, list[str]] = result.details.get("seen", {})
-    wanted = sorted(result.details.get("answers", []))
-    return seen.get(node) == [] and all(sorted(a) == wanted for n, a in seen.items() if n != node)

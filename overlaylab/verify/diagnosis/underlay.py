@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks import engines, kv, peers, probes_running, swarm, underlay
-from overlaylab.verify.diagnosis.evidence import DATA_CHECKS, NODE_DEPENDENT, Diagnosis, Evidence
+from overlaylab.verify.diagnosis.evidence import (
+    DATA_CHECKS,
+    NODE_DEPENDENT,
+    Diagnosis,
+    Evidence,
+    unreached_schedules,
+)
 from overlaylab.verify.result import CheckResult
 
 
@@ -45,10 +51,18 @@ def dead_engines(ev: Evidence) -> list[Diagnosis]:
 
 
 def _swarm_follows(ev: Evidence, node: str) -> list[CheckResult]:
-    """Swarm mode: what a node lost to the swarm (its engine dead, or the node cut off)
-    does there. The managers mark the node down, a service placed there runs no task,
+    """What a node lost to the swarm (its engine dead, or the node cut off) does.
+
+    Swarm mode: the managers mark the node down, a service placed there runs no task,
     and its name answers nothing. A lost quorum is not among them: it is a finding of
-    its own (swarm_quorum_lost)."""
+    its own (swarm_quorum_lost). Classic swarm: the master starts nothing on the node,
+    and waits on an engine it cannot reach, meanwhile answering no start on any node
+    (seen here: with one agent cut off, every start through the master hung until its
+    refresh gave that engine up)."""
+    if ev.spec.orchestration.mode == "classic-swarm":
+        return [
+            r for r in ev.unexplained(swarm.SCHEDULE) if r.target == node or r.details.get("hung")
+        ]
     if ev.spec.orchestration.mode != "swarm-mode":
         return []
     return [
@@ -127,6 +141,8 @@ def wrong_advertise(ev: Evidence) -> list[Diagnosis]:
             node, (kv.REGISTERED, underlay.GOSSIP, underlay.MEMBERS, peers.PEERS)
         )
         explained += [r for r in ev.involving(node, DATA_CHECKS) if r.path == "cross-host"]
+    # Classic swarm's scheduling probes cross the same paths.
+    explained += unreached_schedules(ev, set(nodes))
     advertised = sorted({str(r.details.get("cluster_advertise")) for r in failed})
     checks = ev.explain(explained)
     return [
