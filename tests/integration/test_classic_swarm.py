@@ -20,10 +20,13 @@ from collections.abc import Iterator
 
 import pytest
 from hostsnap import HostSnapshot, wait_until_clean
-from lab_cli import ROOT, failures, invoke, verify_json
+from lab_cli import ROOT, causes, failures, invoke, verify_json
 
 from overlaylab.context import LabContext, open_lab
+from overlaylab.faults import heal_faults, inject_fault
+from overlaylab.spec.models import PROBE_IMAGE
 from overlaylab.up.classic_swarm import AGENT, master_cli, masters
+from overlaylab.waiting import wait_until
 
 SPEC = ROOT / "tests/testdata/labs/classic.yml"
 ETCD = "http://192.168.86.10:2379/v2/keys/docker/swarm/nodes"
@@ -134,3 +137,46 @@ def test_the_stack_went_through_the_master_pinned_by_constraint(classic_lab: Lab
     assert {"a/demo_web_1", "b/mongo"} <= set(listed), listed
     override = classic_lab.layout.state_dir / "stacks" / "demo.swarm-master.yml"
     assert "constraint:node==a" in override.read_text()
+
+
+def test_images_made_here_have_one_id_on_every_engine(classic_lab: LabContext) -> None:
+    """The master shows one engine's id for a name: with an id per engine, compose
+    re-created the stack through the master after an engine restart."""
+    for name in (PROBE_IMAGE, classic_lab.spec.orchestration.swarm_image):
+        ids = set()
+        for node in ("master", "a", "b"):
+            with classic_lab.node(node).engine() as client:
+                ids.add(client.images.get(name).id)
+        assert len(ids) == 1, (name, ids)
+
+
+def test_gossip_cut_and_healed_leaves_no_stale_entry_for_later_probes(
+    classic_lab: LabContext,
+) -> None:
+    """With addresses handed out anew, the scheduling probes met entries left while b's
+    gossip was cut, verifies after the heal: each node's probe keeps its own address."""
+    inject_fault(classic_lab, "gossip", ["b"])
+    try:
+        assert causes(verify_json(str(SPEC))) == ["serf gossip to b is blocked (tcp+udp 7946)"]
+        verify_json(str(SPEC))  # probes started and removed while b hears nothing
+    finally:
+        heal_faults(classic_lab, "gossip")
+    for _ in range(4):
+        report = verify_json(str(SPEC))
+        assert report["ok"], failures(report)
+    [schedule] = [c for c in report["checks"] if c["id"] == "swarm.schedule"]
+    asked = {r["target"]: r["command"] for r in schedule["results"]}
+    assert "--ip 10.0.26.252" in asked["b"] and "--ip 10.0.26.254" in asked["master"]
+
+
+def test_an_agent_cut_off_is_one_cause_found_within_the_window(classic_lab: LabContext) -> None:
+    """The master answers no start while b is cut off: verify still ends within its
+    windows, names the cut alone, and is green again once b is back."""
+    inject_fault(classic_lab, "cut", ["b"])
+    try:
+        report = verify_json(str(SPEC))
+    finally:
+        heal_faults(classic_lab, "cut")
+    assert causes(report) == ["b is cut off the lab network"], failures(report)
+    assert report["seconds"] < 30
+    assert wait_until(lambda: verify_json(str(SPEC))["ok"], 60, 2)
