@@ -190,8 +190,7 @@ def _side_by_side(
 
     running: dict[str, Future[list[CheckResult]]] = {}
     with ThreadPoolExecutor(max_workers=max(1, len(checks)), thread_name_prefix="check") as pool:
-        # In report order: every check's `after` comes before it, so its futures exist.
-        for check in checks:
+        for check in _after_first(checks):
             first = [running[c.id] for c in check.after if c.id in running]
             running[check.id] = pool.submit(run_one, check, first)
         results = [r for check in checks for r in running[check.id].result()]
@@ -199,6 +198,28 @@ def _side_by_side(
     # did to an engine is known before the engines are looked at again).
     probes_in_place()
     return results
+
+
+def _after_first(checks: list[Check]) -> list[Check]:
+    """`checks` with each one's `after` (those selected) ahead of it, else in report
+    order: a check may wait for one the report lists later (underlay.members for the
+    pair checks)."""
+    selected = {c.id for c in checks}
+    ordered: list[Check] = []
+    placed: set[str] = set()
+
+    def place(check: Check, seen: frozenset[str]) -> None:
+        if check.id in placed or check.id in seen:
+            return  # placed already, or a loop of `after` (then its order is the report's)
+        for before in check.after:
+            if before.id in selected:
+                place(next(c for c in checks if c.id == before.id), seen | {check.id})
+        placed.add(check.id)
+        ordered.append(check)
+
+    for check in checks:
+        place(check, frozenset())
+    return ordered
 
 
 def run_verify(ctx: LabContext, checks: list[Check], timeout: float = 10.0) -> VerifyReport:

@@ -80,6 +80,31 @@ def test_a_check_starts_after_the_checks_it_reads(ahead: None) -> None:
     assert results[1].message == "saw first done: True"
 
 
+def test_a_check_may_wait_for_one_the_report_lists_later(ahead: None) -> None:
+    """underlay.members reads the gossip views after the pair checks ran, though the
+    report lists it first: the later check runs first, the report keeps its order."""
+    finished = threading.Event()
+
+    def slow(_: VerifyContext) -> str:
+        threading.Event().wait(0.2)
+        finished.set()
+        return "done"
+
+    later = check("b.two", slow)
+    listed_first = check("a.one", lambda v: f"saw b done: {finished.is_set()}", after=(later,))
+    results = run._side_by_side(vctx(), [listed_first, later], probes_ready())
+    assert [r.check for r in results] == ["a.one", "b.two"]
+    assert results[0].message == "saw b done: True"
+
+
+def test_the_gossip_views_are_read_after_the_paths_are_tested() -> None:
+    from overlaylab.verify.checks import connectivity, underlay
+
+    assert set(underlay.MEMBERS.after) == set(connectivity.CHECKS)
+    order = [c.id for c in run._after_first(run.ALL_CHECKS)]
+    assert all(order.index(c.id) < order.index("underlay.members") for c in connectivity.CHECKS)
+
+
 def test_an_after_not_selected_is_not_waited_for(ahead: None) -> None:
     absent = check("c.three", lambda v: "never runs")
     alone = check("b.two", lambda v: "ran", after=(absent,))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -1376,3 +1377,27 @@ def test_scheduling_probes_that_cannot_cross_follow_from_the_engine_that_breaks_
     assert failing(report, "swarm.schedule")
     assert [(d.rule, d.nodes) for d in report.diagnosis] == [(rule, ["b"])]
     all_failures_explained(report)
+
+
+def test_paths_lost_once_the_others_declared_a_blocked_node_failed_follow_from_it(
+    lab: FakeLab,
+) -> None:
+    """15 s into a gossip block on a real lab, the others' views lacked n3 and every
+    path to and from n3 failed, while networks.peers passed (an engine asks for missing
+    entries on demand). The paths follow from the blocked port: no VXLAN cause."""
+    lab.drop("n3", "tcp", 7946)
+    lab.drop("n3", "udp", 7946)
+    lab.split_gossip(("n1", "n2"), ("n3",))
+    report = lab.verify()
+    results = [
+        replace(r, status="pass", details={**r.details, "missing": [], "missing_nodes": []})
+        if r.check == "networks.peers"
+        else r
+        for r in report.results
+    ]
+    assert any(r.check == "connectivity.icmp" and r.status == "fail" for r in results)
+    found = diagnose(lab.spec, results)
+    assert [(d.cause, d.nodes) for d in found] == [
+        ("serf gossip to n3 is blocked (tcp+udp 7946)", ["n3"])
+    ]
+    assert "connectivity.icmp" in found[0].checks

@@ -15,6 +15,7 @@ from itertools import permutations
 from overlaylab.overlay.gossip import serf_view
 from overlaylab.providers.base import ENGINE_SERVICE, Node
 from overlaylab.verify.check import Check
+from overlaylab.verify.checks import connectivity
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.result import CheckResult
 
@@ -207,6 +208,10 @@ MEMBERS = Check(
     "underlay",
     "every engine's gossip cluster holds every engine (no islands)",
     members,
+    # Read after the paths were tested: a node the others declare failed while the pairs
+    # ran loses its paths then, and the diagnosis must see the views that explain it
+    # (seen on a real lab: views read first, still whole; the paths, later, all failed).
+    after=tuple(connectivity.CHECKS),
 )
 
 CHECKS = [API, GOSSIP, MEMBERS]

@@ -82,7 +82,12 @@ def gossip_blocked(ev: Evidence) -> list[Diagnosis]:
         # A container classic swarm starts now stays unknown across the blocked port: the
         # scheduling probes that cannot reach the node, or that landed there, show it.
         mine += unreached_schedules(ev, {node})
-        if lost:  # without those entries, paths between it and the others fail too
+        # The others declared it failed (their views lack it), and libnetwork drops a
+        # failed node's peer entries. networks.peers may still pass, since an engine asks
+        # for missing entries on demand. Seen on a real lab 15 s into the fault: every
+        # path to and from the node failed while networks.peers passed.
+        declared_failed = any(node in r.details.get("missing", []) for r in views)
+        if lost or declared_failed:  # without those entries, its paths fail too
             mine += [
                 r
                 for c in (*DATA_CHECKS, connectivity.DNS, names.RESOLVE)
