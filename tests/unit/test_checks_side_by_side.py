@@ -18,6 +18,7 @@ import pytest
 from overlaylab.context import LabContext
 from overlaylab.verify import run
 from overlaylab.verify.check import Check
+from overlaylab.verify.checks import connectivity, underlay
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.probes import Probe
 from overlaylab.verify.result import CheckResult
@@ -65,16 +66,21 @@ def test_checks_run_side_by_side_and_report_in_order(ahead: None) -> None:
     assert not together.broken
 
 
-def test_a_check_starts_after_the_checks_it_reads(ahead: None) -> None:
-    finished = threading.Event()
+def slow_then(finished: threading.Event) -> Callable[[VerifyContext], str]:
+    """A check body that sets `finished` after a pause: it gives a check started too
+    early every chance to run first."""
 
     def slow(_: VerifyContext) -> str:
-        # Gives a check started too early every chance to run first.
         threading.Event().wait(0.2)
         finished.set()
         return "done"
 
-    first = check("a.one", slow)
+    return slow
+
+
+def test_a_check_starts_after_the_checks_it_reads(ahead: None) -> None:
+    finished = threading.Event()
+    first = check("a.one", slow_then(finished))
     second = check("b.two", lambda v: f"saw first done: {finished.is_set()}", after=(first,))
     results = run._side_by_side(vctx(), [first, second], probes_ready())
     assert results[1].message == "saw first done: True"
@@ -84,13 +90,7 @@ def test_a_check_may_wait_for_one_the_report_lists_later(ahead: None) -> None:
     """underlay.members reads the gossip views after the pair checks ran, though the
     report lists it first: the later check runs first, the report keeps its order."""
     finished = threading.Event()
-
-    def slow(_: VerifyContext) -> str:
-        threading.Event().wait(0.2)
-        finished.set()
-        return "done"
-
-    later = check("b.two", slow)
+    later = check("b.two", slow_then(finished))
     listed_first = check("a.one", lambda v: f"saw b done: {finished.is_set()}", after=(later,))
     results = run._side_by_side(vctx(), [listed_first, later], probes_ready())
     assert [r.check for r in results] == ["a.one", "b.two"]
@@ -98,8 +98,6 @@ def test_a_check_may_wait_for_one_the_report_lists_later(ahead: None) -> None:
 
 
 def test_the_gossip_views_are_read_after_the_paths_are_tested() -> None:
-    from overlaylab.verify.checks import connectivity, underlay
-
     assert set(underlay.MEMBERS.after) == set(connectivity.CHECKS)
     order = [c.id for c in run._after_first(run.ALL_CHECKS)]
     assert all(order.index(c.id) < order.index("underlay.members") for c in connectivity.CHECKS)
