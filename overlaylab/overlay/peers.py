@@ -227,8 +227,8 @@ def survey_once(
             net_id, local = on[e]
             if net_id and local:
                 remote = [m for other in engines if other != e for m in on[other][1]]
-                peers = Peers(e, network, vteps[e], remote)
-                peers.own_reserved = reserved(network, e) if reserved else None
+                own = reserved(network, e) if reserved else None
+                peers = Peers(e, network, vteps[e], remote, own_reserved=own)
                 ask = asker(e, network) if asker else None
                 if ask is not None and ask not in {m.name for m in local}:
                     ask = ""  # not running here: no one to ask, so gaps are not judged

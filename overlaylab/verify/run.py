@@ -204,7 +204,7 @@ def _after_first(checks: list[Check]) -> list[Check]:
     """`checks` with each one's `after` (those selected) ahead of it, else in report
     order: a check may wait for one the report lists later (underlay.members for the
     pair checks)."""
-    selected = {c.id for c in checks}
+    selected = {c.id: c for c in checks}
     ordered: list[Check] = []
     placed: set[str] = set()
 
@@ -213,7 +213,7 @@ def _after_first(checks: list[Check]) -> list[Check]:
             return  # placed already, or a loop of `after` (then its order is the report's)
         for before in check.after:
             if before.id in selected:
-                place(next(c for c in checks if c.id == before.id), seen | {check.id})
+                place(selected[before.id], seen | {check.id})
         placed.add(check.id)
         ordered.append(check)
 

@@ -167,3 +167,14 @@ def unanswered_only_on(result: CheckResult, node: str) -> bool:
     seen: dict[str, list[str]] = result.details.get("seen", {})
     wanted = sorted(result.details.get("answers", []))
     return seen.get(node) == [] and all(sorted(a) == wanted for n, a in seen.items() if n != node)
+
+
+def connected_by_name(ev: Evidence, lookups: list[CheckResult]) -> list[CheckResult]:
+    """The unexplained connectivity.tcp results on the paths of these failed name
+    lookups: TCP connects by the probe's name, so it fails with the lookup."""
+    paths = {(r.source, r.target, r.network, r.path) for r in lookups}
+    return [
+        r
+        for r in ev.unexplained(connectivity.TCP)
+        if (r.source, r.target, r.network, r.path) in paths
+    ]

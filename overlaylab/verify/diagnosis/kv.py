@@ -16,6 +16,7 @@ from overlaylab.verify.diagnosis.evidence import (
     NODE_DEPENDENT,
     Diagnosis,
     Evidence,
+    connected_by_name,
     unanswered_only_on,
 )
 from overlaylab.verify.result import CheckResult
@@ -111,10 +112,7 @@ def _on_lost_networks(ev: Evidence, node: str, lost: set[str]) -> list[CheckResu
         for r in ev.unexplained(connectivity.DNS)
         if r.source == node and r.network in lost and r.path == "cross-host"
     ]
-    pairs = {(r.source, r.target, r.network) for r in lookups}
-    by_name = [
-        r for r in ev.unexplained(connectivity.TCP) if (r.source, r.target, r.network) in pairs
-    ]
+    by_name = connected_by_name(ev, lookups)
     stack_names = [
         r
         for r in ev.unexplained(names.RESOLVE)

@@ -7,6 +7,7 @@ from overlaylab.verify.diagnosis.evidence import (
     Diagnosis,
     Evidence,
     blamed_nodes,
+    connected_by_name,
     unanswered_only_on,
 )
 from overlaylab.verify.result import CheckResult
@@ -18,12 +19,7 @@ def probe_names_wrong(ev: Evidence) -> list[Diagnosis]:
     failed = ev.unexplained(connectivity.DNS)
     if not failed:
         return []
-    pairs = {(r.source, r.target, r.network, r.path) for r in failed}
-    by_name = [
-        r
-        for r in ev.unexplained(connectivity.TCP)
-        if (r.source, r.target, r.network, r.path) in pairs
-    ]
+    by_name = connected_by_name(ev, failed)
     stale = [r for r in failed if r.details.get("resolved")]
     silent = _silent_node(ev, failed) if not stale else None
     if silent is not None:
