@@ -38,6 +38,14 @@ def quick_rounds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(batch, "RETRY_PAUSE", 0.02)
 
 
+@pytest.fixture(autouse=True)
+def own_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's `mktemp -d` in a folder of this test's own: in the machine's /tmp it
+    showed, for a moment, to the test beside it (two workers) that checks chromium left
+    nothing there."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+
+
 def exits_zero(code: int, _out: str) -> bool:
     return code == 0
 
