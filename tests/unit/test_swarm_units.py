@@ -5,13 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
-from lab_specs import LAB_YML, REPO, make_ctx
+from lab_specs import LAB_YML, REPO, SWARM_YML, make_ctx
 
+from overlaylab.errors import OverlaylabError
 from overlaylab.nodeconf import kv_argv
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import Stack
 from overlaylab.up.classic_swarm import discovery_url
+from overlaylab.up.steps import swarm as swarm_step
 from overlaylab.up.steps.kv import discovery_context
 from overlaylab.up.swarm_stacks import _host_mode_port, deployed_compose
 from overlaylab.verify.checks import swarm_services as swarm_checks
@@ -20,6 +23,7 @@ from overlaylab.verify.checks.swarm_services import _endpoints
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.diagnosis import diagnose
 from overlaylab.verify.probes import Probe
+from overlaylab.waiting import wait_until
 
 STACK = Stack(name="demo", file="c.yml", services={"web": "w1", "api": "w2"})
 
@@ -201,3 +205,79 @@ def test_a_vip_with_no_port_to_try_fails_without_ipvs_and_is_untested_with_it() 
         vctx, "demo_api", "w2", "dn", "10.0.18.6", {"m1": True, "w1": True}
     )
     assert untested.status == "error" and untested.message.startswith("not tested")
+
+
+class _LeaderlessSwarm:
+    """docker-py's `client.swarm` on a manager whose raft has no leader for a while."""
+
+    def __init__(self, leaderless_reads: int) -> None:
+        self.left = leaderless_reads
+        self.reads = 0
+        self.attrs: dict[str, Any] = {}
+
+    def reload(self) -> None:
+        self.reads += 1
+        if self.left:
+            self.left -= 1
+            raise docker.errors.APIError(
+                "500 Server Error",
+                explanation="rpc error: code = Unknown desc = The swarm does not have a leader.",
+            )
+        self.attrs = {"JoinTokens": {"Worker": "SWMTKN-w", "Manager": "SWMTKN-m"}}
+
+
+class _Client:
+    def __init__(self, swarm: _LeaderlessSwarm) -> None:
+        self.swarm = swarm
+
+
+def _swarm_step_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step's waits on a clock that moves only when it sleeps: no real time passes."""
+    now = [0.0]
+
+    def fake_wait(condition: Any, timeout: float, interval: float = 0.05) -> Any:
+        def sleep(seconds: float) -> None:
+            now[0] += seconds
+
+        return wait_until(condition, timeout, interval, clock=lambda: now[0], sleep=sleep)
+
+    monkeypatch.setattr(swarm_step, "wait_until", fake_wait)
+
+
+def test_join_tokens_wait_for_a_leader_after_a_manager_restarts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a manager's engine restarts (a healed quorum fault) the raft has no leader for
+    some seconds: `up` waits for the election instead of failing on the first read."""
+    _swarm_step_clock(monkeypatch)
+    ctx = make_ctx(load_spec(SWARM_YML), tmp_path, SWARM_YML)
+    swarm = _LeaderlessSwarm(leaderless_reads=3)
+    tokens = swarm_step._join_tokens(ctx, swarm_step.leader_of(ctx.spec), _Client(swarm))  # type: ignore[arg-type]
+    assert tokens == {"Worker": "SWMTKN-w", "Manager": "SWMTKN-m"}
+    assert swarm.reads == 4
+
+
+def test_a_swarm_that_never_gets_a_leader_is_one_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _swarm_step_clock(monkeypatch)
+    ctx = make_ctx(load_spec(SWARM_YML), tmp_path, SWARM_YML)
+    swarm = _LeaderlessSwarm(leaderless_reads=10_000)
+    with pytest.raises(OverlaylabError) as caught:
+        swarm_step._join_tokens(ctx, swarm_step.leader_of(ctx.spec), _Client(swarm))  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "no leader after 60s" in message and "more than half of its managers" in message
+    assert "does not have a leader" in message  # the engine's own words, kept
+    assert swarm.reads > 1
+
+
+def test_other_swarm_errors_are_not_waited_on(tmp_path: Path) -> None:
+    class Broken(_LeaderlessSwarm):
+        def reload(self) -> None:
+            raise docker.errors.APIError(
+                "503 Server Error", explanation="This node is not a swarm manager."
+            )
+
+    ctx = make_ctx(load_spec(SWARM_YML), tmp_path, SWARM_YML)
+    with pytest.raises(docker.errors.APIError):
+        swarm_step._join_tokens(ctx, swarm_step.leader_of(ctx.spec), _Client(Broken(0)))  # type: ignore[arg-type]

@@ -74,9 +74,42 @@ def _init(ctx: LabContext, node: Node) -> tuple[bool, dict[str, str]]:
                 f"{node.name} is the spec's first manager but its engine is in a swarm as a "
                 "worker: take the lab down (`invoke down`) and bring it up again"
             )
-        client.swarm.reload()
-        tokens: dict[str, str] = client.swarm.attrs["JoinTokens"]
+        tokens = _join_tokens(ctx, node, client)
     return made, tokens
+
+
+def _leaderless(exc: docker.errors.APIError) -> bool:
+    return "does not have a leader" in str(exc)
+
+
+def _join_tokens(ctx: LabContext, node: Node, client: docker.DockerClient) -> dict[str, str]:
+    """The swarm's join tokens, read from its leader. A manager whose engine just
+    restarted (a healed fault, an engine `up` started again) is a swarm without a leader
+    until the raft elects one: wait for that rather than fail the whole `up`."""
+    failure: list[docker.errors.APIError] = []
+
+    def read() -> bool:
+        try:
+            client.swarm.reload()
+        except docker.errors.APIError as exc:
+            if not _leaderless(exc):
+                raise
+            failure[:] = [exc]
+            return False
+        return True
+
+    if not read():
+        ctx.progress.item(node.name, "the swarm has no leader yet: waiting for its election")
+        if not wait_until(read, READY_TIMEOUT, interval=0.5):
+            names = ", ".join(m.name for m in managers(ctx.spec))
+            raise OverlaylabError(
+                f"the swarm still has no leader after {READY_TIMEOUT:.0f}s (asked {node.name}): "
+                f"more than half of its managers ({names}) must be up and reach each other "
+                f"on {SWARM_PORT}/tcp. `invoke verify` names the managers that are down; "
+                f"the engine said: {failure[-1].explanation or failure[-1]}"
+            )
+    tokens: dict[str, str] = client.swarm.attrs["JoinTokens"]
+    return tokens
 
 
 def _join(ctx: LabContext, node: Node, leader: Node, tokens: dict[str, str]) -> bool:
