@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from overlaylab.context import LabContext
-from overlaylab.faults import active_faults
+from overlaylab.faults.records import active_faults
 from overlaylab.nodeconf import KV_BINARIES
 from overlaylab.up import classic_swarm
 from overlaylab.up.steps import swarm

@@ -18,9 +18,27 @@ listing its `KINDS` in `catalogue.py`.
 
 from __future__ import annotations
 
-from overlaylab.faults.catalogue import CATALOGUE
-from overlaylab.faults.core import active_faults, heal_faults, inject_fault
+from typing import TYPE_CHECKING, Any
+
 from overlaylab.faults.model import ActiveFault, FaultError, FaultKind
+from overlaylab.faults.records import active_faults
+
+if TYPE_CHECKING:
+    from overlaylab.faults.catalogue import CATALOGUE
+    from overlaylab.faults.core import heal_faults, inject_fault
+
+# Loaded on first use: the catalogue brings every fault kind and the SDKs under them
+# (0.1 s), which `status` and `down` (they read only the record) do without.
+_LAZY = {"CATALOGUE": "catalogue", "heal_faults": "core", "inject_fault": "core"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+
 
 __all__ = [
     "CATALOGUE",

@@ -6,18 +6,11 @@ from __future__ import annotations
 
 from overlaylab.context import LabContext
 from overlaylab.faults.catalogue import CATALOGUE
-from overlaylab.faults.model import STATE_KEY, ActiveFault, FaultError, FaultKind, Options
+from overlaylab.faults.model import ActiveFault, FaultError, FaultKind, Options
+from overlaylab.faults.records import active_faults
+from overlaylab.faults.records import save_faults as _save
 
-# --- the lab's record of active faults -------------------------------------------------
-
-
-def active_faults(lab: LabContext) -> list[ActiveFault]:
-    return [ActiveFault.from_dict(d) for d in lab.state.get(STATE_KEY, []) or []]
-
-
-def _save(lab: LabContext, faults: list[ActiveFault]) -> None:
-    state = lab.state
-    state.set(STATE_KEY, [f.as_dict() for f in faults])
+__all__ = ["active_faults", "heal_faults", "inject_fault", "lookup"]
 
 
 def _target_names(lab: LabContext, kind: FaultKind) -> list[str]:

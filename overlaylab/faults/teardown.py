@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from overlaylab.context import LabContext
 from overlaylab.errors import OverlaylabError
-from overlaylab.faults.core import active_faults
 from overlaylab.faults.model import STATE_KEY, ActiveFault
+from overlaylab.faults.records import active_faults
 from overlaylab.providers.command import CommandResult
 
 

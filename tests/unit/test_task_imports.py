@@ -121,3 +121,14 @@ def test_entering_a_namespace_that_does_not_exist_fails_and_makes_none() -> None
     with pytest.raises(FileNotFoundError):
         plumbing.enter("ol-no-such-namespace-for-a-test")
     assert not (plumbing.NETNS_DIR / "ol-no-such-namespace-for-a-test").exists()
+
+
+def test_status_and_downs_fault_cleanup_load_the_record_not_the_catalogue() -> None:
+    """`status` and `down` read the active faults' record; every fault kind loads only
+    for the fault tasks."""
+    loaded = modules_after("import overlaylab.status\nimport overlaylab.faults.teardown")
+    assert "overlaylab.faults.records" in loaded
+    assert "overlaylab.faults.catalogue" not in loaded
+    assert not any(m.startswith("overlaylab.faults.") and m.endswith("services") for m in loaded)
+    whole = modules_after("from overlaylab.faults import CATALOGUE\nassert 'vxlan' in CATALOGUE")
+    assert "overlaylab.faults.catalogue" in whole
