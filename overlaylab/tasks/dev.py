@@ -15,6 +15,7 @@ PYTHON = ".venv/bin/python"
 # its own tmp_path), and many wait on a clock, a socket or a child process, so two
 # workers on two cores take about half the time of one.
 UNIT_WORKERS = "2"
+SLOWEST = "--durations=20"
 NOTHING_SELECTED = 5  # pytest's exit status when no test was selected
 
 
@@ -28,7 +29,8 @@ def pytest_argvs(k: str | None = None, unit: bool = False) -> list[list[str]]:
     quick = [PYTHON, "-m", "pytest", "-q", "-rfEs", "-n", UNIT_WORKERS]
     if unit:
         return [[*quick, "-m", "unit", "tests/unit", *select]]
-    slow = [PYTHON, "-m", "pytest", "-q", "-rfEs", "tests/integration", *select]
+    # The slowest integration tests are listed after the run: where CI's minutes went.
+    slow = [PYTHON, "-m", "pytest", "-q", "-rfEs", SLOWEST, "tests/integration", *select]
     return [[*quick, "tests/unit", *select], slow]
 
 

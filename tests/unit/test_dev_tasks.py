@@ -69,7 +69,7 @@ def test_without_k_runs_the_unit_folder_in_parallel_then_integration_alone(
     argvs = run_test_task(scratch)
     assert argvs == [
         ["-m", "pytest", "-q", "-rfEs", "-n", dev.UNIT_WORKERS, "tests/unit"],
-        ["-m", "pytest", "-q", "-rfEs", "tests/integration"],
+        ["-m", "pytest", "-q", "-rfEs", "--durations=20", "tests/integration"],
     ]
 
 
