@@ -86,6 +86,13 @@ def test_up_brings_up_the_default_lab(default_lab) -> None:
         client.close()
         assert info["ClusterStore"] == "etcd://192.168.99.10:2379"
         assert info["Name"] == node  # its own UTS namespace
+    # The lab's state (engines' data roots, the store's data) is kept in memory.
+    assert f"state: {LAYOUT.state_dir} in memory (tmpfs)" in err
+    mounts = Path("/proc/self/mounts").read_text().splitlines()
+    assert f"overlaylab-lab {LAYOUT.state_dir} tmpfs rw,relatime,mode=755 0 0" in mounts
+    assert any(
+        line.startswith(f"overlaylab-lab {LAYOUT.state_dir}/nodes/node1/data ") for line in mounts
+    )
 
 
 def test_every_engine_believes_forwarding_is_on_right_after_up(default_lab) -> None:

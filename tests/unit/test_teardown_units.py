@@ -64,7 +64,7 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Host:
     monkeypatch.setattr(teardown, "NETNS_DIR", h.netns)
     monkeypatch.setattr(teardown, "_libc", h.libc)
     monkeypatch.setattr(teardown, "_other_dockerd_running", lambda: False)
-    monkeypatch.setattr(teardown, "_is_mount_point", lambda path: False)
+    monkeypatch.setattr(teardown.memory_state, "is_mount_point", lambda path: False)
     return h
 
 
@@ -174,7 +174,7 @@ def test_restore_partial_footprint(host: Host, layout: LabLayout) -> None:
 def test_restore_unmounts_netns_only_when_the_lab_mounted_it(
     host: Host, layout: LabLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(teardown, "_is_mount_point", lambda path: path == host.netns)
+    monkeypatch.setattr(teardown.memory_state, "is_mount_point", lambda path: path == host.netns)
     host.make_all()
     existed = nothing_existed(host)
     existed["netns-mount"] = True
@@ -191,7 +191,7 @@ def test_restore_unmounts_netns_only_when_the_lab_mounted_it(
 def test_restore_never_unmounts_netns_with_namespaces_left(
     host: Host, layout: LabLayout, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(teardown, "_is_mount_point", lambda path: path == host.netns)
+    monkeypatch.setattr(teardown.memory_state, "is_mount_point", lambda path: path == host.netns)
     host.make_all()
     (host.netns / "ol-other-node1").touch()
     write_footprint(layout, nothing_existed(host))

@@ -17,7 +17,7 @@ import ipaddress
 from collections.abc import Callable, Iterator
 
 from overlaylab.layout import LabLayout
-from overlaylab.providers.local import plumbing, teardown
+from overlaylab.providers.local import memory_state, plumbing, teardown
 from overlaylab.providers.local.node import LocalNode
 from overlaylab.providers.local.preflight import local_preflight
 from overlaylab.spec.models import ClusterSpec, LocalProviderSpec
@@ -57,6 +57,8 @@ class LocalProvider:
     def provision(self, on_item: Callable[[str, str], None] | None = None) -> None:
         """Create (or complete, after an interruption) the switch, nodes and links."""
         say = on_item or (lambda where, msg: None)
+        if memory_state.mount_state_in_memory(self.layout):
+            say("state", f"{self.layout.state_dir} in memory (tmpfs)")
         teardown.record_host_footprint(self.layout)
         layout, mtu = self.layout, self.spec.lab.mtu
         existing = set(teardown.lab_namespaces(layout))

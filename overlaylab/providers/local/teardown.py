@@ -22,7 +22,7 @@ from pathlib import Path
 from overlaylab import cgroups
 from overlaylab.errors import TeardownIncomplete
 from overlaylab.layout import LabLayout
-from overlaylab.providers.local import plumbing
+from overlaylab.providers.local import memory_state, plumbing
 from overlaylab.waiting import wait_until
 
 MNT_DETACH = 2
@@ -137,9 +137,12 @@ def lab_mounts(layout: LabLayout) -> list[str]:
 
 
 def unmount_all(layout: LabLayout) -> int:
+    """Every mount inside the state folder; the folder's own tmpfs stays, as it holds
+    the record `down` reads next (memory_state.unmount_state takes it off last)."""
     count = 0
+    root = str(layout.state_dir)
     for _ in range(10):  # nested and stacked mounts come off in rounds
-        points = lab_mounts(layout)
+        points = [p for p in lab_mounts(layout) if p != root]
         if not points:
             break
         for point in sorted(set(points), key=len, reverse=True):
@@ -165,11 +168,6 @@ def remove_cgroups(layout: LabLayout) -> int:
 NETNS_DIR = plumbing.NETNS_DIR
 
 
-def _is_mount_point(path: Path) -> bool:
-    with open("/proc/self/mountinfo") as handle:
-        return any(line.split()[4] == str(path) for line in handle)
-
-
 def record_host_footprint(layout: LabLayout) -> None:
     """Before the lab's first namespace, note which shared host paths already existed.
 
@@ -188,7 +186,7 @@ def record_host_footprint(layout: LabLayout) -> None:
         NETNS_DIR,
     )
     existed = {str(p): p.exists() for p in shared}
-    existed["netns-mount"] = _is_mount_point(NETNS_DIR)
+    existed["netns-mount"] = memory_state.is_mount_point(NETNS_DIR)
     path.write_text(json.dumps(existed))
 
 
@@ -212,7 +210,8 @@ def restore_host_footprint(layout: LabLayout) -> None:
             with contextlib.suppress(OSError):
                 p.rmdir()  # only if empty: never take what someone else put there
     no_namespaces_left = NETNS_DIR.is_dir() and not any(NETNS_DIR.iterdir())
-    if no_namespaces_left and not existed.get("netns-mount", True) and _is_mount_point(NETNS_DIR):
+    netns_mounted = memory_state.is_mount_point(NETNS_DIR)
+    if no_namespaces_left and not existed.get("netns-mount", True) and netns_mounted:
         _libc.umount2(str(NETNS_DIR).encode(), MNT_DETACH)
     if no_namespaces_left and not existed.get(str(NETNS_DIR), True):
         with contextlib.suppress(OSError):
@@ -276,6 +275,8 @@ def destroy_local_lab(layout: LabLayout) -> list[str]:
     if sockets:
         done.append(f"removed {sockets} stale shim sockets")
     restore_host_footprint(layout)
+    if memory_state.unmount_state(layout):
+        done.append("unmounted the state folder's tmpfs")
     if layout.state_dir.exists():
         shutil.rmtree(layout.state_dir, ignore_errors=True)
         done.append(f"removed {layout.state_dir}")
