@@ -35,7 +35,7 @@ from overlaylab.errors import CommandError, NodeError, OverlaylabError
 from overlaylab.providers import kv_program
 from overlaylab.providers.command import CommandResult
 from overlaylab.providers.host_runner import HostRunner
-from overlaylab.providers.local import plumbing, teardown
+from overlaylab.providers.local import memory_state, plumbing, teardown
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import PROBE_IMAGE, ClusterSpec
 from overlaylab.up import certs as tls
@@ -85,6 +85,13 @@ class LocalLab:
         monkeypatch.setattr(
             teardown, "lab_namespaces", lambda layout: sorted(self._own(self.ip.namespaces))
         )
+        # The state folder's tmpfs is asked for, never mounted from a unit test.
+        self.state_mounts: list[Path] = []
+        monkeypatch.setattr(
+            memory_state,
+            "mount_state_in_memory",
+            lambda layout: self.state_mounts.append(layout.state_dir) is None,
+        )
 
     def _own(self, namespaces: set[str]) -> set[str]:
         return {ns for ns in namespaces if self.layout.owns_ns(ns)}
@@ -128,6 +135,7 @@ def test_provision_of_a_new_lab_makes_switch_nodes_and_host_link(
         switch_end, node_end = local.node_pair(node)
         assert local.ip.peers[switch_end] == node_end
     assert local.ip.peers[(None, "ol-lab")] == (sw, "host")
+    assert local.state_mounts == [local.layout.state_dir]  # the state folder in memory
 
 
 def test_provision_of_a_complete_lab_adds_and_deletes_nothing(
