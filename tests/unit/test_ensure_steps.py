@@ -764,6 +764,35 @@ def test_a_classic_swarm_gets_each_image_made_once_and_the_same_everywhere(
     assert ensure_images(ctx, run_for(ctx)) is False
 
 
+def test_an_engine_added_to_a_classic_swarm_gets_the_id_the_others_have(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The others hold their images already (the lab was up before the node was added):
+    the new engine gets theirs by `docker save`, not one made anew with another id."""
+    spec = classic_lab_spec()
+    provider = UpProvider()
+    provider.engines = engines_sharing_a_kv(["master", "a", "b"])
+    ctx = fake_context(tmp_path, provider, spec=spec)
+    monkeypatch.setattr(images, "_probe_rootfs", lambda: b"probe rootfs")
+    monkeypatch.setattr(images, "swarm_binary", lambda: Path("/usr/local/bin/swarm"))
+    monkeypatch.setattr(images, "swarm_rootfs", lambda binary: b"swarm rootfs")
+    assert ensure_images(ctx, run_for(ctx)) is True
+    engines = provider.engines
+    swarm_image = spec.orchestration.swarm_image
+    new = engines["b"]
+    for name in (PROBE_IMAGE, swarm_image):
+        new.image_names.discard(name)
+        new.image_labels.pop(name, None)
+    new.loaded.clear()
+    imported_before = sum(len(e.imported) for e in engines.values())
+    assert ensure_images(ctx, run_for(ctx)) is True
+    assert sum(len(e.imported) for e in engines.values()) == imported_before  # none made anew
+    assert sorted(b.partition(b"\n")[0] for b in new.loaded) == sorted(
+        image_tarball(name) for name in (PROBE_IMAGE, swarm_image)
+    )
+    assert new.image_labels[PROBE_IMAGE] == engines["a"].image_labels[PROBE_IMAGE]
+
+
 def test_a_probe_image_of_another_rootfs_is_imported_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

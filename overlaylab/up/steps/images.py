@@ -218,7 +218,20 @@ def ensure_images(ctx: LabContext, run: UpRun) -> bool:
     }:
         wanted += [(n.name, swarm_image, None) for n in swarm_nodes(spec)]
 
-    one_id = _OneIdEverywhere() if spec.orchestration.mode == "classic-swarm" else None
+    def saved_from_a_holder(name: str) -> bytes | None:
+        """`docker save` of `name` from an engine that holds it as it should be, if any
+        does: an engine added to the lab later gets the id the others have."""
+        for node in dict.fromkeys(where for where, image, _ in wanted if image == name):
+            with on_node(node), ctx.node(node).engine() as client:
+                if _has_image(client, name):
+                    return b"".join(client.images.get(name).save(named=True))
+        return None
+
+    one_id = (
+        _OneIdEverywhere(saved_from_a_holder)
+        if spec.orchestration.mode == "classic-swarm"
+        else None
+    )
 
     def load(item: tuple[str, str, str | None]) -> bool:
         node, name, tarball = item
@@ -254,7 +267,10 @@ class _OneIdEverywhere:
     master re-created the stack's containers after a restart, and the master's port
     filter refused the new web container while the old one still held port 80."""
 
-    def __init__(self) -> None:
+    def __init__(self, saved_elsewhere: Callable[[str], bytes | None]) -> None:
+        # An engine of the lab may hold the image already (a node added to a running
+        # lab): its copy is the one to spread, not a newly made one with another id.
+        self._saved_elsewhere = saved_elsewhere
         self._archives: dict[str, bytes] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -265,9 +281,12 @@ class _OneIdEverywhere:
         with lock:
             archive = self._archives.get(name)
             if archive is None:
+                archive = self._saved_elsewhere(name)
+            if archive is None:
                 make()
                 self._archives[name] = b"".join(client.images.get(name).save(named=True))
                 return
+            self._archives[name] = archive
         client.images.load(archive)
 
 
