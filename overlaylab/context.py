@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from overlaylab.layout import LabLayout
+from overlaylab.layout import DEFAULT_SPEC, LabLayout
 from overlaylab.progress import Progress
 from overlaylab.providers import get_provider
 from overlaylab.providers.base import Node, Provider
@@ -42,9 +42,6 @@ class LabContext:
     @property
     def state(self) -> LabState:
         return LabState.load(self.layout.state_file)
-
-
-DEFAULT_SPEC = Path("inventory/lab.yml")
 
 
 def open_lab(spec_path: str | Path = DEFAULT_SPEC, progress: Progress | None = None) -> LabContext:

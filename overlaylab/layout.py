@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from overlaylab.spec.models import ClusterSpec
 
+# The spec every command takes when none is named (relative to where it runs).
+DEFAULT_SPEC = "inventory/lab.yml"
 DEFAULT_STATE_ROOT = Path(os.environ.get("OVERLAYLAB_STATE_ROOT", "/var/lib/overlaylab"))
 NETNS_PREFIX = "ol-"
 CGROUP_PREFIX = "overlaylab-"

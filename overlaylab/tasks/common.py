@@ -22,6 +22,7 @@ from invoke import Task
 from invoke.exceptions import Exit
 
 from overlaylab.errors import OverlaylabError
+from overlaylab.layout import DEFAULT_SPEC
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from overlaylab.progress import Progress
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEFAULT_INVENTORY = "inventory/lab.yml"
+DEFAULT_INVENTORY = DEFAULT_SPEC  # the tasks' name for it: their option is --inventory
 
 
 def _leave_out_dockers_ssh_transport() -> None:
