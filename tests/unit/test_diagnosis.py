@@ -304,14 +304,18 @@ def test_engine_port_dropped_everywhere_is_not_a_cut_off_node(lab: FakeLab) -> N
 # --- the KV store --------------------------------------------------------------------------
 
 
+KV_DOWN_CHECKS = ["discovery.endpoints", "kv.reachable", "kv.registered", "networks.present"]
+
+
 def test_kv_store_down(lab: FakeLab) -> None:
     lab.stop_kv()
     report = lab.verify()
-    assert failed_checks(report) == {"kv.reachable", "kv.registered", "networks.present"}
+    # The apps' registry cannot be read either: discovery.endpoints is not tested.
+    assert failed_checks(report) == {*KV_DOWN_CHECKS}
     [found] = report.diagnosis
     assert found.cause == "the KV store (etcd on kv) is down or unreachable"
     assert found.nodes == ["kv"]
-    assert found.checks == ["kv.reachable", "kv.registered", "networks.present"]
+    assert found.checks == KV_DOWN_CHECKS
 
 
 def test_kv_store_that_accepts_connections_but_never_answers_is_named(lab: FakeLab) -> None:
@@ -322,11 +326,11 @@ def test_kv_store_that_accepts_connections_but_never_answers_is_named(lab: FakeL
     for r in reach:
         assert r.details["connected"] and not r.details["answered"]
         assert r.message.startswith("connected, but etcd does not answer: no answer to GET /health")
-    assert failed_checks(report) == {"kv.reachable", "kv.registered", "networks.present"}
+    assert failed_checks(report) == {*KV_DOWN_CHECKS}
     [found] = report.diagnosis
     assert found.cause == "the KV store (etcd on kv) does not answer"
     assert found.nodes == ["kv"]
-    assert found.checks == ["kv.reachable", "kv.registered", "networks.present"]
+    assert found.checks == KV_DOWN_CHECKS
 
 
 def test_a_healthy_store_answers_in_its_own_protocol(lab: FakeLab) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from overlaylab.verify.check import Check
 from overlaylab.verify.checks.advertise import HINT as GWBRIDGE_HINT
 from overlaylab.verify.checks.probe_pairs import until
-from overlaylab.verify.checks.service_registry import registered
+from overlaylab.verify.checks.service_registry import has_registry, registered
 from overlaylab.verify.checks.stack_containers import StackContainer, stack_containers
 from overlaylab.verify.context import VerifyContext
 from overlaylab.verify.probes import Probe
@@ -29,6 +29,15 @@ _GET = 'printf "GET %s HTTP/1.0\\r\\n\\r\\n" "$3" | nc -w 2 "$1" "$2" | head -1'
 
 def endpoints(vctx: VerifyContext) -> list[CheckResult]:
     found, why = registered(vctx)
+    if found is None and has_registry(vctx):
+        # What apps registered is unknown: not a pass, and not a quiet skip either.
+        store = vctx.lab.spec.kv
+        assert store is not None
+        return [
+            CheckResult.untested(
+                "discovery.endpoints", store.node, why, "kv.reachable", target=store.node
+            )
+        ]
     if found is None:
         return [CheckResult.skip("discovery.endpoints", "registry", why)]
     if not found:

@@ -8,6 +8,12 @@ from typing import Any
 from overlaylab.verify.context import VerifyContext
 
 
+def has_registry(vctx: VerifyContext) -> bool:
+    """Does the lab's store serve as a registry apps can write to (etcd or consul)?"""
+    kv = vctx.lab.spec.kv
+    return kv is not None and kv.backend != "zookeeper"
+
+
 def registered(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
     """Endpoints in the lab's registry: [{name, id, address, port, health}], or why not.
     Read once per verify run (advertise.address and discovery.endpoints both ask)."""
@@ -16,13 +22,20 @@ def registered(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
 
 def _read(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
     spec = vctx.lab.spec
-    if spec.kv is None or spec.kv.backend == "zookeeper":
+    if spec.kv is None or not has_registry(vctx):
         return None, "the lab has no etcd or consul registry"
     kv = vctx.lab.node(spec.kv.node)
     address, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
+
+    def get(path: str) -> tuple[int, str]:
+        try:
+            return kv.http_get(address, port, path)
+        except OSError:  # one slow answer is asked again before it counts
+            return kv.http_get(address, port, path)
+
     try:
         if spec.kv.backend == "etcd":
-            status, body = kv.http_get(address, port, "/v2/keys/services?recursive=true")
+            status, body = get("/v2/keys/services?recursive=true")
             if status == 404:
                 return [], ""
             found = []
@@ -31,7 +44,7 @@ def _read(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
                     value = json.loads(entry["value"])
                     found.append({"name": service["key"].rsplit("/", 1)[-1], **value})
             return found, ""
-        status, body = kv.http_get(address, port, "/v1/agent/services")
+        status, body = get("/v1/agent/services")
         services = json.loads(body) if status == 200 else {}
         return [
             {

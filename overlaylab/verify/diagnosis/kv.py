@@ -36,6 +36,8 @@ def kv_down(ev: Evidence) -> list[Diagnosis]:
             *ev.failed(kv.REGISTERED),
             *ev.failed(networks.PRESENT),
             *ev.unexplained(swarm.SCHEDULE),
+            # What apps registered could not be read: discovery.endpoints, untested.
+            *ev.untested_because(ev.spec.kv.node, kv.REACHABLE),
         ]
     )
     if all(r.details.get("connected") for r in failed):
