@@ -222,7 +222,11 @@ def test_one_engine_killed(lab: LabContext) -> None:
 
 def test_two_overlays_joined(lab) -> None:
     env = {**os.environ, "DOCKER_HOST": f"unix://{LAYOUT.docker_socket('n1')}"}
-    assert verify(SPEC, "--only", "probes.running")["ok"]  # starts the probes if need be
+    # The probes run and every path between them answers first (starting them if need be):
+    # a test before this one heals a node cut off, and the others' name records for it
+    # come back in the engines' own time (CI once saw one lookup fail here).
+    ready = ("--only", "probes.running", "--only", "connectivity")
+    assert wait_until(lambda: verify(SPEC, *ready)["ok"], 60, 3)
     subprocess.run(["docker", "network", "connect", "other", "probe-dn-n1"], env=env, check=True)
     try:
         report = verify(SPEC, "--only", "isolation", "--only", "connectivity")
