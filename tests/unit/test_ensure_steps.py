@@ -739,11 +739,11 @@ def test_images_are_loaded_only_where_they_are_missing(
     assert image_lab.loaded() == {"node1": [], "node2": ["web:1"], "node3": ["web:1"]}
 
 
-def test_a_classic_swarm_gets_each_image_made_once_and_the_same_everywhere(
+def classic_image_lab(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Imported on each engine, an image got an id per engine, and the master showed any
-    of them: made once, then `docker save`d into the others, it has one id."""
+) -> tuple[ClusterSpec, UpProvider, LabContext]:
+    """A classic swarm lab (master, a, b) whose images step builds the probe and the
+    swarm image from stand-in rootfs bytes."""
     spec = classic_lab_spec()
     provider = UpProvider()
     provider.engines = engines_sharing_a_kv(["master", "a", "b"])
@@ -751,6 +751,15 @@ def test_a_classic_swarm_gets_each_image_made_once_and_the_same_everywhere(
     monkeypatch.setattr(images, "_probe_rootfs", lambda: b"probe rootfs")
     monkeypatch.setattr(images, "swarm_binary", lambda: Path("/usr/local/bin/swarm"))
     monkeypatch.setattr(images, "swarm_rootfs", lambda binary: b"swarm rootfs")
+    return spec, provider, ctx
+
+
+def test_a_classic_swarm_gets_each_image_made_once_and_the_same_everywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Imported on each engine, an image got an id per engine, and the master showed any
+    of them: made once, then `docker save`d into the others, it has one id."""
+    spec, provider, ctx = classic_image_lab(tmp_path, monkeypatch)
     assert ensure_images(ctx, run_for(ctx)) is True
     engines = provider.engines.values()
     swarm_image = spec.orchestration.swarm_image
@@ -769,13 +778,7 @@ def test_an_engine_added_to_a_classic_swarm_gets_the_id_the_others_have(
 ) -> None:
     """The others hold their images already (the lab was up before the node was added):
     the new engine gets theirs by `docker save`, not one made anew with another id."""
-    spec = classic_lab_spec()
-    provider = UpProvider()
-    provider.engines = engines_sharing_a_kv(["master", "a", "b"])
-    ctx = fake_context(tmp_path, provider, spec=spec)
-    monkeypatch.setattr(images, "_probe_rootfs", lambda: b"probe rootfs")
-    monkeypatch.setattr(images, "swarm_binary", lambda: Path("/usr/local/bin/swarm"))
-    monkeypatch.setattr(images, "swarm_rootfs", lambda binary: b"swarm rootfs")
+    spec, provider, ctx = classic_image_lab(tmp_path, monkeypatch)
     assert ensure_images(ctx, run_for(ctx)) is True
     engines = provider.engines
     swarm_image = spec.orchestration.swarm_image
