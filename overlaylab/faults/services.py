@@ -166,50 +166,11 @@ def _up_again(lab: LabContext) -> None:
     up(lab)
 
 
-def _reaped(lab: LabContext, node: str) -> bool:
-    """Is the engine's old process gone from /proc? A killed dockerd stays a zombie until
-    its parent (init, once `up` has exited) reaps it, and a new dockerd refuses to start
-    while its pid file names a pid /proc still shows ("pid file found")."""
-    try:
-        pid = _pid(lab, node, ENGINE_SERVICE)
-    except FaultError:
-        return True
-    handle = lab.node(node)
-    return handle.run(["test", "-e", f"/proc/{pid}"], check=False).returncode != 0 or (
-        handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE)  # running: up leaves it be
-    )
-
-
-# A killed engine's containerd dies with it (dockerd starts it with a parent-death
-# signal), and stays a zombie until init reaps it. The next dockerd checks the pid in
-# containerd.pid with kill -0, which a zombie passes: it takes the dead containerd for a
-# live one and waits on its socket until it gives up ("timeout waiting for containerd").
-# Wait while it is dying; a zombie's pid file goes, so the next engine starts its own.
-_FORGET_DEAD_CONTAINERD = (
-    'f=$1; pid=$(cat "$f" 2>/dev/null) || exit 0; [ -n "$pid" ] || exit 0; '
-    '[ "$(cat /proc/$pid/comm 2>/dev/null)" = containerd ] || exit 0; '
-    'state() { cut -d" " -f3 /proc/$pid/stat 2>/dev/null; }; '
-    'i=0; while [ -d /proc/$pid ] && [ "$(state)" != Z ] && [ $i -lt 100 ]; do '
-    "sleep 0.1; i=$((i+1)); done; "
-    '[ "$(state)" = Z ] && rm -f "$f"; exit 0'
-)
-
-
-def _forget_dead_containerd(lab: LabContext, node: str) -> None:
-    handle = lab.node(node)
-    if not handle.paths.private_engine or handle.service_alive(ENGINE_SERVICE, ENGINE_SERVICE):
-        return  # a running engine's containerd is its own
-    pid_file = handle.paths.exec_root / "containerd" / "containerd.pid"
-    handle.run(["sh", "-c", _FORGET_DEAD_CONTAINERD, "sh", str(pid_file)], check=False, timeout=30)
-
-
 def _heal_engines(lab: LabContext, active: ActiveFault) -> None:
     nodes = active.undo.get("engines", [])
     if not nodes:
         return
-    for node in nodes:
-        wait_until(lambda node=node: _reaped(lab, node), ENGINE_STOP_TIMEOUT, interval=0.2)
-        _forget_dead_containerd(lab, node)
+    # `up` forgets the pid files the killed engines left (overlaylab.up.dead_engine).
     _up_again(lab)
     down = [n for n in nodes if not lab.node(n).engine_ping()]
     if down:

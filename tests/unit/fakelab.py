@@ -36,6 +36,7 @@ import json
 import pkgutil
 import re
 import shlex
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -66,6 +67,7 @@ from overlaylab.providers.command import TIMED_OUT, CommandResult
 from overlaylab.spec import load_spec
 from overlaylab.spec.models import DEFAULT_KV_PORTS, DRIVER_MTU_OPTION, PROBE_IMAGE, ClusterSpec
 from overlaylab.up.classic_swarm import AGENT, MASTER, discovery_store
+from overlaylab.up.dead_engine import FORGET_STALE
 from overlaylab.up.steps import images
 from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.up.steps.images import PROBE_PAGE
@@ -2207,6 +2209,12 @@ class UpNode:
         if argv[:2] == ["docker", "--tlsverify"] and argv[5] == "-H":  # a classic master
             code, out, err = self.provider.master_cli(self.name, argv[6], list(argv[7:]))
             return CommandResult(tuple(argv), code, out, err, self.name)
+        if argv[:3] == ["sh", "-c", FORGET_STALE]:  # a killed engine's pid files, for real
+            for pid_file in argv[5::2]:
+                self._local(PurePosixPath(pid_file))  # inside the lab's folder
+            self.provider.calls.append(("forget dead engine", self.name))
+            done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)
+            return CommandResult(tuple(argv), done.returncode, done.stdout, done.stderr, self.name)
         if argv[:3] == ["sh", "-c", '[ -x "$1" ] && wc -c < "$1"']:  # a brought program
             target = self._local(PurePosixPath(argv[4]))
             size = f"{target.stat().st_size}\n" if target.exists() else ""
@@ -2237,6 +2245,9 @@ class UpNode:
         provider = self.provider
         provider.calls.append(("start_service", self.name, service, tuple(argv)))
         provider.started_at.append((self.name, time.monotonic()))
+        if service == "dockerd" and self._pid_file_found():
+            provider.logs[(self.name, service)] = "failed to start daemon: pid file found"
+            return  # dockerd exits at once
         provider.running[(self.name, service)] = Path(argv[0]).name
         provider.logs.setdefault((self.name, service), "")
         if service == "dockerd":
@@ -2245,6 +2256,14 @@ class UpNode:
                 provider.engines[self.name].forwarding_at_start = self.name in provider.forwarding
         if provider.spawned_services_answer:
             provider.answering.add(self.name)
+
+    def _pid_file_found(self) -> bool:
+        """dockerd refuses to start while its pid file names a pid /proc shows."""
+        pid_file = self._local(self.paths.exec_root / "dockerd.pid")
+        if not pid_file.exists():
+            return False
+        pid = pid_file.read_text().strip()
+        return pid.isdigit() and Path(f"/proc/{pid}").exists()
 
     def stop_service(self, service: str, binary: str, timeout: float = 10) -> None:
         provider = self.provider

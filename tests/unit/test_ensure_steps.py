@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -625,6 +626,30 @@ def test_an_engine_that_died_is_started_without_a_stop(tmp_path: Path) -> None:
         ("start_service", "node1", "dockerd", dockerd(engine_lab.config("node1")))
     ]
     assert engine_lab.outcome("node1") == "started"
+
+
+def test_an_engine_killed_and_not_yet_reaped_starts_again(tmp_path: Path) -> None:
+    """Its pid file names a zombie (init has not reaped it yet): a new dockerd would
+    refuse to start ("pid file found"), so `up` forgets that file first."""
+    engine_lab = EngineLab(tmp_path)
+    engine_lab.converge()
+    del engine_lab.provider.running[("node1", "dockerd")]
+    engine_lab.provider.answering.discard("node1")
+    handle = engine_lab.ctx.node("node1")
+    zombie = subprocess.Popen(["sleep", "60"])
+    try:
+        zombie.kill()  # killed; nobody reaps it before `up` runs
+        pid_file = Path(handle.paths.exec_root / "dockerd.pid")
+        pid_file.parent.mkdir(parents=True, exist_ok=True)
+        pid_file.write_text(f"{zombie.pid}\n")
+        assert ensure_engines(engine_lab.ctx, run_for(engine_lab.ctx)) is True
+        assert engine_lab.outcome("node1") == "started" and not pid_file.exists()
+        node1 = [c[:2] for c in engine_lab.provider.calls if c[1] == "node1"]
+        assert node1.index(("forget dead engine", "node1")) < node1.index(
+            ("start_service", "node1")
+        )
+    finally:
+        zombie.wait()
 
 
 def test_forwarding_is_on_in_each_node_before_its_engine_starts(tmp_path: Path) -> None:

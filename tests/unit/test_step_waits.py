@@ -25,7 +25,9 @@ from overlaylab.context import LabContext
 from overlaylab.errors import NodeError, OverlaylabError
 from overlaylab.providers.command import CommandResult
 from overlaylab.spec import load_spec
+from overlaylab.up.dead_engine import FORGET_STALE
 from overlaylab.up.steps import engines, kv, networks
+from overlaylab.up.steps.engines import ENABLE_FORWARDING
 from overlaylab.waiting import wait_until
 
 
@@ -47,8 +49,10 @@ class FakeService:
         monkeypatch.setattr(self.node, "run", self.run)
 
     def run(self, argv: Sequence[str], **options: object) -> CommandResult:
-        # The commands modelled: forwarding on, and "is the KV program installed" (yes).
-        assert list(argv) == engines.ENABLE_FORWARDING or argv[2] == 'command -v "$1"', argv
+        # The commands modelled: forwarding on, a dead engine's pid files forgotten (none
+        # here), and "is the KV program installed" (yes).
+        modelled = (ENABLE_FORWARDING, FORGET_STALE, 'command -v "$1"')
+        assert list(argv) == ENABLE_FORWARDING or argv[2] in modelled, argv
         return CommandResult(tuple(argv), 0, "", "", self.node.name)
 
     def start_service(self, service: str, argv: Sequence[str]) -> None:

@@ -17,6 +17,7 @@ from overlaylab.logtail import QUOTE, tail
 from overlaylab.providers.base import ENGINE_SERVICE
 from overlaylab.providers.base import Node as NodeHandle
 from overlaylab.spec.models import Node
+from overlaylab.up.dead_engine import forget_dead_engine
 from overlaylab.up.run import UpRun
 from overlaylab.waiting import wait_until
 
@@ -132,6 +133,7 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
     handle.put_file(config_path, wanted.encode())
     handle.put_file(served_path, certs.encode())
     enable_forwarding(handle)
+    forget_dead_engine(handle)
     dockerd = ctx.spec.engine.dockerd or "dockerd"
     if slots is not None:
         slots.take()
