@@ -2210,7 +2210,7 @@ class UpNode:
             code, out, err = self.provider.master_cli(self.name, argv[6], list(argv[7:]))
             return CommandResult(tuple(argv), code, out, err, self.name)
         if argv[:3] == ["sh", "-c", FORGET_STALE]:  # a killed engine's pid files, for real
-            for pid_file in argv[5::2]:
+            for pid_file in argv[5:]:
                 self._local(PurePosixPath(pid_file))  # inside the lab's folder
             self.provider.calls.append(("forget dead engine", self.name))
             done = subprocess.run(list(argv), capture_output=True, text=True, timeout=30)

@@ -113,6 +113,9 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
     certs = _certificates_digest(handle)
     served = handle.read_file(served_path)
     alive = handle.service_alive(SERVICE, SERVICE)
+    if not alive:
+        # Adopts a live engine the lab lost track of; clears a dead one's pid files.
+        alive = forget_dead_engine(handle) and handle.service_alive(SERVICE, SERVICE)
     unchanged = current == wanted.encode() and served == certs.encode()
     answering = alive and handle.engine_ping()
     belief = believes_forwarding(handle) if answering else None
@@ -133,7 +136,6 @@ def _converge_engine(ctx: LabContext, node: Node, slots: StartSlots | None = Non
     handle.put_file(config_path, wanted.encode())
     handle.put_file(served_path, certs.encode())
     enable_forwarding(handle)
-    forget_dead_engine(handle)
     dockerd = ctx.spec.engine.dockerd or "dockerd"
     if slots is not None:
         slots.take()
