@@ -25,6 +25,7 @@ from overlaylab.providers.vagrant.machines import (
     machine_selector,
     parse_ssh_config,
 )
+from overlaylab.providers.vagrant.provider import machine_pids
 from overlaylab.spec import load_spec
 
 KEY = "ssh-rsa AAAAB3NzaC1yc2EAAAABIwAAAQEA6NF8iallvQVp22WDkT vagrant insecure public key"
@@ -419,3 +420,23 @@ def test_nested_lab_cgroups_are_found_below_a_namespaced_root(
     assert outer.remove_nested_cgroups(layout) == 1
     assert not nested.exists()
     assert (tmp_path / "memory" / "process_api" / "42" / "overlaylab-vgs2._vagrant").exists()
+
+
+def test_machine_processes_are_found_at_the_top_of_a_hierarchy_and_below_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At the root of every hierarchy (a machine without a sandbox, or a cgroup namespace
+    whose root is the lab's), the machines' containers sit under the engine's cgroup
+    parent at the top; in a sandbox, below it. Both count; a neighbour lab's do not."""
+    monkeypatch.setattr(teardown, "CGROUP_ROOT", tmp_path)
+    layout = LabLayout.for_cluster("vgs")
+
+    def procs(group: Path, *pids: int) -> None:
+        group.mkdir(parents=True)
+        (group / "cgroup.procs").write_text("".join(f"{pid}\n" for pid in pids))
+
+    procs(tmp_path / "cpu" / "overlaylab-vgs._vagrant" / "c0ffee", 101, 102)
+    procs(tmp_path / "memory" / "process_api" / "42" / "overlaylab-vgs._vagrant" / "c0ffee", 103)
+    procs(tmp_path / "cpu" / "overlaylab-vgs.kv", 104)  # the lab's, but no machine's
+    procs(tmp_path / "cpu" / "overlaylab-vgs2._vagrant" / "beef", 105)
+    assert machine_pids(layout) == {101, 102, 103}

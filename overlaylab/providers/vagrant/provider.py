@@ -50,7 +50,7 @@ from overlaylab.providers.ssh.provider import host_node
 from overlaylab.providers.tool_gaps import host_tool_gaps, kernel_feature
 from overlaylab.providers.vagrant import image, keys, rootfs
 from overlaylab.providers.vagrant.machines import SSHTarget, VagrantError, VagrantMachines
-from overlaylab.providers.vagrant.outer import OuterEngine, nested_lab_cgroups
+from overlaylab.providers.vagrant.outer import OUTER_NODE, OuterEngine, nested_lab_cgroups
 from overlaylab.providers.vagrant.recipe import (
     IMAGE_CACHE,
     KV_PACKAGES,
@@ -341,12 +341,16 @@ class VagrantProvider:
 
 
 def machine_pids(layout: LabLayout) -> set[int]:
-    """Every process in the machines' cgroups (nested: see outer.nested_lab_cgroups).
+    """Every process in the machines' cgroups: the engine's cgroup parent at the top of a
+    hierarchy, where it is when this process sits at the root, and below the top (see
+    outer.nested_lab_cgroups) inside a cgroup namespace or a sandbox.
 
     Neither a namespace of the lab's nor a command line naming its folder finds them: a
     machine's init, sshd and sessions live in the engine's anonymous namespaces."""
+    parent = layout.cgroup_parent(OUTER_NODE)
+    groups = [g for g in teardown.lab_cgroups(layout) if g.name == parent]
     pids: set[int] = set()
-    for group in nested_lab_cgroups(layout):
+    for group in [*groups, *nested_lab_cgroups(layout)]:
         for procs in group.rglob("cgroup.procs"):
             with contextlib.suppress(OSError, ValueError):
                 pids |= {int(p) for p in procs.read_text().split()}
