@@ -16,6 +16,7 @@ PYTHON = ".venv/bin/python"
 # workers on two cores take about half the time of one.
 UNIT_WORKERS = "2"
 SLOWEST = "--durations=20"
+LANES = "tests/integration/lanes.py"  # OVERLAYLAB_TEST_LANES=1: one lane, no namespaces
 NOTHING_SELECTED = 5  # pytest's exit status when no test was selected
 
 
@@ -23,14 +24,15 @@ def pytest_argvs(k: str | None = None, unit: bool = False) -> list[list[str]]:
     """The pytest command lines for `test`, in the order they run."""
     # The tests under tests/unit (the unit tier, plus tools and browser tests, which
     # `--unit` leaves out by marker, tests/conftest.py) run first, in parallel. The
-    # integration tests run after them in one process: each lab must be alone on the
-    # machine (its host snapshot would count a neighbour's processes as leaks).
+    # integration tests run after them in lanes side by side (tests/integration/lanes.py),
+    # each lane in namespaces of its own: a lab must be alone on its machine, or its host
+    # snapshot would count a neighbour's processes as leaks.
     select = ["-k", k] if k else []
     quick = [PYTHON, "-m", "pytest", "-q", "-rfEs", "-n", UNIT_WORKERS]
     if unit:
         return [[*quick, "-m", "unit", "tests/unit", *select]]
     # The slowest integration tests are listed after the run: where CI's minutes went.
-    slow = [PYTHON, "-m", "pytest", "-q", "-rfEs", SLOWEST, "tests/integration", *select]
+    slow = [PYTHON, LANES, "-q", "-rfEs", SLOWEST, *select]
     return [[*quick, "tests/unit", *select], slow]
 
 

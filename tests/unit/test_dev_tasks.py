@@ -63,13 +63,13 @@ def test_hostile_k_is_one_literal_argument(scratch: Path, hostile: str) -> None:
     assert not marker.exists(), "the shell ran part of the -k expression"
 
 
-def test_without_k_runs_the_unit_folder_in_parallel_then_integration_alone(
+def test_without_k_runs_the_unit_folder_in_parallel_then_integration_in_lanes(
     scratch: Path,
 ) -> None:
     argvs = run_test_task(scratch)
     assert argvs == [
         ["-m", "pytest", "-q", "-rfEs", "-n", dev.UNIT_WORKERS, "tests/unit"],
-        ["-m", "pytest", "-q", "-rfEs", "--durations=20", "tests/integration"],
+        ["tests/integration/lanes.py", "-q", "-rfEs", "--durations=20"],
     ]
 
 
@@ -81,7 +81,8 @@ def test_a_failing_first_run_still_runs_integration_and_fails_the_task(
         run_test_task(scratch)
     assert ended.value.code == 1
     argvs = [json.loads(line) for line in (scratch / "argv.json").read_text().splitlines()]
-    assert [argv[-1] for argv in argvs] == ["tests/unit", "tests/integration"]
+    assert [argv[-1] for argv in argvs] == ["tests/unit", "--durations=20"]
+    assert argvs[1][0] == "tests/integration/lanes.py"
 
 
 @pytest.mark.parametrize(("exits", "fails"), [("5", False), ("0", False), ("2", True)])
@@ -93,7 +94,8 @@ def test_a_run_that_selects_nothing_is_no_failure_unless_none_selected_anything(
     recorder.write_text(
         recorder.read_text().replace(
             'int(os.environ.get("RECORDER_EXIT", "0"))',
-            '0 if "tests/integration" in sys.argv else int(os.environ.get("RECORDER_EXIT", "0"))',
+            '0 if "tests/integration/lanes.py" in sys.argv '
+            'else int(os.environ.get("RECORDER_EXIT", "0"))',
         )
     )
     monkeypatch.setenv("RECORDER_EXIT", exits)
