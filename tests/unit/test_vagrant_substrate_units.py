@@ -440,3 +440,19 @@ def test_machine_processes_are_found_at_the_top_of_a_hierarchy_and_below_it(
     procs(tmp_path / "cpu" / "overlaylab-vgs.kv", 104)  # the lab's, but no machine's
     procs(tmp_path / "cpu" / "overlaylab-vgs2._vagrant" / "beef", 105)
     assert machine_pids(layout) == {101, 102, 103}
+
+
+def test_the_outer_engine_keeps_its_temporary_files_in_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its containerd writes a stack dump to $TMPDIR when the engine finds it unhealthy
+    (seen under load): left to /tmp, that file outlived `down`."""
+    started: list[dict[str, str]] = []
+    monkeypatch.setattr(
+        outer.subprocess, "Popen", lambda argv, **options: started.append(options["env"])
+    )
+    outer_engine = engine(tmp_path)
+    outer_engine._spawn()
+    [env] = started
+    assert Path(env["TMPDIR"]).is_relative_to(outer_engine.dir)
+    assert Path(env["TMPDIR"]).is_dir()

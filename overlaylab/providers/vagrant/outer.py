@@ -51,6 +51,7 @@ from overlaylab.errors import OverlaylabError
 from overlaylab.layout import CGROUP_PREFIX, LABEL_CLUSTER, LABEL_ROLE, LabLayout
 from overlaylab.logtail import file_tail
 from overlaylab.providers.local import plumbing, teardown
+from overlaylab.providers.local.node import service_env
 from overlaylab.spec.models import ClusterSpec
 from overlaylab.waiting import wait_until
 
@@ -255,6 +256,9 @@ class OuterEngine:
             log.flush()
             subprocess.Popen(
                 self.dockerd_argv(),
+                # Its containerd's stack dump, when the engine finds it unhealthy, lands in
+                # the engine's folder (gone with `down`), not in /tmp.
+                env=service_env(self.dir),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
