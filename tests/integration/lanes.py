@@ -32,12 +32,15 @@ points created for them) is removed, so the machine is as it was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -162,14 +165,22 @@ def enter_lane_cgroups(number: int) -> None:
         (target / "cgroup.procs").write_text(str(os.getpid()))
 
 
-def remove_lane_cgroups(number: int) -> None:
-    """The lane's cgroups, deepest first: a leak inside was already the lane's failure."""
+def remove_lane_cgroups(number: int, timeout: float = 10.0) -> None:
+    """The lane's cgroups, deepest first: a leak inside was already the lane's failure.
+    A lane just killed may take a moment to empty them."""
+    deadline = time.monotonic() + timeout
     for h in hierarchies():
         top = lane_cgroup(h, number)
-        if top.is_dir():
-            for folder in sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True):
-                folder.rmdir()
-            top.rmdir()
+        folders = [*sorted((p for p in top.rglob("*") if p.is_dir()), reverse=True), top]
+        for folder in (f for f in folders if f.is_dir()):
+            while True:
+                try:
+                    folder.rmdir()
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
 
 
 def mount(*argv: str) -> None:
@@ -229,8 +240,8 @@ def lane_command(number: int, pytest_argv: list[str]) -> list[str]:
     is the lane's first process (this file again, --inside)."""
     return [
         sys.executable, __file__, "--enter", str(number), "--",
-        "unshare", "--net", "--mount", "--pid", "--fork", "--mount-proc", "--cgroup",
-        "--propagation", "private",
+        "unshare", "--net", "--mount", "--pid", "--cgroup", "--propagation", "private",
+        "--fork", "--kill-child", "--mount-proc",
         sys.executable, __file__, "--inside", str(number), "--", *pytest_argv,
     ]  # fmt: skip
 
@@ -243,10 +254,33 @@ def pump(number: int, stream: object, lock: threading.Lock) -> None:
             sys.stdout.flush()
 
 
-def run_lanes(lanes: list[Lane], options: list[str]) -> int:
-    created = [d for d in PRIVATE_DIRS if not Path(d).exists()]
+@contextlib.contextmanager
+def mount_points() -> Iterator[None]:
+    """The folders the lanes mount over, made where the machine lacks them, and removed
+    after (with the lanes' cgroups)."""
+    created = [Path(d) for d in PRIVATE_DIRS if not Path(d).exists()]
     for folder in created:
-        Path(folder).mkdir(parents=True)
+        folder.mkdir(parents=True)
+    try:
+        yield
+    finally:
+        for folder in reversed(created):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def lane_problem() -> str | None:
+    """Why a lane cannot be made on this machine (a trial lane that runs `true`), or None."""
+    trial = subprocess.run(
+        lane_command(0, ["true"]), cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    remove_lane_cgroups(0)
+    if trial.returncode == 0:
+        return None
+    said = (trial.stderr or trial.stdout).strip().splitlines()
+    return said[-1] if said else f"exit {trial.returncode}"
+
+
+def run_lanes(lanes: list[Lane], options: list[str]) -> int:
     lock = threading.Lock()
     procs: list[tuple[Lane, subprocess.Popen[str]]] = []
     pumps = []
@@ -276,14 +310,12 @@ def run_lanes(lanes: list[Lane], options: list[str]) -> int:
     finally:
         for _, proc in procs:
             if proc.poll() is None:
-                proc.kill()  # its first process: the kernel ends the whole lane
+                proc.kill()  # unshare: its child, the lane's first process, is killed too
                 proc.wait()
         for thread in pumps:
             thread.join()
         for lane, _ in procs:
             remove_lane_cgroups(lane.number)
-        for folder in reversed(created):
-            shutil.rmtree(folder, ignore_errors=True)
     for (lane, _), code in zip(procs, codes, strict=True):
         print(f"[lane {lane.number}] pytest exited {code}")
     # pytest's own codes: 0 passed, 5 nothing selected (in every lane), else the worst.
@@ -309,7 +341,12 @@ def main() -> int:
     plain = [sys.executable, "-m", "pytest", *rest, str(HERE)]
     if args.lanes <= 1 or os.geteuid() != 0 or not shutil.which("unshare"):
         return subprocess.run(plain, cwd=ROOT).returncode  # root-less: pytest skips them
-    return run_lanes(deal(modules, args.lanes), rest)
+    with mount_points():
+        problem = lane_problem()
+        if problem is None:
+            return run_lanes(deal(modules, args.lanes), rest)
+    print(f"lanes: no lane can be made here ({problem}); the modules run one after another")
+    return subprocess.run(plain, cwd=ROOT).returncode
 
 
 def hierarchies_of_machine() -> list[Hierarchy]:
