@@ -36,6 +36,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -323,6 +324,11 @@ def run_lanes(lanes: list[Lane], options: list[str]) -> int:
     return max(failed) if failed else (5 if all(c == 5 for c in codes) else 0)
 
 
+def stopped(signum: int, _frame: object) -> None:
+    signal.signal(signum, signal.SIG_IGN)
+    sys.exit(128 + signum)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     lanes = int(os.environ.get("OVERLAYLAB_TEST_LANES", "2"))
@@ -341,6 +347,9 @@ def main() -> int:
     plain = [sys.executable, "-m", "pytest", *rest, str(HERE)]
     if args.lanes <= 1 or os.geteuid() != 0 or not shutil.which("unshare"):
         return subprocess.run(plain, cwd=ROOT).returncode  # root-less: pytest skips them
+    # A runner stopped (CI's timeout, kill) stops its lanes: the clean-up below runs, and
+    # a second SIGTERM (timeout(1) forwards its own) does not cut it short.
+    signal.signal(signal.SIGTERM, stopped)
     with mount_points():
         problem = lane_problem()
         if problem is None:
