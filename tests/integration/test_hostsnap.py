@@ -10,11 +10,17 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hostsnap import HostSnapshot
 
 from overlaylab.layout import DEFAULT_STATE_ROOT
+from overlaylab.waiting import wait_until
+
+
+def exec_done(pid: int, shown: str) -> bool:
+    return shown in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
 
 
 @pytest.fixture
@@ -36,6 +42,10 @@ def test_diff_ignores_unrelated_processes_and_reports_the_labs(
     started.append(unrelated)
     labs = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(named)])
     started.append(labs)
+    # Both have exec'd: a child not yet past its exec still shows its parent's command
+    # line (seen with three integration lanes keeping the cores busy).
+    assert wait_until(lambda: exec_done(unrelated.pid, "sleep"), 10, interval=0.01)
+    assert wait_until(lambda: exec_done(labs.pid, str(named)), 10, interval=0.01)
     problems = before.differences(HostSnapshot.take())
 
     processes = [p for p in problems if p.startswith("process left running")]

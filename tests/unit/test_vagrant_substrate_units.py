@@ -8,8 +8,10 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -456,3 +458,27 @@ def test_the_outer_engine_keeps_its_temporary_files_in_its_folder(
     [env] = started
     assert Path(env["TMPDIR"]).is_relative_to(outer_engine.dir)
     assert Path(env["TMPDIR"]).is_dir()
+
+
+def test_vagrant_status_is_asked_again_until_it_lists_every_machine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Right after `vagrant up`, Vagrant listed `b` twice and `a` not at all, even when
+    asked for `a` by name; a moment later it lists both."""
+    machines_file = tmp_path / "machines.json"
+    machines_file.write_text(json.dumps({"machines": [{"name": "a"}, {"name": "b"}]}))
+    machines = VagrantMachines(
+        root=Path("/repo"),
+        state_dir=tmp_path / "vagrant",
+        docker_host="unix:///x/docker.sock",
+        machines_file=machines_file,
+    )
+
+    def listed(*names: str) -> list[Any]:
+        return [SimpleNamespace(name=n, state="running", provider="docker") for n in names]
+
+    answers = iter([listed("b", "b"), listed("b"), listed("a", "b")])
+    client = SimpleNamespace(status=lambda vm_name=None: next(answers))
+    monkeypatch.setattr(machines, "client", lambda quiet=True: client)
+    monkeypatch.setattr(time, "sleep", lambda _seconds: None)
+    assert sorted(s.name for s in machines.status()) == ["a", "b"]

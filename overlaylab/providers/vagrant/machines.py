@@ -31,6 +31,8 @@ from overlaylab.logtail import file_tail
 VAGRANT_PROVIDER = "docker"
 RUNNING = "running"
 NOT_CREATED = "not_created"
+# Seconds `vagrant status` gets to list every machine of the file (see VagrantMachines.status).
+STATUS_SETTLE = 10.0
 # Variables of the caller's shell that would point Vagrant's docker CLI elsewhere.
 _FOREIGN_DOCKER_VARS = ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
 
@@ -202,21 +204,25 @@ class VagrantMachines:
                 )
         return time.monotonic() - started
 
-    def status(self) -> list[MachineStatus]:
+    def status(self, settle: float = STATUS_SETTLE) -> list[MachineStatus]:
         """Every machine's state. Now and then, right after `vagrant up`, `vagrant status`
         lists one machine twice and another of the machines file not at all (seen in CI:
-        `a` twice, `b` missing); a missing machine is then asked for by name."""
+        `a` twice, `b` missing; `b` twice, `a` missing with three integration lanes busy
+        at once, and `vagrant status a` did not list `a` either). A missing machine is
+        asked for by name, and Vagrant asked again for up to `settle` seconds."""
         expected = self._machine_names()
-        try:
-            found = list(self.client().status())
-            # Seen in CI: one machine listed twice under another's name, one not at all.
-            # Asked by name, Vagrant reports that machine alone.
-            for name in sorted(expected - {s.name for s in found}):
-                found += [s for s in self.client().status(vm_name=name) if s.name == name]
-        except subprocess.CalledProcessError as exc:
-            raise VagrantError(self._failure("status", None, exc)) from exc
-        unique = {s.name: s for s in found}  # a machine listed twice counts once
-        return [MachineStatus(s.name, s.state, s.provider) for s in unique.values()]
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                found = list(self.client().status())
+                for name in sorted(expected - {s.name for s in found}):
+                    found += [s for s in self.client().status(vm_name=name) if s.name == name]
+            except subprocess.CalledProcessError as exc:
+                raise VagrantError(self._failure("status", None, exc)) from exc
+            unique = {s.name: s for s in found}  # a machine listed twice counts once
+            if expected <= set(unique) or time.monotonic() >= deadline:
+                return [MachineStatus(s.name, s.state, s.provider) for s in unique.values()]
+            time.sleep(1.0)
 
     def _machine_names(self) -> set[str]:
         if self.machines_file is None:
