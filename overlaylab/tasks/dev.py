@@ -16,17 +16,19 @@ PYTHON = ".venv/bin/python"
 # workers on two cores take about half the time of one.
 UNIT_WORKERS = "2"
 SLOWEST = "--durations=20"
-LANES = "tests/integration/lanes.py"  # OVERLAYLAB_TEST_LANES=1: one lane, no namespaces
+LANES = "tests/integration/lanes.py"
+NICE = ["nice", "-n", "10"]  # OVERLAYLAB_TEST_LANES=1: one lane, no namespaces
 NOTHING_SELECTED = 5  # pytest's exit status when no test was selected
 
 
 def pytest_argvs(k: str | None = None, unit: bool = False) -> list[list[str]]:
-    """The pytest command lines for `test`, in the order they run."""
-    # The tests under tests/unit (the unit tier, plus tools and browser tests, which
-    # `--unit` leaves out by marker, tests/conftest.py) run first, in parallel. The
-    # integration tests run after them in lanes side by side (tests/integration/lanes.py),
-    # each lane in namespaces of its own: a lab must be alone on its machine, or its host
-    # snapshot would count a neighbour's processes as leaks.
+    """The pytest command lines for `test`: the tests under tests/unit, then (without
+    --unit) the integration tests."""
+    # The tests under tests/unit: the unit tier, plus tools and browser tests, which
+    # `--unit` leaves out by marker (tests/conftest.py), on two workers. The integration
+    # tests run in lanes side by side (tests/integration/lanes.py), each lane in
+    # namespaces of its own: a lab must be alone on its machine, or its host snapshot
+    # would count a neighbour's processes as leaks.
     select = ["-k", k] if k else []
     quick = [PYTHON, "-m", "pytest", "-q", "-rfEs", "-n", UNIT_WORKERS]
     if unit:
@@ -43,11 +45,20 @@ def pytest_argvs(k: str | None = None, unit: bool = False) -> list[list[str]]:
     }
 )
 def test(c, k=None, unit=False):  # type: ignore[no-untyped-def]
-    """Run the test suite (unit, tools and browser tests in parallel, then integration
-    on real engines)."""
+    """Run the test suite: the unit, tools and browser tests on two workers, and the
+    integration tests on real engines in lanes, at the same time."""
     # invoke hands a string to a shell: every argument is quoted, so a -k expression
     # reaches pytest as one literal argument, whatever quotes, $() or backticks it holds.
-    codes = [c.run(shlex.join(argv), pty=False, warn=True).exited for argv in pytest_argvs(k, unit)]
+    quick, *slow = pytest_argvs(k, unit)
+    # The integration lanes mostly wait on their engines: the tests under tests/unit run
+    # meanwhile, behind them for the CPU (nice), their report shown whole when they end.
+    lanes = [c.run(shlex.join(argv), pty=False, warn=True, asynchronous=True) for argv in slow]
+    first = c.run(
+        shlex.join([*NICE, *quick] if slow else quick), pty=False, warn=True, hide=bool(slow)
+    )
+    if slow:
+        print(first.stdout + first.stderr, end="", flush=True)
+    codes = [first.exited] + [promise.join().exited for promise in lanes]
     # pytest exits 5 when it selected no test: a -k that names only integration tests
     # selects none in the first run, which is no failure unless no run selected any.
     failed = [code for code in codes if code not in (0, NOTHING_SELECTED)]
