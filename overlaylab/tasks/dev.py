@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+import subprocess
 
 from invoke import Exit, task
 
@@ -52,13 +53,14 @@ def test(c, k=None, unit=False):  # type: ignore[no-untyped-def]
     quick, *slow = pytest_argvs(k, unit)
     # The integration lanes mostly wait on their engines: the tests under tests/unit run
     # meanwhile, behind them for the CPU (nice), their report shown whole when they end.
-    lanes = [c.run(shlex.join(argv), pty=False, warn=True, asynchronous=True) for argv in slow]
+    # (A Popen: invoke's asynchronous runs keep their output until they end.)
+    lanes = [subprocess.Popen(argv) for argv in slow]
     first = c.run(
         shlex.join([*NICE, *quick] if slow else quick), pty=False, warn=True, hide=bool(slow)
     )
     if slow:
         print(first.stdout + first.stderr, end="", flush=True)
-    codes = [first.exited] + [promise.join().exited for promise in lanes]
+    codes = [first.exited] + [lane.wait() for lane in lanes]
     # pytest exits 5 when it selected no test: a -k that names only integration tests
     # selects none in the first run, which is no failure unless no run selected any.
     failed = [code for code in codes if code not in (0, NOTHING_SELECTED)]
