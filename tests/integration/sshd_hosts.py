@@ -41,22 +41,29 @@ def _sshd_config(folder: Path, address: str, host: str) -> Path:
     return config
 
 
-# Run sshd in a mount namespace of its own where each program named is an empty file
-# that cannot run: the host then "has" only what an SSH session there can find.
+# Run sshd in a mount namespace of its own where each file named is an empty one: a
+# program there cannot run, so the host "has" only what an SSH session there can find.
 _HIDING_SSHD = (
     'empty="$1"; shift; '
     'while [ "$1" != -- ]; do mount --bind "$empty" "$1"; shift; done; shift; exec "$@"'
 )
 
 
+# This machine's own start-up files for root's shell, which sshd's sessions run before
+# every command: a bare host has none of this machine's set-up (here, root's .bashrc
+# starts pyenv, a dozen processes and a lock per SSH command).
+SHELL_RC = [Path.home() / name for name in (".bashrc", ".bash_profile", ".profile")]
+
+
 def _sshd_argv(folder: Path, config: Path, hidden: Sequence[str]) -> list[str]:
     sshd = [str(SSHD), "-D", "-e", "-f", str(config)]
-    if not hidden:
-        return sshd
     empty = folder / "not-installed"
     empty.write_bytes(b"")
     empty.chmod(0o644)
     paths = [shutil.which(program) or f"/usr/bin/{program}" for program in hidden]
+    paths += [str(rc) for rc in SHELL_RC if rc.is_file()]
+    if not paths:
+        return sshd
     return ["unshare", "--mount", "sh", "-c", _HIDING_SSHD, "sh", str(empty), *paths, "--", *sshd]
 
 
