@@ -21,6 +21,7 @@ from overlaylab.layout import LabLayout
 from overlaylab.providers.local import teardown
 from overlaylab.providers.vagrant import host_apt, image, outer, recipe, rootfs
 from overlaylab.providers.vagrant import keys as vagrant_keys
+from overlaylab.providers.vagrant import machines as machines_module
 from overlaylab.providers.vagrant.machines import (
     VagrantError,
     VagrantMachines,
@@ -482,3 +483,43 @@ def test_vagrant_status_is_asked_again_until_it_lists_every_machine(
     monkeypatch.setattr(machines, "client", lambda quiet=True: client)
     monkeypatch.setattr(time, "sleep", lambda _seconds: None)
     assert sorted(s.name for s in machines.status()) == ["a", "b"]
+
+
+def test_a_machine_vagrant_never_lists_is_asked_of_the_labs_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`vagrant status` kept listing `b` twice and `a` not at all for 10 s: the engine that
+    runs the machines says whether `a`'s container runs."""
+    machines_file = tmp_path / "machines.json"
+    listed_machines = [{"name": "a", "vm_name": "vgs-a"}, {"name": "b", "vm_name": "vgs-b"}]
+    machines_file.write_text(json.dumps({"machines": listed_machines}))
+    machines = VagrantMachines(
+        root=Path("/repo"),
+        state_dir=tmp_path / "vagrant",
+        docker_host="unix:///x/docker.sock",
+        machines_file=machines_file,
+    )
+    wrong = [SimpleNamespace(name="b", state="running", provider="docker")] * 2
+    client = SimpleNamespace(status=lambda vm_name=None: wrong)
+    monkeypatch.setattr(machines, "client", lambda quiet=True: client)
+    asked: list[dict[str, str]] = []
+
+    class Engine:
+        def __init__(self, base_url: str, timeout: int) -> None:
+            assert base_url == "unix:///x/docker.sock"
+            self.containers = self
+
+        def __enter__(self) -> Engine:
+            return self
+
+        def __exit__(self, *_: object) -> None:
+            pass
+
+        def list(self, all: bool, filters: dict[str, str]) -> list[SimpleNamespace]:
+            asked.append(filters)
+            return [SimpleNamespace(status="running")] if "vgs\\-a" in filters["name"] else []
+
+    monkeypatch.setattr(machines_module.docker, "DockerClient", Engine)
+    found = {(s.name, s.state, s.provider) for s in machines.status(settle=0)}
+    assert found == {("a", "running", "docker"), ("b", "running", "docker")}
+    assert asked == [{"name": "^/?vgs\\-a$"}]

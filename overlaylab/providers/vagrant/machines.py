@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker
+import docker.errors
 import vagrant
 
 from overlaylab.errors import OverlaylabError
@@ -209,7 +211,8 @@ class VagrantMachines:
         lists one machine twice and another of the machines file not at all (seen in CI:
         `a` twice, `b` missing; `b` twice, `a` missing with three integration lanes busy
         at once, and `vagrant status a` did not list `a` either). A missing machine is
-        asked for by name, and Vagrant asked again for up to `settle` seconds."""
+        asked for by name, and Vagrant asked again for up to `settle` seconds; what it still
+        leaves out, the lab's engine is asked for."""
         expected = self._machine_names()
         deadline = time.monotonic() + settle
         while True:
@@ -221,8 +224,33 @@ class VagrantMachines:
                 raise VagrantError(self._failure("status", None, exc)) from exc
             unique = {s.name: s for s in found}  # a machine listed twice counts once
             if expected <= set(unique) or time.monotonic() >= deadline:
-                return [MachineStatus(s.name, s.state, s.provider) for s in unique.values()]
+                break
             time.sleep(1.0)
+        listed = [MachineStatus(s.name, s.state, s.provider) for s in unique.values()]
+        return listed + self._engine_states(expected - set(unique))
+
+    def _engine_states(self, names: set[str]) -> list[MachineStatus]:
+        """Machines `vagrant status` still leaves out, as the lab's engine sees them: with
+        the docker provider a machine is the container named as the machines file says
+        (its vm_name). Vagrant's listing is the one that errs there, not the engine."""
+        if self.provider != VAGRANT_PROVIDER or not names or self.machines_file is None:
+            return []
+        try:
+            machines = json.loads(self.machines_file.read_text()).get("machines", [])
+        except (OSError, ValueError):
+            return []
+        vm_names = {str(m.get("name")): str(m.get("vm_name")) for m in machines}
+        states = []
+        try:
+            with docker.DockerClient(base_url=self.docker_host, timeout=10) as engine:
+                for name in sorted(names & set(vm_names)):
+                    pattern = f"^/?{re.escape(vm_names[name])}$"
+                    for container in engine.containers.list(all=True, filters={"name": pattern}):
+                        state = RUNNING if container.status == "running" else container.status
+                        states.append(MachineStatus(name, state, VAGRANT_PROVIDER))
+        except (docker.errors.DockerException, OSError):
+            return []
+        return states
 
     def _machine_names(self) -> set[str]:
         if self.machines_file is None:
