@@ -17,8 +17,8 @@ PYTHON = ".venv/bin/python"
 # workers on two cores take about half the time of one.
 UNIT_WORKERS = "2"
 SLOWEST = "--durations=20"
-LANES = "tests/integration/lanes.py"
-NICE = ["nice", "-n", "10"]  # OVERLAYLAB_TEST_LANES=1: one lane, no namespaces
+LANES = "tests/integration/lanes.py"  # OVERLAYLAB_TEST_LANES=1: one lane, no namespaces
+NICE = ["nice", "-n", "10"]  # the unit run, behind the lanes for the CPU
 NOTHING_SELECTED = 5  # pytest's exit status when no test was selected
 
 
