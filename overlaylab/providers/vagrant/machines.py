@@ -213,7 +213,8 @@ class VagrantMachines:
         at once, and `vagrant status a` did not list `a` either). A missing machine is
         asked for by name, and Vagrant asked again for up to `settle` seconds; what it still
         leaves out, the lab's engine is asked for."""
-        expected = self._machine_names()
+        vm_names = self._machines()
+        expected = set(vm_names)
         deadline = time.monotonic() + settle
         while True:
             try:
@@ -227,24 +228,20 @@ class VagrantMachines:
                 break
             time.sleep(1.0)
         listed = [MachineStatus(s.name, s.state, s.provider) for s in unique.values()]
-        return listed + self._engine_states(expected - set(unique))
+        missing = {name: vm_names[name] for name in expected - set(unique)}
+        return listed + self._engine_states(missing)
 
-    def _engine_states(self, names: set[str]) -> list[MachineStatus]:
+    def _engine_states(self, missing: dict[str, str]) -> list[MachineStatus]:
         """Machines `vagrant status` still leaves out, as the lab's engine sees them: with
         the docker provider a machine is the container named as the machines file says
         (its vm_name). Vagrant's listing is the one that errs there, not the engine."""
-        if self.provider != VAGRANT_PROVIDER or not names or self.machines_file is None:
+        if self.provider != VAGRANT_PROVIDER or not missing:
             return []
-        try:
-            machines = json.loads(self.machines_file.read_text()).get("machines", [])
-        except (OSError, ValueError):
-            return []
-        vm_names = {str(m.get("name")): str(m.get("vm_name")) for m in machines}
         states = []
         try:
             with docker.DockerClient(base_url=self.docker_host, timeout=10) as engine:
-                for name in sorted(names & set(vm_names)):
-                    pattern = f"^/?{re.escape(vm_names[name])}$"
+                for name, vm_name in sorted(missing.items()):
+                    pattern = f"^/?{re.escape(vm_name)}$"
                     for container in engine.containers.list(all=True, filters={"name": pattern}):
                         state = RUNNING if container.status == "running" else container.status
                         states.append(MachineStatus(name, state, VAGRANT_PROVIDER))
@@ -252,14 +249,16 @@ class VagrantMachines:
             return []
         return states
 
-    def _machine_names(self) -> set[str]:
+    def _machines(self) -> dict[str, str]:
+        """The machines file's machines: name -> vm_name (the container's name with the
+        docker provider). Empty without a readable file."""
         if self.machines_file is None:
-            return set()
+            return {}
         try:
             machines = json.loads(self.machines_file.read_text()).get("machines", [])
         except (OSError, ValueError):
-            return set()
-        return {str(m.get("name")) for m in machines}
+            return {}
+        return {str(m.get("name")): str(m.get("vm_name")) for m in machines}
 
     def ssh_targets(self, names: Iterable[str] = ()) -> dict[str, SSHTarget]:
         """Every running machine's SSH target, from one `vagrant ssh-config` call."""
