@@ -34,3 +34,15 @@ def wait_until(
         if answer or clock() >= deadline:
             return answer
         sleep(max(0.0, min(interval, deadline - clock())))
+
+
+def asked_twice(ask: Callable[[], T]) -> T:
+    """`ask()`, and once more if it raises OSError (a second OSError is raised).
+
+    One slow answer is not yet silence: a store that answers its health requests can miss
+    one read on a busy host (fsyncs under load, seen on SSH hosts in CI), and that one
+    read would fail every engine's registration or every app's at once."""
+    try:
+        return ask()
+    except OSError:
+        return ask()

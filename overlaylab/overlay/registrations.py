@@ -12,6 +12,7 @@ from typing import Any
 from overlaylab.context import LabContext
 from overlaylab.host_programs import ZOOKEEPER_SERVER
 from overlaylab.logtail import tail
+from overlaylab.waiting import asked_twice
 
 # Debian's zookeeper package ships its CLI next to the server script.
 ZOOKEEPER_CLI = ZOOKEEPER_SERVER.parent / "zkCli.sh"
@@ -33,15 +34,11 @@ def _http_registrations(lab: LabContext, url_path: str) -> tuple[Any, str]:
     kv_node = lab.node(spec.kv.node)
     address = str(spec.address_of(spec.kv.node))
     try:
-        status, body = kv_node.http_get(address, spec.kv.client_port, url_path, timeout=2)
-    except OSError:
-        # Asked once more before it counts: one slow answer from a store that answers
-        # its health requests (a busy host, fsyncs under load: seen on SSH hosts in CI)
-        # failed every engine's registration at once.
-        try:
-            status, body = kv_node.http_get(address, spec.kv.client_port, url_path, timeout=2)
-        except OSError as exc:
-            return None, f"{spec.kv.backend} does not answer: {exc}"
+        status, body = asked_twice(
+            lambda: kv_node.http_get(address, spec.kv.client_port, url_path, timeout=2)
+        )
+    except OSError as exc:
+        return None, f"{spec.kv.backend} does not answer: {exc}"
     if status == 404:
         return [], f"HTTP 404 for {url_path} (no engine ever registered)"
     if status != 200:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from overlaylab.waiting import wait_until
+from overlaylab.waiting import asked_twice, wait_until
 
 
 @dataclass
@@ -101,3 +101,19 @@ def test_the_real_clock_waits_about_the_timeout() -> None:
     started = time.monotonic()
     assert wait_until(lambda: False, timeout=0.2, interval=0.05) is False
     assert 0.15 <= time.monotonic() - started < 2
+
+
+def test_asked_twice_asks_once_more_after_an_oserror_and_no_more() -> None:
+    answers: list[object] = [TimeoutError("slow"), "answer"]
+
+    def ask() -> object:
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    assert asked_twice(ask) == "answer"
+    answers[:] = [ConnectionRefusedError("no"), TimeoutError("still slow"), "never asked"]
+    with pytest.raises(TimeoutError):
+        asked_twice(ask)
+    assert answers == ["never asked"]

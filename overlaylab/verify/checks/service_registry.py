@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from overlaylab.verify.context import VerifyContext
+from overlaylab.waiting import asked_twice
 
 
 def has_registry(vctx: VerifyContext) -> bool:
@@ -28,10 +29,7 @@ def _read(vctx: VerifyContext) -> tuple[list[dict[str, Any]] | None, str]:
     address, port = str(spec.address_of(spec.kv.node)), spec.kv.client_port
 
     def get(path: str) -> tuple[int, str]:
-        try:
-            return kv.http_get(address, port, path)
-        except OSError:  # one slow answer is asked again before it counts
-            return kv.http_get(address, port, path)
+        return asked_twice(lambda: kv.http_get(address, port, path))
 
     try:
         if spec.kv.backend == "etcd":
